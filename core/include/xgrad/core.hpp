@@ -1,0 +1,11 @@
+#pragma once
+/// \file Everything in xgrad's core module.
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/dtype.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/extension.hpp>
+#include <xgrad/core/format.hpp>
+#include <xgrad/core/gradcheck.hpp>
+#include <xgrad/core/ops.hpp>
+#include <xgrad/core/tensor.hpp>

@@ -1,0 +1,57 @@
+#pragma once
+/// \file Creating tensors: from values, constant fills, ranges and seeded random draws.
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+
+namespace xgrad {
+
+/// A 1-D tensor of `values`, converted to `dtype`.
+/// Example: `Tensor v = tensor({1, 2, 3});`
+Tensor tensor(std::initializer_list<double> values, DType dtype = DType::f32);
+/// A tensor of `values` laid out in row-major order with `shape`.
+/// Example: `Tensor m = tensor({1, 2, 3, 4}, {2, 2}, DType::f64);`
+Tensor tensor(std::initializer_list<double> values, const Shape& shape, DType dtype = DType::f32);
+/// A 0-d tensor holding `value`.
+Tensor scalar(double value, DType dtype = DType::f32);
+/// Tensors from vectors, keeping the element type: float → f32, double → f64,
+/// int64_t → i64, bool → b8 (vector<bool> is copied element by element).
+Tensor from_vector(const std::vector<float>& values, const Shape& shape);
+Tensor from_vector(const std::vector<double>& values, const Shape& shape);
+Tensor from_vector(const std::vector<std::int64_t>& values, const Shape& shape);
+Tensor from_vector(const std::vector<bool>& values, const Shape& shape);
+
+Tensor empty(const Shape& shape, DType dtype = DType::f32);  ///< uninitialised values
+Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+Tensor ones(const Shape& shape, DType dtype = DType::f32);
+Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
+/// 0, 1, ..., end-1 as i64.
+Tensor arange(std::int64_t end);
+/// start, start+step, ... below end (above end for negative step).
+Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::f32);
+/// n×m identity (m = n when omitted).
+Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = DType::f32);
+
+/// Seeds the generator behind every random call below; the same seed gives the same draws.
+void manual_seed(std::uint64_t seed);
+/// Uniform in [0, 1).
+Tensor rand(const Shape& shape, DType dtype = DType::f32);
+/// Uniform in [low, high).
+Tensor uniform(const Shape& shape, double low, double high, DType dtype = DType::f32);
+/// Standard normal.
+Tensor randn(const Shape& shape, DType dtype = DType::f32);
+/// Integers uniform in [low, high), as i64.
+Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape);
+/// Bernoulli(p) draws as 0/1 in `dtype` (for dropout masks).
+Tensor bernoulli(const Shape& shape, double p, DType dtype = DType::f32);
+
+Tensor empty_like(const Tensor& t);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+Tensor rand_like(const Tensor& t);
+Tensor randn_like(const Tensor& t);
+
+}  // namespace xgrad

@@ -1,0 +1,215 @@
+#pragma once
+/// \file The ops. A small, closed set of primitives has its own forward and backward;
+/// everything else is composed from them.
+///
+/// | primitive     | family      | forward                                    |
+/// |---------------|-------------|--------------------------------------------|
+/// | add           | arithmetic  | a + b (broadcast)                          |
+/// | sub           | arithmetic  | a - b (broadcast)                          |
+/// | mul           | arithmetic  | a * b (broadcast)                          |
+/// | div           | arithmetic  | a / b (broadcast)                          |
+/// | neg           | arithmetic  | -a                                         |
+/// | pow           | arithmetic  | a ^ scalar                                 |
+/// | pow_tensor    | arithmetic  | a ^ b (broadcast)                          |
+/// | exp           | unary       | e^a                                        |
+/// | log           | unary       | ln a                                       |
+/// | sqrt          | unary       | √a                                         |
+/// | abs           | unary       | abs(a)                                     |
+/// | clamp         | unary       | min(max(a, lo), hi)                        |
+/// | sigmoid       | unary       | 1 / (1 + e^-a)                             |
+/// | tanh          | unary       | tanh a                                     |
+/// | relu          | unary       | max(a, 0)                                  |
+/// | leaky_relu    | unary       | a if a > 0 else slope·a                    |
+/// | gelu          | unary       | a·Φ(a) (exact, erf)                        |
+/// | softplus      | unary       | ln(1 + e^a), stable                        |
+/// | to            | unary       | dtype conversion f32 ↔ f64                 |
+/// | clone         | unary       | copy                                       |
+/// | matmul        | matmul      | (..., n, k) × (..., k, m), CBLAS           |
+/// | reshape       | shape       | same elements, new shape                   |
+/// | permute       | shape       | reorders dimensions                        |
+/// | expand        | shape       | broadcasts to a larger shape               |
+/// | narrow        | shape       | a slice [start, start+length) along dim    |
+/// | cat           | shape       | concatenation along dim                    |
+/// | split         | shape       | pieces along dim (one node, many outputs)  |
+/// | index_select  | index       | rows picked by i64 indices along dim       |
+/// | gather        | index       | out[i][j] = a[index[i][j]][j] (dim 0)      |
+/// | where         | index       | cond ? a : b (broadcast)                   |
+/// | sum           | reduction   | over dims, keepdim                         |
+/// | max           | reduction   | values (and indices) along a dim           |
+/// | min           | reduction   | values (and indices) along a dim           |
+/// | logsumexp     | reduction   | ln Σ e^a along dims, stable                |
+/// | softmax       | softmax     | fused, stable                              |
+/// | log_softmax   | softmax     | fused, stable                              |
+///
+/// Not differentiable: eq, ne, lt, le, gt, ge (→ b8), argmax / argmin (→ i64).
+/// Composed (no backward of their own): mean, var, squeeze, unsqueeze, flatten, transpose,
+/// select, chunk, unbind, stack, masked_fill, the 1-D forms of matmul, and the operators.
+///
+/// Binary ops broadcast with numpy's rules and need operands of one dtype; a scalar operand
+/// takes the tensor's dtype. Negative `dim` counts from the end.
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+
+namespace xgrad {
+
+/// One row of the primitive table above.
+struct PrimitiveInfo {
+  std::string_view name;
+  std::string_view family;
+  std::string_view forward;
+};
+/// The primitive table, in the order above; a recorded node's name is one of these names.
+std::span<const PrimitiveInfo> primitives();
+
+// --- arithmetic (broadcasting) ---------------------------------------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& a);
+/// a ^ exponent, elementwise.
+Tensor pow(const Tensor& a, double exponent);
+/// a ^ b, elementwise with broadcasting (a > 0 where b's gradient is needed).
+Tensor pow(const Tensor& a, const Tensor& b);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// --- unary math and activations ----------------------------------------------------------
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor abs(const Tensor& a);
+/// Limits every element to [lo, hi]; the gradient is 1 inside, 0 where clamped.
+Tensor clamp(const Tensor& a, double lo, double hi);
+Tensor sigmoid(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor relu(const Tensor& a);
+Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
+/// Exact GELU, a·Φ(a), as PyTorch's default.
+Tensor gelu(const Tensor& a);
+/// ln(1 + e^a), computed without overflow.
+Tensor softplus(const Tensor& a);
+
+// --- matmul -------------------------------------------------------------------------------
+/// Matrix product with numpy/PyTorch semantics:
+/// - (n, k) × (k, m) → (n, m); 1-D operands are a row (left) or a column (right) vector
+///   and that dimension is dropped from the result: (k) × (k) → scalar.
+/// - (..., n, k) × (..., k, m) → (..., n, m), batch dimensions broadcast.
+/// Runs on CBLAS GEMM; gradients use transpose flags, never transposed copies.
+/// Example: `matmul(randn({8, 5, 3}), randn({3, 4}))  // (8, 5, 4)`
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// --- shape ------------------------------------------------------------------------------
+/// Same elements in a new shape; one extent may be -1 (inferred).
+Tensor reshape(const Tensor& a, const Shape& shape);
+/// Merges dims start_dim..end_dim into one.
+Tensor flatten(const Tensor& a, std::int64_t start_dim = 0, std::int64_t end_dim = -1);
+/// Removes dimension `dim`, which must have extent 1.
+Tensor squeeze(const Tensor& a, std::int64_t dim);
+/// Removes every dimension of extent 1.
+Tensor squeeze(const Tensor& a);
+/// Inserts a dimension of extent 1 at `dim` (0..a.dim()).
+Tensor unsqueeze(const Tensor& a, std::int64_t dim);
+/// Reorders dimensions: out.shape[i] = a.shape[dims[i]].
+Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims);
+/// Swaps two dimensions.
+Tensor transpose(const Tensor& a, std::int64_t dim0, std::int64_t dim1);
+/// Broadcasts to `shape` (new leading dims allowed; -1 keeps an extent).
+Tensor expand(const Tensor& a, const Shape& shape);
+/// Elements [start, start + length) along `dim`.
+Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length);
+/// Elements [start, end) along `dim`; negative start / end count from the end, and both
+/// are clamped to the extent, as Python slicing `a[start:end]`.
+Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t end);
+/// The slice at `index` along `dim`, with that dimension removed.
+Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index);
+/// Joins tensors of equal shape except along `dim`.
+Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim = 0);
+/// Joins tensors of equal shape along a new dimension `dim`.
+Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim = 0);
+/// Pieces of `sizes[i]` elements along `dim` (sizes sum to the extent); one graph node.
+std::vector<Tensor> split(const Tensor& a, const std::vector<std::int64_t>& sizes,
+                          std::int64_t dim = 0);
+/// Pieces of `split_size` elements along `dim` (the last may be smaller).
+std::vector<Tensor> split(const Tensor& a, std::int64_t split_size, std::int64_t dim = 0);
+/// `chunks` pieces of equal size along `dim` (as PyTorch: ceil(n / chunks) each).
+std::vector<Tensor> chunk(const Tensor& a, std::int64_t chunks, std::int64_t dim = 0);
+/// Every slice along `dim`, that dimension removed. One split node, so taking all time
+/// steps of a (T, B, H) tensor costs O(T) in backward, not O(T²).
+std::vector<Tensor> unbind(const Tensor& a, std::int64_t dim = 0);
+
+// --- indexing and masking --------------------------------------------------------------------
+/// Slices of `a` at the i64 `index` positions along `dim` (an embedding lookup is
+/// `index_select(weight, 0, ids)`). Backward scatter-adds, so repeated indices accumulate.
+Tensor index_select(const Tensor& a, std::int64_t dim, const Tensor& index);
+/// out[i][j][k] = a[index[i][j][k]][j][k] for dim 0 (and likewise for other dims); `index`
+/// has a's rank and sizes no larger than a's outside `dim`.
+Tensor gather(const Tensor& a, std::int64_t dim, const Tensor& index);
+/// Elementwise `cond ? a : b`, broadcast; cond is b8 (or any dtype, nonzero = true).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// `a` with `value` where mask is true (mask broadcast to a's shape).
+Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
+
+// --- comparisons (b8 results, not differentiable) ----------------------------------------------
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+
+// --- reductions -----------------------------------------------------------------------------
+/// Sum of all elements (0-d). b8 and i64 tensors sum to i64.
+Tensor sum(const Tensor& a);
+/// Sum over `dims`; with keepdim they stay as extent 1.
+Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& a);
+Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+/// Variance over `dims` (unbiased by default, as PyTorch).
+Tensor var(const Tensor& a, const std::vector<std::int64_t>& dims, bool unbiased = true,
+           bool keepdim = false);
+/// Largest element (0-d); the gradient goes to the first maximal element.
+Tensor max(const Tensor& a);
+Tensor min(const Tensor& a);
+/// Largest values along `dim` and their i64 indices (first occurrence), as torch.max(a, dim).
+std::pair<Tensor, Tensor> max(const Tensor& a, std::int64_t dim, bool keepdim = false);
+std::pair<Tensor, Tensor> min(const Tensor& a, std::int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim = false);
+Tensor argmin(const Tensor& a, std::int64_t dim, bool keepdim = false);
+/// ln Σ exp(a) over `dims`, shifted by the maximum so that it never overflows.
+Tensor logsumexp(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+
+// --- softmax ----------------------------------------------------------------------------------
+/// exp(a) / Σ exp(a) along `dim`, fused and stable.
+Tensor softmax(const Tensor& a, std::int64_t dim);
+/// a - logsumexp(a) along `dim`, fused and stable.
+Tensor log_softmax(const Tensor& a, std::int64_t dim);
+
+// --- utilities ----------------------------------------------------------------------------------
+/// True when shapes match and |a - b| <= atol + rtol·|b| everywhere.
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+/// The numpy broadcast of two shapes; throws naming `op` when they are incompatible.
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op = "broadcast");
+/// `grad` summed over broadcast dimensions down to `shape` (the one unbroadcast helper).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+/// True when some element is NaN or ±Inf.
+bool has_nonfinite(const Tensor& a);
+
+}  // namespace xgrad

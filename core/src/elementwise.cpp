@@ -1,0 +1,184 @@
+// Binary elementwise primitives (add, sub, mul, div, pow), neg, and the comparisons.
+// Operands broadcast with numpy's rules; the engine reduces each gradient back to its
+// operand's shape with sum_to, so no backward here deals with broadcasting.
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/ops.hpp>
+
+#include <cmath>
+
+#include "kernels.hpp"
+
+namespace xgrad {
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+  const std::size_t rank = std::max(a.size(), b.size());
+  Shape out(rank);
+  for (std::size_t i = 0; i < rank; ++i) {
+    std::int64_t x = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    std::int64_t y = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (x != y && x != 1 && y != 1)
+      throw Error(std::string(op) + ": shapes " + shape_str(a) + " and " + shape_str(b) + " cannot be broadcast");
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+namespace {
+
+// out = f(a, b) elementwise, where f takes xtensor expressions (or a scalar as either side).
+// Same shapes and scalar operands take flat, vectorised paths; other shapes broadcast.
+template <class T, class R, class F>
+Tensor binary_kernel(const Tensor& a, const Tensor& b, DType out_dtype, const char* op, F f) {
+  Tensor out = make_empty(broadcast_shapes(a.shape(), b.shape(), op), out_dtype);
+  if (a.shape() == b.shape()) {
+    auto o = flat<R>(out);
+    o = f(flat<T>(a), flat<T>(b));
+  } else if (b.numel() == 1 && out.shape() == a.shape()) {
+    auto o = flat<R>(out);
+    o = f(flat<T>(a), impl_of(b).data<T>()[0]);
+  } else if (a.numel() == 1 && out.shape() == b.shape()) {
+    auto o = flat<R>(out);
+    o = f(impl_of(a).data<T>()[0], flat<T>(b));
+  } else {
+    auto o = nd<R>(out);
+    o = f(nd<T>(a), nd<T>(b));
+  }
+  return out;
+}
+
+template <class F>
+Tensor arithmetic(const Tensor& a, const Tensor& b, const char* op, F f) {
+  require_same_dtype(a, b, op);
+  return dispatch_numeric(a.dtype(), op, [&]<class T>() { return binary_kernel<T, T>(a, b, a.dtype(), op, f); });
+}
+
+template <class F>
+Tensor floating(const Tensor& a, const Tensor& b, const char* op, F f) {
+  require_same_dtype(a, b, op);
+  return dispatch_floating(a.dtype(), op, [&]<class T>() { return binary_kernel<T, T>(a, b, a.dtype(), op, f); });
+}
+
+template <class F>
+Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
+  require_same_dtype(a, b, op);
+  return dispatch_numeric(a.dtype(), op, [&]<class T>() { return binary_kernel<T, bool>(a, b, DType::b8, op, f); });
+}
+
+Tensor scalar_like(double value, const Tensor& t) { return scalar(value, t.dtype()); }
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = arithmetic(a, b, "add", [](auto&& x, auto&& y) { return x + y; });
+  if (!any_requires_grad({&a, &b})) return out;
+  return record_op("add", {a, b}, out, [](const Tensor& g) { return std::vector<Tensor>{g, g}; });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = arithmetic(a, b, "sub", [](auto&& x, auto&& y) { return x - y; });
+  if (!any_requires_grad({&a, &b})) return out;
+  return record_op("sub", {a, b}, out, [nb = b.requires_grad()](const Tensor& g) {
+    return std::vector<Tensor>{g, nb ? neg(g) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = arithmetic(a, b, "mul", [](auto&& x, auto&& y) { return x * y; });
+  if (!any_requires_grad({&a, &b})) return out;
+  // Each gradient needs the other operand: save only what will be read.
+  const bool na = a.requires_grad(), nb = b.requires_grad();
+  Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
+  return record_op("mul", {a, b}, out, [sa, sb](const Tensor& g) {
+    return std::vector<Tensor>{sb.defined() ? g * sb : Tensor(), sa.defined() ? g * sa : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = floating(a, b, "div", [](auto&& x, auto&& y) { return x / y; });
+  if (!any_requires_grad({&a, &b})) return out;
+  const bool nb = b.requires_grad();
+  // d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b = -out/b.
+  return record_op("div", {a, b}, out, [sb = b.detach(), so = nb ? out.detach() : Tensor()](const Tensor& g) {
+    Tensor ga = g / sb;
+    return std::vector<Tensor>{ga, so.defined() ? neg(ga * so) : Tensor()};
+  });
+}
+
+Tensor neg(const Tensor& a) {
+  require_defined(a, "neg");
+  Tensor out = dispatch_numeric(a.dtype(), "neg", [&]<class T>() {
+    Tensor o = make_empty(a.shape(), a.dtype());
+    auto y = flat<T>(o);
+    y = -flat<T>(a);
+    return o;
+  });
+  if (!any_requires_grad({&a})) return out;
+  return record_op("neg", {a}, out, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
+}
+
+Tensor pow(const Tensor& a, double exponent) {
+  require_floating(a, "pow");
+  Tensor e = scalar_like(exponent, a);
+  Tensor out = floating(a, e, "pow", [](auto&& x, auto&& y) { return xt::pow(x, y); });
+  if (!any_requires_grad({&a})) return out;
+  // d(a^p)/da = p·a^(p-1)
+  return record_op("pow", {a}, out, [sa = a.detach(), exponent](const Tensor& g) {
+    return std::vector<Tensor>{g * (exponent * pow(sa, exponent - 1.0))};
+  });
+}
+
+Tensor pow(const Tensor& a, const Tensor& b) {
+  Tensor out = floating(a, b, "pow_tensor", [](auto&& x, auto&& y) { return xt::pow(x, y); });
+  if (!any_requires_grad({&a, &b})) return out;
+  // d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·ln a.
+  const bool na = a.requires_grad(), nb = b.requires_grad();
+  return record_op("pow_tensor", {a, b}, out,
+                   [sa = a.detach(), sb = b.detach(), so = nb ? out.detach() : Tensor(), na](const Tensor& g) {
+                     return std::vector<Tensor>{na ? g * sb * pow(sa, sb - 1.0) : Tensor(),
+                                                so.defined() ? g * so * log(sa) : Tensor()};
+                   });
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& a) { return neg(a); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare(a, b, "eq", [](auto&& x, auto&& y) { return xt::equal(x, y); }); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare(a, b, "ne", [](auto&& x, auto&& y) { return xt::not_equal(x, y); }); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare(a, b, "lt", [](auto&& x, auto&& y) { return xt::less(x, y); }); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, "le", [](auto&& x, auto&& y) { return xt::less_equal(x, y); }); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, "gt", [](auto&& x, auto&& y) { return xt::greater(x, y); }); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", [](auto&& x, auto&& y) { return xt::greater_equal(x, y); }); }
+
+bool has_nonfinite(const Tensor& a) {
+  require_defined(a, "has_nonfinite");
+  if (!is_floating(a.dtype())) return false;
+  return dispatch_floating(a.dtype(), "has_nonfinite", [&]<class T>() {
+    const T* p = impl_of(a).data<T>();
+    for (std::int64_t i = 0; i < impl_of(a).numel; ++i)
+      if (!std::isfinite(p[i])) return true;
+    return false;
+  });
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  require_defined(a, "allclose");
+  require_defined(b, "allclose");
+  if (a.shape() != b.shape()) return false;
+  auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!(std::abs(x[i] - y[i]) <= atol + rtol * std::abs(y[i]))) return false;
+  return true;
+}
+
+}  // namespace xgrad

@@ -1,0 +1,176 @@
+// The reverse-mode engine: grad mode, anomaly mode, the backward walk, graph teardown.
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/ops.hpp>
+
+#include <atomic>
+
+#include "impl.hpp"
+
+namespace xgrad {
+
+namespace {
+thread_local bool grad_enabled = true;
+thread_local bool anomaly_enabled = false;
+std::atomic<std::uint64_t> next_epoch{1};
+}  // namespace
+
+bool is_grad_enabled() { return grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
+
+bool is_anomaly_enabled() { return anomaly_enabled; }
+AnomalyGuard::AnomalyGuard() : previous_(anomaly_enabled) { anomaly_enabled = true; }
+AnomalyGuard::~AnomalyGuard() { anomaly_enabled = previous_; }
+
+Node::~Node() {
+  // Releasing `next` could destroy the next node, whose destructor would release its own
+  // `next`, and so on down the graph: recursion as deep as the graph. Instead, nodes about to
+  // die are parked in a thread-local list and destroyed one at a time by the outermost call.
+  thread_local std::vector<std::shared_ptr<Node>> pending;
+  thread_local bool draining = false;
+  for (Edge& e : next)
+    if (e.fn && e.fn.use_count() == 1) pending.push_back(std::move(e.fn));
+  next.clear();
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // may park more nodes in `pending`
+  }
+  draining = false;
+}
+
+namespace {
+
+// True when nobody else can observe `t`, so it may be updated in place.
+bool exclusively_owned(const Tensor& t) {
+  return t.impl().use_count() == 1 && impl_of(t).storage.use_count() == 1;
+}
+
+// acc += g, the only way gradients meet: they accumulate, they never overwrite.
+void accumulate(Tensor& acc, const Tensor& g) {
+  if (!acc.defined()) {
+    acc = exclusively_owned(g) ? g : g.clone();
+  } else if (exclusively_owned(acc)) {
+    acc.add_(g);
+  } else {
+    acc = acc + g;
+  }
+}
+
+// Checks a gradient computed by `node` for input `i` and brings it to the input's shape.
+Tensor fit_gradient(const Node& node, std::size_t i, const Tensor& g, const Shape& shape, DType dtype) {
+  if (g.dtype() != dtype)
+    throw Error("backward of '" + node.name + "': gradient for input " + std::to_string(i) + " has dtype " +
+                std::string(dtype_name(g.dtype())) + ", the input has " + std::string(dtype_name(dtype)));
+  if (is_anomaly_enabled() && has_nonfinite(g))
+    throw Error("anomaly: backward of '" + node.name + "' produced NaN or Inf in the gradient of input " +
+                std::to_string(i));
+  if (g.shape() == shape) return g;
+  try {
+    return sum_to(g, shape);
+  } catch (const Error&) {
+    throw Error("backward of '" + node.name + "': gradient of shape " + shape_str(g.shape()) +
+                " does not reduce to the shape " + shape_str(shape) + " of input " + std::to_string(i));
+  }
+}
+
+}  // namespace
+
+void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
+  require_defined(*this, "backward");
+  if (!requires_grad())
+    throw Error("backward: tensor of shape " + shape_str(shape()) +
+                " does not require grad (no input of its graph requires grad)");
+  Tensor seed = seed_in;
+  if (!seed.defined()) {
+    if (numel() != 1)
+      throw Error("backward: an implicit seed needs a one-element tensor, got shape " + shape_str(shape()) +
+                  "; pass a seed of the same shape");
+    seed = ones(shape(), dtype());
+  } else if (seed.shape() != shape() || seed.dtype() != dtype()) {
+    throw Error("backward: seed of shape " + shape_str(seed.shape()) + " and dtype " +
+                std::string(dtype_name(seed.dtype())) + " for a tensor of shape " + shape_str(shape()) +
+                " and dtype " + std::string(dtype_name(dtype())));
+  }
+  NoGradGuard no_grad;
+  if (is_leaf()) {
+    accumulate(impl_->grad, seed.detach());
+    return;
+  }
+
+  // Count, for every node reachable from the root, how many edges lead into it. Iterative
+  // depth-first walk; `epoch` marks nodes seen in this pass.
+  std::shared_ptr<Node> root = impl_->grad_fn;
+  const std::uint64_t epoch = next_epoch++;
+  std::vector<std::shared_ptr<Node>> all{root};
+  root->epoch = epoch;
+  root->dependencies = 0;
+  for (std::size_t k = 0; k < all.size(); ++k) {
+    for (Edge& e : all[k]->next) {
+      if (!e.fn) continue;
+      if (e.fn->epoch != epoch) {
+        e.fn->epoch = epoch;
+        e.fn->dependencies = 0;
+        e.fn->grads.clear();
+        all.push_back(e.fn);
+      }
+      ++e.fn->dependencies;
+    }
+  }
+
+  try {
+    root->grads.assign(root->out_shapes.size(), Tensor());
+    root->grads[impl_->output_nr] = seed.detach();
+    // A node runs once every edge into it has delivered its gradient (Kahn's order).
+    std::vector<std::shared_ptr<Node>> ready{root};
+    while (!ready.empty()) {
+      std::shared_ptr<Node> node = std::move(ready.back());
+      ready.pop_back();
+      std::vector<Tensor> grads = std::move(node->grads);
+      node->grads.clear();
+      bool any = false;
+      for (const Tensor& g : grads) any = any || g.defined();
+
+      std::vector<Tensor> input_grads;
+      if (any) {
+        if (!node->backward)
+          throw Error("backward: the graph through '" + node->name +
+                      "' was already freed by an earlier backward(); pass retain_graph=true to the "
+                      "first call to differentiate twice");
+        grads.resize(node->out_shapes.size());
+        for (std::size_t i = 0; i < grads.size(); ++i)
+          if (!grads[i].defined()) grads[i] = zeros(node->out_shapes[i], node->out_dtypes[i]);
+        input_grads = node->backward(grads);
+        if (input_grads.size() != node->next.size())
+          throw Error("backward of '" + node->name + "' returned " + std::to_string(input_grads.size()) +
+                      " gradients for " + std::to_string(node->next.size()) + " inputs");
+      }
+      for (std::size_t i = 0; i < node->next.size(); ++i) {
+        Edge& e = node->next[i];
+        const Tensor g = any ? input_grads[i] : Tensor();
+        if (e.fn) {
+          if (g.defined()) {
+            e.fn->grads.resize(e.fn->out_shapes.size());
+            accumulate(e.fn->grads[e.output_nr],
+                       fit_gradient(*node, i, g, e.fn->out_shapes[e.output_nr], e.fn->out_dtypes[e.output_nr]));
+          }
+          if (--e.fn->dependencies == 0) ready.push_back(e.fn);
+        } else if (e.leaf && g.defined()) {
+          accumulate(e.leaf->grad, fit_gradient(*node, i, g, e.leaf->shape, e.leaf->dtype));
+        }
+      }
+      if (!retain_graph) {
+        node->backward = nullptr;  // frees what the node saved for backward
+        node->next.clear();
+      }
+    }
+  } catch (...) {
+    for (auto& n : all) n->grads.clear();
+    throw;
+  }
+}
+
+}  // namespace xgrad

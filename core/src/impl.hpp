@@ -1,0 +1,97 @@
+#pragma once
+// Private to core: what a Tensor handle points at, and the graph node.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <xgrad/core/extension.hpp>
+#include <xgrad/core/tensor.hpp>
+
+namespace xgrad {
+
+// Raw, 64-byte aligned bytes (aligned for xsimd). `version` counts in-place writes.
+struct Storage {
+  explicit Storage(std::size_t nbytes)
+      : data(static_cast<std::byte*>(::operator new(nbytes ? nbytes : 1, std::align_val_t{64}))),
+        nbytes(nbytes) {}
+  ~Storage() { ::operator delete(data, std::align_val_t{64}); }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  std::byte* data;
+  std::size_t nbytes;
+};
+
+class Node;
+
+class TensorImpl {
+ public:
+  TensorImpl(std::shared_ptr<Storage> storage, Shape shape, DType dtype)
+      : storage(std::move(storage)), shape(std::move(shape)), dtype(dtype),
+        numel(shape_numel(this->shape)) {}
+
+  template <class T>
+  T* data() const { return reinterpret_cast<T*>(storage->data); }
+
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  DType dtype;
+  std::int64_t numel;
+  bool requires_grad = false;
+  std::shared_ptr<Node> grad_fn;  // null for leaves
+  std::uint32_t output_nr = 0;    // which output of grad_fn this is
+  Tensor grad;
+};
+
+// Where the gradient of one input goes: into another node's output, or into a leaf's grad.
+// Neither is set when that input does not require grad.
+struct Edge {
+  std::shared_ptr<Node> fn;
+  std::uint32_t output_nr = 0;
+  std::shared_ptr<TensorImpl> leaf;
+};
+
+// One recorded application of a primitive.
+class Node {
+ public:
+  Node(std::string name, std::vector<Edge> next, BackwardFn backward)
+      : name(std::move(name)), next(std::move(next)), backward(std::move(backward)) {}
+  // Destroys the graph behind this node iteratively: a 100 000-node chain must not
+  // recurse 100 000 destructors deep.
+  ~Node();
+
+  std::string name;
+  std::vector<Edge> next;         // one per input
+  std::vector<Shape> out_shapes;  // one per output
+  std::vector<DType> out_dtypes;
+  BackwardFn backward;            // empty once the graph is freed
+
+  // Engine scratch, valid during one backward pass.
+  std::vector<Tensor> grads;      // accumulated gradient of each output
+  std::int64_t dependencies = 0;
+  std::uint64_t epoch = 0;
+};
+
+// Shorthand used throughout core.
+inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }
+
+// A new contiguous tensor with uninitialised data.
+Tensor make_empty(const Shape& shape, DType dtype);
+
+// Normalises a possibly negative dim for a tensor of rank `rank`; throws naming `op`.
+std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op);
+
+// Throws "<op>: expected a floating-point tensor, got int64" unless `t` is f32 or f64.
+void require_floating(const Tensor& t, const char* op);
+// Throws unless a and b share one dtype.
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* op);
+// Throws "<op>: undefined tensor" for default-constructed tensors.
+void require_defined(const Tensor& t, const char* op);
+
+// True when an op on these inputs must be recorded.
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+
+}  // namespace xgrad

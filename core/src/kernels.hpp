@@ -1,0 +1,116 @@
+#pragma once
+// Private to core: dtype dispatch and xtensor views of tensor storage. Only core's .cpp
+// files include this (and with it xtensor); public headers never do.
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xtensor.hpp>
+
+#include "impl.hpp"
+
+namespace xgrad {
+
+// The element type of an xtensor expression (inside generic kernel lambdas).
+template <class E>
+using value_of = typename std::decay_t<E>::value_type;
+
+// Calls `f.template operator()<T>()` with T the C++ type of `dtype`, for f32 and f64.
+template <class F>
+decltype(auto) dispatch_floating(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    default:
+      throw Error(std::string(op) + ": expected a floating-point tensor, got " +
+                  std::string(dtype_name(dtype)));
+  }
+}
+
+// As dispatch_floating, also for i64.
+template <class F>
+decltype(auto) dispatch_numeric(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::i64: return f.template operator()<std::int64_t>();
+    default:
+      throw Error(std::string(op) + ": not supported for dtype " + std::string(dtype_name(dtype)));
+  }
+}
+
+// Every dtype; b8 is stored as bool.
+template <class F>
+decltype(auto) dispatch_all(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::i64: return f.template operator()<std::int64_t>();
+    case DType::b8: break;
+  }
+  return f.template operator()<bool>();
+}
+
+// The elements of `t` as a 1-D xtensor adaptor (no copy): fast, vectorised with xsimd.
+template <class T>
+auto flat(const Tensor& t) {
+  TensorImpl& im = impl_of(t);
+  auto n = static_cast<std::size_t>(im.numel);
+  return xt::adapt(im.data<T>(), n, xt::no_ownership(), std::array<std::size_t, 1>{n});
+}
+
+// The elements of `t` as an n-D xtensor adaptor with t's shape (for broadcasting).
+template <class T>
+auto nd(const Tensor& t) {
+  TensorImpl& im = impl_of(t);
+  std::vector<std::size_t> shape(im.shape.begin(), im.shape.end());
+  return xt::adapt(im.data<T>(), static_cast<std::size_t>(im.numel), xt::no_ownership(), shape);
+}
+
+// Splits `shape` around `dim` into (outer, n, inner): every axis-wise kernel loops over
+// outer × n × inner with the reduced axis in the middle.
+struct AxisSplit {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+inline AxisSplit split_at(const Shape& shape, std::int64_t dim) {
+  AxisSplit s;
+  for (std::int64_t i = 0; i < dim; ++i) s.outer *= shape[i];
+  s.n = shape[dim];
+  for (std::size_t i = dim + 1; i < shape.size(); ++i) s.inner *= shape[i];
+  return s;
+}
+
+}  // namespace xgrad
+
+namespace xgrad {
+
+// A new tensor f(flat(a)) of a's shape; f maps an xtensor expression to one.
+template <class F>
+Tensor map1(const Tensor& a, const char* op, F f) {
+  require_floating(a, op);
+  return dispatch_floating(a.dtype(), op, [&]<class T>() {
+    Tensor out = make_empty(a.shape(), a.dtype());
+    auto y = flat<T>(out);
+    y = f(flat<T>(a));
+    return out;
+  });
+}
+
+// A new tensor f(flat(a), flat(b)) for a and b of one shape and dtype: fused kernels for
+// backward rules such as g·y·(1 - y), one pass instead of three temporaries.
+template <class F>
+Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
+  require_floating(a, op);
+  return dispatch_floating(a.dtype(), op, [&]<class T>() {
+    Tensor out = make_empty(a.shape(), a.dtype());
+    auto y = flat<T>(out);
+    y = f(flat<T>(a), flat<T>(b));
+    return out;
+  });
+}
+
+}  // namespace xgrad

@@ -1,0 +1,190 @@
+// matmul: the one primitive that reaches BLAS. Gradients reuse the same GEMM with transpose
+// flags; no transposed copy is ever materialised.
+#include <xgrad/core/ops.hpp>
+
+#include <cblas.h>
+
+#include "kernels.hpp"
+
+namespace xgrad {
+
+namespace {
+
+// C (M×N) = op(A) · op(B) + beta·C, row-major; op transposes when the flag is set.
+// BLAS rejects leading dimensions of 0, so empty products are handled here.
+template <class T>
+bool empty_product(std::int64_t M, std::int64_t N, std::int64_t K, T* C, T beta) {
+  if (M == 0 || N == 0) return true;
+  if (K == 0) {
+    for (std::int64_t i = 0; i < M * N; ++i) C[i] = beta == T(0) ? T(0) : beta * C[i];
+    return true;
+  }
+  return false;
+}
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, const float* B,
+          float* C, float beta) {
+  if (empty_product(M, N, K, C, beta)) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
+              ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, const double* B,
+          double* C, double beta) {
+  if (empty_product(M, N, K, C, beta)) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A,
+              ta ? M : K, B, tb ? K : N, beta, C, N);
+}
+
+// For every matrix of the broadcast batch, which matrix of each operand it reads.
+struct BatchPlan {
+  Shape batch;                          // broadcast batch shape
+  std::vector<std::int64_t> a_index;    // per batch element: matrix index into a
+  std::vector<std::int64_t> b_index;
+};
+
+BatchPlan plan_batches(const Shape& a_batch, const Shape& b_batch) {
+  BatchPlan p;
+  p.batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  const std::size_t rank = p.batch.size();
+  const std::int64_t count = shape_numel(p.batch);
+  // Strides (in matrices) of each operand over the broadcast batch; 0 where broadcast.
+  auto strides_for = [&](const Shape& s) {
+    std::vector<std::int64_t> st(rank, 0);
+    std::int64_t stride = 1;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      std::size_t d = s.size() - 1 - i, out_d = rank - 1 - i;
+      st[out_d] = s[d] == 1 ? 0 : stride;
+      stride *= s[d];
+    }
+    return st;
+  };
+  auto sa = strides_for(a_batch), sb = strides_for(b_batch);
+  p.a_index.resize(count);
+  p.b_index.resize(count);
+  std::vector<std::int64_t> idx(rank, 0);
+  for (std::int64_t i = 0; i < count; ++i) {
+    std::int64_t ia = 0, ib = 0;
+    for (std::size_t d = 0; d < rank; ++d) {
+      ia += idx[d] * sa[d];
+      ib += idx[d] * sb[d];
+    }
+    p.a_index[i] = ia;
+    p.b_index[i] = ib;
+    for (std::size_t d = rank; d-- > 0;) {
+      if (++idx[d] < p.batch[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return p;
+}
+
+Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+
+// The general batched product (both operands at least 2-D).
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  const Shape &as = a.shape(), &bs = b.shape();
+  const std::int64_t n = as[as.size() - 2], k = as.back(), m = bs.back();
+  if (bs[bs.size() - 2] != k)
+    throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
+
+  if (bs.size() == 2) {
+    // (..., n, k) × (k, m): every batch shares b, so fold the batch into the rows: one GEMM.
+    Shape out_shape(as.begin(), as.end() - 1);
+    out_shape.push_back(m);
+    Tensor out = make_empty(out_shape, a.dtype());
+    const std::int64_t rows = a.numel() / std::max<std::int64_t>(k, 1);
+    dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
+      gemm(false, false, rows, m, k, impl_of(a).data<T>(), impl_of(b).data<T>(), impl_of(out).data<T>(), T(0));
+    });
+    if (!any_requires_grad({&a, &b})) return out;
+    const bool na = a.requires_grad(), nb = b.requires_grad();
+    return record_op("matmul", {a, b}, out,
+                     [sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor(), rows, k, m](const Tensor& g) {
+                       Tensor ga, gb;
+                       dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
+                         if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
+                           Shape s = g.shape();
+                           s.back() = k;
+                           ga = make_empty(s, g.dtype());
+                           gemm(false, true, rows, k, m, impl_of(g).data<T>(), impl_of(sb).data<T>(),
+                                impl_of(ga).data<T>(), T(0));
+                         }
+                         if (sa.defined()) {  // dB (k, m) = Aᵀ · G, summed over the folded batch by GEMM
+                           gb = make_empty({k, m}, g.dtype());
+                           gemm(true, false, k, m, rows, impl_of(sa).data<T>(), impl_of(g).data<T>(),
+                                impl_of(gb).data<T>(), T(0));
+                         }
+                       });
+                       return std::vector<Tensor>{ga, gb};
+                     });
+  }
+
+  BatchPlan plan = plan_batches(batch_of(as), batch_of(bs));
+  Shape out_shape = plan.batch;
+  out_shape.push_back(n);
+  out_shape.push_back(m);
+  Tensor out = make_empty(out_shape, a.dtype());
+  dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
+    const T *A = impl_of(a).data<T>(), *B = impl_of(b).data<T>();
+    T* C = impl_of(out).data<T>();
+    for (std::size_t i = 0; i < plan.a_index.size(); ++i)
+      gemm(false, false, n, m, k, A + plan.a_index[i] * n * k, B + plan.b_index[i] * k * m, C + i * n * m, T(0));
+  });
+  if (!any_requires_grad({&a, &b})) return out;
+  const bool na = a.requires_grad(), nb = b.requires_grad();
+  return record_op(
+      "matmul", {a, b}, out,
+      [sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor(), plan = std::move(plan), n, k, m](const Tensor& g) {
+        // Gradients over the full broadcast batch; the engine sums broadcast batches away.
+        Tensor ga, gb;
+        Shape batch_shape = plan.batch;
+        dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
+          const T* G = impl_of(g).data<T>();
+          if (sb.defined()) {  // dA_i (n, k) = G_i · B_iᵀ
+            Shape s = batch_shape;
+            s.insert(s.end(), {n, k});
+            ga = make_empty(s, g.dtype());
+            for (std::size_t i = 0; i < plan.b_index.size(); ++i)
+              gemm(false, true, n, k, m, G + i * n * m, impl_of(sb).data<T>() + plan.b_index[i] * k * m,
+                   impl_of(ga).data<T>() + i * n * k, T(0));
+          }
+          if (sa.defined()) {  // dB_i (k, m) = A_iᵀ · G_i
+            Shape s = batch_shape;
+            s.insert(s.end(), {k, m});
+            gb = make_empty(s, g.dtype());
+            for (std::size_t i = 0; i < plan.a_index.size(); ++i)
+              gemm(true, false, k, m, n, impl_of(sa).data<T>() + plan.a_index[i] * n * k, G + i * n * m,
+                   impl_of(gb).data<T>() + i * k * m, T(0));
+          }
+        });
+        return std::vector<Tensor>{ga, gb};
+      });
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  require_same_dtype(a, b, "matmul");
+  require_floating(a, "matmul");
+  if (a.dim() == 0 || b.dim() == 0)
+    throw Error("matmul: both operands need at least one dimension, got " + shape_str(a.shape()) + " and " +
+                shape_str(b.shape()));
+  // 1-D operands are a row (left) or a column (right); the added dimension is removed again.
+  if (a.dim() == 1 && b.dim() == 1) {
+    if (a.size(0) != b.size(0))
+      throw Error("matmul: cannot multiply " + shape_str(a.shape()) + " by " + shape_str(b.shape()));
+    return reshape(matmul_nd(unsqueeze(a, 0), unsqueeze(b, 1)), {});
+  }
+  if (a.dim() == 1) {
+    if (a.size(0) != b.size(-2))
+      throw Error("matmul: cannot multiply " + shape_str(a.shape()) + " by " + shape_str(b.shape()));
+    return squeeze(matmul_nd(unsqueeze(a, 0), b), -2);
+  }
+  if (b.dim() == 1) {
+    if (a.size(-1) != b.size(0))
+      throw Error("matmul: cannot multiply " + shape_str(a.shape()) + " by " + shape_str(b.shape()));
+    return squeeze(matmul_nd(a, unsqueeze(b, 1)), -1);
+  }
+  return matmul_nd(a, b);
+}
+
+}  // namespace xgrad

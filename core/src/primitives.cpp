@@ -1,0 +1,51 @@
+// The primitive table (mirrors the table in ops.hpp and the README).
+#include <xgrad/core/ops.hpp>
+
+#include <array>
+
+namespace xgrad {
+
+namespace {
+constexpr std::array<PrimitiveInfo, 36> table{{
+    {"add", "arithmetic", "a + b (broadcast)"},
+    {"sub", "arithmetic", "a - b (broadcast)"},
+    {"mul", "arithmetic", "a * b (broadcast)"},
+    {"div", "arithmetic", "a / b (broadcast)"},
+    {"neg", "arithmetic", "-a"},
+    {"pow", "arithmetic", "a ^ scalar"},
+    {"pow_tensor", "arithmetic", "a ^ b (broadcast)"},
+    {"exp", "unary", "e^a"},
+    {"log", "unary", "ln a"},
+    {"sqrt", "unary", "sqrt(a)"},
+    {"abs", "unary", "|a|"},
+    {"clamp", "unary", "min(max(a, lo), hi)"},
+    {"sigmoid", "unary", "1 / (1 + e^-a)"},
+    {"tanh", "unary", "tanh a"},
+    {"relu", "unary", "max(a, 0)"},
+    {"leaky_relu", "unary", "a if a > 0 else slope * a"},
+    {"gelu", "unary", "a * Phi(a) (exact, erf)"},
+    {"softplus", "unary", "ln(1 + e^a), stable"},
+    {"to", "unary", "dtype conversion f32 <-> f64"},
+    {"clone", "unary", "copy"},
+    {"matmul", "matmul", "(..., n, k) x (..., k, m), CBLAS"},
+    {"reshape", "shape", "same elements, new shape"},
+    {"permute", "shape", "reorders dimensions"},
+    {"expand", "shape", "broadcasts to a larger shape"},
+    {"narrow", "shape", "a slice [start, start+length) along dim"},
+    {"cat", "shape", "concatenation along dim"},
+    {"split", "shape", "pieces along dim (one node, many outputs)"},
+    {"index_select", "index", "slices picked by i64 indices along dim"},
+    {"gather", "index", "out[i][j] = a[index[i][j]][j] (dim 0)"},
+    {"where", "index", "cond ? a : b (broadcast)"},
+    {"sum", "reduction", "over dims, keepdim"},
+    {"max", "reduction", "values (and indices) along a dim"},
+    {"min", "reduction", "values (and indices) along a dim"},
+    {"logsumexp", "reduction", "ln sum e^a along dims, stable"},
+    {"softmax", "softmax", "fused, stable"},
+    {"log_softmax", "softmax", "fused, stable"},
+}};
+}  // namespace
+
+std::span<const PrimitiveInfo> primitives() { return table; }
+
+}  // namespace xgrad

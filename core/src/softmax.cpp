@@ -1,0 +1,84 @@
+// softmax and log_softmax: fused, max-shifted so exp never overflows. Each backward is one
+// pass over (outer, n, inner) with the output saved by forward.
+#include <xgrad/core/ops.hpp>
+
+#include <cmath>
+
+#include "kernels.hpp"
+
+namespace xgrad {
+
+namespace {
+
+using Grads = std::vector<Tensor>;
+
+// y = softmax(x) or log_softmax(x) along the middle axis of (outer, n, inner).
+template <class T>
+void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output) {
+  for (std::int64_t o = 0; o < s.outer; ++o)
+    for (std::int64_t k = 0; k < s.inner; ++k) {
+      const T* in = x + o * s.n * s.inner + k;
+      T* out = y + o * s.n * s.inner + k;
+      T m = -std::numeric_limits<T>::infinity();
+      for (std::int64_t i = 0; i < s.n; ++i) m = std::max(m, in[i * s.inner]);
+      if (!std::isfinite(m)) m = T(0);
+      T total = 0;
+      for (std::int64_t i = 0; i < s.n; ++i) {
+        T e = std::exp(in[i * s.inner] - m);
+        if (!log_output) out[i * s.inner] = e;
+        total += e;
+      }
+      if (log_output) {
+        const T shift = m + std::log(total);
+        for (std::int64_t i = 0; i < s.n; ++i) out[i * s.inner] = in[i * s.inner] - shift;
+      } else {
+        const T inv = T(1) / total;
+        for (std::int64_t i = 0; i < s.n; ++i) out[i * s.inner] *= inv;
+      }
+    }
+}
+
+// softmax:     dx = y · (g - Σ g·y)
+// log_softmax: dx = g - e^y · Σ g
+template <class T>
+void softmax_backward(const T* g, const T* y, T* dx, const AxisSplit& s, bool log_output) {
+  for (std::int64_t o = 0; o < s.outer; ++o)
+    for (std::int64_t k = 0; k < s.inner; ++k) {
+      const std::int64_t base = o * s.n * s.inner + k;
+      T acc = 0;
+      for (std::int64_t i = 0; i < s.n; ++i) {
+        const std::int64_t j = base + i * s.inner;
+        acc += log_output ? g[j] : g[j] * y[j];
+      }
+      for (std::int64_t i = 0; i < s.n; ++i) {
+        const std::int64_t j = base + i * s.inner;
+        dx[j] = log_output ? g[j] - std::exp(y[j]) * acc : y[j] * (g[j] - acc);
+      }
+    }
+}
+
+Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
+  const char* op = log_output ? "log_softmax" : "softmax";
+  require_floating(a, op);
+  dim = wrap_dim(dim, a.dim(), op);
+  const AxisSplit s = a.dim() == 0 ? AxisSplit{} : split_at(a.shape(), dim);
+  Tensor out = make_empty(a.shape(), a.dtype());
+  dispatch_floating(a.dtype(), op, [&]<class T>() {
+    softmax_forward(impl_of(a).data<T>(), impl_of(out).data<T>(), s, log_output);
+  });
+  if (!any_requires_grad({&a})) return out;
+  return record_op(op, {a}, out, [y = out.detach(), s, log_output](const Tensor& g) {
+    Tensor dx = make_empty(g.shape(), g.dtype());
+    dispatch_floating(g.dtype(), "softmax_backward", [&]<class T>() {
+      softmax_backward(impl_of(g).data<T>(), impl_of(y).data<T>(), impl_of(dx).data<T>(), s, log_output);
+    });
+    return Grads{dx};
+  });
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& a, std::int64_t dim) { return softmax_op(a, dim, false); }
+Tensor log_softmax(const Tensor& a, std::int64_t dim) { return softmax_op(a, dim, true); }
+
+}  // namespace xgrad

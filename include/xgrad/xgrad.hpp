@@ -1,0 +1,5 @@
+#pragma once
+/// \file The umbrella header: everything a training script needs.
+///     #include <xgrad/xgrad.hpp>
+///     using namespace xgrad;
+#include <xgrad/core.hpp>
