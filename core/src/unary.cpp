@@ -117,9 +117,9 @@ Tensor gelu(const Tensor& a) {
   return record_op("gelu", {a}, out, [x = a.detach()](const Tensor& g) {
     return Grads{map2(g, x, "gelu_backward", [](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
-      auto cdf = T(0.5) * (T(1) + xt::erf(xx * T(M_SQRT1_2)));
-      auto pdf = xt::exp(T(-0.5) * xx * xx) * T(0.5 * M_2_SQRTPI * M_SQRT1_2);
-      return gg * (cdf + xx * pdf);
+      // One expression: named sub-expressions would dangle once this lambda returns.
+      return gg * (T(0.5) * (T(1) + xt::erf(xx * T(M_SQRT1_2))) +
+                   xx * xt::exp(T(-0.5) * xx * xx) * T(0.5 * M_2_SQRTPI * M_SQRT1_2));
     })};
   });
 }

@@ -1,0 +1,205 @@
+// The engine's behaviour: accumulation, reuse, diamonds, retain_graph, no_grad, detach,
+// anomaly mode, a 100 000-op chain, and freeing the graph.
+#include <doctest/doctest.h>
+
+#include <xgrad/xgrad.hpp>
+
+#include <memory>
+
+using namespace xgrad;
+
+namespace {
+std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+}  // namespace
+
+TEST_CASE("a tensor used twice gets the sum of both gradients") {
+  Tensor x = tensor({1, 2, 3}).requires_grad_();
+  (x * x).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{2, 4, 6});
+}
+
+TEST_CASE("gradients meet at a diamond") {
+  // y = 2x; z = y·y + 3y  →  dz/dx = (2y + 3)·2 = 8x + 6
+  Tensor x = tensor({1.0, -1.0}, DType::f64).requires_grad_();
+  Tensor y = x * 2.0;
+  Tensor z = (y * y + y * 3.0).sum();
+  z.backward();
+  CHECK(values(x.grad()) == std::vector<double>{14, -2});
+}
+
+TEST_CASE("a weight reused across time steps accumulates its gradient") {
+  // h_t = w·h_{t-1}, h_0 = 1, three steps: h_3 = w^3, d/dw = 3w^2
+  Tensor w = scalar(2.0, DType::f64).requires_grad_();
+  Tensor h = scalar(1.0, DType::f64);
+  for (int t = 0; t < 3; ++t) h = w * h;
+  h.backward();
+  CHECK(w.grad().item() == doctest::Approx(12.0));
+}
+
+TEST_CASE("gradients accumulate across backward calls until zero_grad") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  (x * 3.0).sum().backward();
+  (x * 3.0).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{6, 6});
+  x.zero_grad(/*set_to_none=*/false);
+  CHECK(values(x.grad()) == std::vector<double>{0, 0});
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("a gradient handle held by the user is not changed by later backward calls") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  (x * 3.0).sum().backward();
+  Tensor first = x.grad().clone();
+  (x * 3.0).sum().backward();
+  CHECK(values(first) == std::vector<double>{3, 3});
+  CHECK(values(x.grad()) == std::vector<double>{6, 6});
+}
+
+TEST_CASE("backward with a seed differentiates a non-scalar output") {
+  Tensor x = tensor({1, 2, 3}).requires_grad_();
+  Tensor y = x * x;
+  y.backward(tensor({1, 0, 2}));
+  CHECK(values(x.grad()) == std::vector<double>{2, 0, 12});
+}
+
+TEST_CASE("retain_graph allows a second backward; without it the graph is freed") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  Tensor y = (exp(x) * x).sum();
+  y.backward(Tensor(), /*retain_graph=*/true);
+  std::vector<double> once = values(x.grad());
+  y.backward();
+  for (std::size_t i = 0; i < once.size(); ++i) CHECK(x.grad().at({(std::int64_t)i}) == doctest::Approx(2 * once[i]));
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("already freed"), Error);
+}
+
+TEST_CASE("requires_grad, is_leaf and grad_fn describe the graph") {
+  Tensor a = randn({2}).requires_grad_();
+  Tensor b = randn({2});
+  Tensor c = a * b;
+  CHECK(a.is_leaf());
+  CHECK(a.requires_grad());
+  CHECK_FALSE(b.requires_grad());
+  CHECK_FALSE(c.is_leaf());
+  CHECK(c.requires_grad());
+  CHECK(c.grad_fn_name() == "mul");
+  CHECK((b * b).grad_fn_name().empty());  // nothing requires grad: nothing recorded
+  CHECK(a.grad_fn_name().empty());
+}
+
+TEST_CASE("NoGradGuard records nothing and restores grad mode") {
+  Tensor a = randn({2}).requires_grad_();
+  {
+    NoGradGuard guard;
+    CHECK_FALSE(is_grad_enabled());
+    Tensor c = a * 2.0;
+    CHECK_FALSE(c.requires_grad());
+    CHECK(c.is_leaf());
+  }
+  CHECK(is_grad_enabled());
+  CHECK((a * 2.0).requires_grad());
+}
+
+TEST_CASE("detach stops the gradient but shares the data") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  Tensor d = x.detach();
+  CHECK_FALSE(d.requires_grad());
+  (x * d).sum().backward();  // d is a constant: the gradient is d, not 2x
+  CHECK(values(x.grad()) == std::vector<double>{1, 2});
+  {
+    NoGradGuard guard;
+    d.fill_(5.0);
+  }
+  CHECK(values(x) == std::vector<double>{5, 5});
+}
+
+TEST_CASE("integer tensors never require grad") {
+  Tensor i = arange(3);
+  CHECK_THROWS_AS(i.requires_grad_(), Error);
+}
+
+TEST_CASE("unused outputs of a multi-output op get zero gradient") {
+  Tensor x = tensor({1, 2, 3, 4}).requires_grad_();
+  auto parts = chunk(x, 2);
+  (parts[1] * 2.0).sum().backward();
+  CHECK(values(x.grad()) == std::vector<double>{0, 0, 2, 2});
+}
+
+TEST_CASE("a 100 000-op chain builds, differentiates and frees without recursion") {
+  Tensor x = scalar(0.5, DType::f64).requires_grad_();
+  std::weak_ptr<TensorImpl> leaf = x.impl();
+  {
+    Tensor y = x;
+    for (int i = 0; i < 100000; ++i) y = y * 1.0;
+    y.backward();
+    CHECK(x.grad().item() == doctest::Approx(1.0));
+  }
+  {
+    // Destroyed without backward: teardown alone must not recurse either.
+    Tensor y = x;
+    for (int i = 0; i < 100000; ++i) y = tanh(y) + 0.0;
+    CHECK(y.grad_fn_name() == "add");
+  }
+  x = Tensor();
+  CHECK(leaf.expired());  // no node of either graph still holds the leaf: nothing leaked
+}
+
+TEST_CASE("a graph with a saved output does not keep itself alive") {
+  // exp saves its output; a cycle node → output → node would leak the leaf.
+  std::weak_ptr<TensorImpl> leaf;
+  {
+    Tensor x = randn({3}).requires_grad_();
+    leaf = x.impl();
+    Tensor y = exp(sigmoid(tanh(x)));
+    (void)y;
+  }
+  CHECK(leaf.expired());
+}
+
+TEST_CASE("anomaly mode names the op that produced NaN in forward") {
+  Tensor x = tensor({-1.0}).requires_grad_();
+  CHECK_NOTHROW(log(x));  // off by default: NaN flows silently, as in PyTorch
+  AnomalyGuard anomaly;
+  CHECK(is_anomaly_enabled());
+  CHECK_THROWS_WITH_AS(log(x), doctest::Contains("anomaly: op 'log'"), Error);
+}
+
+TEST_CASE("anomaly mode names the backward that produced Inf") {
+  Tensor x = tensor({0.0}).requires_grad_();
+  Tensor y = sqrt(x).sum();  // forward is finite; d sqrt / dx at 0 is inf
+  AnomalyGuard anomaly;
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("backward of 'sqrt'"), Error);
+}
+
+TEST_CASE("anomaly mode is off again after its guard") {
+  { AnomalyGuard anomaly; }
+  CHECK_FALSE(is_anomaly_enabled());
+}
+
+TEST_CASE("in-place updates under NoGradGuard implement an SGD step") {
+  Tensor w = tensor({1.0, -2.0}).requires_grad_();
+  (w * w).sum().backward();  // grad = 2w
+  {
+    NoGradGuard guard;
+    w.add_(w.grad(), -0.25);  // w ← w − 0.25·2w = w/2
+  }
+  CHECK(values(w) == std::vector<double>{0.5, -1.0});
+  CHECK(w.is_leaf());
+}
+
+TEST_CASE("backward of a leaf accumulates the seed into its own gradient") {
+  Tensor x = tensor({1, 2}).requires_grad_();
+  x.backward(tensor({3, 4}));
+  CHECK(values(x.grad()) == std::vector<double>{3, 4});
+}
+
+TEST_CASE("gradients through broadcasting are summed back to each operand's shape") {
+  Tensor a = ones({2, 3}).requires_grad_();
+  Tensor b = ones({3}).requires_grad_();
+  Tensor c = ones({2, 1}).requires_grad_();
+  (a * b * c).sum().backward();
+  CHECK(b.grad().shape() == Shape{3});
+  CHECK(values(b.grad()) == std::vector<double>{2, 2, 2});
+  CHECK(c.grad().shape() == Shape{2, 1});
+  CHECK(values(c.grad()) == std::vector<double>{3, 3});
+}
