@@ -37,8 +37,10 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     Tensor& out = outputs[i];
     require_floating(out, node->name.c_str());
-    // An output must be a fresh handle: never re-parent an input or a shared tensor.
-    if (out.impl().use_count() > 1 || impl_of(out).grad_fn || impl_of(out).requires_grad) out = out.detach();
+    // An output must be a fresh tensor: never re-parent an input or a graph tensor.
+    bool is_input = false;
+    for (const Tensor& in : inputs) is_input = is_input || in.impl() == out.impl();
+    if (is_input || impl_of(out).grad_fn || impl_of(out).requires_grad) out = out.detach();
     TensorImpl& im = impl_of(out);
     im.requires_grad = true;
     im.grad_fn = node;

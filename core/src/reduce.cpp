@@ -30,11 +30,6 @@ std::vector<std::int64_t> normalize_dims(const std::vector<std::int64_t>& dims, 
   return out;
 }
 
-Shape keepdim_shape(Shape s, const std::vector<std::int64_t>& dims) {
-  for (auto d : dims) s[d] = 1;
-  return s;
-}
-
 Shape dropped_shape(const Shape& s, const std::vector<std::int64_t>& dims) {
   Shape out;
   for (std::size_t d = 0; d < s.size(); ++d)
@@ -85,7 +80,7 @@ Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
 // Reduces `dims` (normalised), keeping them as extent 1. No graph.
 Tensor reduce_kernel(const Tensor& a, const std::vector<std::int64_t>& dims, Kind kind, const char* op) {
   Tensor x = a;
-  if (dims.empty()) return a.clone();
+  if (dims.empty()) return a.detach().clone();
   for (auto it = dims.rbegin(); it != dims.rend(); ++it)
     x = dispatch_numeric(x.dtype(), op, [&]<class T>() { return reduce_axis<T>(x, *it, kind); });
   return x;

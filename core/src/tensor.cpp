@@ -310,6 +310,19 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
+void Tensor::set_data(const Tensor& source) {
+  require_defined(*this, "set_data");
+  require_defined(source, "set_data");
+  if (impl_->grad_fn) throw Error("set_data: only leaf tensors can take new data (this one comes from '" + impl_->grad_fn->name + "')");
+  if (impl_->requires_grad && !is_floating(source.dtype()))
+    throw Error("set_data: a tensor that requires grad cannot take " + std::string(dtype_name(source.dtype())) + " data");
+  impl_->storage = impl_of(source).storage;
+  impl_->shape = source.shape();
+  impl_->dtype = source.dtype();
+  impl_->numel = source.numel();
+  impl_->grad = Tensor();
+}
+
 // --- method forms ------------------------------------------------------------------------------------
 
 Tensor Tensor::sum() const { return xgrad::sum(*this); }

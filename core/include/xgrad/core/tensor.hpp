@@ -96,6 +96,10 @@ class Tensor {
   Tensor& copy_(const Tensor& other);
   /// Sets every element to value.
   Tensor& fill_(double value);
+  /// Makes this handle (and every copy of it) refer to `source`'s data, shape and dtype,
+  /// keeping its identity, requires_grad and registration (as PyTorch's `p.data = source`).
+  /// Used by Module::to(dtype) and load_state_dict. Only for leaves; drops the gradient.
+  void set_data(const Tensor& source);
   Tensor& zero_() { return fill_(0.0); }
 
   // --- method forms of common ops (see ops.hpp for the documentation) ------------------

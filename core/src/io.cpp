@@ -1,0 +1,328 @@
+// safetensors and .npy files: atomic writes, loaders that validate every field before they
+// touch the data, so a malformed file is an Error, never a crash or an out-of-bounds read.
+#include <xgrad/core/io.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <regex>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "impl.hpp"
+
+static_assert(std::endian::native == std::endian::little, "xgrad's file formats assume a little-endian host");
+
+namespace xgrad {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// A header larger than this is not a real checkpoint but a corrupt length field.
+constexpr std::uint64_t kMaxHeaderBytes = 100ull << 20;
+
+struct Piece {
+  const void* data;
+  std::size_t size;
+};
+
+// Writes `pieces` to a temporary file beside `path`, flushes it to disk and renames it over
+// `path`: readers see the old file or the new one, never half of one.
+void write_atomic(const std::string& path, const std::vector<Piece>& pieces, const char* op) {
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkstemp(tmp.data());
+  if (fd < 0) throw Error(std::string(op) + ": cannot create a file beside '" + path + "': " + std::strerror(errno));
+  auto fail = [&](const std::string& what) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(std::string(op) + ": " + what + " '" + path + "': " + std::strerror(err));
+  };
+  for (const Piece& p : pieces) {
+    const char* c = static_cast<const char*>(p.data);
+    std::size_t left = p.size;
+    while (left > 0) {
+      ssize_t n = ::write(fd, c, left);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail("cannot write");
+      }
+      c += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  }
+  // mkstemp creates 0600; give the file the mode a plain open() would (0666 less umask).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  if (::fchmod(fd, 0666 & ~mask) != 0 || ::fsync(fd) != 0) fail("cannot flush");
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    throw Error(std::string(op) + ": cannot close '" + path + "': " + std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(std::string(op) + ": cannot rename into '" + path + "': " + std::strerror(err));
+  }
+}
+
+std::vector<char> read_all(const std::string& path, const char* op) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(std::string(op) + ": cannot open '" + path + "'");
+  const std::streamsize size = in.tellg();
+  if (size < 0) throw Error(std::string(op) + ": cannot read '" + path + "'");
+  std::vector<char> bytes(static_cast<std::size_t>(size));
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) throw Error(std::string(op) + ": cannot read '" + path + "'");
+  return bytes;
+}
+
+const char* safetensors_code(DType d) {
+  switch (d) {
+    case DType::f32: return "F32";
+    case DType::f64: return "F64";
+    case DType::i64: return "I64";
+    case DType::b8: return "BOOL";
+  }
+  return "?";
+}
+
+std::optional<DType> dtype_from_code(const std::string& code) {
+  if (code == "F32") return DType::f32;
+  if (code == "F64") return DType::f64;
+  if (code == "I64") return DType::i64;
+  if (code == "BOOL") return DType::b8;
+  return std::nullopt;
+}
+
+// Element count of `shape`, or nullopt when it overflows 64 bits.
+std::optional<std::uint64_t> checked_numel(const std::vector<std::uint64_t>& shape) {
+  std::uint64_t n = 1;
+  for (auto e : shape) {
+    if (e != 0 && n > std::numeric_limits<std::uint64_t>::max() / e) return std::nullopt;
+    n *= e;
+  }
+  return n;
+}
+
+}  // namespace
+
+const Tensor& SafetensorsFile::at(const std::string& name) const {
+  for (const auto& [key, t] : tensors)
+    if (key == name) return t;
+  std::string keys;
+  for (const auto& [key, t] : tensors) keys += (keys.empty() ? "" : ", ") + key;
+  throw Error("safetensors: no tensor named '" + name + "' (the file holds: " + keys + ")");
+}
+
+bool SafetensorsFile::contains(const std::string& name) const {
+  return std::any_of(tensors.begin(), tensors.end(), [&](const auto& p) { return p.first == name; });
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  std::vector<Piece> data;
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined()) throw Error("save_safetensors: tensor '" + name + "' is undefined");
+    if (name == "__metadata__" || header.contains(name))
+      throw Error("save_safetensors: duplicate or reserved tensor name '" + name + "'");
+    const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * dtype_size(t.dtype());
+    header[name] = {{"dtype", safetensors_code(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
+    data.push_back({impl_of(t).storage->data, static_cast<std::size_t>(bytes)});
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-byte aligned
+  const std::uint64_t length = text.size();
+  std::vector<Piece> pieces{{&length, 8}, {text.data(), text.size()}};
+  pieces.insert(pieces.end(), data.begin(), data.end());
+  write_atomic(path, pieces, "save_safetensors");
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  const std::vector<char> bytes = read_all(path, "load_safetensors");
+  const std::string where = "load_safetensors: '" + path + "': ";
+  if (bytes.size() < 8)
+    throw Error(where + "truncated: " + std::to_string(bytes.size()) + " bytes, but the file must start with an 8-byte header length");
+  std::uint64_t header_len;
+  std::memcpy(&header_len, bytes.data(), 8);
+  if (header_len > kMaxHeaderBytes)
+    throw Error(where + "header length " + std::to_string(header_len) + " is absurd (limit " + std::to_string(kMaxHeaderBytes) + ")");
+  if (header_len > bytes.size() - 8)
+    throw Error(where + "truncated: header length " + std::to_string(header_len) + " exceeds the " +
+                std::to_string(bytes.size() - 8) + " bytes after it");
+  json header;
+  try {
+    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
+  } catch (const json::exception& e) {
+    throw Error(where + "header is not valid JSON: " + e.what());
+  }
+  if (!header.is_object()) throw Error(where + "header is not a JSON object");
+  const char* data = bytes.data() + 8 + header_len;
+  const std::uint64_t data_size = bytes.size() - 8 - header_len;
+
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    std::uint64_t begin, end;
+  };
+  std::vector<Entry> entries;
+  SafetensorsFile file;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") {
+      if (!info.is_object()) throw Error(where + "__metadata__ is not an object");
+      for (const auto& [k, v] : info.items()) {
+        if (!v.is_string()) throw Error(where + "__metadata__ value of '" + k + "' is not a string");
+        file.metadata[k] = v.get<std::string>();
+      }
+      continue;
+    }
+    const std::string what = where + "tensor '" + name + "': ";
+    if (!info.is_object()) throw Error(what + "entry is not an object");
+    if (!info.contains("dtype") || !info["dtype"].is_string()) throw Error(what + "missing or non-string dtype");
+    const std::string code = info["dtype"].get<std::string>();
+    const auto dtype = dtype_from_code(code);
+    if (!dtype) throw Error(what + "unsupported dtype '" + code + "' (xgrad reads F32, F64, I64, BOOL)");
+    if (!info.contains("shape") || !info["shape"].is_array()) throw Error(what + "missing or non-array shape");
+    std::vector<std::uint64_t> extents;
+    for (const auto& e : info["shape"]) {
+      if (!e.is_number_unsigned()) throw Error(what + "shape entries must be non-negative integers, got " + e.dump());
+      extents.push_back(e.get<std::uint64_t>());
+    }
+    const auto& off = info.contains("data_offsets") ? info["data_offsets"] : json();
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw Error(what + "data_offsets must be two non-negative integers");
+    const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
+    if (begin > end || end > data_size)
+      throw Error(what + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                  "] out of range for a data section of " + std::to_string(data_size) + " bytes");
+    const auto numel = checked_numel(extents);
+    const std::uint64_t elem = dtype_size(*dtype);
+    if (!numel || *numel > std::numeric_limits<std::uint64_t>::max() / elem || *numel * elem != end - begin)
+      throw Error(what + "shape " + info["shape"].dump() + " of dtype " + code + " does not match the " +
+                  std::to_string(end - begin) + " bytes of its data_offsets");
+    entries.push_back({name, *dtype, Shape(extents.begin(), extents.end()), begin, end});
+  }
+  // The data section must be exactly the tensors' byte ranges, back to back.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::uint64_t cursor = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].begin < cursor)
+      throw Error(where + "tensors '" + entries[i - 1].name + "' and '" + entries[i].name + "' overlap");
+    if (entries[i].begin > cursor)
+      throw Error(where + "a gap of " + std::to_string(entries[i].begin - cursor) + " bytes before tensor '" + entries[i].name + "'");
+    cursor = entries[i].end;
+  }
+  if (cursor != data_size)
+    throw Error(where + std::to_string(data_size - cursor) + " bytes after the last tensor are not described by the header");
+  for (const Entry& e : entries) {
+    Tensor t = make_empty(e.shape, e.dtype);
+    std::memcpy(impl_of(t).storage->data, data + e.begin, e.end - e.begin);
+    if (e.dtype == DType::b8) {
+      const auto* raw = reinterpret_cast<const unsigned char*>(data + e.begin);
+      for (std::uint64_t i = 0; i < e.end - e.begin; ++i)
+        if (raw[i] > 1) throw Error(where + "tensor '" + e.name + "': BOOL byte " + std::to_string(raw[i]) + " is neither 0 nor 1");
+    }
+    file.tensors.emplace_back(e.name, std::move(t));
+  }
+  return file;
+}
+
+// --- .npy ----------------------------------------------------------------------------------------
+
+namespace {
+const char* npy_descr(DType d) {
+  switch (d) {
+    case DType::f32: return "<f4";
+    case DType::f64: return "<f8";
+    case DType::i64: return "<i8";
+    case DType::b8: return "|b1";
+  }
+  return "?";
+}
+}  // namespace
+
+void save_npy(const std::string& path, const Tensor& t) {
+  require_defined(t, "save_npy");
+  std::string shape = "(";
+  for (auto e : t.shape()) shape += std::to_string(e) + ", ";
+  if (t.dim() > 1) shape.resize(shape.size() - 2);
+  if (t.dim() == 1) shape.resize(shape.size() - 1);
+  shape += ")";
+  std::string dict = std::string("{'descr': '") + npy_descr(t.dtype()) + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  // Magic (6) + version (2) + length (2) + dict, padded with spaces and a newline to 64 bytes.
+  const std::size_t total = 10 + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict += '\n';
+  std::string head = "\x93NUMPY";
+  head += '\x01';
+  head += '\x00';
+  const std::uint16_t len = static_cast<std::uint16_t>(dict.size());
+  head.append(reinterpret_cast<const char*>(&len), 2);
+  head += dict;
+  write_atomic(path, {{head.data(), head.size()}, {impl_of(t).storage->data, static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype())}}, "save_npy");
+}
+
+Tensor load_npy(const std::string& path) {
+  const std::vector<char> bytes = read_all(path, "load_npy");
+  const std::string where = "load_npy: '" + path + "': ";
+  if (bytes.size() < 10 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) throw Error(where + "not a .npy file (bad magic)");
+  const int major = static_cast<unsigned char>(bytes[6]);
+  std::size_t header_len = 0, start = 0;
+  if (major == 1) {
+    std::uint16_t l;
+    std::memcpy(&l, bytes.data() + 8, 2);
+    header_len = l;
+    start = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) throw Error(where + "truncated header");
+    std::uint32_t l;
+    std::memcpy(&l, bytes.data() + 8, 4);
+    header_len = l;
+    start = 12;
+  } else {
+    throw Error(where + "unsupported .npy version " + std::to_string(major));
+  }
+  if (header_len > bytes.size() - start) throw Error(where + "truncated header");
+  const std::string dict(bytes.data() + start, header_len);
+  std::smatch m;
+  if (!std::regex_search(dict, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) throw Error(where + "header has no descr");
+  const std::string descr = m[1];
+  std::optional<DType> dtype;
+  for (DType d : {DType::f32, DType::f64, DType::i64, DType::b8})
+    if (descr == npy_descr(d)) dtype = d;
+  if (!dtype) throw Error(where + "unsupported dtype '" + descr + "' (xgrad reads <f4, <f8, <i8, |b1)");
+  if (!std::regex_search(dict, m, std::regex(R"('fortran_order'\s*:\s*(True|False))"))) throw Error(where + "header has no fortran_order");
+  if (m[1] == "True") throw Error(where + "Fortran-ordered arrays are not supported");
+  if (!std::regex_search(dict, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) throw Error(where + "header has no shape");
+  std::vector<std::uint64_t> extents;
+  const std::string dims = m[1];
+  std::regex number(R"(\d+)");
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
+    if (it->str().size() > 18) throw Error(where + "absurd extent " + it->str());
+    extents.push_back(std::stoull(it->str()));
+  }
+  const auto numel = checked_numel(extents);
+  const std::size_t data_size = bytes.size() - start - header_len;
+  if (!numel || *numel > data_size / dtype_size(*dtype) || *numel * dtype_size(*dtype) != data_size)
+    throw Error(where + "shape (" + dims + ") needs a different byte count than the " + std::to_string(data_size) + " data bytes");
+  Tensor t = make_empty(Shape(extents.begin(), extents.end()), *dtype);
+  std::memcpy(impl_of(t).storage->data, bytes.data() + start + header_len, data_size);
+  return t;
+}
+
+}  // namespace xgrad

@@ -1,0 +1,190 @@
+// safetensors and .npy: round trips, the exact byte layout, atomic writes, and a clear
+// error for every kind of corruption (the sanitizer build checks none reads out of bounds).
+#include <doctest/doctest.h>
+
+#include <xgrad/xgrad.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using namespace xgrad;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("xgrad_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  static inline int counter = 0;
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A safetensors file from a header text and a data section.
+std::string safetensors_bytes(const std::string& header, const std::string& data) {
+  std::uint64_t n = header.size();
+  std::string out(8, '\0');
+  std::memcpy(out.data(), &n, 8);
+  return out + header + data;
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    load_safetensors(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("safetensors round-trips every dtype, shape and the metadata") {
+  TempDir dir;
+  manual_seed(1);
+  NamedTensors tensors{{"lstm.weight_ih_l0", randn({8, 2})},
+                       {"head.bias", randn({1}, DType::f64)},
+                       {"step", scalar(7, DType::i64)},
+                       {"mask", tensor({1, 0, 1}, DType::b8)},
+                       {"empty", zeros({0, 3})}};
+  save_safetensors(dir.file("m.safetensors"), tensors, {{"format", "pt"}});
+  SafetensorsFile f = load_safetensors(dir.file("m.safetensors"));
+  REQUIRE(f.tensors.size() == tensors.size());
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    CHECK(f.tensors[i].first == tensors[i].first);  // file order is the order written
+    CHECK(f.tensors[i].second.dtype() == tensors[i].second.dtype());
+    CHECK(f.tensors[i].second.shape() == tensors[i].second.shape());
+    CHECK(f.tensors[i].second.to_vector<double>() == tensors[i].second.to_vector<double>());
+  }
+  CHECK(f.metadata.at("format") == "pt");
+  CHECK(f.at("step").item() == 7);
+  CHECK_THROWS_WITH_AS(f.at("missing"), doctest::Contains("no tensor named 'missing'"), Error);
+}
+
+TEST_CASE("safetensors files have the documented byte layout") {
+  TempDir dir;
+  save_safetensors(dir.file("a.safetensors"), {{"w", tensor({1.0, 2.0})}});
+  const std::string bytes = read_bytes(dir.file("a.safetensors"));
+  std::uint64_t n;
+  std::memcpy(&n, bytes.data(), 8);
+  CHECK(n % 8 == 0);  // data section 8-byte aligned
+  const std::string header = bytes.substr(8, n);
+  CHECK(header.find(R"("w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})") != std::string::npos);
+  REQUIRE(bytes.size() == 8 + n + 8);
+  float values[2];
+  std::memcpy(values, bytes.data() + 8 + n, 8);
+  CHECK(values[0] == 1.0f);
+  CHECK(values[1] == 2.0f);
+}
+
+TEST_CASE("saving replaces a file atomically and leaves no temporary behind") {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  save_safetensors(path, {{"w", zeros({2})}});
+  save_safetensors(path, {{"w", ones({3})}});
+  CHECK(load_safetensors(path).at("w").shape() == Shape{3});
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path)) files += e.is_regular_file();
+  CHECK(files == 1);
+  CHECK_THROWS_WITH_AS(save_safetensors(dir.file("no/such/dir/x.safetensors"), {{"w", zeros({1})}}),
+                       doctest::Contains("save_safetensors: cannot create"), Error);
+}
+
+TEST_CASE("saving rejects duplicate names") {
+  TempDir dir;
+  CHECK_THROWS_WITH_AS(save_safetensors(dir.file("d.safetensors"), {{"w", zeros({1})}, {"w", zeros({1})}}),
+                       doctest::Contains("duplicate or reserved tensor name 'w'"), Error);
+}
+
+TEST_CASE("every kind of corrupt safetensors file is a clear error") {
+  TempDir dir;
+  const std::string p = dir.file("bad.safetensors");
+  const std::string good_data(8, '\0');  // two f32 zeros
+  struct Corruption {
+    const char* what;
+    std::string bytes;
+    const char* message;
+  };
+  std::string truncated = safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", good_data);
+  truncated.resize(truncated.size() - 3);
+  std::string absurd(8, '\xff');
+  const Corruption cases[] = {
+      {"empty file", "", "truncated: 0 bytes"},
+      {"shorter than the length field", "abc", "truncated: 3 bytes"},
+      {"absurd header length", absurd + "{}", "is absurd"},
+      {"header longer than the file", safetensors_bytes("{}", "").substr(0, 8) + "{", "exceeds"},
+      {"bad JSON", safetensors_bytes(R"({"w": {"dtype": )", ""), "not valid JSON"},
+      {"header not an object", safetensors_bytes("[1, 2]", ""), "not a JSON object"},
+      {"unknown dtype", safetensors_bytes(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", "abcd"), "unsupported dtype 'F16'"},
+      {"missing dtype", safetensors_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", good_data), "missing or non-string dtype"},
+      {"negative extent", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", good_data), "non-negative integers"},
+      {"offsets out of range", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", good_data), "out of range"},
+      {"offsets reversed", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", good_data), "out of range"},
+      {"shape not matching the byte count", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", good_data), "does not match the 8 bytes"},
+      {"overflowing shape", safetensors_bytes(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", good_data), "does not match"},
+      {"overlapping tensors", safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", good_data), "overlap"},
+      {"gap between tensors", safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", good_data), "gap of 4 bytes"},
+      {"trailing bytes", safetensors_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", good_data), "4 bytes after the last tensor"},
+      {"truncated data", truncated, "out of range"},
+      {"bad offsets type", safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":"0-8"}})", good_data), "data_offsets must be"},
+      {"bad metadata", safetensors_bytes(R"({"__metadata__":{"k":1}})", ""), "is not a string"},
+      {"bool byte out of range", safetensors_bytes(R"({"m":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1]}})", "\x07"), "neither 0 nor 1"},
+  };
+  for (const Corruption& c : cases) {
+    CAPTURE(c.what);
+    write_bytes(p, c.bytes);
+    const std::string msg = load_error(p);
+    CHECK_MESSAGE(msg.find(c.message) != std::string::npos, msg);
+    CHECK(msg.find(p) != std::string::npos);  // the message names the file
+  }
+  CHECK(load_error(dir.file("missing.safetensors")).find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("npy round-trips and matches numpy's header") {
+  TempDir dir;
+  Tensor a = tensor({1, 2, 3, 4, 5, 6}, {2, 3}, DType::f64);
+  save_npy(dir.file("a.npy"), a);
+  const std::string bytes = read_bytes(dir.file("a.npy"));
+  CHECK(bytes.substr(1, 5) == "NUMPY");
+  CHECK(bytes.find("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }") != std::string::npos);
+  CHECK((bytes.size() - 48) % 64 == 0);  // header padded to 64 bytes, then 48 data bytes
+  Tensor b = load_npy(dir.file("a.npy"));
+  CHECK(b.shape() == a.shape());
+  CHECK(b.to_vector<double>() == a.to_vector<double>());
+  save_npy(dir.file("v.npy"), arange(4));
+  CHECK(read_bytes(dir.file("v.npy")).find("'shape': (4,)") != std::string::npos);
+  CHECK(load_npy(dir.file("v.npy")).to_vector<std::int64_t>() == std::vector<std::int64_t>{0, 1, 2, 3});
+  save_npy(dir.file("s.npy"), scalar(2.5));
+  CHECK(load_npy(dir.file("s.npy")).shape().empty());
+}
+
+TEST_CASE("corrupt npy files are clear errors") {
+  TempDir dir;
+  const std::string p = dir.file("bad.npy");
+  save_npy(p, ones({4}));
+  std::string good = read_bytes(p);
+  write_bytes(p, good.substr(0, good.size() - 2));
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("needs a different byte count"), Error);
+  write_bytes(p, "not numpy at all");
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("bad magic"), Error);
+  std::string f16 = good;
+  f16.replace(f16.find("<f4"), 3, "<f2");
+  write_bytes(p, f16);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("unsupported dtype '<f2'"), Error);
+}
