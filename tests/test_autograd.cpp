@@ -203,3 +203,17 @@ TEST_CASE("gradients through broadcasting are summed back to each operand's shap
   CHECK(c.grad().shape() == Shape{2, 1});
   CHECK(values(c.grad()) == std::vector<double>{3, 3});
 }
+
+TEST_CASE("backward refuses data that was modified in place after the op used it") {
+  Tensor w = tensor({2.0}).requires_grad_();
+  Tensor y = (w * w).sum();
+  {
+    NoGradGuard guard;
+    w.add_(tensor({10.0}));  // y's graph saved w = 2; its gradient would now be wrong
+  }
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("backward of 'mul': a tensor it used was modified in place"), Error);
+  // Modifying a tensor after backward, as an optimizer step does, is fine.
+  Tensor z = (w * w).sum();
+  z.backward();
+  CHECK(w.grad().item() == doctest::Approx(24.0));
+}

@@ -1,1 +1,237 @@
+// Common mistakes throw xgrad::Error with a message that names the op and the offending
+// shapes, dtypes or indices, never crash.
 #include <doctest/doctest.h>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+
+// --- shapes -------------------------------------------------------------------------------------
+
+TEST_CASE("matmul with mismatched inner dimensions names both shapes") {
+  CHECK_THROWS_WITH_AS(matmul(ones({3, 4}), ones({5, 6})), "matmul: cannot multiply (3, 4) by (5, 6)", Error);
+  CHECK_THROWS_WITH_AS(matmul(ones({3}), ones({4})), "matmul: cannot multiply (3) by (4)", Error);
+  CHECK_THROWS_WITH_AS(matmul(ones({3}), ones({4, 2})), "matmul: cannot multiply (3) by (4, 2)", Error);
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 3, 4}), ones({2, 5, 6})), "matmul: cannot multiply (2, 3, 4) by (2, 5, 6)",
+                       Error);
+}
+
+TEST_CASE("matmul with batch dimensions that do not broadcast throws") {
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 3, 4}), ones({3, 4, 5})), doctest::Contains("matmul: "), Error);
+}
+
+TEST_CASE("matmul of a 0-d tensor throws") {
+  CHECK_THROWS_WITH_AS(matmul(scalar(2), ones({2})), doctest::Contains("matmul: both operands need at least one"),
+                       Error);
+}
+
+TEST_CASE("binary ops on shapes that do not broadcast name both shapes") {
+  CHECK_THROWS_WITH_AS(add(ones({2, 3}), ones({4})), "add: shapes (2, 3) and (4) cannot be broadcast", Error);
+  CHECK_THROWS_WITH_AS(ones({2, 3}) * ones({3, 2}), "mul: shapes (2, 3) and (3, 2) cannot be broadcast", Error);
+  CHECK_THROWS_WITH_AS(where(tensor({1, 0}, DType::b8), ones({3}), ones({3})),
+                       "where: shapes (2) and (3) cannot be broadcast", Error);
+  CHECK_THROWS_WITH_AS(broadcast_shapes({2}, {3}, "my_op"), "my_op: shapes (2) and (3) cannot be broadcast", Error);
+}
+
+TEST_CASE("reshape to a different number of elements names both shapes") {
+  CHECK_THROWS_WITH_AS(ones({2, 3}).reshape({4, 2}), "reshape: cannot reshape (2, 3) (6 elements) into (4, 2)",
+                       Error);
+  CHECK_THROWS_WITH_AS(ones({2, 3}).reshape({4, -1}), "reshape: cannot reshape (2, 3) (6 elements) into (4, -1)",
+                       Error);
+  CHECK_THROWS_WITH_AS(ones({6}).reshape({-1, -1}), doctest::Contains("reshape: only one extent can be -1"), Error);
+}
+
+TEST_CASE("expand to an incompatible shape names both shapes") {
+  CHECK_THROWS_WITH_AS(ones({3}).expand({2, 4}), "expand: cannot expand (3) to (2, 4)", Error);
+}
+
+TEST_CASE("a dim out of range names the op, the dim and the rank") {
+  Tensor x = ones({2, 3});
+  CHECK_THROWS_WITH_AS(sum(x, {2}), "sum: dim 2 is out of range for a tensor of rank 2", Error);
+  CHECK_THROWS_WITH_AS(softmax(x, -3), "softmax: dim -3 is out of range for a tensor of rank 2", Error);
+  CHECK_THROWS_WITH_AS(x.size(2), "size: dim 2 is out of range for a tensor of rank 2", Error);
+  CHECK_THROWS_WITH_AS(x.transpose(0, 5), "transpose: dim 5 is out of range for a tensor of rank 2", Error);
+  CHECK_THROWS_WITH_AS(cat({x, x}, 2), "cat: dim 2 is out of range for a tensor of rank 2", Error);
+}
+
+TEST_CASE("select and narrow out of range name the index and the size") {
+  Tensor x = ones({2, 3});
+  CHECK_THROWS_WITH_AS(x.select(1, 3), "select: index 3 is out of range for dimension 1 with size 3", Error);
+  CHECK_THROWS_WITH_AS(x.select(0, -3), "select: index -3 is out of range for dimension 0 with size 2", Error);
+  CHECK_THROWS_WITH_AS(x.narrow(1, 2, 2), "narrow: range [2, 4) is out of bounds for dimension 1 with size 3",
+                       Error);
+}
+
+TEST_CASE("cat of tensors that differ outside the joined dim names the offending shape") {
+  CHECK_THROWS_WITH_AS(cat({ones({2, 3}), ones({2, 4})}, 0),
+                       "cat: tensor 1 has shape (2, 4), expected (2, 3) except along dim 0", Error);
+  CHECK_THROWS_WITH_AS(stack({ones({2}), ones({3})}), "stack: tensor 1 has shape (3), expected (2)", Error);
+  CHECK_THROWS_WITH_AS(cat({}), "cat: expects a non-empty list of tensors", Error);
+}
+
+TEST_CASE("split sizes that do not add up to the extent throw") {
+  CHECK_THROWS_WITH_AS(split(ones({5}), std::vector<std::int64_t>{2, 2}),
+                       "split: sizes sum to 4 but dimension 0 of (5) has size 5", Error);
+  CHECK_THROWS_WITH_AS(chunk(ones({5}), 0), "chunk: number of chunks must be positive, got 0", Error);
+}
+
+// --- indices --------------------------------------------------------------------------------------
+
+TEST_CASE("index_select with an index out of range names it and the size") {
+  Tensor weight = ones({4, 2});
+  CHECK_THROWS_WITH_AS(index_select(weight, 0, tensor({1, 4}, DType::i64)),
+                       "index_select: index 4 is out of range for dimension 0 with size 4", Error);
+  CHECK_THROWS_WITH_AS(index_select(weight, 0, tensor({-1}, DType::i64)),
+                       "index_select: index -1 is out of range for dimension 0 with size 4", Error);
+}
+
+TEST_CASE("index_select and gather need int64 indices") {
+  CHECK_THROWS_WITH_AS(index_select(ones({4, 2}), 0, tensor({1, 2})),
+                       "index_select: indices must be int64, got float32", Error);
+  CHECK_THROWS_WITH_AS(gather(ones({2, 3}), 1, ones({2, 1})), "gather: indices must be int64, got float32", Error);
+}
+
+TEST_CASE("gather with an index of another rank names both shapes") {
+  CHECK_THROWS_WITH_AS(gather(ones({2, 3}), 1, tensor({0, 1}, DType::i64)),
+                       "gather: index of shape (2) needs the rank of the input (2, 3)", Error);
+  CHECK_THROWS_WITH_AS(gather(ones({2, 3}), 1, tensor({3, 0}, {2, 1}, DType::i64)),
+                       "gather: index 3 is out of range for dimension 1 with size 3", Error);
+}
+
+TEST_CASE("at out of range names the index, the dimension and its size") {
+  Tensor v = tensor({1, 2, 3});
+  CHECK_THROWS_WITH_AS(v.at({3}), "at: index 3 is out of range for dimension 0 with size 3", Error);
+  CHECK_THROWS_WITH_AS(v.at({-4}), "at: index -4 is out of range for dimension 0 with size 3", Error);
+  CHECK_THROWS_WITH_AS(v.at({0, 0}), "at: index has 2 entries for a tensor of shape (3)", Error);
+}
+
+TEST_CASE("item on a tensor of several elements names its shape") {
+  CHECK_THROWS_WITH_AS(tensor({1, 2, 3}).item(), "item: only one-element tensors can be converted, got shape (3)",
+                       Error);
+}
+
+// --- dtypes ---------------------------------------------------------------------------------------
+
+TEST_CASE("mixing dtypes in a binary op names both dtypes") {
+  CHECK_THROWS_WITH_AS(ones({2}) + ones({2}, DType::f64), "add: dtype mismatch, float32 vs float64", Error);
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 2}), ones({2, 2}, DType::f64)), "matmul: dtype mismatch, float32 vs float64",
+                       Error);
+  CHECK_THROWS_WITH_AS(cat({ones({2}), ones({2}, DType::i64)}), "cat: dtype mismatch, float32 vs int64", Error);
+}
+
+TEST_CASE("floating-point ops reject int64 tensors") {
+  CHECK_THROWS_WITH_AS(log(arange(3)), "log: expected a floating-point tensor, got int64", Error);
+  CHECK_THROWS_WITH_AS(arange(3).mean(), "mean: expected a floating-point tensor, got int64", Error);
+  CHECK_THROWS_WITH_AS(matmul(arange(4).reshape({2, 2}), arange(4).reshape({2, 2})),
+                       "matmul: expected a floating-point tensor, got int64", Error);
+}
+
+TEST_CASE("data<T> with the wrong element type names both dtypes") {
+  CHECK_THROWS_WITH_AS(ones({2}).data<double>(), "data: tensor has dtype float32, asked for float64", Error);
+}
+
+TEST_CASE("creating a tensor from too few values names the count and the shape") {
+  CHECK_THROWS_WITH_AS(tensor({1, 2, 3}, {2, 2}), "tensor: 3 values do not fill shape (2, 2)", Error);
+  CHECK_THROWS_WITH_AS(from_vector(std::vector<double>{1, 2}, {3}), "from_vector: 2 values do not fill shape (3)",
+                       Error);
+  CHECK_THROWS_WITH_AS(zeros({2, -1}), doctest::Contains("negative extent in shape (2, -1)"), Error);
+}
+
+// --- autograd ---------------------------------------------------------------------------------------
+
+TEST_CASE("requires_grad_ on an int64 tensor throws") {
+  CHECK_THROWS_WITH_AS(arange(3).requires_grad_(),
+                       "requires_grad_: only floating-point tensors can require grad, got int64", Error);
+}
+
+TEST_CASE("backward without a seed needs a one-element tensor") {
+  Tensor x = ones({3}).requires_grad_();
+  Tensor y = x * 2.0;
+  CHECK_THROWS_WITH_AS(y.backward(),
+                       "backward: an implicit seed needs a one-element tensor, got shape (3); pass a seed of the "
+                       "same shape",
+                       Error);
+  CHECK_NOTHROW(y.backward(ones({3})));
+}
+
+TEST_CASE("backward with a seed of the wrong shape names both shapes") {
+  Tensor x = ones({3}).requires_grad_();
+  CHECK_THROWS_WITH_AS((x * 2.0).backward(ones({2})),
+                       "backward: seed of shape (2) and dtype float32 for a tensor of shape (3) and dtype float32",
+                       Error);
+}
+
+TEST_CASE("backward on a tensor that does not require grad throws") {
+  CHECK_THROWS_WITH_AS(ones({2}).sum().backward(),
+                       "backward: tensor of shape () does not require grad (no input of its graph requires grad)",
+                       Error);
+}
+
+TEST_CASE("a second backward through a freed graph throws") {
+  Tensor x = ones({2}).requires_grad_();
+  Tensor y = (x * x).sum();
+  y.backward();
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("was already freed by an earlier backward()"), Error);
+}
+
+TEST_CASE("in-place updates of a tensor that requires grad need NoGradGuard") {
+  Tensor w = ones({2}).requires_grad_();
+  CHECK_THROWS_WITH_AS(w.add_(ones({2})),
+                       "add_: in-place update of a tensor that requires grad while grad mode is on; wrap it in "
+                       "NoGradGuard",
+                       Error);
+  CHECK_THROWS_WITH_AS(w.fill_(0), doctest::Contains("fill_: in-place update"), Error);
+  NoGradGuard no_grad;
+  CHECK_NOTHROW(w.add_(ones({2})));
+}
+
+TEST_CASE("an in-place update that would change the shape throws") {
+  CHECK_THROWS_WITH_AS(ones({3}).add_(ones({2, 3})), "add_: cannot broadcast (2, 3) into (3)", Error);
+}
+
+TEST_CASE("set_grad with the wrong shape names both shapes") {
+  Tensor w = ones({2}).requires_grad_();
+  CHECK_THROWS_WITH_AS(w.set_grad(ones({3})), doctest::Contains("set_grad: gradient of shape (3)"), Error);
+}
+
+// --- undefined tensors --------------------------------------------------------------------------------
+
+TEST_CASE("using an undefined tensor names the op instead of crashing") {
+  Tensor u;
+  CHECK_FALSE(u.defined());
+  CHECK_THROWS_WITH_AS(add(u, ones({2})), "add: undefined tensor", Error);
+  CHECK_THROWS_WITH_AS(exp(u), "exp: undefined tensor", Error);
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 2}), u), "matmul: undefined tensor", Error);
+  CHECK_THROWS_WITH_AS(u.shape(), "shape: undefined tensor", Error);
+  CHECK_THROWS_WITH_AS(u.backward(), "backward: undefined tensor", Error);
+  CHECK_THROWS_WITH_AS(u.item(), doctest::Contains("undefined tensor"), Error);
+}
+
+TEST_CASE("dimension-indexing ops reject 0-d tensors instead of reading past the shape") {
+  Tensor s = scalar(1.0);
+  CHECK_THROWS_WITH_AS(s.size(0), doctest::Contains("size: dim 0 is out of range for a tensor of rank 0"), Error);
+  CHECK_THROWS_AS(split(s, 1), Error);
+  CHECK_THROWS_AS(chunk(s, 2), Error);
+  CHECK_THROWS_AS(unbind(s), Error);
+  CHECK_THROWS_AS(transpose(s, 0, -1), Error);
+  CHECK_THROWS_AS(gather(s, 0, scalar(0, DType::i64)), Error);
+  // Reductions and softmax accept dim 0 of a scalar, as PyTorch does.
+  CHECK(sum(s, {0}).item() == 1.0);
+  CHECK(softmax(s, -1).item() == 1.0);
+}
+
+TEST_CASE("matmul names both operands when batch dimensions do not broadcast") {
+  CHECK_THROWS_WITH_AS(matmul(ones({2, 3, 4}), ones({3, 4, 5})),
+                       doctest::Contains("matmul: cannot multiply (2, 3, 4) by (3, 4, 5)"), Error);
+}
+
+TEST_CASE("a fractional number with an integer tensor is an error, not a silent truncation") {
+  CHECK_THROWS_WITH_AS(arange(3) * 2.5, doctest::Contains("mul: the number 2.5 would be truncated"), Error);
+  CHECK((arange(3) * 2.0).to_vector<std::int64_t>() == std::vector<std::int64_t>{0, 2, 4});
+}
+
+TEST_CASE("creation functions name themselves in shape errors") {
+  CHECK_THROWS_WITH_AS(zeros({2, -1}), doctest::Contains("zeros: negative extent in shape (2, -1)"), Error);
+  CHECK_THROWS_WITH_AS(eye(-2), doctest::Contains("eye: negative size -2"), Error);
+  CHECK_THROWS_WITH_AS(arange(0.0, 1e20), doctest::Contains("arange:"), Error);
+}

@@ -57,13 +57,13 @@ Tensor from_vector(const std::vector<bool>& v, const Shape& shape) {
 
 Tensor empty(const Shape& shape, DType dtype) { return make_empty(shape, dtype); }
 Tensor zeros(const Shape& shape, DType dtype) {
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, "zeros");
   std::memset(impl_of(t).storage->data, 0, impl_of(t).storage->nbytes);
   return t;
 }
 Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
 Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, "full");
   dispatch_all(dtype, [&]<class T>() { std::fill_n(impl_of(t).data<T>(), impl_of(t).numel, static_cast<T>(value)); });
   return t;
 }
@@ -72,7 +72,9 @@ Tensor arange(std::int64_t end) { return arange(0.0, static_cast<double>(end), 1
 Tensor arange(double start, double end, double step, DType dtype) {
   if (step == 0.0 || !std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
     throw Error("arange: needs finite bounds and a nonzero step");
-  auto n = static_cast<std::int64_t>(std::max(0.0, std::ceil((end - start) / step)));
+  const double count = std::max(0.0, std::ceil((end - start) / step));
+  if (count > 1e12) throw Error("arange: [" + std::to_string(start) + ", " + std::to_string(end) + ") with step " + std::to_string(step) + " has too many elements");
+  const auto n = static_cast<std::int64_t>(count);
   Tensor t = make_empty({n}, dtype);
   dispatch_all(dtype, [&]<class T>() {
     T* p = impl_of(t).data<T>();
@@ -83,6 +85,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
 
 Tensor eye(std::int64_t n, std::int64_t m, DType dtype) {
   if (m < 0) m = n;
+  if (n < 0) throw Error("eye: negative size " + std::to_string(n));
   Tensor t = zeros({n, m}, dtype);
   dispatch_all(dtype, [&]<class T>() {
     for (std::int64_t i = 0; i < std::min(n, m); ++i) impl_of(t).data<T>()[i * m + i] = static_cast<T>(1);
@@ -97,7 +100,7 @@ void manual_seed(std::uint64_t seed) {
 
 Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
   if (!(low <= high)) throw Error("uniform: low " + std::to_string(low) + " is above high " + std::to_string(high));
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, "uniform");
   std::lock_guard lock(generator_mutex);
   dispatch_floating(dtype, "uniform", [&]<class T>() {
     T* p = impl_of(t).data<T>();
@@ -111,7 +114,7 @@ Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
 Tensor rand(const Shape& shape, DType dtype) { return uniform(shape, 0.0, 1.0, dtype); }
 
 Tensor randn(const Shape& shape, DType dtype) {
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, "randn");
   std::lock_guard lock(generator_mutex);
   dispatch_floating(dtype, "randn", [&]<class T>() {
     T* p = impl_of(t).data<T>();
@@ -130,7 +133,7 @@ Tensor randn(const Shape& shape, DType dtype) {
 Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape) {
   if (high <= low)
     throw Error("randint: empty range [" + std::to_string(low) + ", " + std::to_string(high) + ")");
-  Tensor t = make_empty(shape, DType::i64);
+  Tensor t = make_empty(shape, DType::i64, "randint");
   std::lock_guard lock(generator_mutex);
   auto range = static_cast<std::uint64_t>(high - low);
   std::int64_t* p = impl_of(t).data<std::int64_t>();

@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include "kernels.hpp"
 
 namespace xgrad {
@@ -64,7 +66,15 @@ Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
   return dispatch_numeric(a.dtype(), op, [&]<class T>() { return binary_kernel<T, bool>(a, b, DType::b8, op, f); });
 }
 
-Tensor scalar_like(double value, const Tensor& t) { return scalar(value, t.dtype()); }
+// A 0-d tensor of t's dtype. A fractional number with an integer tensor would be truncated
+// silently (PyTorch promotes to float instead), so it is an error.
+Tensor scalar_like(double value, const Tensor& t, const char* op) {
+  require_defined(t, op);
+  if (!is_floating(t.dtype()) && value != std::trunc(value))
+    throw Error(std::string(op) + ": the number " + fmt::format("{}", value) + " would be truncated to fit a " +
+                std::string(dtype_name(t.dtype())) + " tensor; convert the tensor with to(DType::f32) first");
+  return scalar(value, t.dtype());
+}
 
 }  // namespace
 
@@ -118,7 +128,7 @@ Tensor neg(const Tensor& a) {
 
 Tensor pow(const Tensor& a, double exponent) {
   require_floating(a, "pow");
-  Tensor e = scalar_like(exponent, a);
+  Tensor e = scalar_like(exponent, a, "pow");
   Tensor out = floating(a, e, "pow", [](auto&& x, auto&& y) { return xt::pow(x, y); });
   if (!any_requires_grad({&a})) return out;
   // d(a^p)/da = p·a^(p-1)
@@ -144,14 +154,14 @@ Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 Tensor operator-(const Tensor& a) { return neg(a); }
-Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a, "add")); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a, "sub")); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a, "mul")); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a, "div")); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b, "add"), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b, "sub"), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b, "mul"), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b, "div"), b); }
 
 Tensor eq(const Tensor& a, const Tensor& b) { return compare(a, b, "eq", [](auto&& x, auto&& y) { return xt::equal(x, y); }); }
 Tensor ne(const Tensor& a, const Tensor& b) { return compare(a, b, "ne", [](auto&& x, auto&& y) { return xt::not_equal(x, y); }); }

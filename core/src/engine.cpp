@@ -140,6 +140,13 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
           throw Error("backward: the graph through '" + node->name +
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
+        for (const auto& [storage, version] : node->versions) {
+          const auto s = storage.lock();
+          if (s && s->version != version)
+            throw Error("backward of '" + node->name +
+                        "': a tensor it used was modified in place after the op ran, so its gradient "
+                        "would be wrong; modify a clone() instead");
+        }
         grads.resize(node->out_shapes.size());
         for (std::size_t i = 0; i < grads.size(); ++i)
           if (!grads[i].defined()) grads[i] = zeros(node->out_shapes[i], node->out_dtypes[i]);

@@ -32,6 +32,9 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
     }
   }
   auto node = std::make_shared<Node>(std::move(name), std::move(edges), std::move(backward));
+  node->versions.reserve(inputs.size() + outputs.size());
+  for (const Tensor& in : inputs)
+    if (in.defined()) node->versions.emplace_back(impl_of(in).storage, impl_of(in).storage->version);
   node->out_shapes.reserve(outputs.size());
   node->out_dtypes.reserve(outputs.size());
   for (std::size_t i = 0; i < outputs.size(); ++i) {
@@ -45,6 +48,7 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
     im.requires_grad = true;
     im.grad_fn = node;
     im.output_nr = static_cast<std::uint32_t>(i);
+    node->versions.emplace_back(im.storage, im.storage->version);
     node->out_shapes.push_back(im.shape);
     node->out_dtypes.push_back(im.dtype);
   }

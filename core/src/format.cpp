@@ -16,6 +16,7 @@ constexpr std::int64_t kEdgeItems = 3;
 struct Printer {
   const Tensor& t;
   std::vector<double> values;
+  std::vector<std::int64_t> ints;  // i64 elements, exact (doubles lose precision past 2^53)
   bool summarise = false;
   bool scientific = false;
   std::size_t width = 0;
@@ -24,7 +25,7 @@ struct Printer {
     double v = values[flat_index];
     switch (t.dtype()) {
       case DType::b8: return v != 0.0 ? "true" : "false";
-      case DType::i64: return fmt::format("{}", static_cast<std::int64_t>(v));
+      case DType::i64: return fmt::format("{}", ints[flat_index]);
       default:
         if (std::isnan(v)) return "nan";
         if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -90,7 +91,8 @@ struct Printer {
 
 std::string to_string(const Tensor& t) {
   if (!t.defined()) return "tensor(undefined)";
-  Printer p{t, t.to_vector<double>()};
+  Printer p{t, t.to_vector<double>(), {}};
+  if (t.dtype() == DType::i64) p.ints = t.to_vector<std::int64_t>();
   p.summarise = t.numel() > kSummariseAbove;
   if (is_floating(t.dtype())) {
     double lo = INFINITY, hi = 0;

@@ -12,7 +12,7 @@
 
 namespace xgrad {
 
-// Raw, 64-byte aligned bytes (aligned for xsimd). `version` counts in-place writes.
+// Raw, 64-byte aligned bytes (aligned for xsimd).
 struct Storage {
   explicit Storage(std::size_t nbytes)
       : data(static_cast<std::byte*>(::operator new(nbytes ? nbytes : 1, std::align_val_t{64}))),
@@ -23,6 +23,7 @@ struct Storage {
 
   std::byte* data;
   std::size_t nbytes;
+  std::uint64_t version = 0;  // bumped by every in-place write (add_, copy_, fill_, ...)
 };
 
 class Node;
@@ -68,6 +69,9 @@ class Node {
   std::vector<Shape> out_shapes;  // one per output
   std::vector<DType> out_dtypes;
   BackwardFn backward;            // empty once the graph is freed
+  // Storage versions of the inputs and outputs when the op ran: backward refuses to use
+  // data that was modified in place since (its gradient would silently be wrong).
+  std::vector<std::pair<std::weak_ptr<Storage>, std::uint64_t>> versions;
 
   // Engine scratch, valid during one backward pass.
   std::vector<Tensor> grads;      // accumulated gradient of each output
@@ -78,11 +82,12 @@ class Node {
 // Shorthand used throughout core.
 inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }
 
-// A new contiguous tensor with uninitialised data.
-Tensor make_empty(const Shape& shape, DType dtype);
+// A new contiguous tensor with uninitialised data; `op` names the caller in errors.
+Tensor make_empty(const Shape& shape, DType dtype, const char* op = "empty");
 
 // Normalises a possibly negative dim for a tensor of rank `rank`; throws naming `op`.
-std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op);
+// With `scalar_ok`, a 0-d tensor accepts dim 0 and -1 (for reductions and softmax).
+std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op, bool scalar_ok = false);
 
 // Throws "<op>: expected a floating-point tensor, got int64" unless `t` is f32 or f64.
 void require_floating(const Tensor& t, const char* op);

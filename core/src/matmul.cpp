@@ -118,7 +118,12 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
                      });
   }
 
-  BatchPlan plan = plan_batches(batch_of(as), batch_of(bs));
+  BatchPlan plan;
+  try {
+    plan = plan_batches(batch_of(as), batch_of(bs));
+  } catch (const Error&) {
+    throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs) + " (batch dimensions do not broadcast)");
+  }
   Shape out_shape = plan.batch;
   out_shape.push_back(n);
   out_shape.push_back(m);

@@ -23,7 +23,7 @@ std::vector<std::int64_t> normalize_dims(const std::vector<std::int64_t>& dims, 
     for (std::int64_t d = 0; d < rank; ++d) out.push_back(d);
     return out;
   }
-  for (auto d : dims) out.push_back(wrap_dim(d, rank, op));
+  for (auto d : dims) out.push_back(wrap_dim(d, rank, op, /*scalar_ok=*/true));
   std::sort(out.begin(), out.end());
   if (std::adjacent_find(out.begin(), out.end()) != out.end()) throw Error(std::string(op) + ": a dim appears twice");
   if (rank == 0) out.clear();  // dim 0 / -1 of a scalar reduces nothing
@@ -118,7 +118,7 @@ std::pair<Tensor, Tensor> extreme(const Tensor& a, std::int64_t dim, bool keepdi
   const char* op = is_max ? "max" : "min";
   require_defined(a, op);
   Tensor x = a.dim() == 0 ? reshape(a.detach(), {1}) : a.detach();
-  dim = wrap_dim(dim, a.dim(), op);
+  dim = wrap_dim(dim, a.dim(), op, /*scalar_ok=*/true);
   if (x.shape()[dim] == 0)
     throw Error(std::string(op) + ": cannot reduce dimension " + std::to_string(dim) + " of size 0 in " + shape_str(a.shape()));
   auto [values, indices] = dispatch_numeric(x.dtype(), op, [&]<class T>() { return extreme_with_index<T>(x, dim, is_max); });

@@ -60,7 +60,7 @@ void softmax_backward(const T* g, const T* y, T* dx, const AxisSplit& s, bool lo
 Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
   const char* op = log_output ? "log_softmax" : "softmax";
   require_floating(a, op);
-  dim = wrap_dim(dim, a.dim(), op);
+  dim = wrap_dim(dim, a.dim(), op, /*scalar_ok=*/true);
   const AxisSplit s = a.dim() == 0 ? AxisSplit{} : split_at(a.shape(), dim);
   Tensor out = make_empty(a.shape(), a.dtype());
   dispatch_floating(a.dtype(), op, [&]<class T>() {

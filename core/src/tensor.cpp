@@ -50,15 +50,17 @@ std::int64_t shape_numel(const Shape& shape) {
 
 // --- helpers shared by core ---------------------------------------------------------------------
 
-Tensor make_empty(const Shape& shape, DType dtype) {
+Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
   for (auto e : shape)
-    if (e < 0) throw Error("empty: negative extent in shape " + shape_str(shape));
+    if (e < 0) throw Error(std::string(op) + ": negative extent in shape " + shape_str(shape));
   auto bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
   return Tensor(std::make_shared<TensorImpl>(std::make_shared<Storage>(bytes), shape, dtype));
 }
 
-std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op) {
-  std::int64_t r = rank == 0 ? 1 : rank;  // a scalar accepts dim 0 and -1, as PyTorch
+std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op, bool scalar_ok) {
+  // Reductions and softmax accept dim 0 / -1 on a 0-d tensor, as PyTorch does; ops that index
+  // a dimension do not.
+  const std::int64_t r = rank == 0 && scalar_ok ? 1 : rank;
   if (dim < -r || dim >= r)
     throw Error(std::string(op) + ": dim " + std::to_string(dim) + " is out of range for a tensor of rank " +
                 std::to_string(rank));
@@ -125,6 +127,18 @@ double Tensor::item() const {
     throw Error("item: only one-element tensors can be converted, got shape " + shape_str(shape()));
   return element_as_double(*impl_, 0);
 }
+
+template <class T>
+T Tensor::item() const {
+  if (numel() != 1)
+    throw Error("item: only one-element tensors can be converted, got shape " + shape_str(shape()));
+  return dispatch_all(impl_->dtype, [&]<class S>() { return static_cast<T>(impl_->data<S>()[0]); });
+}
+template float Tensor::item<float>() const;
+template double Tensor::item<double>() const;
+template std::int64_t Tensor::item<std::int64_t>() const;
+template int Tensor::item<int>() const;
+template bool Tensor::item<bool>() const;
 
 double Tensor::at(const std::vector<std::int64_t>& index) const {
   const Shape& s = shape();
@@ -266,6 +280,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
       y += a * nd<T>(other);
     }
   });
+  ++impl_->storage->version;
   return *this;
 }
 
@@ -276,6 +291,7 @@ Tensor& Tensor::mul_(const Tensor& other) {
     auto y = nd<T>(*this);
     y *= nd<T>(other);
   });
+  ++impl_->storage->version;
   return *this;
 }
 
@@ -285,28 +301,24 @@ Tensor& Tensor::mul_(double value) {
     auto y = flat<T>(*this);
     y *= static_cast<T>(value);
   });
+  ++impl_->storage->version;
   return *this;
 }
 
 Tensor& Tensor::copy_(const Tensor& other) {
   check_inplace(*this, &other, "copy_");
-  Tensor src = other.dtype() == dtype() ? other : other.detach().to(dtype());
-  if (src.shape() == shape()) {
-    if (impl_of(src).storage != impl_->storage)
-      std::memcpy(impl_->storage->data, impl_of(src).storage->data,
-                  static_cast<std::size_t>(impl_->numel) * dtype_size(dtype()));
-  } else {
-    dispatch_all(dtype(), [&]<class T>() {
-      auto y = nd<T>(*this);
-      y = nd<T>(src);
-    });
-  }
+  Tensor src = xgrad::expand(other.detach().to(dtype()), shape());
+  if (impl_of(src).storage != impl_->storage)
+    std::memcpy(impl_->storage->data, impl_of(src).storage->data,
+                static_cast<std::size_t>(impl_->numel) * dtype_size(dtype()));
+  ++impl_->storage->version;
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
   check_inplace(*this, nullptr, "fill_");
   dispatch_all(dtype(), [&]<class T>() { std::fill_n(impl_->data<T>(), impl_->numel, static_cast<T>(value)); });
+  ++impl_->storage->version;
   return *this;
 }
 

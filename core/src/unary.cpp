@@ -83,7 +83,11 @@ Tensor tanh(const Tensor& a) {
 }
 
 Tensor relu(const Tensor& a) {
-  Tensor out = map1(a, "relu", [](auto&& x) { return xt::maximum(x, value_of<decltype(x)>(0)); });
+  // where(x < 0, 0, x) rather than max(x, 0): a NaN stays NaN, as in PyTorch.
+  Tensor out = map1(a, "relu", [](auto&& x) {
+    using T = value_of<decltype(x)>;
+    return xt::where(x < T(0), T(0), x);
+  });
   if (!any_requires_grad({&a})) return out;
   return record_op("relu", {a}, out, [y = out.detach()](const Tensor& g) {
     return Grads{map2(g, y, "relu_backward", [](auto&& gg, auto&& yy) {

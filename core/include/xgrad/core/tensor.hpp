@@ -40,9 +40,10 @@ class Tensor {
   // --- element access -----------------------------------------------------------------
   /// The value of a one-element tensor, converted to double.
   double item() const;
-  /// The value of a one-element tensor, converted to T.
+  /// The value of a one-element tensor, converted to T (float, double, int64_t, int or
+  /// bool) directly from the stored type, so large int64 values stay exact.
   template <class T>
-  T item() const { return static_cast<T>(item()); }
+  T item() const;
   /// The element at a full index (negative entries count from the end), as double.
   double at(const std::vector<std::int64_t>& index) const;
   /// All elements in row-major order, converted to T (float, double, int64_t or bool).
