@@ -29,21 +29,22 @@ namespace {
 
 // out = f(a, b) elementwise, where f takes xtensor expressions (or a scalar as either side).
 // Same shapes and scalar operands take flat, vectorised paths; other shapes broadcast.
+// noalias: out is fresh, so xtensor may write into it directly instead of a temporary.
 template <class T, class R, class F>
 Tensor binary_kernel(const Tensor& a, const Tensor& b, DType out_dtype, const char* op, F f) {
   Tensor out = make_empty(broadcast_shapes(a.shape(), b.shape(), op), out_dtype);
   if (a.shape() == b.shape()) {
     auto o = flat<R>(out);
-    o = f(flat<T>(a), flat<T>(b));
+    xt::noalias(o) = f(flat<T>(a), flat<T>(b));
   } else if (b.numel() == 1 && out.shape() == a.shape()) {
     auto o = flat<R>(out);
-    o = f(flat<T>(a), impl_of(b).data<T>()[0]);
+    xt::noalias(o) = f(flat<T>(a), impl_of(b).data<T>()[0]);
   } else if (a.numel() == 1 && out.shape() == b.shape()) {
     auto o = flat<R>(out);
-    o = f(impl_of(a).data<T>()[0], flat<T>(b));
+    xt::noalias(o) = f(impl_of(a).data<T>()[0], flat<T>(b));
   } else {
     auto o = nd<R>(out);
-    o = f(nd<T>(a), nd<T>(b));
+    xt::noalias(o) = f(nd<T>(a), nd<T>(b));
   }
   return out;
 }
@@ -119,7 +120,7 @@ Tensor neg(const Tensor& a) {
   Tensor out = dispatch_numeric(a.dtype(), "neg", [&]<class T>() {
     Tensor o = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(o);
-    y = -flat<T>(a);
+    xt::noalias(y) = -flat<T>(a);
     return o;
   });
   if (!any_requires_grad({&a})) return out;

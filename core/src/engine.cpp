@@ -50,9 +50,9 @@ bool exclusively_owned(const Tensor& t) {
 }
 
 // acc += g, the only way gradients meet: they accumulate, they never overwrite.
-void accumulate(Tensor& acc, const Tensor& g) {
+void accumulate(Tensor& acc, Tensor g) {
   if (!acc.defined()) {
-    acc = exclusively_owned(g) ? g : g.clone();
+    acc = exclusively_owned(g) ? std::move(g) : g.clone();
   } else if (exclusively_owned(acc)) {
     acc.add_(g);
   } else {
@@ -61,7 +61,7 @@ void accumulate(Tensor& acc, const Tensor& g) {
 }
 
 // Checks a gradient computed by `node` for input `i` and brings it to the input's shape.
-Tensor fit_gradient(const Node& node, std::size_t i, const Tensor& g, const Shape& shape, DType dtype) {
+Tensor fit_gradient(const Node& node, std::size_t i, Tensor g, const Shape& shape, DType dtype) {
   if (g.dtype() != dtype)
     throw Error("backward of '" + node.name + "': gradient for input " + std::to_string(i) + " has dtype " +
                 std::string(dtype_name(g.dtype())) + ", the input has " + std::string(dtype_name(dtype)));
@@ -122,7 +122,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
   }
 
   try {
-    root->grads.assign(root->out_shapes.size(), Tensor());
+    root->grads.assign(root->outputs.size(), Tensor());
     root->grads[impl_->output_nr] = seed.detach();
     // A node runs once every edge into it has delivered its gradient (Kahn's order).
     std::vector<std::shared_ptr<Node>> ready{root};
@@ -136,7 +136,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
 
       std::vector<Tensor> input_grads;
       if (any) {
-        if (!node->backward)
+        if (node->freed())
           throw Error("backward: the graph through '" + node->name +
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
@@ -147,30 +147,32 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
                         "': a tensor it used was modified in place after the op ran, so its gradient "
                         "would be wrong; modify a clone() instead");
         }
-        grads.resize(node->out_shapes.size());
+        grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)
-          if (!grads[i].defined()) grads[i] = zeros(node->out_shapes[i], node->out_dtypes[i]);
-        input_grads = node->backward(grads);
+          if (!grads[i].defined()) grads[i] = zeros(node->outputs[i].shape, node->outputs[i].dtype);
+        input_grads = node->run_backward(grads);
+        grads.clear();  // release our references, so gradients can be adopted in place
         if (input_grads.size() != node->next.size())
           throw Error("backward of '" + node->name + "' returned " + std::to_string(input_grads.size()) +
                       " gradients for " + std::to_string(node->next.size()) + " inputs");
       }
       for (std::size_t i = 0; i < node->next.size(); ++i) {
         Edge& e = node->next[i];
-        const Tensor g = any ? input_grads[i] : Tensor();
+        Tensor g = any ? std::move(input_grads[i]) : Tensor();
         if (e.fn) {
           if (g.defined()) {
-            e.fn->grads.resize(e.fn->out_shapes.size());
-            accumulate(e.fn->grads[e.output_nr],
-                       fit_gradient(*node, i, g, e.fn->out_shapes[e.output_nr], e.fn->out_dtypes[e.output_nr]));
+            const OutputMeta& meta = e.fn->outputs[e.output_nr];
+            e.fn->grads.resize(e.fn->outputs.size());
+            accumulate(e.fn->grads[e.output_nr], fit_gradient(*node, i, std::move(g), meta.shape, meta.dtype));
           }
           if (--e.fn->dependencies == 0) ready.push_back(e.fn);
         } else if (e.leaf && g.defined()) {
-          accumulate(e.leaf->grad, fit_gradient(*node, i, g, e.leaf->shape, e.leaf->dtype));
+          accumulate(e.leaf->grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype));
         }
       }
       if (!retain_graph) {
-        node->backward = nullptr;  // frees what the node saved for backward
+        node->backward_one = nullptr;  // frees what the node saved for backward
+        node->backward_many = nullptr;
         node->next.clear();
       }
     }

@@ -12,15 +12,21 @@
 
 namespace xgrad {
 
-// Raw, 64-byte aligned bytes (aligned for xsimd).
+// Raw, 64-byte aligned bytes (aligned for xsimd). Up to 64 bytes live inside the Storage
+// itself: recurrent nets make many tiny tensors, and each saved allocation is per-op time.
 struct Storage {
+  static constexpr std::size_t kInlineBytes = 64;
   explicit Storage(std::size_t nbytes)
-      : data(static_cast<std::byte*>(::operator new(nbytes ? nbytes : 1, std::align_val_t{64}))),
+      : data(nbytes <= kInlineBytes ? inline_bytes
+                                    : static_cast<std::byte*>(::operator new(nbytes, std::align_val_t{64}))),
         nbytes(nbytes) {}
-  ~Storage() { ::operator delete(data, std::align_val_t{64}); }
+  ~Storage() {
+    if (data != inline_bytes) ::operator delete(data, std::align_val_t{64});
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
+  alignas(64) std::byte inline_bytes[kInlineBytes];
   std::byte* data;
   std::size_t nbytes;
   std::uint64_t version = 0;  // bumped by every in-place write (add_, copy_, fill_, ...)
@@ -55,20 +61,33 @@ struct Edge {
   std::shared_ptr<TensorImpl> leaf;
 };
 
+struct OutputMeta {
+  Shape shape;
+  DType dtype;
+};
+
+// Backward of a single-output op: the gradient of its output → one gradient per input.
+using UnaryBackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+
 // One recorded application of a primitive.
 class Node {
  public:
-  Node(std::string name, std::vector<Edge> next, BackwardFn backward)
-      : name(std::move(name)), next(std::move(next)), backward(std::move(backward)) {}
+  Node(std::string name, std::vector<Edge> next) : name(std::move(name)), next(std::move(next)) {}
   // Destroys the graph behind this node iteratively: a 100 000-node chain must not
   // recurse 100 000 destructors deep.
   ~Node();
 
   std::string name;
   std::vector<Edge> next;         // one per input
-  std::vector<Shape> out_shapes;  // one per output
-  std::vector<DType> out_dtypes;
-  BackwardFn backward;            // empty once the graph is freed
+  std::vector<OutputMeta> outputs;
+  // Exactly one is set while the graph lives (single-output ops use the first, which saves
+  // a wrapper); both are empty once the graph is freed.
+  UnaryBackwardFn backward_one;
+  BackwardFn backward_many;
+  bool freed() const { return !backward_one && !backward_many; }
+  std::vector<Tensor> run_backward(const std::vector<Tensor>& grads) const {
+    return backward_one ? backward_one(grads[0]) : backward_many(grads);
+  }
   // Storage versions of the inputs and outputs when the op ran: backward refuses to use
   // data that was modified in place since (its gradient would silently be wrong).
   std::vector<std::pair<std::weak_ptr<Storage>, std::uint64_t>> versions;

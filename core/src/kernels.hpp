@@ -9,6 +9,7 @@
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xmath.hpp>
+#include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
 #include "impl.hpp"
@@ -95,7 +96,7 @@ Tensor map1(const Tensor& a, const char* op, F f) {
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(out);
-    y = f(flat<T>(a));
+    xt::noalias(y) = f(flat<T>(a));
     return out;
   });
 }
@@ -108,7 +109,7 @@ Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(out);
-    y = f(flat<T>(a), flat<T>(b));
+    xt::noalias(y) = f(flat<T>(a), flat<T>(b));
     return out;
   });
 }

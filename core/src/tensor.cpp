@@ -277,7 +277,7 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
       for (std::int64_t i = 0; i < impl_->numel; ++i) y[i] += a * x[i];
     } else {
       auto y = nd<T>(*this);
-      y += a * nd<T>(other);
+      xt::noalias(y) += a * nd<T>(other);
     }
   });
   ++impl_->storage->version;
