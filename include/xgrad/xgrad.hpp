@@ -3,3 +3,5 @@
 ///     #include <xgrad/xgrad.hpp>
 ///     using namespace xgrad;
 #include <xgrad/core.hpp>
+#include <xgrad/nn/nn.hpp>
+#include <xgrad/optim/optim.hpp>

@@ -1,0 +1,62 @@
+#pragma once
+/// \file LayerNorm: normalisation over the trailing dimensions.
+#include <cstdint>
+#include <string>
+
+#include <xgrad/core/dtype.hpp>
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::nn {
+
+/// Options of LayerNorm.
+/// Example: `nn::LayerNorm ln(nn::LayerNormOptions({16}).eps(1e-6).elementwise_affine(false));`
+struct LayerNormOptions {
+  /// The trailing extents to normalise over, e.g. {H} or {T, H}.
+  LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
+  LayerNormOptions& normalized_shape(Shape v) { normalized_shape_ = std::move(v); return *this; }
+  /// Added to the variance before the square root (default 1e-5).
+  LayerNormOptions& eps(double v) { eps_ = v; return *this; }
+  /// Learn a per-element scale `weight` (ones) and shift `bias` (zeros) (default true).
+  LayerNormOptions& elementwise_affine(bool v) { elementwise_affine_ = v; return *this; }
+
+  const Shape& normalized_shape() const { return normalized_shape_; }
+  double eps() const { return eps_; }
+  bool elementwise_affine() const { return elementwise_affine_; }
+
+ private:
+  Shape normalized_shape_;
+  double eps_ = 1e-5;
+  bool elementwise_affine_ = true;
+};
+
+/// y = (x - mean) / √(var + eps) · weight + bias, with mean and the biased variance taken
+/// over the trailing dimensions given by normalized_shape. Composed from primitives.
+///
+/// Parameters (when elementwise_affine): `weight` (normalized_shape) = 1, `bias` = 0.
+///
+/// Example:
+///     nn::LayerNorm ln(nn::LayerNormOptions({64}));
+///     Tensor y = ln(randn({8, 10, 64}));   // each (b, t) row has mean 0, variance ≈ 1
+class LayerNorm : public UnaryModule {
+ public:
+  explicit LayerNorm(const LayerNormOptions& options);
+  /// x (..., *normalized_shape) → same shape.
+  Tensor forward(const Tensor& input) override;
+  /// Sets weight to ones and bias to zeros.
+  void reset_parameters();
+  std::string extra_repr() const override;
+  const LayerNormOptions& options() const { return options_; }
+
+  Tensor weight;  ///< normalized_shape, undefined without elementwise_affine
+  Tensor bias;    ///< normalized_shape, undefined without elementwise_affine
+
+ private:
+  LayerNormOptions options_;
+};
+
+/// The functional form; `weight` and `bias` may be undefined.
+/// Example: `Tensor y = nn::layer_norm(x, {64}, Tensor(), Tensor(), 1e-5);`
+Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+
+}  // namespace xgrad::nn

@@ -1,0 +1,301 @@
+#pragma once
+/// \file Recurrent sequence layers: one driver (`nn::Recurrent`) that runs any cell over
+/// layers × directions × time steps, and PyTorch's RNN, LSTM and GRU built on it.
+///
+/// Shapes (PyTorch's): T time steps, B sequences, I input features, D = 2 if bidirectional
+/// else 1, L layers, H the output width of a cell (hidden_size, or proj_size for an LSTM with
+/// a projection).
+/// - input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I)
+/// - output (T, B, D·H), or (B, T, D·H) with batch_first, or (T, D·H) unbatched
+/// - states (L·D, B, H) — never batch-first — or (L·D, H) unbatched
+///
+/// Truncated backpropagation through time: run a long sequence in chunks and carry the final
+/// state into the next chunk detached, so each backward stops at the chunk boundary:
+///
+///     nn::LSTMState state;                              // zeros for the first chunk
+///     for (const Tensor& chunk : split(x, 50, 0)) {     // (50, B, I) pieces of (T, B, I)
+///       auto [out, next] = lstm(chunk, state);
+///       Tensor loss = ...;  loss.backward();  /* optimizer step */
+///       state = next.detach();                          // values flow on, gradients stop
+///     }
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/module.hpp>
+#include <xgrad/nn/rnn_cell.hpp>
+
+namespace xgrad::nn {
+
+/// The valid length of each sequence of a padded batch: an i64 tensor (B), a vector or a
+/// braced list. Empty means "every sequence is full length".
+/// Example: `gru(x, {}, {5, 2, 4})`  or  `gru(x, {}, lengths_tensor)`
+class Lengths {
+ public:
+  Lengths() = default;
+  Lengths(const Tensor& lengths);  // NOLINT: implicit, so a tensor can be passed directly
+  Lengths(std::vector<std::int64_t> lengths) : values_(std::move(lengths)), given_(true) {}  // NOLINT
+  Lengths(std::initializer_list<std::int64_t> lengths) : values_(lengths), given_(true) {}
+  /// False for the default "all full length".
+  bool given() const { return given_; }
+  /// One length per sequence (empty when not given).
+  const std::vector<std::int64_t>& values() const { return values_; }
+
+ private:
+  std::vector<std::int64_t> values_;
+  bool given_ = false;
+};
+
+/// The output of each sequence at its last valid step: (B, F) from a (T, B, F) output, or a
+/// (B, T, F) one with batch_first. Without lengths, the last step (T − 1) of every sequence.
+/// Use it to stack "lower layers return sequences, the top returns its last step"; the
+/// gradient flows only into the picked steps. For a bidirectional layer, the reverse half of
+/// the last step has seen one input only: prefer its h_n for a summary of the sequence.
+/// Example:
+///     auto [out, h_n] = gru(x, {}, lengths);           // out (T, B, H)
+///     Tensor logits = head(nn::last_step(out, lengths)); // (B, classes)
+Tensor last_step(const Tensor& output, const Lengths& lengths = {}, bool batch_first = false);
+
+/// The options every recurrent layer shares (the driver's knobs). `RNNOptions`,
+/// `LSTMOptions`, `GRUOptions` and `RecurrentOptions` derive from it; setters chain.
+template <class Derived>
+class RecurrentOptionsBase {
+ public:
+  RecurrentOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
+      : input_size_(input_size), hidden_size_(hidden_size) {}
+  /// Features of the input.
+  std::int64_t input_size() const { return input_size_; }
+  /// Features of the hidden state.
+  std::int64_t hidden_size() const { return hidden_size_; }
+  /// Stacked layers (default 1): layer l > 0 reads layer l − 1's output.
+  Derived& num_layers(std::int64_t v) { num_layers_ = v; return self(); }
+  std::int64_t num_layers() const { return num_layers_; }
+  /// Input and output are (B, T, F) instead of (T, B, F); states keep (L·D, B, H).
+  Derived& batch_first(bool v) { batch_first_ = v; return self(); }
+  bool batch_first() const { return batch_first_; }
+  /// Dropout probability on the output of every layer but the last, in training mode only.
+  Derived& dropout(double v) { dropout_ = v; return self(); }
+  double dropout() const { return dropout_; }
+  /// Adds a reverse direction per layer; outputs are concatenated (forward first).
+  Derived& bidirectional(bool v) { bidirectional_ = v; return self(); }
+  bool bidirectional() const { return bidirectional_; }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+  std::int64_t input_size_, hidden_size_;
+  std::int64_t num_layers_ = 1;
+  bool batch_first_ = false;
+  double dropout_ = 0.0;
+  bool bidirectional_ = false;
+};
+
+/// Options of the generic driver `nn::Recurrent`.
+/// Example: `nn::RecurrentOptions(4, 8).num_layers(2).bidirectional(true)`
+class RecurrentOptions : public RecurrentOptionsBase<RecurrentOptions> {
+ public:
+  using RecurrentOptionsBase::RecurrentOptionsBase;
+  /// The driver options of any layer's options (drops the cell-specific ones).
+  template <class D>
+  static RecurrentOptions from(const RecurrentOptionsBase<D>& o) {
+    return RecurrentOptions(o.input_size(), o.hidden_size())
+        .num_layers(o.num_layers())
+        .batch_first(o.batch_first())
+        .dropout(o.dropout())
+        .bidirectional(o.bidirectional());
+  }
+};
+
+/// Builds the cell of one layer and direction; `input_size` is that layer's input width
+/// (the layer input for layer 0, D times the cell's output width above).
+using CellFactory = std::function<std::shared_ptr<RecurrentCell>(std::int64_t input_size, std::int64_t hidden_size)>;
+
+/// What the driver returns: the output at every step and the final state, one tensor per
+/// state entry, each (L·D, B, state_sizes()[k]).
+struct RecurrentOutput {
+  Tensor output;
+  CellState state;
+};
+
+/// The sequence driver: runs a cell over layers × directions × time steps.
+///
+/// - The input projection of all T steps is one matmul (the cell's `project_input`) before
+///   the time loop; only the cell's `step` runs per step.
+/// - Variable lengths: a padded step leaves the state unchanged and outputs zeros; the final
+///   state of each sequence is the one after its last valid step; the reverse direction
+///   starts at each sequence's own last valid step.
+/// - Dropout (training mode only) on the output of every layer but the last.
+/// - Parameters are registered as PyTorch names them: each cell parameter `name` becomes
+///   `name_l{layer}` and `name_l{layer}_reverse` (dots in nested names become '_').
+///
+/// Any RecurrentCell plugs in through a factory, and gets all of the above for free.
+/// Example:
+///     nn::Recurrent rnn(nn::RecurrentOptions(4, 8).num_layers(2).bidirectional(true),
+///                       [](std::int64_t in, std::int64_t hidden) { return std::make_shared<MyCell>(in, hidden); });
+///     auto [out, state] = rnn(x);   // out (T, B, 16), state[0] (4, B, 8)
+class Recurrent : public Module {
+ public:
+  Recurrent(const RecurrentOptions& options, const CellFactory& make_cell);
+
+  /// Runs the sequence. `initial_state[k]` is (L·D, B, state_sizes()[k]); an empty vector
+  /// or undefined entries mean zeros. `lengths` gives each sequence's valid length
+  /// (0 ≤ length ≤ T).
+  RecurrentOutput forward(const Tensor& input, const CellState& initial_state = {}, const Lengths& lengths = {});
+  RecurrentOutput operator()(const Tensor& input, const CellState& initial_state = {}, const Lengths& lengths = {}) {
+    return forward(input, initial_state, lengths);
+  }
+
+  /// The driver's options (sizes, layers, directions, batch_first, dropout).
+  const RecurrentOptions& recurrent_options() const { return options_; }
+  /// Number of directions D (1 or 2).
+  std::int64_t num_directions() const { return options_.bidirectional() ? 2 : 1; }
+  /// The cell of `layer` and `direction` (0 forward, 1 reverse).
+  RecurrentCell& cell(std::int64_t layer, std::int64_t direction = 0) const;
+  /// Every cell, layer by layer, forward before reverse.
+  const std::vector<std::shared_ptr<RecurrentCell>>& cells() const { return cells_; }
+  /// E.g. "3, 8, num_layers=2, bidirectional=true, cell=MyCell".
+  std::string extra_repr() const override;
+
+ private:
+  RecurrentOptions options_;
+  std::vector<std::shared_ptr<RecurrentCell>> cells_;
+};
+
+// --- RNN ------------------------------------------------------------------------------------------
+
+/// Options of RNN. Example: `nn::RNNOptions(4, 8).num_layers(2).nonlinearity(nn::RNNNonlinearity::relu)`
+class RNNOptions : public RecurrentOptionsBase<RNNOptions> {
+ public:
+  using RecurrentOptionsBase::RecurrentOptionsBase;
+  /// Adds bias_ih and bias_hh (default true).
+  RNNOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+  /// tanh (default) or relu.
+  RNNOptions& nonlinearity(RNNNonlinearity v) { nonlinearity_ = v; return *this; }
+  RNNNonlinearity nonlinearity() const { return nonlinearity_; }
+
+ private:
+  bool bias_ = true;
+  RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
+};
+
+/// The output and final hidden state of an RNN or GRU: output (T, B, D·H) (batch-first
+/// when the layer is), h_n (L·D, B, H).
+struct RNNOutput {
+  Tensor output;
+  Tensor h_n;
+};
+
+/// A multi-layer Elman RNN, as torch.nn.RNN: RNNCell run by the sequence driver.
+/// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
+/// Example:
+///     nn::RNN rnn(nn::RNNOptions(4, 8).batch_first(true));
+///     auto [out, h_n] = rnn(x);            // x (B, T, 4) → out (B, T, 8), h_n (1, B, 8)
+class RNN : public Recurrent {
+ public:
+  explicit RNN(const RNNOptions& options);
+  RNN(std::int64_t input_size, std::int64_t hidden_size) : RNN(RNNOptions(input_size, hidden_size)) {}
+  /// `h0` (L·D, B, H), undefined for zeros; `lengths` for a padded batch.
+  RNNOutput forward(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {});
+  RNNOutput operator()(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {}) {
+    return forward(input, h0, lengths);
+  }
+  const RNNOptions& options() const { return options_; }
+  /// PyTorch's repr: "RNN(4, 8, num_layers=2, nonlinearity=relu)" (only non-defaults).
+  std::string extra_repr() const override;
+
+ private:
+  RNNOptions options_;
+};
+
+// --- LSTM -----------------------------------------------------------------------------------------
+
+/// Options of LSTM.
+/// Example: `nn::LSTMOptions(1, 64).num_layers(2).batch_first(true).bidirectional(true).proj_size(0).dropout(0.1).bias(true)`
+class LSTMOptions : public RecurrentOptionsBase<LSTMOptions> {
+ public:
+  using RecurrentOptionsBase::RecurrentOptionsBase;
+  /// Adds bias_ih and bias_hh (default true).
+  LSTMOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+  /// When > 0 (and < hidden_size), h is projected to this size by weight_hr_l{k}.
+  LSTMOptions& proj_size(std::int64_t v) { proj_size_ = v; return *this; }
+  std::int64_t proj_size() const { return proj_size_; }
+
+ private:
+  bool bias_ = true;
+  std::int64_t proj_size_ = 0;
+};
+
+/// The output and final state of an LSTM: output (T, B, D·R) (batch-first when the layer
+/// is), state.h (L·D, B, R), state.c (L·D, B, H), with R = proj_size or hidden_size.
+struct LSTMOutput {
+  Tensor output;
+  LSTMState state;
+};
+
+/// A multi-layer LSTM, as torch.nn.LSTM: LSTMCell run by the sequence driver.
+/// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, weight_hr_l{k}
+/// (with proj_size) and their _reverse twins, in PyTorch's order and shapes.
+/// Example:
+///     nn::LSTM lstm(nn::LSTMOptions(1, 64).num_layers(2).batch_first(true));
+///     auto [out, state] = lstm(x);         // out (B, T, 64); state.h, state.c (2, B, 64)
+///     auto [out2, s2] = lstm(x2, state);   // continue from a state
+class LSTM : public Recurrent {
+ public:
+  explicit LSTM(const LSTMOptions& options);
+  LSTM(std::int64_t input_size, std::int64_t hidden_size) : LSTM(LSTMOptions(input_size, hidden_size)) {}
+  /// `state.h` (L·D, B, R) and `state.c` (L·D, B, H), undefined for zeros; `lengths` for a
+  /// padded batch.
+  LSTMOutput forward(const Tensor& input, const LSTMState& state = {}, const Lengths& lengths = {});
+  LSTMOutput operator()(const Tensor& input, const LSTMState& state = {}, const Lengths& lengths = {}) {
+    return forward(input, state, lengths);
+  }
+  const LSTMOptions& options() const { return options_; }
+  /// PyTorch's repr: "LSTM(1, 64, num_layers=2, batch_first=true)" (only non-defaults).
+  std::string extra_repr() const override;
+
+ private:
+  LSTMOptions options_;
+};
+
+// --- GRU ------------------------------------------------------------------------------------------
+
+/// Options of GRU. Example: `nn::GRUOptions(4, 8).num_layers(2).dropout(0.2)`
+class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
+ public:
+  using RecurrentOptionsBase::RecurrentOptionsBase;
+  /// Adds bias_ih and bias_hh (default true).
+  GRUOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+
+ private:
+  bool bias_ = true;
+};
+
+/// A multi-layer GRU, as torch.nn.GRU: GRUCell run by the sequence driver.
+/// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
+/// Example:
+///     nn::GRU gru(nn::GRUOptions(4, 8).bidirectional(true));
+///     auto [out, h_n] = gru(x, {}, {5, 2, 4});   // lengths of a padded (5, 3, 4) batch
+class GRU : public Recurrent {
+ public:
+  explicit GRU(const GRUOptions& options);
+  GRU(std::int64_t input_size, std::int64_t hidden_size) : GRU(GRUOptions(input_size, hidden_size)) {}
+  /// `h0` (L·D, B, H), undefined for zeros; `lengths` for a padded batch.
+  RNNOutput forward(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {});
+  RNNOutput operator()(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {}) {
+    return forward(input, h0, lengths);
+  }
+  const GRUOptions& options() const { return options_; }
+  /// PyTorch's repr: "GRU(4, 8, bidirectional=true)" (only non-defaults).
+  std::string extra_repr() const override;
+
+ private:
+  GRUOptions options_;
+};
+
+}  // namespace xgrad::nn

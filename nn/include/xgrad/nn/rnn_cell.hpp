@@ -1,0 +1,276 @@
+#pragma once
+/// \file Recurrent cells: one time step of a recurrent network, composed from core's
+/// primitives (matmul, add, sigmoid, tanh, mul, chunk). Backpropagation through time comes
+/// from the engine; no cell has backward code.
+///
+/// A cell splits its step in two so that a sequence driver (`nn::Recurrent`, and the RNN,
+/// LSTM and GRU built on it) can run it fast:
+/// - `project_input(x)`: the part that does not depend on the state, computed for every
+///   time step at once with one matmul before the time loop;
+/// - `step(xp, state)`: the rest, run once per time step.
+/// Derive from `RecurrentCell` to write your own (see docs/custom_layer.md).
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::nn {
+
+/// What a recurrent cell carries from one time step to the next. `state[0]` is h, which is
+/// also the cell's output at that step; further entries are extra state (LSTM's c).
+/// Each entry is (B, state_sizes()[k]).
+using CellState = std::vector<Tensor>;
+
+/// One time step prepared for a whole sequence: (projected input (B, G), state) → next state.
+using StepFn = std::function<CellState(const Tensor& xp, const CellState& state)>;
+
+/// `state` with every entry detached from the graph (for truncated backpropagation through
+/// time: carry the values into the next chunk, not the graph).
+/// Example: `state = nn::detach(state);`
+CellState detach(const CellState& state);
+
+/// Base class of recurrent cells. A cell is a Module (its parameters are registered by
+/// name) with a two-part step:
+///
+///     gates_x = project_input(x)             // (..., input_size) → (..., G), all steps at once
+///     state   = step(gates_x[t], state)      // (B, G) and the state → the next state
+///
+/// Any cell runs in `nn::Recurrent`, which provides layers, directions, variable lengths,
+/// batch_first and dropout between layers.
+///
+/// Example (an Elman cell, h' = tanh(x W_ihᵀ + h W_hhᵀ)):
+///     struct Elman : nn::RecurrentCell {
+///       Tensor w_ih, w_hh;
+///       Elman(std::int64_t in, std::int64_t hidden) : RecurrentCell(in, {hidden}) {
+///         w_ih = register_parameter("weight_ih", randn({hidden, in}) * 0.3);
+///         w_hh = register_parameter("weight_hh", randn({hidden, hidden}) * 0.3);
+///       }
+///       Tensor project_input(const Tensor& x) const override { return matmul(x, w_ih.t()); }
+///       nn::CellState step(const Tensor& xp, const nn::CellState& s) const override {
+///         return {tanh(xp + matmul(s[0], w_hh.t()))};
+///       }
+///     };
+class RecurrentCell : public Module {
+ public:
+  /// `state_sizes[k]` is the width of state entry k; `state_sizes[0]` is the output width.
+  RecurrentCell(std::int64_t input_size, std::vector<std::int64_t> state_sizes);
+
+  /// Features of the input x.
+  std::int64_t input_size() const { return input_size_; }
+  /// Width of each state entry; the first is h, the output at each step.
+  const std::vector<std::int64_t>& state_sizes() const { return state_sizes_; }
+  /// Width of the output at each step (= state_sizes()[0]).
+  std::int64_t output_size() const { return state_sizes_[0]; }
+
+  /// The state-independent part of a step, for any number of leading dimensions:
+  /// (..., input_size) → (..., G). The driver calls it once on the whole (T, B, input_size)
+  /// sequence, which matmul folds into a single GEMM.
+  virtual Tensor project_input(const Tensor& x) const = 0;
+
+  /// One time step: the projected input of this step (B, G) and the state (entries
+  /// (B, state_sizes()[k])) → the next state.
+  virtual CellState step(const Tensor& xp, const CellState& state) const = 0;
+
+  /// The step the driver calls at every time step of one sequence. The default calls
+  /// `step`. Override it to do per-sequence work once instead of once per step: the built-in
+  /// cells transpose their recurrent weight here, so that the loop multiplies by a ready
+  /// W_hhᵀ (and its gradient is transposed back once, not once per step).
+  virtual StepFn sequence_step() const;
+
+  /// Zeros of the right shapes for a batch of `batch` sequences: entry k is
+  /// (batch, state_sizes()[k]).
+  CellState zero_state(std::int64_t batch, DType dtype = DType::f32) const;
+
+  /// One step on an unprojected input: `step(project_input(x), state)`, with undefined
+  /// state entries (or an empty state) taken as zeros. x is (B, input_size).
+  /// Example: `nn::CellState s = cell.step_input(x_t, s);`
+  CellState step_input(const Tensor& x, const CellState& state = {}) const;
+
+ private:
+  std::int64_t input_size_;
+  std::vector<std::int64_t> state_sizes_;
+};
+
+// --- RNNCell -----------------------------------------------------------------------------------
+
+/// The nonlinearity of an Elman RNN (PyTorch's `nonlinearity="tanh"` / `"relu"`).
+enum class RNNNonlinearity { tanh, relu };
+
+/// Options of RNNCell. Example: `nn::RNNCellOptions(4, 8).nonlinearity(nn::RNNNonlinearity::relu)`
+class RNNCellOptions {
+ public:
+  RNNCellOptions(std::int64_t input_size, std::int64_t hidden_size)
+      : input_size_(input_size), hidden_size_(hidden_size) {}
+  std::int64_t input_size() const { return input_size_; }
+  std::int64_t hidden_size() const { return hidden_size_; }
+  /// Adds bias_ih and bias_hh (default true).
+  RNNCellOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+  /// tanh (default) or relu.
+  RNNCellOptions& nonlinearity(RNNNonlinearity v) { nonlinearity_ = v; return *this; }
+  RNNNonlinearity nonlinearity() const { return nonlinearity_; }
+
+ private:
+  std::int64_t input_size_, hidden_size_;
+  bool bias_ = true;
+  RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
+};
+
+/// An Elman RNN cell, as torch.nn.RNNCell: h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh).
+/// Parameters: weight_ih (H, I), weight_hh (H, H), bias_ih (H), bias_hh (H), all drawn from
+/// U(−1/√H, 1/√H). x is (B, I), h is (B, H).
+/// Example:
+///     nn::RNNCell cell(4, 8);
+///     Tensor h = cell(x0);      // zero initial state
+///     h = cell(x1, h);
+class RNNCell : public RecurrentCell {
+ public:
+  explicit RNNCell(const RNNCellOptions& options);
+  RNNCell(std::int64_t input_size, std::int64_t hidden_size) : RNNCell(RNNCellOptions(input_size, hidden_size)) {}
+
+  /// One step: the next hidden state (B, H). An undefined h means zeros.
+  Tensor forward(const Tensor& x, const Tensor& h = {}) const;
+  Tensor operator()(const Tensor& x, const Tensor& h = {}) const { return forward(x, h); }
+
+  Tensor project_input(const Tensor& x) const override;
+  CellState step(const Tensor& xp, const CellState& state) const override;
+  StepFn sequence_step() const override;
+  /// "RNNCell(4, 8)", plus bias / nonlinearity when not the defaults.
+  std::string extra_repr() const override;
+  const RNNCellOptions& options() const { return options_; }
+
+  // The parameters, shared with the registry (bias_* undefined without bias). Change their
+  // values in place; assigning a new tensor unlinks them from named_parameters().
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+
+ private:
+  RNNCellOptions options_;
+};
+
+// --- LSTMCell ----------------------------------------------------------------------------------
+
+/// The (h, c) state of an LSTM: for a cell h is (B, H) (or (B, P) with a projection) and c is
+/// (B, H); for the LSTM layer each has a leading (num_layers · num_directions) dimension.
+struct LSTMState {
+  Tensor h;
+  Tensor c;
+  /// Both tensors detached from the graph (truncated BPTT).
+  LSTMState detach() const { return {h.detach(), c.detach()}; }
+};
+
+/// Options of LSTMCell. Example: `nn::LSTMCellOptions(4, 8).proj_size(3)`
+class LSTMCellOptions {
+ public:
+  LSTMCellOptions(std::int64_t input_size, std::int64_t hidden_size)
+      : input_size_(input_size), hidden_size_(hidden_size) {}
+  std::int64_t input_size() const { return input_size_; }
+  std::int64_t hidden_size() const { return hidden_size_; }
+  /// Adds bias_ih and bias_hh (default true).
+  LSTMCellOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+  /// When > 0, h is projected to this size by weight_hr (as torch.nn.LSTM's proj_size).
+  LSTMCellOptions& proj_size(std::int64_t v) { proj_size_ = v; return *this; }
+  std::int64_t proj_size() const { return proj_size_; }
+
+ private:
+  std::int64_t input_size_, hidden_size_;
+  bool bias_ = true;
+  std::int64_t proj_size_ = 0;
+};
+
+/// A long short-term memory cell, as torch.nn.LSTMCell, gates in PyTorch's order i, f, g, o:
+///
+///     i, f, g, o = chunk(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh, 4)
+///     c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g)
+///     h' = σ(o) ⊙ tanh(c')            (then h' W_hrᵀ when proj_size > 0)
+///
+/// Parameters: weight_ih (4H, I), weight_hh (4H, R), bias_ih (4H), bias_hh (4H) and, with a
+/// projection, weight_hr (P, H), where R = P if proj_size > 0 else H; all drawn from
+/// U(−1/√H, 1/√H). The state entries are h (B, R) and c (B, H).
+/// Example:
+///     nn::LSTMCell cell(4, 8);
+///     nn::LSTMState s = cell(x0);          // zero initial state
+///     s = cell(x1, s);                     // s.h, s.c: (B, 8)
+class LSTMCell : public RecurrentCell {
+ public:
+  explicit LSTMCell(const LSTMCellOptions& options);
+  LSTMCell(std::int64_t input_size, std::int64_t hidden_size) : LSTMCell(LSTMCellOptions(input_size, hidden_size)) {}
+
+  /// One step: the next (h, c). Undefined entries of `state` mean zeros.
+  LSTMState forward(const Tensor& x, const LSTMState& state = {}) const;
+  LSTMState operator()(const Tensor& x, const LSTMState& state = {}) const { return forward(x, state); }
+
+  Tensor project_input(const Tensor& x) const override;
+  CellState step(const Tensor& xp, const CellState& state) const override;
+  StepFn sequence_step() const override;
+  /// "LSTMCell(4, 8)", plus bias / proj_size when not the defaults.
+  std::string extra_repr() const override;
+  const LSTMCellOptions& options() const { return options_; }
+
+  // The parameters, shared with the registry (bias_* undefined without bias, weight_hr
+  // without a projection). Change their values in place.
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh, weight_hr;
+
+ private:
+  LSTMCellOptions options_;
+};
+
+// --- GRUCell -----------------------------------------------------------------------------------
+
+/// Options of GRUCell. Example: `nn::GRUCellOptions(4, 8).bias(false)`
+class GRUCellOptions {
+ public:
+  GRUCellOptions(std::int64_t input_size, std::int64_t hidden_size)
+      : input_size_(input_size), hidden_size_(hidden_size) {}
+  std::int64_t input_size() const { return input_size_; }
+  std::int64_t hidden_size() const { return hidden_size_; }
+  /// Adds bias_ih and bias_hh (default true).
+  GRUCellOptions& bias(bool v) { bias_ = v; return *this; }
+  bool bias() const { return bias_; }
+
+ private:
+  std::int64_t input_size_, hidden_size_;
+  bool bias_ = true;
+};
+
+/// A gated recurrent unit cell, as torch.nn.GRUCell, gates in PyTorch's order r, z, n; the
+/// reset gate multiplies the whole recurrent term of n, bias included:
+///
+///     r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr)
+///     z = σ(x W_izᵀ + b_iz + h W_hzᵀ + b_hz)
+///     n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))
+///     h' = (1 − z) ⊙ n + z ⊙ h
+///
+/// Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H), bias_hh (3H), all drawn
+/// from U(−1/√H, 1/√H).
+/// Example:
+///     nn::GRUCell cell(4, 8);
+///     Tensor h = cell(x0);
+///     h = cell(x1, h);
+class GRUCell : public RecurrentCell {
+ public:
+  explicit GRUCell(const GRUCellOptions& options);
+  GRUCell(std::int64_t input_size, std::int64_t hidden_size) : GRUCell(GRUCellOptions(input_size, hidden_size)) {}
+
+  /// One step: the next hidden state (B, H). An undefined h means zeros.
+  Tensor forward(const Tensor& x, const Tensor& h = {}) const;
+  Tensor operator()(const Tensor& x, const Tensor& h = {}) const { return forward(x, h); }
+
+  Tensor project_input(const Tensor& x) const override;
+  CellState step(const Tensor& xp, const CellState& state) const override;
+  StepFn sequence_step() const override;
+  /// "GRUCell(4, 8)", plus bias when not the default.
+  std::string extra_repr() const override;
+  const GRUCellOptions& options() const { return options_; }
+
+  // The parameters, shared with the registry (bias_* undefined without bias).
+  Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+
+ private:
+  GRUCellOptions options_;
+};
+
+}  // namespace xgrad::nn

@@ -1,0 +1,41 @@
+#pragma once
+/// \file Training utilities: gradient clipping and padding variable-length sequences.
+#include <limits>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+
+namespace xgrad::nn {
+
+/// Scales the gradients of `parameters` in place so that their joint norm is at most
+/// `max_norm`, and returns the joint norm before clipping (PyTorch's
+/// clip_grad_norm_): the `norm_type`-norm of all gradient elements taken together
+/// (`std::numeric_limits<double>::infinity()` for the max norm). Every gradient is multiplied
+/// by min(1, max_norm / (total + 1e-6)). Parameters without a gradient are skipped; with
+/// none at all, returns 0. With `error_if_nonfinite`, a NaN or infinite norm throws.
+/// Example:
+///     loss.backward();
+///     double norm = nn::clip_grad_norm(model.parameters(), 1.0);
+double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, double norm_type = 2.0,
+                      bool error_if_nonfinite = false);
+
+/// Clamps every gradient element of `parameters` to [-clip_value, clip_value] in place.
+/// Example: `nn::clip_grad_value(model.parameters(), 0.5);`
+void clip_grad_value(const std::vector<Tensor>& parameters, double clip_value);
+
+/// The result of pad_sequences: the padded batch and each sequence's length.
+struct PaddedSequences {
+  Tensor padded;   ///< (B, T_max, ...) if batch_first, else (T_max, B, ...)
+  Tensor lengths;  ///< (B) i64
+};
+
+/// Stacks sequences of shapes (L_i, ...) (same trailing shape and dtype) into one batch,
+/// padding each to the longest with `padding_value` (PyTorch's pad_sequence, plus the
+/// lengths). Differentiable with respect to the sequences.
+/// Example:
+///     auto [x, lengths] = nn::pad_sequences({randn({5, 3}), randn({2, 3})}, true);
+///     // x (2, 5, 3), lengths = [5, 2]; feed both to a recurrent layer
+PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first = false,
+                              double padding_value = 0.0);
+
+}  // namespace xgrad::nn

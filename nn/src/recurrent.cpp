@@ -1,0 +1,247 @@
+// The sequence driver: any RecurrentCell over layers × directions × time steps, with
+// variable lengths, batch_first, dropout between layers and initial / final states.
+#include <xgrad/nn/rnn.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/ops.hpp>
+
+namespace xgrad::nn {
+
+// --- Lengths and last_step ----------------------------------------------------------------------
+
+Lengths::Lengths(const Tensor& lengths) : given_(lengths.defined()) {
+  if (!lengths.defined()) return;
+  if (lengths.dim() != 1)
+    throw Error("lengths: expected a 1-D tensor (one length per sequence), got shape " + shape_str(lengths.shape()));
+  if (lengths.dtype() == DType::i64) {
+    values_ = lengths.to_vector<std::int64_t>();
+    return;
+  }
+  if (!is_floating(lengths.dtype()))
+    throw Error(fmt::format("lengths: expected an int64 tensor, got {}", dtype_name(lengths.dtype())));
+  for (double v : lengths.to_vector<double>()) {
+    if (v != std::floor(v)) throw Error(fmt::format("lengths: {} is not a whole number", v));
+    values_.push_back(static_cast<std::int64_t>(v));
+  }
+}
+
+namespace {
+
+// Throws unless there is one length per sequence, each in [min_length, T].
+void check_lengths(const std::string& what, const std::vector<std::int64_t>& lengths, std::int64_t batch,
+                   std::int64_t steps, std::int64_t min_length) {
+  if (static_cast<std::int64_t>(lengths.size()) != batch)
+    throw Error(fmt::format("{}: got {} lengths for a batch of {} sequences", what, lengths.size(), batch));
+  for (std::size_t b = 0; b < lengths.size(); ++b)
+    if (lengths[b] < min_length || lengths[b] > steps)
+      throw Error(fmt::format("{}: length {} of sequence {} is outside [{}, {}] (the input has {} steps)", what,
+                              lengths[b], b, min_length, steps, steps));
+}
+
+}  // namespace
+
+Tensor last_step(const Tensor& output, const Lengths& lengths, bool batch_first) {
+  if (!output.defined() || output.dim() < 2 || output.dim() > 3)
+    throw Error("last_step: expected an output of shape (T, B, F) or (B, T, F), got " +
+                (output.defined() ? shape_str(output.shape()) : std::string("an undefined tensor")));
+  if (output.dim() == 2) {  // unbatched (T, F)
+    if (lengths.given()) throw Error("last_step: lengths need a batched (3-D) output");
+    return select(output, 0, -1);
+  }
+  const std::int64_t time_dim = batch_first ? 1 : 0;
+  const std::int64_t T = output.size(time_dim), B = output.size(1 - time_dim), F = output.size(2);
+  if (!lengths.given()) return select(output, time_dim, -1);
+  check_lengths("last_step", lengths.values(), B, T, 1);
+  // Row of (sequence b, step len_b − 1) in the output flattened to (T·B, F) or (B·T, F).
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(B));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::int64_t t = lengths.values()[static_cast<std::size_t>(b)] - 1;
+    rows[static_cast<std::size_t>(b)] = batch_first ? b * T + t : t * B + b;
+  }
+  return index_select(reshape(output, {T * B, F}), 0, from_vector(rows, {B}));
+}
+
+// --- Recurrent -------------------------------------------------------------------------------------
+
+Recurrent::Recurrent(const RecurrentOptions& options, const CellFactory& make_cell) : options_(options) {
+  const std::string what = "Recurrent";
+  if (options.input_size() <= 0 || options.hidden_size() <= 0)
+    throw Error(fmt::format("{}: input_size and hidden_size must be positive, got {} and {}", what,
+                            options.input_size(), options.hidden_size()));
+  if (options.num_layers() < 1)
+    throw Error(fmt::format("{}: num_layers must be at least 1, got {}", what, options.num_layers()));
+  if (!(options.dropout() >= 0.0 && options.dropout() <= 1.0))
+    throw Error(fmt::format("{}: dropout must be in [0, 1], got {}", what, options.dropout()));
+  if (!make_cell) throw Error(what + ": the cell factory is empty");
+
+  const std::int64_t D = num_directions();
+  std::int64_t layer_input = options.input_size();
+  for (std::int64_t l = 0; l < options.num_layers(); ++l) {
+    for (std::int64_t d = 0; d < D; ++d) {
+      std::shared_ptr<RecurrentCell> cell = make_cell(layer_input, options.hidden_size());
+      if (!cell) throw Error(fmt::format("{}: the cell factory returned null for layer {}", what, l));
+      if (cell->input_size() != layer_input)
+        throw Error(fmt::format("{}: the cell of layer {} reads {} features, but its input has {}", what, l,
+                                cell->input_size(), layer_input));
+      if (!cells_.empty() && cell->state_sizes() != cells_[0]->state_sizes())
+        throw Error(fmt::format("{}: every cell must have the state sizes of the first, ({}) ; layer {} has ({})",
+                                what, fmt::join(cells_[0]->state_sizes(), ", "), l,
+                                fmt::join(cell->state_sizes(), ", ")));
+      // PyTorch's names: weight_ih → weight_ih_l0, weight_ih_l0_reverse, ...
+      const std::string suffix = fmt::format("_l{}{}", l, d == 1 ? "_reverse" : "");
+      for (const auto& [name, p] : cell->named_parameters()) {
+        std::string flat = name;
+        std::replace(flat.begin(), flat.end(), '.', '_');
+        register_parameter(flat + suffix, p, p.requires_grad());
+      }
+      cells_.push_back(std::move(cell));
+    }
+    layer_input = D * cells_.back()->output_size();
+  }
+}
+
+RecurrentCell& Recurrent::cell(std::int64_t layer, std::int64_t direction) const {
+  if (layer < 0 || layer >= options_.num_layers() || direction < 0 || direction >= num_directions())
+    throw Error(fmt::format("{}: no cell for layer {} direction {} ({} layers, {} directions)", type_name(), layer,
+                            direction, options_.num_layers(), num_directions()));
+  return *cells_[static_cast<std::size_t>(layer * num_directions() + direction)];
+}
+
+std::string Recurrent::extra_repr() const {
+  std::string s = fmt::format("{}, {}", options_.input_size(), options_.hidden_size());
+  if (options_.num_layers() != 1) s += fmt::format(", num_layers={}", options_.num_layers());
+  if (options_.batch_first()) s += ", batch_first=true";
+  if (options_.dropout() != 0.0) s += fmt::format(", dropout={}", options_.dropout());
+  if (options_.bidirectional()) s += ", bidirectional=true";
+  return s + ", cell=" + cells_[0]->type_name();
+}
+
+RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial_state, const Lengths& lengths) {
+  const std::string what = type_name();
+  if (!input.defined() || input.dim() < 2 || input.dim() > 3)
+    throw Error(fmt::format("{}: expected an input of shape (T, B, {}){}, got {}", what, options_.input_size(),
+                            options_.batch_first() ? " with batch_first (B, T, ...)" : "",
+                            input.defined() ? shape_str(input.shape()) : std::string("an undefined tensor")));
+  if (!is_floating(input.dtype()))
+    throw Error(fmt::format("{}: the input must be float32 or float64, got {}", what, dtype_name(input.dtype())));
+  // Unbatched (T, I) runs as a batch of one: (T, 1, I), batch_first ignored (as PyTorch).
+  const bool unbatched = input.dim() == 2;
+  const Tensor x = unbatched ? unsqueeze(input, 1) : input;
+  const std::int64_t time_dim = !unbatched && options_.batch_first() ? 1 : 0;
+  const std::int64_t T = x.size(time_dim), B = x.size(1 - time_dim);
+  if (x.size(2) != options_.input_size())
+    throw Error(fmt::format("{}: expected {} input features (last dimension), got input of shape {}", what,
+                            options_.input_size(), shape_str(input.shape())));
+  if (T == 0) throw Error(fmt::format("{}: the input has no time steps, shape {}", what, shape_str(input.shape())));
+  const DType dtype = input.dtype();
+  for (const Tensor& p : cells_[0]->parameters())
+    if (p.dtype() != dtype)
+      throw Error(fmt::format("{}: the input is {} but the parameters are {}; convert one of them with to()", what,
+                              dtype_name(dtype), dtype_name(p.dtype())));
+
+  const std::int64_t D = num_directions(), L = options_.num_layers();
+  const std::vector<std::int64_t>& sizes = cells_[0]->state_sizes();
+  const std::size_t K = sizes.size();
+
+  // Per-step masks (B, 1), true where step t is valid; undefined where every sequence is.
+  std::int64_t max_len = T;
+  std::vector<Tensor> masks(static_cast<std::size_t>(T));
+  if (lengths.given()) {
+    if (unbatched) throw Error(what + ": lengths need a batched (3-D) input");
+    const std::vector<std::int64_t>& len = lengths.values();
+    check_lengths(what, len, B, T, 0);
+    max_len = *std::max_element(len.begin(), len.end());
+    const std::int64_t min_len = *std::min_element(len.begin(), len.end());
+    for (std::int64_t t = min_len; t < max_len; ++t) {
+      std::vector<bool> valid(static_cast<std::size_t>(B));
+      for (std::int64_t b = 0; b < B; ++b) valid[static_cast<std::size_t>(b)] = t < len[static_cast<std::size_t>(b)];
+      masks[static_cast<std::size_t>(t)] = from_vector(valid, {B, 1});
+    }
+  }
+
+  // Initial state of each cell: entry k of cell c is (B, sizes[k]).
+  if (!initial_state.empty() && initial_state.size() != K)
+    throw Error(fmt::format("{}: expected an initial state of {} tensor(s), got {}", what, K, initial_state.size()));
+  std::vector<CellState> states(cells_.size(), CellState(K));
+  for (std::size_t k = 0; k < K; ++k) {
+    const Tensor given = k < initial_state.size() ? initial_state[k] : Tensor();
+    if (!given.defined()) {
+      const Tensor z = zeros({B, sizes[k]}, dtype);
+      for (auto& s : states) s[k] = z;
+      continue;
+    }
+    const Shape expected = unbatched ? Shape{L * D, sizes[k]} : Shape{L * D, B, sizes[k]};
+    if (given.shape() != expected)
+      throw Error(fmt::format("{}: expected initial state {} of shape {}, got {}", what, k, shape_str(expected),
+                              shape_str(given.shape())));
+    if (given.dtype() != dtype)
+      throw Error(fmt::format("{}: initial state {} has dtype {}, the input has {}", what, k,
+                              dtype_name(given.dtype()), dtype_name(dtype)));
+    const std::vector<Tensor> per_cell = unbind(unbatched ? unsqueeze(given, 1) : given, 0);  // one node
+    for (std::size_t c = 0; c < cells_.size(); ++c) states[c][k] = per_cell[c];
+  }
+
+  const Tensor zero = zeros({}, dtype);
+  const Tensor zero_output = zeros({B, sizes[0]}, dtype);
+  Tensor layer_input = x;
+  for (std::int64_t l = 0; l < L; ++l) {
+    std::vector<Tensor> direction_outputs;
+    for (std::int64_t d = 0; d < D; ++d) {
+      const std::size_t c = static_cast<std::size_t>(l * D + d);
+      const RecurrentCell& cell = *cells_[c];
+      // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
+      const std::vector<Tensor> xp = unbind(cell.project_input(layer_input), time_dim);
+      const StepFn step = cell.sequence_step();
+      CellState& state = states[c];
+      std::vector<Tensor> outputs(static_cast<std::size_t>(T));
+      for (std::int64_t s = 0; s < T; ++s) {
+        const std::int64_t t = d == 0 ? s : T - 1 - s;
+        const auto ti = static_cast<std::size_t>(t);
+        if (t >= max_len) {  // padding in every sequence: nothing to compute
+          outputs[ti] = zero_output;
+          continue;
+        }
+        CellState next = step(xp[ti], state);
+        if (next.size() != K || next[0].shape() != Shape{B, sizes[0]})
+          throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
+                                  "the first ({}, {})",
+                                  what, next.size(), next.empty() ? "-" : shape_str(next[0].shape()), K, B, sizes[0]));
+        if (masks[ti].defined()) {
+          // Padded sequences keep their state and output zeros at this step.
+          outputs[ti] = where(masks[ti], next[0], zero);
+          for (std::size_t k = 0; k < K; ++k) next[k] = where(masks[ti], next[k], state[k]);
+        } else {
+          outputs[ti] = next[0];
+        }
+        state = std::move(next);
+      }
+      direction_outputs.push_back(stack(outputs, time_dim));  // (T, B, H) or (B, T, H)
+    }
+    Tensor layer_output = D == 1 ? direction_outputs[0] : cat(direction_outputs, 2);
+    const double p = options_.dropout();
+    if (is_training() && p > 0.0 && l + 1 < L) {
+      // Inverted dropout: keep with probability 1 − p and scale by 1 / (1 − p).
+      layer_output = p >= 1.0 ? layer_output * zeros_like(layer_output)
+                              : layer_output * (bernoulli(layer_output.shape(), 1.0 - p, dtype) / (1.0 - p));
+    }
+    layer_input = layer_output;
+  }
+
+  RecurrentOutput result;
+  result.output = unbatched ? squeeze(layer_input, 1) : layer_input;
+  for (std::size_t k = 0; k < K; ++k) {
+    std::vector<Tensor> finals;
+    finals.reserve(states.size());
+    for (const CellState& s : states) finals.push_back(s[k]);
+    const Tensor stacked = stack(finals, 0);  // (L·D, B, sizes[k])
+    result.state.push_back(unbatched ? squeeze(stacked, 1) : stacked);
+  }
+  return result;
+}
+
+}  // namespace xgrad::nn

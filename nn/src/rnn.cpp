@@ -1,0 +1,78 @@
+// RNN, LSTM and GRU: PyTorch's sequence layers, each its cell run by the sequence driver.
+#include <xgrad/nn/rnn.hpp>
+
+#include <fmt/format.h>
+
+namespace xgrad::nn {
+
+namespace {
+
+// PyTorch's RNNBase.extra_repr: sizes, then only the options that differ from the defaults.
+template <class Options>
+std::string sequence_repr(const Options& o, std::string extra) {
+  std::string s = fmt::format("{}, {}", o.input_size(), o.hidden_size()) + extra;
+  if (o.num_layers() != 1) s += fmt::format(", num_layers={}", o.num_layers());
+  if (!o.bias()) s += ", bias=false";
+  if (o.batch_first()) s += ", batch_first=true";
+  if (o.dropout() != 0.0) s += fmt::format(", dropout={}", o.dropout());
+  if (o.bidirectional()) s += ", bidirectional=true";
+  return s;
+}
+
+}  // namespace
+
+// --- RNN -----------------------------------------------------------------------------------------
+
+RNN::RNN(const RNNOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<RNNCell>(
+                      RNNCellOptions(in, hidden).bias(options.bias()).nonlinearity(options.nonlinearity()));
+                }),
+      options_(options) {}
+
+RNNOutput RNN::forward(const Tensor& input, const Tensor& h0, const Lengths& lengths) {
+  RecurrentOutput r = Recurrent::forward(input, {h0}, lengths);
+  return {r.output, r.state[0]};
+}
+
+std::string RNN::extra_repr() const {
+  return sequence_repr(options_, options_.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "");
+}
+
+// --- LSTM ----------------------------------------------------------------------------------------
+
+LSTM::LSTM(const LSTMOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<LSTMCell>(
+                      LSTMCellOptions(in, hidden).bias(options.bias()).proj_size(options.proj_size()));
+                }),
+      options_(options) {}
+
+LSTMOutput LSTM::forward(const Tensor& input, const LSTMState& state, const Lengths& lengths) {
+  RecurrentOutput r = Recurrent::forward(input, {state.h, state.c}, lengths);
+  return {r.output, {r.state[0], r.state[1]}};
+}
+
+std::string LSTM::extra_repr() const {
+  return sequence_repr(options_, options_.proj_size() != 0 ? fmt::format(", proj_size={}", options_.proj_size()) : "");
+}
+
+// --- GRU -----------------------------------------------------------------------------------------
+
+GRU::GRU(const GRUOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<GRUCell>(GRUCellOptions(in, hidden).bias(options.bias()));
+                }),
+      options_(options) {}
+
+RNNOutput GRU::forward(const Tensor& input, const Tensor& h0, const Lengths& lengths) {
+  RecurrentOutput r = Recurrent::forward(input, {h0}, lengths);
+  return {r.output, r.state[0]};
+}
+
+std::string GRU::extra_repr() const { return sequence_repr(options_, ""); }
+
+}  // namespace xgrad::nn

@@ -1,0 +1,249 @@
+// The recurrent cells, composed from primitives only. Every step comes in two spellings that
+// share one implementation: `step` transposes the recurrent weights itself, `sequence_step`
+// transposes them once and reuses them at every step of a sequence.
+#include <xgrad/nn/rnn_cell.hpp>
+
+#include <cmath>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/ops.hpp>
+
+namespace xgrad::nn {
+
+namespace {
+
+// Validates a cell's options before the base class sees the sizes they imply.
+template <class Options>
+const Options& checked(const char* what, const Options& o) {
+  if (o.input_size() <= 0 || o.hidden_size() <= 0)
+    throw Error(fmt::format("{}: input_size and hidden_size must be positive, got {} and {}", what, o.input_size(),
+                            o.hidden_size()));
+  if constexpr (std::is_same_v<Options, LSTMCellOptions>)
+    if (o.proj_size() < 0 || o.proj_size() >= o.hidden_size())
+      throw Error(fmt::format("{}: proj_size must be in [0, hidden_size), got {} for hidden_size {}", what,
+                              o.proj_size(), o.hidden_size()));
+  return o;
+}
+
+// U(−1/√H, 1/√H), PyTorch's default for every recurrent parameter.
+Tensor init_uniform(const Shape& shape, std::int64_t hidden_size) {
+  const double k = 1.0 / std::sqrt(static_cast<double>(hidden_size));
+  return uniform(shape, -k, k);
+}
+
+// x W_ihᵀ (+ b): (..., I) → (..., G) in one GEMM.
+Tensor project(const Tensor& x, const Tensor& weight_ih, const Tensor& bias) {
+  Tensor xp = matmul(x, weight_ih.t());
+  return bias.defined() ? xp + bias : xp;
+}
+
+// The bias that does not depend on the state: b_ih + b_hh for RNN and LSTM, whose two biases
+// are simply added (computed once per call, not once per step).
+Tensor folded_bias(const Tensor& bias_ih, const Tensor& bias_hh) {
+  return bias_ih.defined() ? bias_ih + bias_hh : Tensor();
+}
+
+void check_state(const char* what, const CellState& state, std::size_t entries) {
+  if (state.size() != entries)
+    throw Error(fmt::format("{}: expected a state of {} tensor(s), got {}", what, entries, state.size()));
+}
+
+// Fills undefined entries of `state` with zeros for a batch of `batch`.
+CellState complete_state(const RecurrentCell& cell, CellState state, std::int64_t batch, DType dtype) {
+  state.resize(cell.state_sizes().size());
+  for (std::size_t k = 0; k < state.size(); ++k)
+    if (!state[k].defined()) state[k] = zeros({batch, cell.state_sizes()[k]}, dtype);
+  return state;
+}
+
+std::string bias_repr(bool bias) { return bias ? "" : ", bias=false"; }
+
+// --- the steps, given transposed recurrent weights ------------------------------------------
+
+// h' = act(xp + h W_hhᵀ); xp already holds x W_ihᵀ + b_ih + b_hh.
+CellState rnn_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, RNNNonlinearity act) {
+  check_state("RNNCell", state, 1);
+  Tensor pre = xp + matmul(state[0], w_hh_t);  // (B, H)
+  return {act == RNNNonlinearity::tanh ? tanh(pre) : relu(pre)};
+}
+
+// xp already holds x W_ihᵀ + b_ih + b_hh, (B, 4H); w_hr_t is undefined without a projection.
+CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, const Tensor& w_hr_t) {
+  check_state("LSTMCell", state, 2);
+  const Tensor gates = xp + matmul(state[0], w_hh_t);  // (B, 4H)
+  const std::vector<Tensor> g = chunk(gates, 4, 1);    // i, f, g, o: (B, H) each
+  const Tensor c = sigmoid(g[1]) * state[1] + sigmoid(g[0]) * tanh(g[2]);
+  Tensor h = sigmoid(g[3]) * tanh(c);
+  if (w_hr_t.defined()) h = matmul(h, w_hr_t);  // (B, P)
+  return {h, c};
+}
+
+// xp holds x W_ihᵀ + b_ih, (B, 3H); b_hh stays in the step because r multiplies b_hn.
+CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, const Tensor& bias_hh) {
+  check_state("GRUCell", state, 1);
+  const Tensor& h = state[0];
+  Tensor hh = matmul(h, w_hh_t);  // (B, 3H)
+  if (bias_hh.defined()) hh = hh + bias_hh;
+  const std::vector<Tensor> x3 = chunk(xp, 3, 1);  // r, z, n parts
+  const std::vector<Tensor> h3 = chunk(hh, 3, 1);
+  const Tensor r = sigmoid(x3[0] + h3[0]);
+  const Tensor z = sigmoid(x3[1] + h3[1]);
+  const Tensor n = tanh(x3[2] + r * h3[2]);
+  return {n + z * (h - n)};  // (1 − z) ⊙ n + z ⊙ h, one op fewer (as ATen)
+}
+
+}  // namespace
+
+// --- RecurrentCell ---------------------------------------------------------------------------
+
+CellState detach(const CellState& state) {
+  CellState out;
+  out.reserve(state.size());
+  for (const Tensor& t : state) out.push_back(t.defined() ? t.detach() : t);
+  return out;
+}
+
+RecurrentCell::RecurrentCell(std::int64_t input_size, std::vector<std::int64_t> state_sizes)
+    : input_size_(input_size), state_sizes_(std::move(state_sizes)) {
+  if (input_size_ <= 0) throw Error(fmt::format("RecurrentCell: input_size must be positive, got {}", input_size_));
+  if (state_sizes_.empty()) throw Error("RecurrentCell: a cell needs at least one state entry (h)");
+  for (auto s : state_sizes_)
+    if (s <= 0) throw Error(fmt::format("RecurrentCell: state sizes must be positive, got {}", s));
+}
+
+StepFn RecurrentCell::sequence_step() const {
+  return [this](const Tensor& xp, const CellState& state) { return step(xp, state); };
+}
+
+CellState RecurrentCell::zero_state(std::int64_t batch, DType dtype) const {
+  return complete_state(*this, {}, batch, dtype);
+}
+
+CellState RecurrentCell::step_input(const Tensor& x, const CellState& state) const {
+  if (x.dim() != 2 || x.size(1) != input_size_)
+    throw Error(fmt::format("{}: expected an input of shape (B, {}), got {}", type_name(), input_size_,
+                            shape_str(x.shape())));
+  if (!state.empty() && state.size() != state_sizes_.size())
+    throw Error(fmt::format("{}: expected a state of {} tensor(s), got {}", type_name(), state_sizes_.size(),
+                            state.size()));
+  const CellState full = complete_state(*this, state, x.size(0), x.dtype());
+  for (std::size_t k = 0; k < full.size(); ++k)
+    if (full[k].shape() != Shape{x.size(0), state_sizes_[k]})
+      throw Error(fmt::format("{}: state entry {} should be ({}, {}), got {}", type_name(), k, x.size(0),
+                              state_sizes_[k], shape_str(full[k].shape())));
+  return step(project_input(x), full);
+}
+
+// --- RNNCell -------------------------------------------------------------------------------------
+
+RNNCell::RNNCell(const RNNCellOptions& options)
+    : RecurrentCell(checked("RNNCell", options).input_size(), {options.hidden_size()}), options_(options) {
+  const std::int64_t H = options.hidden_size(), I = options.input_size();
+  weight_ih = register_parameter("weight_ih", init_uniform({H, I}, H));
+  weight_hh = register_parameter("weight_hh", init_uniform({H, H}, H));
+  if (options.bias()) {
+    bias_ih = register_parameter("bias_ih", init_uniform({H}, H));
+    bias_hh = register_parameter("bias_hh", init_uniform({H}, H));
+  }
+}
+
+Tensor RNNCell::forward(const Tensor& x, const Tensor& h) const { return step_input(x, {h})[0]; }
+
+Tensor RNNCell::project_input(const Tensor& x) const {
+  return project(x, weight_ih, folded_bias(bias_ih, bias_hh));
+}
+
+CellState RNNCell::step(const Tensor& xp, const CellState& state) const {
+  return rnn_step(xp, state, weight_hh.t(), options_.nonlinearity());
+}
+
+StepFn RNNCell::sequence_step() const {
+  return [w_hh_t = weight_hh.t(), act = options_.nonlinearity()](const Tensor& xp, const CellState& state) {
+    return rnn_step(xp, state, w_hh_t, act);
+  };
+}
+
+std::string RNNCell::extra_repr() const {
+  return fmt::format("{}, {}{}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()),
+                     options_.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "");
+}
+
+// --- LSTMCell --------------------------------------------------------------------------------------
+
+namespace {
+std::vector<std::int64_t> lstm_state_sizes(const LSTMCellOptions& o) {
+  return {o.proj_size() > 0 ? o.proj_size() : o.hidden_size(), o.hidden_size()};
+}
+}  // namespace
+
+LSTMCell::LSTMCell(const LSTMCellOptions& options)
+    : RecurrentCell(options.input_size(), lstm_state_sizes(checked("LSTMCell", options))), options_(options) {
+  const std::int64_t H = options.hidden_size(), I = options.input_size(), P = options.proj_size();
+  const std::int64_t R = P > 0 ? P : H;
+  weight_ih = register_parameter("weight_ih", init_uniform({4 * H, I}, H));
+  weight_hh = register_parameter("weight_hh", init_uniform({4 * H, R}, H));
+  if (options.bias()) {
+    bias_ih = register_parameter("bias_ih", init_uniform({4 * H}, H));
+    bias_hh = register_parameter("bias_hh", init_uniform({4 * H}, H));
+  }
+  if (P > 0) weight_hr = register_parameter("weight_hr", init_uniform({P, H}, H));
+}
+
+LSTMState LSTMCell::forward(const Tensor& x, const LSTMState& state) const {
+  const CellState next = step_input(x, {state.h, state.c});
+  return {next[0], next[1]};
+}
+
+Tensor LSTMCell::project_input(const Tensor& x) const {
+  return project(x, weight_ih, folded_bias(bias_ih, bias_hh));
+}
+
+CellState LSTMCell::step(const Tensor& xp, const CellState& state) const {
+  return lstm_step(xp, state, weight_hh.t(), weight_hr.defined() ? weight_hr.t() : Tensor());
+}
+
+StepFn LSTMCell::sequence_step() const {
+  return [w_hh_t = weight_hh.t(), w_hr_t = weight_hr.defined() ? weight_hr.t() : Tensor()](
+             const Tensor& xp, const CellState& state) { return lstm_step(xp, state, w_hh_t, w_hr_t); };
+}
+
+std::string LSTMCell::extra_repr() const {
+  return fmt::format("{}, {}{}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()),
+                     options_.proj_size() > 0 ? fmt::format(", proj_size={}", options_.proj_size()) : "");
+}
+
+// --- GRUCell ---------------------------------------------------------------------------------------
+
+GRUCell::GRUCell(const GRUCellOptions& options)
+    : RecurrentCell(checked("GRUCell", options).input_size(), {options.hidden_size()}), options_(options) {
+  const std::int64_t H = options.hidden_size(), I = options.input_size();
+  weight_ih = register_parameter("weight_ih", init_uniform({3 * H, I}, H));
+  weight_hh = register_parameter("weight_hh", init_uniform({3 * H, H}, H));
+  if (options.bias()) {
+    bias_ih = register_parameter("bias_ih", init_uniform({3 * H}, H));
+    bias_hh = register_parameter("bias_hh", init_uniform({3 * H}, H));
+  }
+}
+
+Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_input(x, {h})[0]; }
+
+Tensor GRUCell::project_input(const Tensor& x) const { return project(x, weight_ih, bias_ih); }
+
+CellState GRUCell::step(const Tensor& xp, const CellState& state) const {
+  return gru_step(xp, state, weight_hh.t(), bias_hh);
+}
+
+StepFn GRUCell::sequence_step() const {
+  return [w_hh_t = weight_hh.t(), b_hh = bias_hh](const Tensor& xp, const CellState& state) {
+    return gru_step(xp, state, w_hh_t, b_hh);
+  };
+}
+
+std::string GRUCell::extra_repr() const {
+  return fmt::format("{}, {}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()));
+}
+
+}  // namespace xgrad::nn

@@ -1,0 +1,58 @@
+#pragma once
+/// \file Stochastic gradient descent with momentum, dampening, Nesterov, weight decay.
+#include <xgrad/optim/optimizer.hpp>
+
+namespace xgrad::optim {
+
+/// SGD's hyper-parameters; `lr` is required, as in PyTorch.
+/// Example: `optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(1e-4)`
+struct SGDOptions : public OptionsBase<SGDOptions> {
+  explicit SGDOptions(double lr) : lr_(lr) {}
+  XGRAD_OPTIM_ARG(double, lr);
+  XGRAD_OPTIM_ARG(double, momentum) = 0.0;
+  XGRAD_OPTIM_ARG(double, dampening) = 0.0;
+  XGRAD_OPTIM_ARG(double, weight_decay) = 0.0;
+  XGRAD_OPTIM_ARG(bool, nesterov) = false;
+  /// Ascend instead of descend (the gradient is negated).
+  XGRAD_OPTIM_ARG(bool, maximize) = false;
+
+ public:
+  // The OptimizerOptions interface (documented there).
+  double get_lr() const override { return lr_; }
+  void set_lr(double lr) override { lr_ = lr; }
+  std::vector<std::pair<std::string, double>> values() const override;
+  void set_value(const std::string& name, double value) override;
+};
+
+/// Stochastic gradient descent, exactly torch.optim.SGD (1.13). For each parameter p with
+/// gradient g (negated when `maximize`):
+///
+///     g = g + weight_decay * p                          (weight_decay != 0)
+///     buf = g  (first step),  buf = momentum * buf + (1 - dampening) * g  (momentum != 0)
+///     g = nesterov ? g + momentum * buf : buf           (momentum != 0)
+///     p = p - lr * g
+///
+/// Errors: negative lr, momentum or weight_decay; nesterov without momentum or with
+/// dampening. State: "momentum_buffer" (when momentum != 0).
+///
+/// Example:
+///     optim::SGD opt(model.parameters(), optim::SGDOptions(0.1).momentum(0.9));
+///     loss.backward(); opt.step(); opt.zero_grad();
+class SGD : public Optimizer {
+ public:
+  /// One group of `params` with `defaults`.
+  /// Example: `optim::SGD opt(model.parameters(), optim::SGDOptions(0.1).momentum(0.9));`
+  SGD(std::vector<Tensor> params, const SGDOptions& defaults);
+  /// Several groups; a group without options takes `defaults`.
+  /// Example (a smaller learning rate for b):
+  ///     optim::SGD opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::SGDOptions(0.01))},
+  ///                    optim::SGDOptions(0.1));
+  SGD(std::vector<ParamGroup> groups, const SGDOptions& defaults);
+
+ protected:
+  void validate(const OptimizerOptions& options) const override;
+  void update(Tensor& param, const Tensor& grad, ParamState& state,
+              const OptimizerOptions& options) override;
+};
+
+}  // namespace xgrad::optim

@@ -1,0 +1,251 @@
+#include <xgrad/optim/optimizer.hpp>
+
+#include <charconv>
+#include <set>
+
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+
+#include "util.hpp"
+
+namespace xgrad::optim {
+
+// --- ParamGroup --------------------------------------------------------------------------------
+
+ParamGroup::ParamGroup(const ParamGroup& other)
+    : initial_lr(other.initial_lr),
+      params_(other.params_),
+      options_(other.options_ ? other.options_->clone() : nullptr) {}
+
+ParamGroup& ParamGroup::operator=(const ParamGroup& other) {
+  if (this != &other) {
+    params_ = other.params_;
+    options_ = other.options_ ? other.options_->clone() : nullptr;
+    initial_lr = other.initial_lr;
+  }
+  return *this;
+}
+
+OptimizerOptions& ParamGroup::options() {
+  if (!options_) throw Error("ParamGroup: the group has no options (it takes the optimizer's defaults when added)");
+  return *options_;
+}
+
+const OptimizerOptions& ParamGroup::options() const { return const_cast<ParamGroup*>(this)->options(); }
+
+// --- Optimizer ---------------------------------------------------------------------------------
+
+Optimizer::Optimizer(std::string name, std::unique_ptr<OptimizerOptions> defaults)
+    : name_(std::move(name)), defaults_(std::move(defaults)) {}
+
+void Optimizer::fail(const std::string& message) const { throw Error(name_ + ": " + message); }
+
+void Optimizer::init(std::vector<ParamGroup> groups) {
+  validate(*defaults_);
+  std::size_t total = 0;
+  for (const auto& g : groups) total += g.params().size();
+  if (total == 0) fail("got an empty parameter list");
+  for (auto& g : groups) add_param_group(std::move(g));
+}
+
+void Optimizer::add_param_group(ParamGroup group) {
+  const std::size_t g = groups_.size();
+  if (!group.has_options()) group.set_options(defaults_->clone());
+  validate(group.options());
+
+  // Where each tensor already optimized lives, to name the first place of a duplicate.
+  std::unordered_map<const void*, std::string> seen;
+  for (std::size_t j = 0; j < groups_.size(); ++j)
+    for (std::size_t i = 0; i < groups_[j].params().size(); ++i)
+      seen.emplace(groups_[j].params()[i].impl().get(), "parameter " + std::to_string(i) + " of group " + std::to_string(j));
+
+  for (std::size_t i = 0; i < group.params().size(); ++i) {
+    const Tensor& p = group.params()[i];
+    const std::string where = "parameter " + std::to_string(i) + " of group " + std::to_string(g);
+    if (!p.defined()) fail(where + " is an undefined tensor");
+    if (!is_floating(p.dtype()))
+      fail(where + " has dtype " + std::string(dtype_name(p.dtype())) +
+           "; only float32 and float64 tensors can be optimized");
+    if (!p.is_leaf())
+      fail(where + " is not a leaf tensor (it was computed by '" + p.grad_fn_name() +
+           "'); optimize the tensors it was computed from, or detach() it");
+    auto [it, inserted] = seen.emplace(p.impl().get(), where);
+    if (!inserted) fail(where + " is given twice (it is also " + it->second + ")");
+  }
+  groups_.push_back(std::move(group));
+}
+
+std::vector<Tensor> Optimizer::parameters() const {
+  std::vector<Tensor> out;
+  for (const auto& g : groups_) out.insert(out.end(), g.params().begin(), g.params().end());
+  return out;
+}
+
+void Optimizer::zero_grad(bool set_to_none) {
+  for (auto& g : groups_)
+    for (auto& p : g.params()) p.zero_grad(set_to_none);
+}
+
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  for (auto& g : groups_) {
+    validate(g.options());
+    for (auto& p : g.params()) {
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      update(p, grad, state_[p.impl().get()], g.options());
+    }
+  }
+}
+
+Tensor Optimizer::step(const std::function<Tensor()>& closure) {
+  Tensor loss = closure();
+  step();
+  return loss;
+}
+
+const ParamState* Optimizer::state(const Tensor& param) const {
+  if (!param.defined()) return nullptr;
+  auto it = state_.find(param.impl().get());
+  return it == state_.end() ? nullptr : &it->second;
+}
+
+// --- state dict --------------------------------------------------------------------------------
+
+NamedTensors Optimizer::state_dict() const {
+  NamedTensors out;
+  std::int64_t index = 0;
+  std::vector<std::pair<std::int64_t, const ParamState*>> states;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const std::string prefix = "param_groups." + std::to_string(g) + ".";
+    std::vector<std::int64_t> ids;
+    for (const auto& p : groups_[g].params()) {
+      if (const ParamState* s = state(p)) states.emplace_back(index, s);
+      ids.push_back(index++);
+    }
+    out.emplace_back(prefix + "params", from_vector(ids, {static_cast<std::int64_t>(ids.size())}));
+    for (const auto& [name, value] : groups_[g].options().values())
+      out.emplace_back(prefix + name, scalar(value, DType::f64));
+    if (groups_[g].initial_lr) out.emplace_back(prefix + "initial_lr", scalar(*groups_[g].initial_lr, DType::f64));
+  }
+  for (const auto& [i, s] : states) {
+    const std::string prefix = "state." + std::to_string(i) + ".";
+    out.emplace_back(prefix + "step", detail::int_scalar(s->step));
+    for (const auto& [name, buffer] : s->buffers) out.emplace_back(prefix + name, buffer.detach().clone());
+  }
+  return out;
+}
+
+namespace {
+
+// "12.exp_avg" → (12, "exp_avg"); nullopt when the text does not start with a number and a dot.
+std::optional<std::pair<std::int64_t, std::string>> split_index(const std::string& rest) {
+  const auto dot = rest.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == rest.size()) return std::nullopt;
+  std::int64_t index = 0;
+  auto [end, ec] = std::from_chars(rest.data(), rest.data() + dot, index);
+  if (ec != std::errc() || end != rest.data() + dot || index < 0) return std::nullopt;
+  return std::make_pair(index, rest.substr(dot + 1));
+}
+
+}  // namespace
+
+void Optimizer::load_state_dict(const NamedTensors& state) {
+  std::map<std::string, Tensor> entries;
+  for (const auto& [key, t] : state) {
+    if (!t.defined()) fail("load_state_dict: '" + key + "' is an undefined tensor");
+    if (!entries.emplace(key, t).second) fail("load_state_dict: key '" + key + "' appears twice");
+  }
+  std::set<std::string> used;
+  auto take = [&](const std::string& key) -> const Tensor* {
+    auto it = entries.find(key);
+    if (it == entries.end()) return nullptr;
+    used.insert(key);
+    return &it->second;
+  };
+
+  // Groups: hyper-parameters into fresh option objects, saved parameter ids → parameters.
+  std::vector<std::unique_ptr<OptimizerOptions>> options;
+  std::vector<std::optional<double>> initial_lrs;
+  std::map<std::int64_t, Tensor> param_of_id;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const std::string prefix = "param_groups." + std::to_string(g) + ".";
+    const Tensor* ids = take(prefix + "params");
+    if (!ids)
+      fail("load_state_dict: missing '" + prefix + "params' (the optimizer has " + std::to_string(groups_.size()) +
+           " parameter groups)");
+    const auto& params = groups_[g].params();
+    if (ids->dtype() != DType::i64 || ids->dim() != 1 || ids->numel() != static_cast<std::int64_t>(params.size()))
+      fail("load_state_dict: '" + prefix + "params' lists " + std::to_string(ids->numel()) +
+           " parameters, but group " + std::to_string(g) + " has " + std::to_string(params.size()));
+    const auto id_values = ids->to_vector<std::int64_t>();
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (!param_of_id.emplace(id_values[i], params[i]).second)
+        fail("load_state_dict: parameter id " + std::to_string(id_values[i]) + " is listed twice");
+
+    auto opts = groups_[g].options().clone();
+    for (const auto& [name, old_value] : opts->values()) {
+      const Tensor* v = take(prefix + name);
+      if (!v) fail("load_state_dict: missing hyper-parameter '" + prefix + name + "'");
+      if (v->numel() != 1) fail("load_state_dict: '" + prefix + name + "' has shape " + shape_str(v->shape()) + ", expected a scalar");
+      opts->set_value(name, v->item());
+    }
+    validate(*opts);
+    options.push_back(std::move(opts));
+    const Tensor* init = take(prefix + "initial_lr");
+    initial_lrs.push_back(init ? std::optional<double>(init->item()) : std::nullopt);
+  }
+  if (entries.count("param_groups." + std::to_string(groups_.size()) + ".params"))
+    fail("load_state_dict: the state has more than the optimizer's " + std::to_string(groups_.size()) +
+         " parameter groups");
+
+  // Per-parameter state.
+  std::unordered_map<const void*, ParamState> new_state;
+  for (const auto& [key, t] : entries) {
+    if (key.rfind("state.", 0) != 0) continue;
+    used.insert(key);
+    auto parsed = split_index(key.substr(6));
+    if (!parsed) fail("load_state_dict: malformed state key '" + key + "'");
+    const auto& [id, name] = *parsed;
+    auto it = param_of_id.find(id);
+    if (it == param_of_id.end()) fail("load_state_dict: '" + key + "' refers to no parameter of any group");
+    const Tensor& p = it->second;
+    ParamState& s = new_state[p.impl().get()];
+    if (name == "step") {
+      if (t.numel() != 1 || t.dtype() != DType::i64)
+        fail("load_state_dict: '" + key + "' must be an integer scalar");
+      s.step = t.to_vector<std::int64_t>()[0];
+    } else {
+      if (t.shape() != p.shape())
+        fail("load_state_dict: '" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +
+             shape_str(p.shape()));
+      if (!is_floating(t.dtype()))
+        fail("load_state_dict: '" + key + "' has dtype " + std::string(dtype_name(t.dtype())) + ", expected a float tensor");
+      Tensor copy = t.dtype() == p.dtype() ? t.detach().clone() : t.detach().to(p.dtype());
+      s.buffers[name] = copy;
+    }
+  }
+  for (const auto& [key, t] : entries)
+    if (!used.count(key)) fail("load_state_dict: unexpected key '" + key + "'");
+
+  // Everything checked: commit.
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    groups_[g].set_options(std::move(options[g]));
+    groups_[g].initial_lr = initial_lrs[g];
+  }
+  state_ = std::move(new_state);
+}
+
+void Optimizer::save(const std::string& path) const {
+  save_safetensors(path, state_dict(), {{"xgrad.optimizer", name_}});
+}
+
+void Optimizer::load(const std::string& path) {
+  SafetensorsFile file = load_safetensors(path);
+  auto it = file.metadata.find("xgrad.optimizer");
+  if (it != file.metadata.end() && it->second != name_)
+    fail("load: '" + path + "' holds the state of a " + it->second + " optimizer");
+  load_state_dict(file.tensors);
+}
+
+}  // namespace xgrad::optim

@@ -1,0 +1,57 @@
+// Helpers shared by the optimizers' sources (private to optim).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/optim/optimizer.hpp>
+
+namespace xgrad::optim::detail {
+
+/// A 0-d i64 tensor.
+inline Tensor int_scalar(std::int64_t v) { return from_vector(std::vector<std::int64_t>{v}, {}); }
+
+/// Calls f.template operator()<float>() or <double>() for the parameter's dtype.
+template <class F>
+void dispatch_float(DType dtype, F&& f) {
+  if (dtype == DType::f32)
+    f.template operator()<float>();
+  else
+    f.template operator()<double>();
+}
+
+/// The state buffer `name`, created filled with `value` (shape and dtype of `param`) when
+/// absent; `created` tells which.
+inline Tensor buffer(ParamState& state, const std::string& name, const Tensor& param, double value,
+                     bool* created = nullptr) {
+  auto it = state.buffers.find(name);
+  if (created) *created = it == state.buffers.end();
+  if (it != state.buffers.end()) return it->second;
+  Tensor t = full(param.shape(), value, param.dtype());
+  state.buffers.emplace(name, t);
+  return t;
+}
+
+/// The options cast to their concrete type; throws naming the optimizer if they are another kind.
+template <class Options>
+const Options& options_as(const OptimizerOptions& options, std::string_view optimizer, std::string_view expected) {
+  const auto* o = dynamic_cast<const Options*>(&options);
+  if (!o) throw Error(std::string(optimizer) + ": a parameter group's options are not " + std::string(expected));
+  return *o;
+}
+
+[[noreturn]] inline void unknown_value(std::string_view options, const std::string& name) {
+  throw Error(std::string(options) + ": no hyper-parameter called '" + name + "'");
+}
+
+/// Throws "<optimizer>: invalid <what> <value> (must be <rule>)" unless ok.
+inline void check(bool ok, std::string_view optimizer, std::string_view what, double value, std::string_view rule) {
+  if (!ok) throw Error(fmt::format("{}: invalid {} {} (must be {})", optimizer, what, value, rule));
+}
+
+}  // namespace xgrad::optim::detail
