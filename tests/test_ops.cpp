@@ -4,6 +4,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "tensor_approx.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <ostream>
@@ -11,21 +13,7 @@
 
 using namespace xgrad;
 
-namespace {
-
-// `CHECK(t == approx(expected))`: same shape and values within tolerance (allclose); when
-// the check fails doctest prints both tensors.
-struct ApproxTensor {
-  Tensor expected;
-  double rtol, atol;
-};
-ApproxTensor approx(const Tensor& expected, double rtol = 1e-5, double atol = 1e-6) {
-  return {expected, rtol, atol};
-}
-bool operator==(const Tensor& t, const ApproxTensor& a) { return allclose(t, a.expected, a.rtol, a.atol); }
-std::ostream& operator<<(std::ostream& os, const ApproxTensor& a) { return os << "approx " << a.expected; }
-
-}  // namespace
+using namespace xgrad_test;
 
 // --- arithmetic ---------------------------------------------------------------------------------
 
