@@ -3,7 +3,7 @@
 # Arguments go to the example: scripts/train.sh --help
 set -euo pipefail
 
-example=fit_curve   # the example this command runs
+example=temperature_forecast   # the example this command runs
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/build/release"
