@@ -4,6 +4,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -11,20 +13,10 @@
 #include <string>
 
 using namespace xgrad;
+using xgrad_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("xgrad_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static inline int counter = 0;
-};
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -4,6 +4,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include <string>
 
 using namespace xgrad;
+using xgrad_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -64,17 +67,6 @@ const Tensor& find(const NamedTensors& named, const std::string& key) {
     if (name == key) return t;
   throw Error("no key " + key);
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("xgrad_module_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static inline int counter = 0;
-};
 
 }  // namespace
 

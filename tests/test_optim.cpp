@@ -8,6 +8,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "temp_dir.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +23,7 @@
 #include <vector>
 
 using namespace xgrad;
+using xgrad_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -149,17 +152,6 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector<double>() == b.to_vector<double>();
 }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("xgrad_optim_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static inline int counter = 0;
-};
 
 }  // namespace
 
