@@ -1,0 +1,462 @@
+// Recurrent layers against PyTorch: training steps, inference, their GEMMs, peak memory.
+//
+// Workloads (ids as `--list` prints them, the same in bench/rnn_bench.py):
+//   train_<cell>_<size>   one SGD training step: zero_grad, forward, MSE against a fixed
+//                         target, backward, step                                (ms / step)
+//   infer_<cell>_<size>   the forward pass under NoGradGuard                    (ms / pass)
+//   matmul_<cell>_<size>  the layer's GEMMs, Y (m, n) = X (m, k) · W (n, k)ᵀ, forward and
+//                         forward + backward, as the layers call matmul, next to raw
+//                         cblas_sgemm on the same buffers                        (µs / call)
+//   mem_<cell>_<size>     peak resident memory of one training step, measured in a fresh
+//                         child process (`--peak-mem CELL SIZE`)                 (MB)
+// with cell rnn, lstm, gru and size S (batch 32, seq 50, input 32, hidden 64, 1 layer),
+// M (64, 100, 128, 256, 1) or L (64, 100, 256, 512, 2 layers).
+//
+// Both programs load the initial weights, the input and the target of a workload from one
+// safetensors file, `<inputs>/<cell>_<size>.safetensors` (written by whichever side runs
+// first), so they compute the same thing; each reports the loss and the gradient norm of its
+// first step, which bench/report.py compares.
+//
+// Usage: bench_rnn [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N]
+//                  [--inputs DIR] [--json FILE]
+//        bench_rnn --peak-mem CELL SIZE [--inputs DIR]      (one line of JSON on stdout)
+#include <xgrad/xgrad.hpp>
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <time.h>
+#include <unistd.h>
+
+#ifndef XGRAD_BENCH_VERSION
+#define XGRAD_BENCH_VERSION "unknown"
+#endif
+
+namespace {
+
+using namespace xgrad;
+using Clock = std::chrono::steady_clock;
+
+// --- the workloads ------------------------------------------------------------------------------
+
+struct Size {
+  std::string name;
+  std::int64_t batch, seq, input, hidden, layers;
+};
+const std::vector<Size> kSizes = {{"S", 32, 50, 32, 64, 1}, {"M", 64, 100, 128, 256, 1}, {"L", 64, 100, 256, 512, 2}};
+const std::vector<std::string> kCells = {"rnn", "lstm", "gru"};
+const std::vector<std::string> kKinds = {"train", "infer", "matmul", "mem"};
+
+constexpr double kLearningRate = 0.01;
+
+// Gate blocks per cell: the weights are (gates·H, in).
+std::int64_t gates(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : 1; }
+
+const Size& size_named(const std::string& name) {
+  for (const Size& s : kSizes)
+    if (s.name == name) return s;
+  throw std::runtime_error(fmt::format("unknown size '{}' (S, M or L)", name));
+}
+
+struct Options {
+  std::string filter;  // substring of the workload id; empty: all
+  bool list = false;
+  bool quick = false;
+  long reps = -1, warmup = -1;  // -1: the default of the size
+  std::string inputs = "bench-inputs";
+  std::string json;
+  std::string peak_cell, peak_size;  // --peak-mem mode
+};
+
+// Repetitions per size (S steps take milliseconds, L steps about a second).
+long default_reps(const Options& o, const Size& s) {
+  if (o.reps > 0) return o.reps;
+  if (o.quick) return s.name == "S" ? 10 : s.name == "M" ? 3 : 2;
+  return s.name == "S" ? 30 : s.name == "M" ? 10 : 5;
+}
+long default_warmup(const Options& o, const Size& s) {
+  if (o.warmup >= 0) return o.warmup;
+  if (o.quick) return 1;
+  return s.name == "S" ? 5 : 2;
+}
+
+// --- timing ---------------------------------------------------------------------------------------
+
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct Timing {
+  double median_s = 0, min_s = 0, cpu_s = 0;  // per call; cpu: CPU time of the whole process
+};
+
+// `warmup` untimed calls of f, then `reps` timed ones of `inner` calls each.
+template <class F>
+Timing time_calls(long warmup, long reps, long inner, F&& f) {
+  for (long r = 0; r < warmup; ++r) f();
+  std::vector<double> wall, cpu;
+  for (long r = 0; r < reps; ++r) {
+    const double c0 = process_cpu_seconds();
+    const auto t0 = Clock::now();
+    for (long i = 0; i < inner; ++i) f();
+    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(inner));
+    cpu.push_back((process_cpu_seconds() - c0) / static_cast<double>(inner));
+  }
+  return {median(wall), *std::min_element(wall.begin(), wall.end()), median(cpu)};
+}
+
+// Calls per timed repetition so that one repetition lasts about 5 ms (tiny GEMMs).
+template <class F>
+long calibrate(F&& f) {
+  f();
+  const auto t0 = Clock::now();
+  f();
+  const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+  return std::clamp(static_cast<long>(std::ceil(0.005 / std::max(t, 1e-9))), 1L, 20000L);
+}
+
+// --- models and their shared inputs ------------------------------------------------------------------
+
+// Seeded, so that the inputs file a run writes is the same every time.
+std::unique_ptr<nn::Recurrent> make_model(const std::string& cell, const Size& s) {
+  manual_seed(1234);
+  if (cell == "rnn") return std::make_unique<nn::RNN>(nn::RNNOptions(s.input, s.hidden).num_layers(s.layers));
+  if (cell == "lstm") return std::make_unique<nn::LSTM>(nn::LSTMOptions(s.input, s.hidden).num_layers(s.layers));
+  if (cell == "gru") return std::make_unique<nn::GRU>(nn::GRUOptions(s.input, s.hidden).num_layers(s.layers));
+  throw std::runtime_error(fmt::format("unknown cell '{}' (rnn, lstm or gru)", cell));
+}
+
+struct Data {
+  Tensor input;   // (T, B, I)
+  Tensor target;  // (T, B, H)
+};
+
+// Loads the model's weights, the input and the target from the workload's safetensors file,
+// writing it first (from this model's default initialisation) when it does not exist yet.
+Data load_inputs(const std::string& dir, const std::string& cell, const Size& s, nn::Recurrent& model) {
+  const std::string path = fmt::format("{}/{}_{}.safetensors", dir, cell, s.name);
+  if (!std::filesystem::exists(path)) {
+    std::filesystem::create_directories(dir);
+    NamedTensors all = model.state_dict();
+    all.emplace_back("input", randn({s.seq, s.batch, s.input}));
+    all.emplace_back("target", randn({s.seq, s.batch, s.hidden}) * 0.5);
+    save_safetensors(path, all, {{"written_by", "xgrad bench_rnn"}});
+  }
+  SafetensorsFile file = load_safetensors(path);
+  NamedTensors weights;
+  for (const auto& [name, t] : file.tensors)
+    if (name != "input" && name != "target") weights.emplace_back(name, t);
+  model.load_state_dict(weights);
+  return {file.at("input"), file.at("target")};
+}
+
+Tensor run_forward(nn::Recurrent& model, const Tensor& x) { return model.Recurrent::forward(x).output; }
+
+// One training step; returns the loss.
+Tensor train_step(nn::Recurrent& model, optim::SGD& opt, const Data& d) {
+  opt.zero_grad();
+  Tensor loss = nn::mse_loss(run_forward(model, d.input), d.target);
+  loss.backward();
+  opt.step();
+  return loss;
+}
+
+double grad_norm(const nn::Module& model) {
+  double sq = 0;
+  for (const Tensor& p : model.parameters())
+    if (p.grad().defined()) sq += (p.grad() * p.grad()).sum().item();
+  return std::sqrt(sq);
+}
+
+// --- results ----------------------------------------------------------------------------------------
+
+// One row of the JSON: the workload, and name/value pairs (numbers or strings).
+struct Row {
+  std::string id, kind, cell, size, gemm;
+  std::vector<std::pair<std::string, double>> values;
+};
+
+void print_row(const Row& r) {
+  std::string text = fmt::format("{:<16} {:<14}", r.id, r.gemm);
+  for (const auto& [k, v] : r.values) text += fmt::format(" {}={:.6g}", k, v);
+  fmt::print("{}\n", text);
+  std::fflush(stdout);
+}
+
+// --- the workloads -------------------------------------------------------------------------------------
+
+Row run_train(const Options& o, const std::string& cell, const Size& s) {
+  auto model = make_model(cell, s);
+  const Data d = load_inputs(o.inputs, cell, s, *model);
+  optim::SGD opt(model->parameters(), optim::SGDOptions(kLearningRate));
+  // The first step is a check, not timed: its loss and gradients come from the shared weights.
+  opt.zero_grad();
+  const Tensor first = nn::mse_loss(run_forward(*model, d.input), d.target);
+  first.backward();
+  const double first_loss = first.item(), first_grad_norm = grad_norm(*model);
+  opt.step();
+  Tensor last;
+  const long reps = default_reps(o, s), warmup = default_warmup(o, s);
+  const Timing t = time_calls(warmup, reps, 1, [&] { last = train_step(*model, opt, d); });
+  return {fmt::format("train_{}_{}", cell, s.name), "train", cell, s.name, "",
+          {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
+           {"reps", static_cast<double>(reps)}, {"warmup", static_cast<double>(warmup)},
+           {"first_loss", first_loss}, {"first_grad_norm", first_grad_norm}, {"last_loss", last.item()}}};
+}
+
+Row run_infer(const Options& o, const std::string& cell, const Size& s) {
+  auto model = make_model(cell, s);
+  const Data d = load_inputs(o.inputs, cell, s, *model);
+  model->eval();
+  NoGradGuard no_grad;
+  const double checksum = run_forward(*model, d.input).abs().mean().item();
+  const long reps = default_reps(o, s), warmup = default_warmup(o, s);
+  const Timing t = time_calls(warmup, reps, 1, [&] { run_forward(*model, d.input); });
+  return {fmt::format("infer_{}_{}", cell, s.name), "infer", cell, s.name, "",
+          {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
+           {"reps", static_cast<double>(reps)}, {"warmup", static_cast<double>(warmup)},
+           {"output_mean_abs", checksum}}};
+}
+
+// Y (m, n) = X (m, k) · W (n, k)ᵀ: the input projection of a layer (m = T·B) or its
+// recurrent product (m = B), W being weight_ih or weight_hh.
+struct Gemm {
+  std::string name;
+  std::int64_t m, n, k;
+};
+
+std::vector<Gemm> layer_gemms(const std::string& cell, const Size& s) {
+  const std::int64_t G = gates(cell) * s.hidden;
+  std::vector<Gemm> g = {{"proj_l0", s.seq * s.batch, G, s.input}};
+  if (s.layers > 1) g.push_back({"proj_l1", s.seq * s.batch, G, s.hidden});
+  g.push_back({"recurrent", s.batch, G, s.hidden});
+  return g;
+}
+
+std::vector<Row> run_matmul(const Options& o, const std::string& cell, const Size& s) {
+  std::vector<Row> rows;
+  const long reps = o.reps > 0 ? o.reps : o.quick ? 3 : 7;
+  for (const Gemm& g : layer_gemms(cell, s)) {
+    manual_seed(7);
+    Tensor x = randn({g.m, g.k}), w = randn({g.n, g.k}) * 0.1, dy = randn({g.m, g.n});
+    Tensor y = zeros({g.m, g.n}), dx = zeros({g.m, g.k}), dw = zeros({g.n, g.k});
+    const float *X = x.data<float>(), *W = w.data<float>(), *DY = dy.data<float>();
+    float *Y = y.data<float>(), *DX = dx.data<float>(), *DW = dw.data<float>();
+    const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
+
+    // Forward: what the layers run (matmul with a transposed weight) against one raw GEMM.
+    auto raw_fwd = [&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, X, k, W, k, 0.0f, Y, n);
+    };
+    auto xgrad_fwd = [&] {
+      NoGradGuard no_grad;
+      matmul(x, w.t());
+    };
+    // Forward + backward: Y = X·Wᵀ, dX = dY·W, dW = dYᵀ·X.
+    auto raw_fwd_bwd = [&] {
+      raw_fwd();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, n, 1.0f, DY, n, W, k, 0.0f, DX, k);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, DY, n, X, k, 0.0f, DW, k);
+    };
+    Tensor xg = x.detach().requires_grad_(), wg = w.detach().requires_grad_();
+    auto xgrad_fwd_bwd = [&] {
+      xg.zero_grad();
+      wg.zero_grad();
+      matmul(xg, wg.t()).backward(dy);
+    };
+    struct Pass {
+      const char* name;
+      double flops;
+      std::function<void()> raw, xgrad;
+    };
+    const double mnk = 2.0 * g.m * g.n * g.k;
+    for (const Pass& p : {Pass{"fwd", mnk, raw_fwd, xgrad_fwd}, Pass{"fwd_bwd", 3 * mnk, raw_fwd_bwd, xgrad_fwd_bwd}}) {
+      const Timing raw = time_calls(1, reps, calibrate(p.raw), p.raw);
+      const Timing xgr = time_calls(1, reps, calibrate(p.xgrad), p.xgrad);
+      rows.push_back({fmt::format("matmul_{}_{}", cell, s.name), "matmul", cell, s.name,
+                      fmt::format("{}_{}", g.name, p.name),
+                      {{"m", static_cast<double>(g.m)}, {"n", static_cast<double>(g.n)},
+                       {"k", static_cast<double>(g.k)}, {"median_us", 1e6 * xgr.median_s},
+                       {"cpu_us", 1e6 * xgr.cpu_s}, {"raw_sgemm_us", 1e6 * raw.median_s},
+                       {"gflops", p.flops / xgr.median_s * 1e-9}, {"raw_gflops", p.flops / raw.median_s * 1e-9}}});
+    }
+  }
+  return rows;
+}
+
+// --- peak memory -------------------------------------------------------------------------------------
+
+// A field of /proc/self/status in kB ("VmRSS", "VmHWM").
+long status_kb(const std::string& field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  throw std::runtime_error("no " + field + " in /proc/self/status");
+}
+
+// The child: set everything up, then measure how far one training step raises the resident
+// set above what the setup left. Writing 5 to clear_refs resets the kernel's high-water mark
+// (VmHWM) to the current RSS, so peaks of the setup do not count.
+int peak_mem_child(const Options& o) {
+  const Size& s = size_named(o.peak_size);
+  // One step of a tiny model of the same kind first: one-time costs (BLAS buffers and
+  // threads, lazy initialisation) belong to the baseline, not to the step.
+  {
+    const Size tiny{"tiny", 2, 3, 4, 4, s.layers};
+    auto m = make_model(o.peak_cell, tiny);
+    optim::SGD opt(m->parameters(), optim::SGDOptions(kLearningRate));
+    train_step(*m, opt, {randn({3, 2, 4}), randn({3, 2, 4})});
+  }
+  auto model = make_model(o.peak_cell, s);
+  const Data d = load_inputs(o.inputs, o.peak_cell, s, *model);
+  optim::SGD opt(model->parameters(), optim::SGDOptions(kLearningRate));
+  const long baseline = status_kb("VmRSS");
+  {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    if (!clear) throw std::runtime_error("cannot reset the peak RSS (/proc/self/clear_refs)");
+  }
+  const double loss = train_step(*model, opt, d).item();
+  const long peak = status_kb("VmHWM");
+  fmt::print("{{\"baseline_kb\": {}, \"peak_kb\": {}, \"growth_kb\": {}, \"loss\": {:.9g}}}\n", baseline, peak,
+             peak - baseline, loss);
+  return 0;
+}
+
+// Runs `bench_rnn --peak-mem` in a fresh process and reads its JSON line.
+Row run_mem(const Options& o, const std::string& cell, const Size& s) {
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string cmd = fmt::format("'{}' --peak-mem {} {} --inputs '{}'", exe, cell, s.name, o.inputs);
+  std::FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) throw std::runtime_error("cannot run " + cmd);
+  char buf[512] = {};
+  const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
+  if (pclose(p) != 0 || !got) throw std::runtime_error("the peak-memory child failed: " + cmd);
+  long baseline = 0, peak = 0, growth = 0;
+  double loss = 0;
+  if (std::sscanf(buf, "{\"baseline_kb\": %ld, \"peak_kb\": %ld, \"growth_kb\": %ld, \"loss\": %lf", &baseline,
+                  &peak, &growth, &loss) != 4)
+    throw std::runtime_error(std::string("unexpected output of the peak-memory child: ") + buf);
+  return {fmt::format("mem_{}_{}", cell, s.name), "mem", cell, s.name, "",
+          {{"baseline_mb", baseline / 1024.0}, {"peak_mb", peak / 1024.0}, {"growth_mb", growth / 1024.0},
+           {"first_loss", loss}}};
+}
+
+// --- command line and output ----------------------------------------------------------------------------
+
+long parse_count(std::string_view flag, const char* value, long min) {
+  if (value == nullptr) throw std::runtime_error(fmt::format("{} needs a value", flag));
+  char* end = nullptr;
+  const long v = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || v < min)
+    throw std::runtime_error(fmt::format("{}: expected an integer >= {}, got '{}'", flag, min, value));
+  return v;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
+    auto text = [&](const char* what) {
+      if (value == nullptr) throw std::runtime_error(fmt::format("{} needs {}", arg, what));
+      ++i;
+      return std::string(value);
+    };
+    if (arg == "--filter") o.filter = text("a text");
+    else if (arg == "--list") o.list = true;
+    else if (arg == "--quick") o.quick = true;
+    else if (arg == "--reps") o.reps = parse_count(arg, value, 1), ++i;
+    else if (arg == "--warmup") o.warmup = parse_count(arg, value, 0), ++i;
+    else if (arg == "--inputs") o.inputs = text("a directory");
+    else if (arg == "--json") o.json = text("a file name");
+    else if (arg == "--peak-mem") {
+      o.peak_cell = text("a cell and a size");
+      if (i + 1 >= argc) throw std::runtime_error("--peak-mem needs a cell and a size");
+      o.peak_size = argv[++i];
+    } else if (arg == "-h" || arg == "--help") {
+      fmt::print("usage: {} [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N] [--inputs DIR] [--json FILE]\n"
+                 "       {} --peak-mem CELL SIZE [--inputs DIR]\n",
+                 argv[0], argv[0]);
+      std::exit(0);
+    } else {
+      throw std::runtime_error(fmt::format("unknown argument '{}' (try --help)", arg));
+    }
+  }
+  return o;
+}
+
+void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error(fmt::format("cannot write '{}'", path));
+  fmt::print(f, "{{\n  \"benchmark\": \"rnn\",\n  \"framework\": \"xgrad\",\n  \"version\": \"{}\",\n",
+             XGRAD_BENCH_VERSION);
+  fmt::print(f, "  \"quick\": {},\n  \"results\": [\n", o.quick ? "true" : "false");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    fmt::print(f, "    {{\"id\": \"{}\", \"kind\": \"{}\", \"cell\": \"{}\", \"size\": \"{}\"", r.id, r.kind, r.cell,
+               r.size);
+    if (!r.gemm.empty()) fmt::print(f, ", \"gemm\": \"{}\"", r.gemm);
+    for (const auto& [k, v] : r.values) fmt::print(f, ", \"{}\": {:.9g}", k, v);
+    fmt::print(f, "}}{}\n", i + 1 < rows.size() ? "," : "");
+  }
+  fmt::print(f, "  ]\n}}\n");
+  if (std::fclose(f) != 0) throw std::runtime_error(fmt::format("cannot write '{}'", path));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_args(argc, argv);
+    if (!o.peak_cell.empty()) return peak_mem_child(o);
+    std::vector<Row> rows;
+    for (const std::string& kind : kKinds) {
+      for (const Size& s : kSizes) {
+        for (const std::string& cell : kCells) {
+          const std::string id = fmt::format("{}_{}_{}", kind, cell, s.name);
+          if (id.find(o.filter) == std::string::npos) continue;
+          if (o.list) {
+            fmt::print("{}\n", id);
+            continue;
+          }
+          std::vector<Row> got;
+          if (kind == "train") got = {run_train(o, cell, s)};
+          else if (kind == "infer") got = {run_infer(o, cell, s)};
+          else if (kind == "matmul") got = run_matmul(o, cell, s);
+          else got = {run_mem(o, cell, s)};
+          for (const Row& r : got) print_row(r);
+          rows.insert(rows.end(), got.begin(), got.end());
+        }
+      }
+    }
+    if (!o.json.empty()) write_json(o.json, o, rows);
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "bench_rnn: {}\n", e.what());
+    return 1;
+  }
+}
