@@ -2,12 +2,13 @@
 # Installs the Debian 12 packages xgrad needs to build and test, and only those missing.
 # Prints nothing when everything is already installed.
 #
-#   scripts/install-deps.sh               # compiler, CMake, xtensor, OpenBLAS, fmt, doctest, ...
+#   scripts/install-deps.sh               # compiler, CMake, xtensor, OpenBLAS, fmt, doctest, gnuplot, ...
 #   scripts/install-deps.sh --with-torch  # also python3-torch (fixture generators, benchmarks)
 set -euo pipefail
 
+# gnuplot-nox draws the examples' PNG plots (without it they write CSV only).
 packages=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
-          doctest-dev nlohmann-json3-dev libcli11-dev)
+          doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox)
 
 usage() {
   sed -n '2,6s/^# \{0,1\}//p' "$0"

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <sstream>
 
 #include "kernels.hpp"
 
@@ -96,6 +97,24 @@ Tensor eye(std::int64_t n, std::int64_t m, DType dtype) {
 void manual_seed(std::uint64_t seed) {
   std::lock_guard lock(generator_mutex);
   generator.seed(seed);
+}
+
+std::string rng_state() {
+  std::lock_guard lock(generator_mutex);
+  std::ostringstream out;
+  out << generator;
+  return out.str();
+}
+
+void set_rng_state(const std::string& state) {
+  std::istringstream in(state);
+  std::mt19937_64 restored;
+  in >> restored;
+  if (in.fail() || !(in >> std::ws).eof())
+    throw Error("set_rng_state: the text is not a generator state from rng_state() (" + std::to_string(state.size()) +
+                " characters)");
+  std::lock_guard lock(generator_mutex);
+  generator = restored;
 }
 
 Tensor uniform(const Shape& shape, double low, double high, DType dtype) {

@@ -152,6 +152,10 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   write_atomic(path, pieces, "save_safetensors");
 }
 
+void write_file_atomic(const std::string& path, std::string_view contents) {
+  write_atomic(path, {{contents.data(), contents.size()}}, "write_file_atomic");
+}
+
 SafetensorsFile load_safetensors(const std::string& path) {
   const std::vector<char> bytes = read_all(path, "load_safetensors");
   const std::string where = "load_safetensors: '" + path + "': ";

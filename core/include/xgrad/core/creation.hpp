@@ -2,6 +2,7 @@
 /// \file Creating tensors: from values, constant fills, ranges and seeded random draws.
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <vector>
 
 #include <xgrad/core/tensor.hpp>
@@ -36,6 +37,11 @@ Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = DType::f32);
 
 /// Seeds the generator behind every random call below; the same seed gives the same draws.
 void manual_seed(std::uint64_t seed);
+/// The generator's whole state as text (PyTorch's `get_rng_state`): saved in a checkpoint, it
+/// lets a resumed run draw exactly what the uninterrupted run would have drawn.
+std::string rng_state();
+/// Restores a state returned by `rng_state()`; throws when `state` is not one.
+void set_rng_state(const std::string& state);
 /// Uniform in [0, 1).
 Tensor rand(const Shape& shape, DType dtype = DType::f32);
 /// Uniform in [low, high).

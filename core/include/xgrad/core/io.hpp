@@ -2,6 +2,7 @@
 /// \file Saving and loading tensors: safetensors files (checkpoints) and numpy .npy arrays.
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,11 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 /// offsets in range, byte counts matching shapes, no overlaps or gaps. A malformed or
 /// truncated file throws an Error naming the file and the offending field.
 SafetensorsFile load_safetensors(const std::string& path);
+
+/// Writes `contents` to `path` atomically, as the savers above do: an interrupted run leaves
+/// the previous file or the new one, never half of one. For logs, metrics and vocabularies.
+/// Example: `write_file_atomic("metrics.json", text);`
+void write_file_atomic(const std::string& path, std::string_view contents);
 
 /// Writes one tensor as a numpy .npy file (format 1.0, little-endian, C order), atomically.
 void save_npy(const std::string& path, const Tensor& t);

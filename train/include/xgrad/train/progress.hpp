@@ -1,0 +1,74 @@
+#pragma once
+/// \file Progress of a training epoch: a live bar on a terminal, plain lines in a log.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xgrad::train {
+
+/// Metric names and values, in display order: {{"loss", 0.25}, {"acc", 0.91}}.
+using Metrics = std::vector<std::pair<std::string, double>>;
+
+/// How a ProgressBar shows itself.
+struct ProgressOptions {
+  enum class Mode {
+    automatic,  ///< a bar when `out` is a terminal, plain lines otherwise
+    bar,        ///< a bar redrawn in place
+    lines,      ///< a plain line every `line_interval` seconds
+    quiet,      ///< only the summary line
+  };
+  Mode mode_ = Mode::automatic;
+  std::FILE* out_ = stdout;
+  double line_interval_ = 10.0;
+  int width_ = 24;
+
+  ProgressOptions& mode(Mode m) { mode_ = m; return *this; }
+  ProgressOptions& out(std::FILE* f) { out_ = f; return *this; }
+  ProgressOptions& line_interval(double seconds) { line_interval_ = seconds; return *this; }
+  ProgressOptions& width(int columns) { width_ = columns; return *this; }
+};
+
+/// One epoch's progress: batch i/n, elapsed time and ETA, running (sample-weighted) means of
+/// the metrics given per batch, and samples/s. `finish` prints one summary line, with any
+/// epoch-end metrics (validation) appended, and returns the epoch's means.
+/// The environment variable XGRAD_PROGRESS=bar|lines|quiet overrides `automatic`.
+/// Example:
+///     train::ProgressBar bar(fmt::format("epoch {}/{}", e, epochs), batches.num_batches());
+///     for (...) { ...; bar.update(batch_size, {{"loss", loss.item()}}); }
+///     bar.finish({{"val_acc", acc}});   // "epoch 3/10  120/120  4.1 s  loss 0.4123  val_acc 0.8650  7512 samples/s"
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, std::int64_t total_batches, ProgressOptions options = {});
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+
+  /// One batch of `samples` samples is done; `metrics` are that batch's values.
+  void update(std::int64_t samples, const Metrics& metrics = {});
+  /// Ends the epoch: prints the summary line and returns the running means followed by `extra`.
+  Metrics finish(const Metrics& extra = {});
+
+  /// The sample-weighted mean of `name` so far; throws if it was never given.
+  double mean(const std::string& name) const;
+  double elapsed_seconds() const;
+  std::int64_t samples() const { return samples_; }
+
+ private:
+  void draw();
+  std::string means_text() const;
+
+  std::string label_;
+  std::int64_t total_, done_ = 0, samples_ = 0;
+  ProgressOptions options_;
+  ProgressOptions::Mode mode_;
+  std::vector<std::pair<std::string, double>> sums_;  // sample-weighted sums, in first-seen order
+  std::chrono::steady_clock::time_point start_, last_line_;
+  bool finished_ = false;
+};
+
+/// "1:02:03", "4:05" or "7.2 s": a duration for people.
+std::string format_duration(double seconds);
+
+}  // namespace xgrad::train

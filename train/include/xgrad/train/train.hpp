@@ -1,0 +1,9 @@
+#pragma once
+/// \file Everything for writing a training script: datasets, splits and batches, text
+/// vocabularies, progress bars, CSV metrics, checkpoints and plots.
+#include <xgrad/train/checkpoint.hpp>
+#include <xgrad/train/data.hpp>
+#include <xgrad/train/logger.hpp>
+#include <xgrad/train/plot.hpp>
+#include <xgrad/train/progress.hpp>
+#include <xgrad/train/text.hpp>
