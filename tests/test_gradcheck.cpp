@@ -86,6 +86,16 @@ std::vector<Case> cases() {
   add("matmul", "1-D x 2-D", [](auto& x) { return matmul(x[0], x[1]); }, {normal({4}), normal({4, 3})});
   add("matmul", "2-D x 1-D", [](auto& x) { return matmul(x[0], x[1]); }, {normal({3, 4}), normal({4})});
   add("matmul", "1-D x 1-D", [](auto& x) { return matmul(x[0], x[1]); }, {normal({4}), normal({4})});
+  add("linear", "(5,4) w (3,4) b (3)", [](auto& x) { return linear(x[0], x[1], x[2]); },
+      {normal({5, 4}), normal({3, 4}), normal({3})});
+  add("linear", "3-D input, no bias", [](auto& x) { return linear(x[0], x[1]); }, {normal({2, 3, 4}), normal({5, 4})});
+  add("linear", "full (B, out) term as b", [](auto& x) { return linear(x[0], x[1], x[2]); },
+      {normal({3, 4}), normal({2, 4}), normal({3, 2})});
+  add("linear", "1-D input", [](auto& x) { return linear(x[0], x[1], x[2]); }, {normal({4}), normal({3, 4}), normal({3})});
+  // A weight used twice: the second gradient is added into the first inside the GEMM.
+  add("linear", "weight reused (gradient accumulated in the GEMM)",
+      [](auto& x) { return linear(tanh(linear(x[0], x[1])), x[1], x[2]); },
+      {normal({3, 4}), normal({4, 4}), normal({4})});
   // shape
   add("reshape", "", [](auto& x) { return reshape(x[0], {3, -1}); }, {normal({2, 3, 2})});
   add("permute", "", [](auto& x) { return permute(x[0], {2, 0, 1}); }, {normal({2, 3, 4})});

@@ -77,6 +77,36 @@ Tensor fit_gradient(const Node& node, std::size_t i, Tensor g, const Shape& shap
   }
 }
 
+// For a node that can add gradients in place (backward_into), where each input's gradient
+// is accumulated when that place already holds a tensor nobody else sees, of the input's
+// exact shape and dtype (so no unbroadcasting is due); null elsewhere. Anomaly mode checks
+// every gradient on its own, so it gets none.
+std::span<Tensor* const> sinks_for(Node& node, std::vector<Tensor*>& sinks) {
+  sinks.assign(node.next.size(), nullptr);
+  if (!node.backward_into || is_anomaly_enabled()) return sinks;
+  for (std::size_t i = 0; i < node.next.size(); ++i) {
+    Edge& e = node.next[i];
+    Tensor* slot = nullptr;
+    const Shape* shape = nullptr;
+    DType dtype{};
+    if (e.fn) {
+      if (e.output_nr >= e.fn->grads.size()) continue;
+      slot = &e.fn->grads[e.output_nr];
+      shape = &e.fn->outputs[e.output_nr].shape;
+      dtype = e.fn->outputs[e.output_nr].dtype;
+    } else if (e.leaf) {
+      slot = &e.leaf->grad;
+      shape = &e.leaf->shape;
+      dtype = e.leaf->dtype;
+    }
+    if (slot && slot->defined() && exclusively_owned(*slot) && slot->dtype() == dtype && slot->shape() == *shape) {
+      ++impl_of(*slot).storage->version;
+      sinks[i] = slot;
+    }
+  }
+  return sinks;
+}
+
 }  // namespace
 
 void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
@@ -126,6 +156,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
     root->grads[impl_->output_nr] = seed.detach();
     // A node runs once every edge into it has delivered its gradient (Kahn's order).
     std::vector<std::shared_ptr<Node>> ready{root};
+    std::vector<Tensor*> sinks;
     while (!ready.empty()) {
       std::shared_ptr<Node> node = std::move(ready.back());
       ready.pop_back();
@@ -150,7 +181,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
         grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)
           if (!grads[i].defined()) grads[i] = zeros(node->outputs[i].shape, node->outputs[i].dtype);
-        input_grads = node->run_backward(grads);
+        input_grads = node->run_backward(grads, sinks_for(*node, sinks));
         grads.clear();  // release our references, so gradients can be adopted in place
         if (input_grads.size() != node->next.size())
           throw Error("backward of '" + node->name + "' returned " + std::to_string(input_grads.size()) +
@@ -171,8 +202,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
         }
       }
       if (!retain_graph) {
-        node->backward_one = nullptr;  // frees what the node saved for backward
-        node->backward_many = nullptr;
+        node->free_backward();  // frees what the node saved for backward
         node->next.clear();
       }
     }

@@ -80,4 +80,12 @@ Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor out
   return output;
 }
 
+Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward) {
+  if (!should_record(name, inputs, &output, 1)) return output;
+  auto node = make_node(std::move(name), inputs, 1);
+  attach_output(node, inputs, output, 0);
+  node->backward_into = std::move(backward);
+  return output;
+}
+
 }  // namespace xgrad

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,12 @@ struct OutputMeta {
 // Backward of a single-output op: the gradient of its output → one gradient per input.
 using UnaryBackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// The same, for ops whose backward can add a gradient straight into the place where it is
+// accumulated (GEMMs with beta = 1). sinks[i], when not null, is the gradient accumulated so
+// far for input i: owned by nobody else, of the input's shape and dtype. The function may add
+// its gradient for input i into *sinks[i] and then return an undefined tensor for it.
+using SinkBackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output, std::span<Tensor* const> sinks)>;
+
 // One recorded application of a primitive.
 class Node {
  public:
@@ -81,11 +88,18 @@ class Node {
   std::vector<Edge> next;         // one per input
   std::vector<OutputMeta> outputs;
   // Exactly one is set while the graph lives (single-output ops use the first, which saves
-  // a wrapper); both are empty once the graph is freed.
+  // a wrapper); all are empty once the graph is freed.
   UnaryBackwardFn backward_one;
   BackwardFn backward_many;
-  bool freed() const { return !backward_one && !backward_many; }
-  std::vector<Tensor> run_backward(const std::vector<Tensor>& grads) const {
+  SinkBackwardFn backward_into;
+  bool freed() const { return !backward_one && !backward_many && !backward_into; }
+  void free_backward() {
+    backward_one = nullptr;
+    backward_many = nullptr;
+    backward_into = nullptr;
+  }
+  std::vector<Tensor> run_backward(const std::vector<Tensor>& grads, std::span<Tensor* const> sinks) const {
+    if (backward_into) return backward_into(grads[0], sinks);
     return backward_one ? backward_one(grads[0]) : backward_many(grads);
   }
   // Storage versions of the inputs and outputs when the op ran: backward refuses to use
@@ -97,6 +111,9 @@ class Node {
   std::int64_t dependencies = 0;
   std::uint64_t epoch = 0;
 };
+
+// record_op for a single-output op with a SinkBackwardFn (core's GEMM ops).
+Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward);
 
 // Shorthand used throughout core.
 inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }

@@ -167,6 +167,63 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  require_same_dtype(x, w, "linear");
+  require_floating(x, "linear");
+  if (x.dim() == 0 || w.dim() != 2 || x.size(-1) != w.size(1))
+    throw Error("linear: cannot apply a weight of shape " + shape_str(w.shape()) + " (out, in) to an input of shape " +
+                shape_str(x.shape()) + " (..., in)");
+  const std::int64_t k = w.size(1), n = w.size(0), rows = x.numel() / std::max<std::int64_t>(k, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  // The GEMM starts from b (beta = 1), so the sum costs no extra pass and no temporary.
+  Tensor out;
+  if (b.defined()) {
+    require_same_dtype(x, b, "linear");
+    if (broadcast_shapes(b.shape(), out_shape, "linear") != out_shape)
+      throw Error("linear: the bias of shape " + shape_str(b.shape()) + " does not broadcast to the output " +
+                  shape_str(out_shape));
+    out = b.shape() == out_shape ? b.detach().clone() : expand(b.detach(), out_shape);
+  } else {
+    out = make_empty(out_shape, x.dtype());
+  }
+  dispatch_floating(x.dtype(), "linear", [&]<class T>() {
+    // out (rows, n) = x (rows, k) · w (n, k)ᵀ + out
+    gemm(false, true, rows, n, k, impl_of(x).data<T>(), impl_of(w).data<T>(), impl_of(out).data<T>(),
+         T(b.defined() ? 1 : 0));
+  });
+  if (!any_requires_grad({&x, &w, &b})) return out;
+  const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
+  return record_op_into(
+      "linear", {x, w, b}, out,
+      [sx = nw ? x.detach() : Tensor(), sw = nx ? w.detach() : Tensor(), nb, rows, n, k](
+          const Tensor& g, std::span<Tensor* const> sinks) {
+        // A gradient whose accumulated value already exists (sinks[i]) is added into it by the
+        // GEMM itself (beta = 1): a weight reused at every time step gets one buffer, not one
+        // temporary and one add per step.
+        Tensor gx, gw;
+        dispatch_floating(g.dtype(), "linear_backward", [&]<class T>() {
+          const T* G = impl_of(g).data<T>();
+          if (sw.defined()) {  // dx (rows, k) = g (rows, n) · w (n, k)
+            Tensor* sink = sinks[0];
+            Shape xs = g.shape();
+            xs.back() = k;
+            if (!sink) gx = make_empty(xs, g.dtype());
+            gemm(false, false, rows, k, n, G, impl_of(sw).data<T>(), impl_of(sink ? *sink : gx).data<T>(),
+                 T(sink ? 1 : 0));
+          }
+          if (sx.defined()) {  // dw (n, k) = gᵀ (n, rows) · x (rows, k), summed over the rows by the GEMM
+            Tensor* sink = sinks[1];
+            if (!sink) gw = make_empty({n, k}, g.dtype());
+            gemm(true, false, n, k, rows, G, impl_of(sx).data<T>(), impl_of(sink ? *sink : gw).data<T>(),
+                 T(sink ? 1 : 0));
+          }
+        });
+        // db = g; the engine sums it down to b's shape.
+        return std::vector<Tensor>{gx, gw, nb ? g : Tensor()};
+      });
+}
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   require_same_dtype(a, b, "matmul");
   require_floating(a, "matmul");

@@ -6,7 +6,7 @@
 namespace xgrad {
 
 namespace {
-constexpr std::array<PrimitiveInfo, 36> table{{
+constexpr std::array<PrimitiveInfo, 37> table{{
     {"add", "arithmetic", "a + b (broadcast)"},
     {"sub", "arithmetic", "a - b (broadcast)"},
     {"mul", "arithmetic", "a * b (broadcast)"},
@@ -28,6 +28,7 @@ constexpr std::array<PrimitiveInfo, 36> table{{
     {"to", "unary", "dtype conversion f32 <-> f64"},
     {"clone", "unary", "copy"},
     {"matmul", "matmul", "(..., n, k) x (..., k, m), CBLAS"},
+    {"linear", "matmul", "x w^T + b in one GEMM (b broadcast)"},
     {"reshape", "shape", "same elements, new shape"},
     {"permute", "shape", "reorders dimensions"},
     {"expand", "shape", "broadcasts to a larger shape"},

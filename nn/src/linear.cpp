@@ -29,8 +29,7 @@ void Linear::reset_parameters() {
 Tensor Linear::forward(const Tensor& input) {
   if (input.dim() == 0 || input.size(-1) != in_features_)
     throw Error("Linear: expected input (..., " + std::to_string(in_features_) + "), got " + shape_str(input.shape()));
-  Tensor y = matmul(input, weight.t());  // (..., out)
-  return bias.defined() ? y + bias : y;
+  return linear(input, weight, bias);  // (..., out), one GEMM
 }
 
 std::string Linear::extra_repr() const {

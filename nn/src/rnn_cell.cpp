@@ -1,6 +1,5 @@
-// The recurrent cells, composed from primitives only. Every step comes in two spellings that
-// share one implementation: `step` transposes the recurrent weights itself, `sequence_step`
-// transposes them once and reuses them at every step of a sequence.
+// The recurrent cells, composed from primitives only. Every affine map is one `linear`: a GEMM
+// that reads the weight transposed in place and starts from the term it is added to.
 #include <xgrad/nn/rnn_cell.hpp>
 
 #include <cmath>
@@ -35,10 +34,7 @@ Tensor init_uniform(const Shape& shape, std::int64_t hidden_size) {
 }
 
 // x W_ihᵀ (+ b): (..., I) → (..., G) in one GEMM.
-Tensor project(const Tensor& x, const Tensor& weight_ih, const Tensor& bias) {
-  Tensor xp = matmul(x, weight_ih.t());
-  return bias.defined() ? xp + bias : xp;
-}
+Tensor project(const Tensor& x, const Tensor& weight_ih, const Tensor& bias) { return linear(x, weight_ih, bias); }
 
 // The bias that does not depend on the state: b_ih + b_hh for RNN and LSTM, whose two biases
 // are simply added (computed once per call, not once per step).
@@ -61,32 +57,31 @@ CellState complete_state(const RecurrentCell& cell, CellState state, std::int64_
 
 std::string bias_repr(bool bias) { return bias ? "" : ", bias=false"; }
 
-// --- the steps, given transposed recurrent weights ------------------------------------------
+// --- the steps ----------------------------------------------------------------------------------
 
 // h' = act(xp + h W_hhᵀ); xp already holds x W_ihᵀ + b_ih + b_hh.
-CellState rnn_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, RNNNonlinearity act) {
+CellState rnn_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, RNNNonlinearity act) {
   check_state("RNNCell", state, 1);
-  Tensor pre = xp + matmul(state[0], w_hh_t);  // (B, H)
+  Tensor pre = linear(state[0], w_hh, xp);  // (B, H)
   return {act == RNNNonlinearity::tanh ? tanh(pre) : relu(pre)};
 }
 
-// xp already holds x W_ihᵀ + b_ih + b_hh, (B, 4H); w_hr_t is undefined without a projection.
-CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, const Tensor& w_hr_t) {
+// xp already holds x W_ihᵀ + b_ih + b_hh, (B, 4H); w_hr is undefined without a projection.
+CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& w_hr) {
   check_state("LSTMCell", state, 2);
-  const Tensor gates = xp + matmul(state[0], w_hh_t);  // (B, 4H)
-  const std::vector<Tensor> g = chunk(gates, 4, 1);    // i, f, g, o: (B, H) each
+  const Tensor gates = linear(state[0], w_hh, xp);   // (B, 4H)
+  const std::vector<Tensor> g = chunk(gates, 4, 1);  // i, f, g, o: (B, H) each
   const Tensor c = sigmoid(g[1]) * state[1] + sigmoid(g[0]) * tanh(g[2]);
   Tensor h = sigmoid(g[3]) * tanh(c);
-  if (w_hr_t.defined()) h = matmul(h, w_hr_t);  // (B, P)
+  if (w_hr.defined()) h = linear(h, w_hr);  // (B, P)
   return {h, c};
 }
 
 // xp holds x W_ihᵀ + b_ih, (B, 3H); b_hh stays in the step because r multiplies b_hn.
-CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh_t, const Tensor& bias_hh) {
+CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& bias_hh) {
   check_state("GRUCell", state, 1);
   const Tensor& h = state[0];
-  Tensor hh = matmul(h, w_hh_t);  // (B, 3H)
-  if (bias_hh.defined()) hh = hh + bias_hh;
+  const Tensor hh = linear(h, w_hh, bias_hh);  // (B, 3H)
   const std::vector<Tensor> x3 = chunk(xp, 3, 1);  // r, z, n parts
   const std::vector<Tensor> h3 = chunk(hh, 3, 1);
   const Tensor r = sigmoid(x3[0] + h3[0]);
@@ -157,13 +152,7 @@ Tensor RNNCell::project_input(const Tensor& x) const {
 }
 
 CellState RNNCell::step(const Tensor& xp, const CellState& state) const {
-  return rnn_step(xp, state, weight_hh.t(), options_.nonlinearity());
-}
-
-StepFn RNNCell::sequence_step() const {
-  return [w_hh_t = weight_hh.t(), act = options_.nonlinearity()](const Tensor& xp, const CellState& state) {
-    return rnn_step(xp, state, w_hh_t, act);
-  };
+  return rnn_step(xp, state, weight_hh, options_.nonlinearity());
 }
 
 std::string RNNCell::extra_repr() const {
@@ -202,12 +191,7 @@ Tensor LSTMCell::project_input(const Tensor& x) const {
 }
 
 CellState LSTMCell::step(const Tensor& xp, const CellState& state) const {
-  return lstm_step(xp, state, weight_hh.t(), weight_hr.defined() ? weight_hr.t() : Tensor());
-}
-
-StepFn LSTMCell::sequence_step() const {
-  return [w_hh_t = weight_hh.t(), w_hr_t = weight_hr.defined() ? weight_hr.t() : Tensor()](
-             const Tensor& xp, const CellState& state) { return lstm_step(xp, state, w_hh_t, w_hr_t); };
+  return lstm_step(xp, state, weight_hh, weight_hr);
 }
 
 std::string LSTMCell::extra_repr() const {
@@ -233,13 +217,7 @@ Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_in
 Tensor GRUCell::project_input(const Tensor& x) const { return project(x, weight_ih, bias_ih); }
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state) const {
-  return gru_step(xp, state, weight_hh.t(), bias_hh);
-}
-
-StepFn GRUCell::sequence_step() const {
-  return [w_hh_t = weight_hh.t(), b_hh = bias_hh](const Tensor& xp, const CellState& state) {
-    return gru_step(xp, state, w_hh_t, b_hh);
-  };
+  return gru_step(xp, state, weight_hh, bias_hh);
 }
 
 std::string GRUCell::extra_repr() const {

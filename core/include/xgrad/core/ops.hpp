@@ -25,6 +25,7 @@
 /// | to            | unary       | dtype conversion f32 ↔ f64                 |
 /// | clone         | unary       | copy                                       |
 /// | matmul        | matmul      | (..., n, k) × (..., k, m), CBLAS           |
+/// | linear        | matmul      | x·wᵀ + b in one GEMM (b broadcast)         |
 /// | reshape       | shape       | same elements, new shape                   |
 /// | permute       | shape       | reorders dimensions                        |
 /// | expand        | shape       | broadcasts to a larger shape               |
@@ -115,6 +116,15 @@ Tensor softplus(const Tensor& a);
 /// Runs on CBLAS GEMM; gradients use transpose flags, never transposed copies.
 /// Example: `matmul(randn({8, 5, 3}), randn({3, 4}))  // (8, 5, 4)`
 Tensor matmul(const Tensor& a, const Tensor& b);
+
+/// y = x·wᵀ + b, the affine map of nn::Linear and of the recurrent cells, as one GEMM that
+/// reads w transposed in place (no transposed copy) and starts from b (no separate add):
+/// x (..., in), w (out, in), b undefined or broadcastable to (..., out) → (..., out).
+/// b is a bias (out) or, in a recurrent step, a whole (B, out) term such as the projected
+/// input of that step. In backward, a gradient that already has an accumulated value (a
+/// weight reused at every time step) is added into it by the GEMM.
+/// Example: `linear(randn({8, 4}), randn({3, 4}), zeros({3}))  // (8, 3)`
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = {});
 
 // --- shape ------------------------------------------------------------------------------
 /// Same elements in a new shape; one extent may be -1 (inferred).

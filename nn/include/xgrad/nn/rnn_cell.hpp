@@ -75,9 +75,8 @@ class RecurrentCell : public Module {
   virtual CellState step(const Tensor& xp, const CellState& state) const = 0;
 
   /// The step the driver calls at every time step of one sequence. The default calls
-  /// `step`. Override it to do per-sequence work once instead of once per step: the built-in
-  /// cells transpose their recurrent weight here, so that the loop multiplies by a ready
-  /// W_hhᵀ (and its gradient is transposed back once, not once per step).
+  /// `step`. Override it to do per-sequence work once instead of once per step (a cell that
+  /// multiplies by a transformed weight can transform it here, once per sequence).
   virtual StepFn sequence_step() const;
 
   /// Zeros of the right shapes for a batch of `batch` sequences: entry k is
@@ -137,7 +136,6 @@ class RNNCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
-  StepFn sequence_step() const override;
   /// "RNNCell(4, 8)", plus bias / nonlinearity when not the defaults.
   std::string extra_repr() const override;
   const RNNCellOptions& options() const { return options_; }
@@ -205,7 +203,6 @@ class LSTMCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
-  StepFn sequence_step() const override;
   /// "LSTMCell(4, 8)", plus bias / proj_size when not the defaults.
   std::string extra_repr() const override;
   const LSTMCellOptions& options() const { return options_; }
@@ -261,7 +258,6 @@ class GRUCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
-  StepFn sequence_step() const override;
   /// "GRUCell(4, 8)", plus bias when not the default.
   std::string extra_repr() const override;
   const GRUCellOptions& options() const { return options_; }
