@@ -1,0 +1,357 @@
+// A character-level language model on Herman Melville's Moby-Dick (examples/data/README.md):
+// an embedding, a GRU (or LSTM) and a linear layer predict each byte of the text from the
+// bytes before it.
+//
+// The text is split in order: the first 90 % trains, the next 5 % validates, the last 5 %
+// tests; the vocabulary (one id per byte value) comes from the training part only. Training
+// is truncated backpropagation through time: the training text is cut into --batch streams
+// read side by side, --bptt characters at a time; the hidden state is carried from one chunk
+// into the next but detached, so each backward stops at the chunk boundary. Results are in
+// bits per character (cross-entropy / ln 2) beside a unigram model fitted on the training text
+// (each byte's frequency, no context). At the end the model writes text, sampled with
+// --temperature after a --prime.
+//
+// Every --log-every steps: validation, one row of metrics.csv, and a checkpoint in --out
+// (model, Adam, the carried state and the progress, with vocab.txt beside it). `--resume`
+// continues from it exactly: the same numbers as a run that was never interrupted.
+//
+// The defaults train a GRU for one epoch (530 steps of 32 streams × 64 characters) in one to
+// three minutes on two cores, to about 2.4 bits per character against the unigram model's 4.6.
+//
+//   build/release/examples/char_lm [--cell gru] [--hidden 256] [--epochs 1] [--steps N] [--resume] ...
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <xgrad/xgrad.hpp>
+
+using namespace xgrad;
+namespace fs = std::filesystem;
+
+#ifndef XGRAD_EXAMPLES_DATA_DIR
+#define XGRAD_EXAMPLES_DATA_DIR "examples/data"
+#endif
+
+const double kLn2 = std::log(2.0);
+
+// A text's ids cut into `batch` equal consecutive pieces, read side by side: chunk k holds,
+// for every stream, its characters [k·bptt, (k+1)·bptt) as input and the next ones as target.
+struct Streams {
+  std::vector<std::int64_t> ids;
+  std::int64_t batch, length;  // `length` input characters per stream
+
+  Streams(std::vector<std::int64_t> text_ids, std::int64_t b)
+      : ids(std::move(text_ids)), batch(b), length((static_cast<std::int64_t>(ids.size()) - 1) / b) {}
+  std::int64_t chunks(std::int64_t bptt) const { return (length + bptt - 1) / bptt; }
+
+  // Input and target of chunk k: (T, B) i64 each, T = bptt (less for the last chunk).
+  std::pair<Tensor, Tensor> chunk(std::int64_t k, std::int64_t bptt) const {
+    const std::int64_t begin = k * bptt, steps = std::min(bptt, length - begin);
+    std::vector<std::int64_t> x(steps * batch), y(steps * batch);
+    for (std::int64_t t = 0; t < steps; ++t)
+      for (std::int64_t b = 0; b < batch; ++b) {
+        const std::int64_t at = b * length + begin + t;
+        x[t * batch + b] = ids[at];
+        y[t * batch + b] = ids[at + 1];
+      }
+    return {from_vector(x, {steps, batch}), from_vector(y, {steps, batch})};
+  }
+};
+
+// Embedding → GRU or LSTM → Linear: ids (T, B) → logits (T, B, vocab), and the final state
+// (h, plus c for an LSTM; each (layers, B, hidden)).
+struct CharLM : nn::Module {
+  std::shared_ptr<nn::Embedding> embed;
+  std::shared_ptr<nn::Recurrent> rnn;
+  std::shared_ptr<nn::Linear> head;
+  std::int64_t layers, hidden;
+
+  CharLM(const std::string& cell, std::int64_t vocab, std::int64_t embed_dim, std::int64_t hidden_size,
+         std::int64_t num_layers)
+      : layers(num_layers), hidden(hidden_size) {
+    embed = register_module("embed", std::make_shared<nn::Embedding>(vocab, embed_dim));
+    if (cell == "lstm") rnn = std::make_shared<nn::LSTM>(nn::LSTMOptions(embed_dim, hidden).num_layers(layers));
+    else rnn = std::make_shared<nn::GRU>(nn::GRUOptions(embed_dim, hidden).num_layers(layers));
+    register_module("rnn", rnn);
+    head = register_module("head", std::make_shared<nn::Linear>(hidden, vocab));
+  }
+
+  struct Output {
+    Tensor logits;
+    nn::CellState state;
+  };
+  Output forward(const Tensor& ids, const nn::CellState& state) {
+    nn::RecurrentOutput out = rnn->forward((*embed)(ids), state);
+    return {(*head)(out.output), out.state};
+  }
+
+  // The state before the first character: zeros, one entry per state tensor of the cell.
+  nn::CellState zero_state(std::int64_t batch) const {
+    nn::CellState state;
+    for (std::size_t k = 0; k < rnn->cell(0).state_sizes().size(); ++k) state.push_back(zeros({layers, batch, hidden}));
+    return state;
+  }
+};
+
+// What a checkpoint holds besides Adam: the model ("model.lm.…") and the state carried into
+// the next chunk ("model.carry_0", …), so a run resumed mid-epoch continues exactly.
+struct TrainingState : nn::Module {
+  std::vector<Tensor> carry;
+  TrainingState(CharLM& lm, const nn::CellState& state) {
+    register_module("lm", lm);
+    for (std::size_t k = 0; k < state.size(); ++k)
+      carry.push_back(register_buffer("carry_" + std::to_string(k), state[k].clone()));
+  }
+};
+
+// Bits per character of `model` on a text, read as `batch` streams with carried state.
+double bits_per_char(CharLM& model, const std::vector<std::int64_t>& ids, std::int64_t batch, std::int64_t bptt) {
+  NoGradGuard no_grad;
+  model.eval();
+  const Streams s(ids, batch);
+  nn::CellState state = model.zero_state(batch);
+  double nats = 0;
+  std::int64_t count = 0;
+  for (std::int64_t k = 0; k < s.chunks(bptt); ++k) {
+    auto [x, y] = s.chunk(k, bptt);
+    auto [logits, next] = model.forward(x, state);
+    nats += nn::cross_entropy(logits.reshape({-1, logits.shape().back()}), y.reshape({-1}),
+                              nn::CrossEntropyOptions().reduction(nn::Reduction::sum)).item();
+    count += y.numel();
+    state = next;
+  }
+  model.train();
+  return nats / static_cast<double>(count) / kLn2;
+}
+
+// Bits per character of the unigram model: each id's frequency in the training ids,
+// add-one smoothed so that every id of the vocabulary has a probability.
+double unigram_bits_per_char(const std::vector<std::int64_t>& train, const std::vector<std::int64_t>& text,
+                             std::int64_t vocab) {
+  std::vector<double> counts(vocab, 1.0);
+  for (std::int64_t id : train) counts[id] += 1;
+  const double total = static_cast<double>(train.size() + vocab);
+  double bits = 0;
+  for (std::int64_t id : text) bits -= std::log2(counts[id] / total);
+  return bits / static_cast<double>(text.size());
+}
+
+// `length` bytes sampled after `prime`: each from softmax(logits / temperature), never
+// <pad> or <unk>. The draws come from a generator seeded by `seed`.
+std::string sample(CharLM& model, const train::Vocabulary& vocab, const std::string& prime, std::int64_t length,
+                   double temperature, std::uint64_t seed) {
+  NoGradGuard no_grad;
+  model.eval();
+  std::mt19937_64 rng(seed);
+  nn::CellState state = model.zero_state(1);
+  std::vector<std::int64_t> input = vocab.encode(train::tokenize_chars(prime.empty() ? std::string("\n") : prime));
+  std::string text;
+  for (std::int64_t i = 0; i < length; ++i) {
+    auto [logits, next] = model.forward(from_vector(input, {static_cast<std::int64_t>(input.size()), 1}), state);
+    state = next;
+    const std::vector<float> last = logits.select(0, -1).reshape({-1}).to_vector<float>();  // (vocab)
+    const float top = *std::max_element(last.begin() + 2, last.end());
+    std::vector<double> cumulative(last.size(), 0.0);
+    for (std::size_t c = 2; c < last.size(); ++c)
+      cumulative[c] = cumulative[c - 1] + std::exp((last[c] - top) / temperature);
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * cumulative.back();
+    const auto id = static_cast<std::int64_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin());
+    text += vocab.token(id);
+    input = {id};
+  }
+  model.train();
+  return text;
+}
+
+int main(int argc, char** argv) {
+  std::string data = std::string(XGRAD_EXAMPLES_DATA_DIR) + "/moby_dick.txt";
+  std::string cell = "gru", out_dir = "char_lm_out", json_path, prime = "The whale ";
+  std::int64_t hidden = 256, layers = 1, embed_dim = 32, bptt = 64, batch = 32, epochs = 1, steps = 0;
+  std::int64_t log_every = 50, sample_len = 400;
+  double lr = 3e-3, clip = 1.0, temperature = 0.7;
+  std::uint64_t seed = 0;
+  bool resume = false;
+  CLI::App app{"Train a character-level GRU/LSTM language model on Moby-Dick (truncated BPTT)"};
+  app.add_option("--data", data, "a text file (examples/data/moby_dick.txt)")->capture_default_str();
+  app.add_option("--cell", cell, "recurrent cell")->check(CLI::IsMember({"gru", "lstm"}))->capture_default_str();
+  app.add_option("--hidden", hidden, "hidden units per layer")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--layers", layers, "stacked recurrent layers")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--embed", embed_dim, "embedding width")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--bptt", bptt, "characters per chunk (backpropagation stops at its start)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch", batch, "parallel streams the training text is cut into")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--epochs", epochs, "passes over the training text")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--steps", steps, "stop after this many steps (chunks) in all; 0 = no limit")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--lr", lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--clip", clip, "gradient norm clipping")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--log-every,--checkpoint-every", log_every, "steps between validation, a metrics.csv row and a checkpoint")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seed", seed, "random seed (initialisation and sampling)")->capture_default_str();
+  app.add_option("--out", out_dir, "directory for checkpoint.safetensors, vocab.txt, metrics.csv (and a PNG with gnuplot)")->capture_default_str();
+  app.add_flag("--resume", resume, "continue from --out's checkpoint, exactly");
+  app.add_option("--temperature", temperature, "sampling temperature (lower is more conservative)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--sample-len", sample_len, "characters to sample at the end")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--prime", prime, "text the sample continues")->capture_default_str();
+  app.add_option("--json", json_path, "write the final metrics to this file as JSON");
+  CLI11_PARSE(app, argc, argv);
+  manual_seed(seed);
+
+  // Data: a chronological 90 / 5 / 5 split; the vocabulary from the training part only.
+  const std::string text = train::read_text(data);
+  const auto parts = train::chronological_split(static_cast<std::int64_t>(text.size()), {0.9, 0.05, 0.05});
+  auto part = [&](const train::Range& r) { return std::string_view(text).substr(r.begin, r.size()); };
+  const train::Vocabulary vocab = train::Vocabulary::build({train::tokenize_chars(part(parts[0]))});
+  const auto train_ids = vocab.encode(train::tokenize_chars(part(parts[0])));
+  const auto val_ids = vocab.encode(train::tokenize_chars(part(parts[1])));
+  const auto test_ids = vocab.encode(train::tokenize_chars(part(parts[2])));
+  const Streams streams(train_ids, batch);
+  if (streams.length < 1 || static_cast<std::int64_t>(val_ids.size()) <= batch) {
+    fmt::print(stderr, "{}: {} bytes are too few for --batch {}\n", data, text.size(), batch);
+    return 2;
+  }
+  const std::int64_t chunks = streams.chunks(bptt);
+  const std::int64_t total_steps = steps > 0 ? std::min(steps, epochs * chunks) : epochs * chunks;
+  const double unigram_val = unigram_bits_per_char(train_ids, val_ids, vocab.size());
+  const double unigram_test = unigram_bits_per_char(train_ids, test_ids, vocab.size());
+  fmt::print("{}: {} bytes; train {} / val {} / test {}; vocabulary {} (with <pad>, <unk>)\n", data, text.size(),
+             train_ids.size(), val_ids.size(), test_ids.size(), vocab.size());
+  fmt::print("{} streams of {} characters, {} chunks of {} per epoch; {} steps ({:.2f} epochs)\n", batch,
+             streams.length, chunks, bptt, total_steps, static_cast<double>(total_steps) / chunks);
+  fmt::print("unigram baseline: val {:.3f} / test {:.3f} bits per character\n", unigram_val, unigram_test);
+
+  CharLM model(cell, vocab.size(), embed_dim, hidden, layers);
+  optim::Adam opt(model.parameters(), optim::AdamOptions(lr));
+  TrainingState checkpointed(model, model.zero_state(batch));
+  fmt::print("{} with {} parameters\n", cell, model.num_parameters());
+
+  // Everything that must match for --resume to continue the same run.
+  const std::map<std::string, std::string> config = {
+      {"cell", cell},         {"hidden", std::to_string(hidden)}, {"layers", std::to_string(layers)},
+      {"embed", std::to_string(embed_dim)}, {"bptt", std::to_string(bptt)}, {"batch", std::to_string(batch)},
+      {"lr", fmt::format("{}", lr)}, {"clip", fmt::format("{}", clip)}, {"log_every", std::to_string(log_every)},
+      {"data_bytes", std::to_string(text.size())}};
+  fs::create_directories(out_dir);
+  const std::string checkpoint = (fs::path(out_dir) / "checkpoint.safetensors").string();
+  const std::string vocab_file = (fs::path(out_dir) / "vocab.txt").string();
+  train::CsvLogger metrics((fs::path(out_dir) / "metrics.csv").string(),
+                           {"step", "epoch", "train_loss", "train_bpc", "val_bpc"}, resume);
+
+  std::int64_t step = 0;  // steps done
+  nn::CellState state = model.zero_state(batch);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  double loss_first = nan, loss_last = nan, val_bpc = nan, seconds = 0;
+  if (resume) {
+    if (!fs::exists(checkpoint)) {
+      fmt::print(stderr, "--resume: there is no {}\n", checkpoint);
+      return 2;
+    }
+    train::CheckpointInfo info;
+    try {
+      info = train::load_checkpoint(checkpoint, checkpointed, &opt);
+    } catch (const Error& e) {  // e.g. written with another --hidden: it names the mismatch
+      fmt::print(stderr, "--resume: {}\n", e.what());
+      return 2;
+    }
+    for (const auto& [key, value] : config) {
+      const auto saved = info.metadata.find(key);
+      if (saved == info.metadata.end() || saved->second != value) {
+        fmt::print(stderr, "--resume: {} was not written with {} {}\n", checkpoint, key, value);
+        return 2;
+      }
+    }
+    if (train::Vocabulary::load(vocab_file).tokens() != vocab.tokens()) {
+      fmt::print(stderr, "--resume: {} is not this text's vocabulary\n", vocab_file);
+      return 2;
+    }
+    step = info.integer("step");
+    loss_first = info.number("loss_first");
+    loss_last = info.number("loss_last");
+    val_bpc = info.number("val_bpc");
+    seconds = info.number("train_seconds");
+    for (std::size_t k = 0; k < state.size(); ++k) state[k] = checkpointed.carry[k].clone();
+    metrics.truncate(static_cast<std::size_t>(info.integer("rows")));  // drop rows logged after the checkpoint
+    fmt::print("resumed from {} at step {}\n", checkpoint, step);
+  }
+
+  // Training: one ProgressBar, validation, metrics row and checkpoint per --log-every steps.
+  while (step < total_steps) {
+    const std::int64_t until = std::min(total_steps, (step / log_every + 1) * log_every);
+    train::ProgressBar bar(fmt::format("steps {}-{}/{}", step + 1, until, total_steps), until - step);
+    const auto start = std::chrono::steady_clock::now();
+    for (; step < until; ++step) {
+      const std::int64_t k = step % chunks;
+      if (k == 0) state = model.zero_state(batch);  // every epoch reads the streams from their start
+      auto [x, y] = streams.chunk(k, bptt);
+      auto [logits, next] = model.forward(x, state);
+      Tensor loss = nn::cross_entropy(logits.reshape({-1, vocab.size()}), y.reshape({-1}));
+      opt.zero_grad();
+      loss.backward();
+      nn::clip_grad_norm(model.parameters(), clip);
+      opt.step();
+      state = nn::detach(next);  // the values flow into the next chunk, the gradient stops here
+      bar.update(x.numel(), {{"loss", loss.item()}});
+    }
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    val_bpc = bits_per_char(model, val_ids, batch, bptt);
+    bar.finish({{"val_bpc", val_bpc}});
+    loss_last = bar.mean("loss");
+    if (std::isnan(loss_first)) loss_first = loss_last;
+    metrics.log({static_cast<double>(step), static_cast<double>(step) / chunks, loss_last, loss_last / kLn2, val_bpc});
+
+    for (std::size_t k = 0; k < state.size(); ++k) checkpointed.carry[k].copy_(state[k]);
+    std::map<std::string, std::string> meta = config;
+    meta["step"] = std::to_string(step);
+    meta["rows"] = std::to_string(metrics.rows());
+    for (const auto& [key, value] : {std::pair<const char*, double>{"loss_first", loss_first}, {"loss_last", loss_last},
+                                     {"val_bpc", val_bpc}, {"train_seconds", seconds}})
+      meta[key] = fmt::format("{}", value);  // the shortest text that reads back exactly
+    vocab.save(vocab_file);
+    train::save_checkpoint(checkpoint, checkpointed, &opt, nullptr, meta);
+    if (!std::isfinite(loss_last)) {
+      fmt::print(stderr, "the loss diverged; try a smaller --lr\n");
+      return 1;
+    }
+  }
+
+  // Results: bits per character beside the unigram baseline, and a sample.
+  if (std::isnan(val_bpc)) val_bpc = bits_per_char(model, val_ids, batch, bptt);
+  const double test_bpc = bits_per_char(model, test_ids, batch, bptt);
+  const std::string text_out = sample(model, vocab, prime, sample_len, temperature, seed);
+  fmt::print("trained {} steps in {:.1f} s ({:.0f} characters/s)\n", step, seconds,
+             static_cast<double>(step * bptt * batch) / std::max(seconds, 1e-9));
+  fmt::print("validation {:.3f} bits/char   unigram baseline {:.3f}\n", val_bpc, unigram_val);
+  fmt::print("test       {:.3f} bits/char   unigram baseline {:.3f}\n", test_bpc, unigram_test);
+  fmt::print("sample (temperature {}):\n{}{}\n", temperature, prime, text_out);
+
+  const std::string csv = metrics.path(), png = (fs::path(out_dir) / "metrics.png").string();
+  if (train::plot_csv(csv, png, train::PlotOptions().title("char_lm: bits per character").xlabel("step").ylabel("bits/char").y_columns({4, 5})))
+    fmt::print("wrote {}, {} and {}\n", checkpoint, csv, png);
+  else
+    fmt::print("wrote {} and {}\n{}\n", checkpoint, csv, train::gnuplot_notice());
+
+  if (!json_path.empty()) {
+    nlohmann::json j = {{"cell", cell}, {"hidden", hidden}, {"layers", layers}, {"embed", embed_dim},
+                        {"bptt", bptt}, {"batch", batch}, {"lr", lr}, {"clip", clip}, {"seed", seed},
+                        {"steps", step}, {"epochs", static_cast<double>(step) / chunks},
+                        {"parameters", model.num_parameters()}, {"vocab_size", vocab.size()},
+                        {"train_chars", train_ids.size()}, {"val_chars", val_ids.size()}, {"test_chars", test_ids.size()},
+                        {"loss_first", loss_first}, {"loss_last", loss_last},
+                        {"val_bpc", val_bpc}, {"test_bpc", test_bpc},
+                        {"unigram_val_bpc", unigram_val}, {"unigram_test_bpc", unigram_test},
+                        {"beats_unigram", val_bpc < unigram_val}, {"train_seconds", seconds},
+                        {"temperature", temperature}, {"prime", prime}, {"sample", text_out}};
+    // Sampled bytes need not be valid UTF-8: invalid ones become U+FFFD in the JSON.
+    write_file_atomic(json_path, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
+  return 0;
+}
