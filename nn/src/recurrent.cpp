@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -41,6 +42,22 @@ void check_lengths(const std::string& what, const std::vector<std::int64_t>& len
     if (lengths[b] < min_length || lengths[b] > steps)
       throw Error(fmt::format("{}: length {} of sequence {} is outside [{}, {}] (the input has {} steps)", what,
                               lengths[b], b, min_length, steps, steps));
+}
+
+// The T steps of a (T, B, F) sequence (time_dim 0) or a (B, T, F) one (time_dim 1) as (B, F)
+// tensors, in one split node. A time-major sequence is split as its (T·B, F) rows, which
+// needs no squeeze node per step.
+std::vector<Tensor> time_steps(const Tensor& seq, std::int64_t time_dim) {
+  const std::int64_t B = seq.size(1 - time_dim);
+  if (time_dim != 0 || B == 0) return unbind(seq, time_dim);
+  return split(reshape(seq, {seq.size(0) * B, seq.size(2)}), B, 0);
+}
+
+// The inverse: T tensors (B, F) → (T, B, F) or (B, T, F), in one cat node.
+Tensor join_steps(const std::vector<Tensor>& steps, std::int64_t time_dim) {
+  const std::int64_t B = steps[0].size(0);
+  if (time_dim != 0 || B == 0) return stack(steps, time_dim);
+  return reshape(cat(steps, 0), {static_cast<std::int64_t>(steps.size()), B, steps[0].size(1)});
 }
 
 }  // namespace
@@ -195,7 +212,7 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
       const std::size_t c = static_cast<std::size_t>(l * D + d);
       const RecurrentCell& cell = *cells_[c];
       // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
-      const std::vector<Tensor> xp = unbind(cell.project_input(layer_input), time_dim);
+      std::vector<Tensor> xp = time_steps(cell.project_input(layer_input), time_dim);
       const StepFn step = cell.sequence_step();
       CellState& state = states[c];
       std::vector<Tensor> outputs(static_cast<std::size_t>(T));
@@ -206,7 +223,8 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
           outputs[ti] = zero_output;
           continue;
         }
-        CellState next = step(xp[ti], state);
+        // Each step's projection is let go as soon as the step has used it.
+        CellState next = step(std::exchange(xp[ti], Tensor()), state);
         if (next.size() != K || next[0].shape() != Shape{B, sizes[0]})
           throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
                                   "the first ({}, {})",
@@ -220,7 +238,7 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
         }
         state = std::move(next);
       }
-      direction_outputs.push_back(stack(outputs, time_dim));  // (T, B, H) or (B, T, H)
+      direction_outputs.push_back(join_steps(outputs, time_dim));  // (T, B, H) or (B, T, H)
     }
     Tensor layer_output = D == 1 ? direction_outputs[0] : cat(direction_outputs, 2);
     const double p = options_.dropout();
