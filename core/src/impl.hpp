@@ -13,16 +13,18 @@
 
 namespace xgrad {
 
+// 64-byte aligned blocks for Storage, from a per-thread cache of freed blocks (storage.cpp).
+std::byte* allocate_storage(std::size_t nbytes);
+void free_storage(std::byte* data, std::size_t nbytes);
+
 // Raw, 64-byte aligned bytes (aligned for xsimd). Up to 64 bytes live inside the Storage
 // itself: recurrent nets make many tiny tensors, and each saved allocation is per-op time.
 struct Storage {
   static constexpr std::size_t kInlineBytes = 64;
   explicit Storage(std::size_t nbytes)
-      : data(nbytes <= kInlineBytes ? inline_bytes
-                                    : static_cast<std::byte*>(::operator new(nbytes, std::align_val_t{64}))),
-        nbytes(nbytes) {}
+      : data(nbytes <= kInlineBytes ? inline_bytes : allocate_storage(nbytes)), nbytes(nbytes) {}
   ~Storage() {
-    if (data != inline_bytes) ::operator delete(data, std::align_val_t{64});
+    if (data != inline_bytes) free_storage(data, nbytes);
   }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
