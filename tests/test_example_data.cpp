@@ -36,6 +36,26 @@ TEST_CASE("suthaharan sensor data: 18 914 readings from 4 motes; mote 1's anomal
   CHECK(out_of_range == 0);
 }
 
+TEST_CASE("sentiment sentences: 1 000 labelled per file, 500 positive and 500 negative, none empty") {
+  for (const char* name : {"imdb", "yelp", "amazon"}) {
+    CAPTURE(name);
+    const train::Table t = train::read_json_records(kData + "sentiment/" + name + ".json", {"text", "class"});
+    REQUIRE(t.size() == 1001);
+    CHECK(t.rows.back() == std::vector<std::string>{"", ""});  // the trailing {"text": "", "class": null}
+    std::int64_t positive = 0, negative = 0;
+    for (std::size_t r = 0; r + 1 < t.size(); ++r) {
+      const std::string& text = t.rows[r][0];
+      const std::string& label = t.rows[r][1];
+      CHECK((label == "0" || label == "1"));
+      (label == "1" ? positive : negative) += 1;
+      CHECK(text.find_first_not_of(" \t\n") != std::string::npos);
+      CHECK_FALSE(train::tokenize_words(text).empty());
+    }
+    CHECK(positive == 500);
+    CHECK(negative == 500);
+  }
+}
+
 TEST_CASE("moby dick: 1 204 997 bytes of UTF-8 text, chapters 1 to 135; its character vocabulary round-trips") {
   const std::string text = train::read_text(kData + "moby_dick.txt");
   CHECK(text.size() == 1204997);
