@@ -125,12 +125,13 @@ std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, d
   model.to(DType::f64);
   const Batch b{batch_f32.x.to(DType::f64), batch_f32.targets};
   const nn::RecurrentCell& cell = model.rnn->cell(0);
-  const std::int64_t steps = b.x.size(0), batch = b.x.size(1);
-  const Tensor xp = cell.project_input(b.x);  // (T+1, B, G): the input part of every step
-  nn::CellState state = cell.zero_state(batch, DType::f64);
+  // The input part of every step, (T+1, B, G), cut into T+1 steps (B, G) by one node (T+1
+  // `select`s would each send back a gradient of the whole (T+1, B, G)).
+  const std::vector<Tensor> xp = cell.project_input(b.x).unbind(0);
+  nn::CellState state = cell.zero_state(b.x.size(1), DType::f64);
   std::vector<Tensor> probes;  // z_t (B, H), zero leaves
-  for (std::int64_t t = 0; t < steps; ++t) {
-    state = cell.step(xp.select(0, t), state);
+  for (const Tensor& x_t : xp) {
+    state = cell.step(x_t, state);
     probes.push_back(zeros(state[0].shape(), DType::f64).requires_grad_());
     state[0] = state[0] + probes.back();  // h_t, now with a handle on its gradient
   }
@@ -168,7 +169,8 @@ Run train_one(const std::string& cell, std::int64_t lag, const Settings& s, cons
   Recaller model(cell, s.hidden, s.gate_bias);
   std::mt19937_64 data(s.seed * 1'000'003 + static_cast<std::uint64_t>(lag));  // the same batches for every cell
   std::mt19937_64 held_out(s.seed * 1'000'003 + static_cast<std::uint64_t>(lag) + 500'000);
-  const Batch test = recall_batch(held_out, lag, 1000);
+  std::vector<Batch> test;  // 1000 sequences in 4 batches: a smaller peak of memory at T = 100
+  for (int i = 0; i < 4; ++i) test.push_back(recall_batch(held_out, lag, 250));
   double mismatch = 0;
   if (probe != nullptr) *norms_init = hidden_grad_norms(model, *probe, mismatch);
 
@@ -204,7 +206,7 @@ Run train_one(const std::string& cell, std::int64_t lag, const Settings& s, cons
   run.cpu_seconds = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
   {
     NoGradGuard no_grad;
-    run.accuracy = accuracy(model.forward(test.x), test.targets);
+    for (const Batch& b : test) run.accuracy += accuracy(model.forward(b.x), b.targets) / static_cast<double>(test.size());
   }
   bar.finish({{"held_out_acc", run.accuracy}});
   if (probe != nullptr) {
@@ -291,9 +293,9 @@ int main(int argc, char** argv) {
     for (const auto& c : cells) fmt::print("{:>8.3f}", find(c, lag).accuracy);
     fmt::print("\n");
   }
-  // CPU time counts this process only (xgrad runs on one thread), so on a shared machine it
-  // compares the cells more fairly than the wall clock — though shared cores and caches still
-  // slow it down when the machine is busy.
+  // CPU time counts this process only, so on a shared machine it compares the cells more
+  // fairly than the wall clock — though shared cores and caches still slow it down when the
+  // machine is busy.
   fmt::print("\n{:>6}{:>12}{:>14}{:>13}{:>24}\n", "cell", "parameters", "train wall s", "train CPU s",
              fmt::format("CPU ms/step at T={}", longest));
   for (const auto& c : cells) {
