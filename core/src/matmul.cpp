@@ -21,15 +21,34 @@ bool empty_product(std::int64_t M, std::int64_t N, std::int64_t K, T* C, T beta)
   }
   return false;
 }
+// OpenBLAS splits every GEMM above m·n·k = 262 144 between its threads. For the small
+// products of a recurrent step (32×256×64 for an LSTM of hidden size 64, batch 32) handing
+// half the work to the other thread costs more than it saves: measured here, raw sgemm
+// forward 56 → 32 µs and forward + backward 188 → 56 µs with one thread. Below this size
+// the GEMM runs on the calling thread alone; larger ones get OpenBLAS's threads.
+constexpr double kSmallGemm = 4.0 * 1024 * 1024;
+
+void choose_blas_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
+  static const int all_threads = openblas_get_num_threads();
+  static int current = all_threads;
+  const int want = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSmallGemm ? 1 : all_threads;
+  if (want != current) {
+    openblas_set_num_threads(want);
+    current = want;
+  }
+}
+
 void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, const float* B,
           float* C, float beta) {
   if (empty_product(M, N, K, C, beta)) return;
+  choose_blas_threads(M, N, K);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
               ta ? M : K, B, tb ? K : N, beta, C, N);
 }
 void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, const double* B,
           double* C, double beta) {
   if (empty_product(M, N, K, C, beta)) return;
+  choose_blas_threads(M, N, K);
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A,
               ta ? M : K, B, tb ? K : N, beta, C, N);
 }
