@@ -177,7 +177,7 @@ std::string sample(CharLM& model, const train::Vocabulary& vocab, const std::str
 
 int main(int argc, char** argv) {
   std::string data = std::string(XGRAD_EXAMPLES_DATA_DIR) + "/moby_dick.txt";
-  std::string cell = "gru", out_dir = "char_lm_out", json_path, prime = "The whale ";
+  std::string cell = "gru", out_dir = "runs/char_lm", json_path, prime = "The whale ";
   std::int64_t hidden = 256, layers = 1, embed_dim = 32, bptt = 64, batch = 32, epochs = 1, steps = 0;
   std::int64_t log_every = 50, sample_len = 400;
   double lr = 3e-3, clip = 1.0, temperature = 0.7;

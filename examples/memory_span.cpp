@@ -226,7 +226,7 @@ std::string load_average() {
 int main(int argc, char** argv) {
   Settings s;
   std::vector<std::string> cells = {"rnn", "lstm", "gru"};
-  std::string out_dir = "memory_span_out", json_path;
+  std::string out_dir = "runs/memory_span", json_path;
   std::vector<std::int64_t> lengths = {5, 10, 20, 50, 100};
   CLI::App app{"Delayed recall: how far back can an RNN, an LSTM and a GRU remember?"};
   app.add_option("--cells", cells, "recurrent cells to compare")

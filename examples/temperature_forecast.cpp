@@ -132,7 +132,7 @@ Errors errors(const std::vector<double>& forecast, const Series& s, const std::v
 
 int main(int argc, char** argv) {
   std::string data = std::string(XGRAD_EXAMPLES_DATA_DIR) + "/suthaharan_sensor.csv";
-  std::string cell = "lstm", json_path, out_dir = ".";
+  std::string cell = "lstm", json_path, out_dir = "runs/temperature_forecast";
   int mote = 1, epochs = 15;
   std::int64_t hidden = 32, layers = 1, window = 30, horizon = 12, batch = 64;
   double lr = 3e-3;
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
       bar.update(static_cast<std::int64_t>(ends.size()), {{"loss", loss.item()}});
     }
     const double train_loss = bar.mean("loss");
-    seconds += bar.elapsed_seconds();
+    seconds += bar.training_seconds();
     const double val_rmse = errors(predict(model, s, val, window, horizon, scale), s, val, horizon).rmse;
     bar.finish({{"val_rmse", val_rmse}});
     log.log({static_cast<double>(epoch), train_loss, val_rmse});

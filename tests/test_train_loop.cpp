@@ -6,12 +6,14 @@
 
 #include "temp_dir.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace xgrad;
@@ -93,6 +95,8 @@ TEST_CASE("ProgressBar in line mode: sample-weighted means, one summary line wit
   bar.update(10, {{"loss", 2.0}});
   bar.update(5, {{"loss", 4.0}});
   CHECK(bar.samples() == 25);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // "validation": not training time
+  CHECK(bar.elapsed_seconds() >= bar.training_seconds() + 0.025);
   CHECK(bar.mean("loss") == doctest::Approx((10 * 1.0 + 10 * 2.0 + 5 * 4.0) / 25));
   const auto metrics = bar.finish({{"val_acc", 0.875}});
   REQUIRE(metrics.size() == 2);

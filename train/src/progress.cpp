@@ -39,7 +39,7 @@ std::string format_duration(double seconds) {
 
 ProgressBar::ProgressBar(std::string label, std::int64_t total_batches, ProgressOptions options)
     : label_(std::move(label)), total_(total_batches), options_(options), mode_(resolve(options)),
-      start_(std::chrono::steady_clock::now()), last_line_(start_) {
+      start_(std::chrono::steady_clock::now()), last_line_(start_), last_update_(start_) {
   if (total_batches < 0) throw Error("ProgressBar: negative batch count " + std::to_string(total_batches));
 }
 
@@ -53,6 +53,7 @@ void ProgressBar::update(std::int64_t samples, const Metrics& metrics) {
     it->second += value * static_cast<double>(samples);
   }
   const auto now = std::chrono::steady_clock::now();
+  last_update_ = now;
   const double since = std::chrono::duration<double>(now - last_line_).count();
   if (mode_ == ProgressOptions::Mode::bar && (since >= 0.1 || done_ == total_)) {  // ≤ 10 redraws a second
     last_line_ = now;
@@ -68,6 +69,10 @@ double ProgressBar::mean(const std::string& name) const {
   for (const auto& [n, sum] : sums_)
     if (n == name) return samples_ > 0 ? sum / static_cast<double>(samples_) : 0.0;
   throw Error("ProgressBar::mean: no metric '" + name + "' was given to update()");
+}
+
+double ProgressBar::training_seconds() const {
+  return std::chrono::duration<double>(last_update_ - start_).count();
 }
 
 double ProgressBar::elapsed_seconds() const {
@@ -104,7 +109,8 @@ Metrics ProgressBar::finish(const Metrics& extra) {
   result.insert(result.end(), extra.begin(), extra.end());  // epoch-end metrics, shown as given
   std::string text;
   for (const auto& [name, value] : result) text += fmt::format("  {} {}", name, number(value));
-  const double elapsed = elapsed_seconds();
+  // Time and rate up to the last batch: what finish() is given (validation) is not training.
+  const double elapsed = training_seconds();
   const double rate = elapsed > 0 ? static_cast<double>(samples_) / elapsed : 0.0;
   const char* clear = mode_ == ProgressOptions::Mode::bar ? "\r\x1b[K" : "";
   std::fputs(fmt::format("{}{}  {}/{}  {}{}  {:.0f} samples/s\n", clear, label_, done_, total_, format_duration(elapsed),

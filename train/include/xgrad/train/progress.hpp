@@ -32,8 +32,9 @@ struct ProgressOptions {
 };
 
 /// One epoch's progress: batch i/n, elapsed time and ETA, running (sample-weighted) means of
-/// the metrics given per batch, and samples/s. `finish` prints one summary line, with any
-/// epoch-end metrics (validation) appended, and returns the epoch's means.
+/// the metrics given per batch, and samples/s. `finish` prints one summary line (training
+/// time and samples/s up to the last batch), with any epoch-end metrics (validation)
+/// appended, and returns the epoch's means.
 /// The environment variable XGRAD_PROGRESS=bar|lines|quiet overrides `automatic`.
 /// Example:
 ///     train::ProgressBar bar(fmt::format("epoch {}/{}", e, epochs), batches.num_batches());
@@ -52,7 +53,11 @@ class ProgressBar {
 
   /// The sample-weighted mean of `name` so far; throws if it was never given.
   double mean(const std::string& name) const;
+  /// Seconds since construction.
   double elapsed_seconds() const;
+  /// Seconds from construction to the last update(): the epoch's training time, without
+  /// what ran after it (validation). The summary line's time and samples/s use it.
+  double training_seconds() const;
   std::int64_t samples() const { return samples_; }
 
  private:
@@ -64,7 +69,7 @@ class ProgressBar {
   ProgressOptions options_;
   ProgressOptions::Mode mode_;
   std::vector<std::pair<std::string, double>> sums_;  // sample-weighted sums, in first-seen order
-  std::chrono::steady_clock::time_point start_, last_line_;
+  std::chrono::steady_clock::time_point start_, last_line_, last_update_;
   bool finished_ = false;
 };
 
