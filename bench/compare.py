@@ -10,24 +10,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
+
+from bench_common import machine
 
 PHASES = [("forward", "forward_us_per_op"), ("backward", "backward_us_per_op"),
           ("total", "total_us_per_op"), ("total CPU", "total_cpu_us_per_op")]
 CHECKS = ["loss", "grad_a_sum", "grad_b_sum"]
 CHECK_RTOL = 1e-3  # float32 sums over thousands of terms, in different orders
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():
@@ -72,8 +62,7 @@ def main():
         doc = {
             "benchmark": xg["benchmark"],
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "machine": {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu_model(), "system": platform.platform(),
-                        "loadavg": [round(x, 2) for x in os.getloadavg()]},
+            "machine": machine(loadavg=[round(x, 2) for x in os.getloadavg()]),
             "ratios": ratios,
             "checks_agree": not mismatches,
             "xgrad": xg,

@@ -13,6 +13,8 @@
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/tensor.hpp>
 
+#include "bench_args.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -169,15 +171,6 @@ void flush_denormals() {
 #if defined(__x86_64__) || defined(__i386__)
   _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ (bit 15) | DAZ (bit 6)
 #endif
-}
-
-long parse_count(std::string_view flag, const char* value, long min) {
-  if (value == nullptr) throw std::runtime_error(fmt::format("{} needs a value", flag));
-  char* end = nullptr;
-  const long v = std::strtol(value, &end, 10);
-  if (end == value || *end != '\0' || v < min)
-    throw std::runtime_error(fmt::format("{}: expected an integer >= {}, got '{}'", flag, min, value));
-  return v;
 }
 
 Options parse_args(int argc, char** argv) {

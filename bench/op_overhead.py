@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from bench_common import positive
+
 CASES = [("1", (1,)), ("4x4", (4, 4))]
 
 
@@ -100,15 +102,6 @@ def run_case(case_id, shape, opt):
         "grad_a_sum": a.grad.sum().item(),
         "grad_b_sum": b.grad.sum().item(),
     }
-
-
-def positive(minimum):
-    def parse(text):
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text}")
-        return value
-    return parse
 
 
 def main():

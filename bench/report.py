@@ -14,7 +14,8 @@ import datetime
 import glob
 import json
 import os
-import platform
+
+from bench_common import machine
 
 # Relative tolerances of the checks: float32 sums over up to 6.5 million terms, summed in
 # different orders by the two frameworks.
@@ -22,17 +23,6 @@ CHECKS = {"first_loss": 1e-4, "first_grad_norm": 1e-3, "output_mean_abs": 1e-4}
 # Issue 6: minimum speedup of a training step per size; per-op overhead in µs.
 TRAIN_TARGET = {"S": 2.0, "M": 1.2, "L": 1.2}
 OP_OVERHEAD_TARGET_US = 1.0
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_side(results_dir, framework):
@@ -215,8 +205,7 @@ def main():
             "benchmark": "rnn",
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": opt.command,
-            "machine": {"nproc": len(os.sched_getaffinity(0)), "cpu": cpu_model(), "system": platform.platform(),
-                        "loadavg_start": opt.load_before, "loadavg_end": load_after},
+            "machine": machine(loadavg_start=opt.load_before, loadavg_end=load_after),
             "xgrad": xg_header,
             "pytorch": pt_header,
             "speedup": "pytorch / xgrad (time); pytorch / xgrad (memory)",

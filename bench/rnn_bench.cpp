@@ -22,6 +22,8 @@
 //        bench_rnn --peak-mem CELL SIZE [--inputs DIR]      (one line of JSON on stdout)
 #include <xgrad/xgrad.hpp>
 
+#include "bench_args.hpp"
+
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -366,15 +368,6 @@ Row run_mem(const Options& o, const std::string& cell, const Size& s) {
 }
 
 // --- command line and output ----------------------------------------------------------------------------
-
-long parse_count(std::string_view flag, const char* value, long min) {
-  if (value == nullptr) throw std::runtime_error(fmt::format("{} needs a value", flag));
-  char* end = nullptr;
-  const long v = std::strtol(value, &end, 10);
-  if (end == value || *end != '\0' || v < min)
-    throw std::runtime_error(fmt::format("{}: expected an integer >= {}, got '{}'", flag, min, value));
-  return v;
-}
 
 Options parse_args(int argc, char** argv) {
   Options o;

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+from bench_common import positive  # noqa: E402
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 SIZES = {  # batch, seq, input, hidden, layers
@@ -237,15 +238,6 @@ def run_mem(opt, cell, size):
     return [{"id": f"mem_{cell}_{size}", "kind": "mem", "cell": cell, "size": size,
              "baseline_mb": r["baseline_kb"] / 1024, "peak_mb": r["peak_kb"] / 1024,
              "growth_mb": r["growth_kb"] / 1024, "first_loss": r["loss"]}]
-
-
-def positive(minimum):
-    def parse(text):
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text}")
-        return value
-    return parse
 
 
 def main():
