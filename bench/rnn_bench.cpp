@@ -265,7 +265,7 @@ std::vector<Row> run_matmul(const Options& o, const std::string& cell, const Siz
     Tensor x = randn({g.m, g.k}), w = randn({g.n, g.k}) * 0.1, dy = randn({g.m, g.n});
     Tensor y = zeros({g.m, g.n}), dx = zeros({g.m, g.k}), dw = zeros({g.n, g.k});
     const float *X = x.data<float>(), *W = w.data<float>(), *DY = dy.data<float>();
-    float *Y = y.data<float>(), *DX = dx.data<float>(), *DW = dw.data<float>();
+    float *Y = y.mutable_data<float>(), *DX = dx.mutable_data<float>(), *DW = dw.mutable_data<float>();
     const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
 
     // Forward: what the layers run (matmul with a transposed weight) against one raw GEMM.

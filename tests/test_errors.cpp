@@ -174,13 +174,14 @@ TEST_CASE("a second backward through a freed graph throws") {
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("was already freed by an earlier backward()"), Error);
 }
 
-TEST_CASE("in-place updates of a tensor that requires grad need NoGradGuard") {
+TEST_CASE("in-place updates of a leaf that requires grad (or a view of one) need NoGradGuard") {
   Tensor w = ones({2}).requires_grad_();
   CHECK_THROWS_WITH_AS(w.add_(ones({2})),
-                       "add_: in-place update of a tensor that requires grad while grad mode is on; wrap it in "
-                       "NoGradGuard",
+                       "add_: a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
+                       "the update in NoGradGuard (as optimizers do)",
                        Error);
-  CHECK_THROWS_WITH_AS(w.fill_(0), doctest::Contains("fill_: in-place update"), Error);
+  CHECK_THROWS_WITH_AS(w.fill_(0), doctest::Contains("fill_: a leaf tensor that requires grad"), Error);
+  CHECK_THROWS_WITH_AS(w.narrow(0, 1, 1).fill_(0), doctest::Contains("fill_: a view of a leaf tensor that requires grad"), Error);
   NoGradGuard no_grad;
   CHECK_NOTHROW(w.add_(ones({2})));
 }

@@ -102,7 +102,21 @@ std::vector<Case> cases() {
   add("permute", "transpose", [](auto& x) { return x[0].transpose(0, 1); }, {normal({3, 2})});
   add("expand", "(3,1) -> (2,3,4)", [](auto& x) { return expand(x[0], {2, 3, 4}); }, {normal({3, 1})});
   add("narrow", "", [](auto& x) { return narrow(x[0], 1, 1, 2); }, {normal({2, 4})});
-  add("narrow", "select", [](auto& x) { return select(x[0], 0, -1); }, {normal({3, 2})});
+  add("select", "", [](auto& x) { return select(x[0], 0, -1); }, {normal({3, 2})});
+  add("select", "of a transposed view", [](auto& x) { return x[0].t().select(1, 1); }, {normal({3, 2})});
+  add("narrow", "of a transposed view, then a strided kernel", [](auto& x) { return tanh(x[0].t().narrow(0, 1, 2)); }, {normal({2, 4})});
+  add("as_strided", "overlapping windows accumulate", [](auto& x) { return x[0].as_strided({3, 2}, {1, 1}, 0); }, {normal({4})});
+  add("as_strided", "offset and transposed strides", [](auto& x) { return as_strided(x[0], {2, 2}, {1, 3}, 1); }, {normal({2, 3})});
+  add("copy_slices", "a view of a non-leaf written in place", [](auto& x) {
+        Tensor y = x[0] * 1.0;
+        y.narrow(1, 1, 2).mul_(x[1]);
+        return y;
+      }, {normal({2, 4}), normal({2})});
+  add("copy_slices", "copy_ of a tensor into a select of a buffer", [](auto& x) {
+        Tensor buf = zeros({3, 2}, DType::f64);
+        buf.select(0, 1).copy_(x[0]);
+        return buf * x[1];
+      }, {normal({2}), normal({3, 2})});
   add("cat", "three along dim 1", [](auto& x) { return cat({x[0], x[1], x[2]}, 1); },
       {normal({2, 1}), normal({2, 3}), normal({2, 2})});
   add("cat", "stack", [](auto& x) { return stack({x[0], x[1]}, 1); }, {normal({2, 3}), normal({2, 3})});

@@ -202,12 +202,15 @@ TEST_CASE("to_vector converts every element to the requested type") {
   CHECK(arange(3).to_vector<float>() == std::vector<float>{0, 1, 2});
 }
 
-TEST_CASE("data gives the raw row-major elements for the matching type") {
+TEST_CASE("data gives the raw row-major elements for the matching type; mutable_data bumps the version") {
   Tensor t = tensor({1, 2, 3, 4}, {2, 2});
-  float* p = t.data<float>();
-  CHECK(p[2] == 3.0f);
+  CHECK(t.data<float>()[2] == 3.0f);
+  CHECK(t.version() == 0);
+  float* p = t.mutable_data<float>();
+  CHECK(t.version() == 1);
   p[3] = 40.0f;
   CHECK(t.at({1, 1}) == 40);
+  CHECK_THROWS_WITH_AS(t.t().data<float>(), doctest::Contains("not contiguous"), Error);
   CHECK(arange(3).data<std::int64_t>()[2] == 2);
 }
 

@@ -33,18 +33,23 @@ namespace {
 template <class T, class R, class F>
 Tensor binary_kernel(const Tensor& a, const Tensor& b, DType out_dtype, const char* op, F f) {
   Tensor out = make_empty(broadcast_shapes(a.shape(), b.shape(), op), out_dtype);
-  if (a.shape() == b.shape()) {
+  const bool ca = impl_of(a).contiguous, cb = impl_of(b).contiguous;
+  if (a.shape() == b.shape() && ca && cb) {
     auto o = flat<R>(out);
     xt::noalias(o) = f(flat<T>(a), flat<T>(b));
-  } else if (b.numel() == 1 && out.shape() == a.shape()) {
+  } else if (b.numel() == 1 && out.shape() == a.shape() && ca) {
     auto o = flat<R>(out);
-    xt::noalias(o) = f(flat<T>(a), impl_of(b).data<T>()[0]);
-  } else if (a.numel() == 1 && out.shape() == b.shape()) {
+    xt::noalias(o) = f(flat<T>(a), impl_of(b).raw<T>()[0]);
+  } else if (a.numel() == 1 && out.shape() == b.shape() && cb) {
     auto o = flat<R>(out);
-    xt::noalias(o) = f(impl_of(a).data<T>()[0], flat<T>(b));
-  } else {
+    xt::noalias(o) = f(impl_of(a).raw<T>()[0], flat<T>(b));
+  } else if (ca && cb) {
     auto o = nd<R>(out);
     xt::noalias(o) = f(nd<T>(a), nd<T>(b));
+  } else {
+    // Strided operands (views) are read in place through their strides.
+    auto o = nd<R>(out);
+    xt::noalias(o) = f(strided<T>(a), strided<T>(b));
   }
   return out;
 }
@@ -82,7 +87,7 @@ Tensor scalar_like(double value, const Tensor& t, const char* op) {
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = arithmetic(a, b, "add", [](auto&& x, auto&& y) { return x + y; });
   if (!any_requires_grad({&a, &b})) return out;
-  return record_op("add", {a, b}, out, [](const Tensor& g) { return std::vector<Tensor>{g, g}; });
+  return record_op("add", {a, b}, out, [](const Tensor& g) { return std::vector<Tensor>{g, g}; }, {});
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
@@ -90,7 +95,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   if (!any_requires_grad({&a, &b})) return out;
   return record_op("sub", {a, b}, out, [nb = b.requires_grad()](const Tensor& g) {
     return std::vector<Tensor>{g, nb ? neg(g) : Tensor()};
-  });
+  }, {});
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -101,7 +106,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
   return record_op("mul", {a, b}, out, [sa, sb](const Tensor& g) {
     return std::vector<Tensor>{sb.defined() ? g * sb : Tensor(), sa.defined() ? g * sa : Tensor()};
-  });
+  }, {sa, sb});
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
@@ -109,22 +114,24 @@ Tensor div(const Tensor& a, const Tensor& b) {
   if (!any_requires_grad({&a, &b})) return out;
   const bool nb = b.requires_grad();
   // d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b = -out/b.
-  return record_op("div", {a, b}, out, [sb = b.detach(), so = nb ? out.detach() : Tensor()](const Tensor& g) {
+  const Tensor sb = b.detach(), so = nb ? out.detach() : Tensor();
+  return record_op("div", {a, b}, out, [sb, so](const Tensor& g) {
     Tensor ga = g / sb;
     return std::vector<Tensor>{ga, so.defined() ? neg(ga * so) : Tensor()};
-  });
+  }, {sb, so});
 }
 
-Tensor neg(const Tensor& a) {
-  require_defined(a, "neg");
+Tensor neg(const Tensor& a_in) {
+  require_defined(a_in, "neg");
+  const Tensor a = dense(a_in);
   Tensor out = dispatch_numeric(a.dtype(), "neg", [&]<class T>() {
     Tensor o = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(o);
     xt::noalias(y) = -flat<T>(a);
     return o;
   });
-  if (!any_requires_grad({&a})) return out;
-  return record_op("neg", {a}, out, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
+  if (!any_requires_grad({&a_in})) return out;
+  return record_op("neg", {a_in}, out, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; }, {});
 }
 
 Tensor pow(const Tensor& a, double exponent) {
@@ -133,9 +140,10 @@ Tensor pow(const Tensor& a, double exponent) {
   Tensor out = floating(a, e, "pow", [](auto&& x, auto&& y) { return xt::pow(x, y); });
   if (!any_requires_grad({&a})) return out;
   // d(a^p)/da = p·a^(p-1)
-  return record_op("pow", {a}, out, [sa = a.detach(), exponent](const Tensor& g) {
+  const Tensor sa = a.detach();
+  return record_op("pow", {a}, out, [sa, exponent](const Tensor& g) {
     return std::vector<Tensor>{g * (exponent * pow(sa, exponent - 1.0))};
-  });
+  }, {sa});
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
@@ -143,11 +151,13 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   if (!any_requires_grad({&a, &b})) return out;
   // d(a^b)/da = b·a^(b-1); d(a^b)/db = a^b·ln a.
   const bool na = a.requires_grad(), nb = b.requires_grad();
+  const Tensor sa = a.detach(), sb = b.detach(), so = nb ? out.detach() : Tensor();
   return record_op("pow_tensor", {a, b}, out,
-                   [sa = a.detach(), sb = b.detach(), so = nb ? out.detach() : Tensor(), na](const Tensor& g) {
+                   [sa, sb, so, na](const Tensor& g) {
                      return std::vector<Tensor>{na ? g * sb * pow(sa, sb - 1.0) : Tensor(),
                                                 so.defined() ? g * so * log(sa) : Tensor()};
-                   });
+                   },
+                   {sa, sb, so});
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -174,9 +184,10 @@ Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", [](auto
 bool has_nonfinite(const Tensor& a) {
   require_defined(a, "has_nonfinite");
   if (!is_floating(a.dtype())) return false;
+  const Tensor x = dense(a);
   return dispatch_floating(a.dtype(), "has_nonfinite", [&]<class T>() {
-    const T* p = impl_of(a).data<T>();
-    for (std::int64_t i = 0; i < impl_of(a).numel; ++i)
+    const T* p = impl_of(x).data<T>();
+    for (std::int64_t i = 0; i < impl_of(x).numel; ++i)
       if (!std::isfinite(p[i])) return true;
     return false;
   });

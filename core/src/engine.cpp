@@ -4,6 +4,7 @@
 #include <xgrad/core/ops.hpp>
 
 #include <atomic>
+#include <unordered_map>
 
 #include "impl.hpp"
 
@@ -18,6 +19,8 @@ std::atomic<std::uint64_t> next_epoch{1};
 bool is_grad_enabled() { return grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(grad_enabled) { grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
+EnableGradGuard::EnableGradGuard() : previous_(grad_enabled) { grad_enabled = true; }
+EnableGradGuard::~EnableGradGuard() { grad_enabled = previous_; }
 
 bool is_anomaly_enabled() { return anomaly_enabled; }
 AnomalyGuard::AnomalyGuard() : previous_(anomaly_enabled) { anomaly_enabled = true; }
@@ -44,20 +47,38 @@ Node::~Node() {
 
 namespace {
 
-// True when nobody else can observe `t`, so it may be updated in place.
+// True when nobody else can observe `t` and it owns its whole storage densely, so it may be
+// updated in place (or kept as a leaf's gradient).
 bool exclusively_owned(const Tensor& t) {
-  return t.impl().use_count() == 1 && impl_of(t).storage.use_count() == 1;
+  const TensorImpl& im = impl_of(t);
+  return t.impl().use_count() == 1 && im.storage.use_count() == 1 && im.contiguous &&
+         static_cast<std::size_t>(im.numel) * dtype_size(im.dtype) == im.storage->nbytes;
 }
 
-// acc += g, the only way gradients meet: they accumulate, they never overwrite.
-void accumulate(Tensor& acc, Tensor g) {
+// acc += g, the only way gradients meet: they accumulate, they never overwrite. A gradient
+// in flight may be a view or shared with another input's (add sends one tensor to both); it
+// is adopted as it is and copied only on a later in-place accumulation. A leaf's gradient is
+// the user's to keep and modify, so it always gets a tensor of its own.
+void accumulate(Tensor& acc, Tensor g, bool leaf = false) {
   if (!acc.defined()) {
-    acc = exclusively_owned(g) ? std::move(g) : g.clone();
+    acc = !leaf || exclusively_owned(g) ? std::move(g) : g.clone();
   } else if (exclusively_owned(acc)) {
     acc.add_(g);
   } else {
     acc = acc + g;
   }
+}
+
+// The error for a saved tensor modified in place (PyTorch: "one of the variables needed for
+// gradient computation has been modified by an inplace operation").
+[[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const TensorImpl& t) {
+  const std::string which = saved.which >= 0 ? "input " + std::to_string(saved.which)
+                                             : "output " + std::to_string(-1 - saved.which);
+  throw Error("backward of '" + node.name + "': a tensor it saved for the gradient (its " + which + ", of shape " +
+              shape_str(t.shape) + " and dtype " + std::string(dtype_name(t.dtype)) +
+              ") was modified by an in-place operation after the op ran (version " +
+              std::to_string(t.storage->version) + ", expected " + std::to_string(saved.version) +
+              "), so its gradient would be wrong; modify a clone() instead");
 }
 
 // Checks a gradient computed by `node` for input `i` and brings it to the input's shape.
@@ -94,7 +115,7 @@ std::span<Tensor* const> sinks_for(Node& node, std::vector<Tensor*>& sinks) {
       slot = &e.fn->grads[e.output_nr];
       shape = &e.fn->outputs[e.output_nr].shape;
       dtype = e.fn->outputs[e.output_nr].dtype;
-    } else if (e.leaf) {
+    } else if (e.leaf && !(e.leaf->hooks && !e.leaf->hooks->empty())) {
       slot = &e.leaf->grad;
       shape = &e.leaf->shape;
       dtype = e.leaf->dtype;
@@ -126,20 +147,29 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
                 " and dtype " + std::string(dtype_name(dtype())));
   }
   NoGradGuard no_grad;
-  if (is_leaf()) {
-    accumulate(impl_->grad, seed.detach());
+  sync_grad_fn(*impl_);
+  if (!impl_->grad_fn) {
+    if (impl_->hooks && !impl_->hooks->empty()) run_hooks(*impl_->hooks, seed);
+    accumulate(impl_->grad, seed.detach(), /*leaf=*/true);
     return;
   }
 
-  // Count, for every node reachable from the root, how many edges lead into it. Iterative
-  // depth-first walk; `epoch` marks nodes seen in this pass.
+  // Count, for every node reachable from the root, how many edges lead into it, and for every
+  // leaf with hooks, how many lead into it (its hooks see the sum). Iterative depth-first
+  // walk; `epoch` marks nodes seen in this pass.
   std::shared_ptr<Node> root = impl_->grad_fn;
   const std::uint64_t epoch = next_epoch++;
   std::vector<std::shared_ptr<Node>> all{root};
+  struct HookedLeaf {
+    std::int64_t pending = 0;
+    Tensor grad;
+  };
+  std::unordered_map<TensorImpl*, HookedLeaf> hooked_leaves;
   root->epoch = epoch;
   root->dependencies = 0;
   for (std::size_t k = 0; k < all.size(); ++k) {
     for (Edge& e : all[k]->next) {
+      if (e.leaf && e.leaf->hooks && !e.leaf->hooks->empty()) ++hooked_leaves[e.leaf.get()].pending;
       if (!e.fn) continue;
       if (e.fn->epoch != epoch) {
         e.fn->epoch = epoch;
@@ -171,16 +201,15 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
           throw Error("backward: the graph through '" + node->name +
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
-        for (const auto& [storage, version] : node->versions) {
-          const auto s = storage.lock();
-          if (s && s->version != version)
-            throw Error("backward of '" + node->name +
-                        "': a tensor it used was modified in place after the op ran, so its gradient "
-                        "would be wrong; modify a clone() instead");
+        for (const Node::SavedVersion& saved : node->saved) {
+          const auto t = saved.tensor.lock();
+          if (t && t->storage->version != saved.version) modified_saved_tensor(*node, saved, *t);
         }
         grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)
           if (!grads[i].defined()) grads[i] = zeros(node->outputs[i].shape, node->outputs[i].dtype);
+        for (std::size_t i = 0; i < node->hooks.size() && i < grads.size(); ++i)
+          if (node->hooks[i] && !node->hooks[i]->empty()) run_hooks(*node->hooks[i], grads[i]);
         input_grads = node->run_backward(grads, sinks_for(*node, sinks));
         grads.clear();  // release our references, so gradients can be adopted in place
         if (input_grads.size() != node->next.size())
@@ -197,8 +226,20 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
             accumulate(e.fn->grads[e.output_nr], fit_gradient(*node, i, std::move(g), meta.shape, meta.dtype));
           }
           if (--e.fn->dependencies == 0) ready.push_back(e.fn);
-        } else if (e.leaf && g.defined()) {
-          accumulate(e.leaf->grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype));
+        } else if (e.leaf) {
+          auto hooked = hooked_leaves.find(e.leaf.get());
+          if (hooked == hooked_leaves.end()) {
+            if (g.defined())
+              accumulate(e.leaf->grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype), /*leaf=*/true);
+            continue;
+          }
+          // A leaf with hooks: gather its gradient over all uses, then hook and accumulate.
+          HookedLeaf& h = hooked->second;
+          if (g.defined()) accumulate(h.grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype));
+          if (--h.pending == 0 && h.grad.defined()) {
+            run_hooks(*e.leaf->hooks, h.grad);
+            accumulate(e.leaf->grad, std::move(h.grad), /*leaf=*/true);
+          }
         }
       }
       if (!retain_graph) {

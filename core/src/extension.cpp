@@ -28,19 +28,41 @@ std::shared_ptr<Node> make_node(std::string name, const std::vector<Tensor>& inp
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& in = inputs[i];
     if (!in.requires_grad()) continue;
-    if (impl_of(in).grad_fn) {
-      edges[i].fn = impl_of(in).grad_fn;
-      edges[i].output_nr = impl_of(in).output_nr;
+    TensorImpl& im = impl_of(in);
+    sync_grad_fn(im);  // a view whose base's history changed follows it
+    if (im.grad_fn) {
+      edges[i].fn = im.grad_fn;
+      edges[i].output_nr = im.output_nr;
     } else {
       edges[i].leaf = in.impl();
     }
   }
   auto node = std::make_shared<Node>(std::move(name), std::move(edges));
-  node->versions.reserve(inputs.size() + output_count);
-  for (const Tensor& in : inputs)
-    if (in.defined()) node->versions.emplace_back(impl_of(in).storage, impl_of(in).storage->version);
   node->outputs.reserve(output_count);
   return node;
+}
+
+// Which input (i >= 0) or output (-1 - i) the saved tensor `t` is, for error messages.
+int saved_which(const Tensor& t, const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
+  const TensorImpl& s = impl_of(t);
+  auto same = [&](const Tensor& x) {
+    if (!x.defined()) return false;
+    const TensorImpl& o = impl_of(x);
+    return o.storage == s.storage && o.offset == s.offset && o.shape == s.shape;
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (same(inputs[i])) return static_cast<int>(i);
+  for (std::size_t i = 0; i < count; ++i)
+    if (same(outputs[i])) return -1 - static_cast<int>(i);
+  return static_cast<int>(inputs.size());  // some other tensor the op read
+}
+
+void save_versions(Node& node, std::span<const Tensor> saved, const std::vector<Tensor>& inputs,
+                   const Tensor* outputs, std::size_t count) {
+  node.saved.reserve(saved.size());
+  for (const Tensor& t : saved)
+    if (t.defined())
+      node.saved.push_back({t.impl(), impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});
 }
 
 // Makes `out` output number `index` of `node`.
@@ -54,38 +76,80 @@ void attach_output(const std::shared_ptr<Node>& node, const std::vector<Tensor>&
   im.requires_grad = true;
   im.grad_fn = node;
   im.output_nr = static_cast<std::uint32_t>(index);
-  node->versions.emplace_back(im.storage, im.storage->version);
   node->outputs.push_back({im.shape, im.dtype});
+}
+
+// Every input and output, for user-defined ops that did not say what they saved.
+std::vector<Tensor> everything(const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
+  std::vector<Tensor> all(inputs);
+  all.insert(all.end(), outputs, outputs + count);
+  return all;
+}
+
+std::vector<Tensor> record_many(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+                                BackwardFn backward, std::span<const Tensor> saved) {
+  if (!should_record(name, inputs, outputs.data(), outputs.size())) return outputs;
+  if (!backward) throw Error(name + ": record_op needs a backward function");
+  auto node = make_node(std::move(name), inputs, outputs.size());
+  save_versions(*node, saved, inputs, outputs.data(), outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) attach_output(node, inputs, outputs[i], i);
+  node->backward_many = std::move(backward);
+  return outputs;
+}
+
+template <class Fn>
+Tensor record_one(std::string name, const std::vector<Tensor>& inputs, Tensor output, Fn backward,
+                  std::span<const Tensor> saved, Fn Node::*slot) {
+  if (!should_record(name, inputs, &output, 1)) return output;
+  if (!backward) throw Error(name + ": record_op needs a backward function");
+  auto node = make_node(std::move(name), inputs, 1);
+  save_versions(*node, saved, inputs, &output, 1);
+  attach_output(node, inputs, output, 0);
+  (*node).*slot = std::move(backward);
+  return output;
 }
 
 }  // namespace
 
 std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs,
                               std::vector<Tensor> outputs, BackwardFn backward) {
-  if (!should_record(name, inputs, outputs.data(), outputs.size())) return outputs;
-  if (!backward) throw Error(name + ": record_op needs a backward function");
-  auto node = make_node(std::move(name), inputs, outputs.size());
-  for (std::size_t i = 0; i < outputs.size(); ++i) attach_output(node, inputs, outputs[i], i);
-  node->backward_many = std::move(backward);
-  return outputs;
+  const std::vector<Tensor> all = everything(inputs, outputs.data(), outputs.size());
+  return record_many(std::move(name), inputs, std::move(outputs), std::move(backward), all);
+}
+
+std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+                              BackwardFn backward, const std::vector<Tensor>& saved) {
+  return record_many(std::move(name), inputs, std::move(outputs), std::move(backward), saved);
+}
+
+std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+                              BackwardFn backward, std::initializer_list<Tensor> saved) {
+  return record_many(std::move(name), inputs, std::move(outputs), std::move(backward),
+                     std::span<const Tensor>(saved.begin(), saved.size()));
 }
 
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
                  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward) {
-  if (!should_record(name, inputs, &output, 1)) return output;
-  if (!backward) throw Error(name + ": record_op needs a backward function");
-  auto node = make_node(std::move(name), inputs, 1);
-  attach_output(node, inputs, output, 0);
-  node->backward_one = std::move(backward);
-  return output;
+  const std::vector<Tensor> all = everything(inputs, &output, 1);
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward), all, &Node::backward_one);
 }
 
-Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward) {
-  if (!should_record(name, inputs, &output, 1)) return output;
-  auto node = make_node(std::move(name), inputs, 1);
-  attach_output(node, inputs, output, 0);
-  node->backward_into = std::move(backward);
-  return output;
+Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
+                 std::function<std::vector<Tensor>(const Tensor& grad_output)> backward,
+                 const std::vector<Tensor>& saved) {
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward), saved, &Node::backward_one);
+}
+
+Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output, UnaryBackwardFn backward,
+                 std::initializer_list<Tensor> saved) {
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward),
+                    std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_one);
+}
+
+Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward,
+                      std::initializer_list<Tensor> saved) {
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward),
+                    std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_into);
 }
 
 }  // namespace xgrad

@@ -59,7 +59,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     if (!x.requires_grad()) continue;
     const std::vector<double> analytic =
         x.grad().defined() ? x.grad().to_vector<double>() : std::vector<double>(x.numel(), 0.0);
-    double* p = x.data<double>();
+    double* p = x.mutable_data<double>();
     for (std::int64_t j = 0; j < x.numel(); ++j) {
       const double saved = p[j];
       p[j] = saved + options.eps;

@@ -1,7 +1,9 @@
 #pragma once
 // Private to core: what a Tensor handle points at, and the graph node.
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <new>
 #include <span>
@@ -37,24 +39,87 @@ struct Storage {
 
 class Node;
 
+// How a view relates to its base, for autograd (PyTorch's CreationMeta).
+enum class ViewKind : std::uint8_t {
+  differentiable,  // made in grad mode by a single-output view op
+  multi_output,    // one of several views returned by split / chunk / unbind
+  no_grad,         // made while grad mode was off
+};
+
+// A user's gradient hook; returns the replacement gradient or an undefined tensor.
+using GradHook = std::function<Tensor(const Tensor&)>;
+struct HookList {
+  std::vector<std::pair<std::uint64_t, GradHook>> hooks;  // (id, hook), run in order
+  std::weak_ptr<TensorImpl> retain;                       // retain_grad(): accumulate the result here
+  bool empty() const { return hooks.empty() && retain.expired(); }
+};
+// Runs `list`'s hooks on `grad` (replacing it when one returns a tensor), then stores it for
+// retain_grad. `name` names the tensor in errors.
+void run_hooks(const HookList& list, Tensor& grad);
+
+// The row-major strides of a shape, in elements.
+Shape contiguous_strides(const Shape& shape);
+
 class TensorImpl {
  public:
+  // A contiguous tensor over the whole of `storage`.
   TensorImpl(std::shared_ptr<Storage> storage, Shape shape, DType dtype)
       : storage(std::move(storage)), shape(std::move(shape)), dtype(dtype),
-        numel(shape_numel(this->shape)) {}
+        numel(shape_numel(this->shape)), strides(contiguous_strides(this->shape)) {}
+  // Any geometry over `storage` (a view); the caller has checked the bounds.
+  TensorImpl(std::shared_ptr<Storage> storage, Shape shape, Shape strides, std::int64_t offset, DType dtype)
+      : storage(std::move(storage)), shape(std::move(shape)), dtype(dtype), numel(shape_numel(this->shape)),
+        strides(std::move(strides)), offset(offset) {
+    update_contiguous();
+  }
 
+  // The first element, for kernels that read or write densely: throws unless contiguous
+  // (a kernel that forgot to call dense() fails loudly instead of reading the wrong elements).
   template <class T>
-  T* data() const { return reinterpret_cast<T*>(storage->data); }
+  T* data() const {
+    if (!contiguous) not_contiguous();
+    return reinterpret_cast<T*>(storage->data) + offset;
+  }
+  // The first element, whatever the layout (strided kernels).
+  template <class T>
+  T* raw() const { return reinterpret_cast<T*>(storage->data) + offset; }
+  std::byte* raw_bytes() const { return storage->data + offset * static_cast<std::int64_t>(dtype_size(dtype)); }
+
+  void update_contiguous();
+  [[noreturn]] void not_contiguous() const;
 
   std::shared_ptr<Storage> storage;
   Shape shape;
   DType dtype;
   std::int64_t numel;
+  Shape strides;             // in elements, one per dimension
+  std::int64_t offset = 0;   // of the first element, in elements of the storage
+  bool contiguous = true;    // row-major and dense (extent-1 dimensions' strides ignored)
+
   bool requires_grad = false;
   std::shared_ptr<Node> grad_fn;  // null for leaves
   std::uint32_t output_nr = 0;    // which output of grad_fn this is
   Tensor grad;
+  std::shared_ptr<HookList> hooks;  // a leaf's hooks (a non-leaf's live on its grad_fn)
+
+  // Set when this tensor is a view: the tensor at the root of the chain of views (never a
+  // view itself), how this view was made, and the storage version its grad_fn belongs to.
+  std::shared_ptr<TensorImpl> view_base;
+  ViewKind view_kind = ViewKind::differentiable;
+  std::uint64_t view_version = 0;
 };
+
+// Brings a view's grad_fn up to date after an in-place write to its storage (the base's
+// history was rewritten): the view becomes an as_strided view of its base's new history.
+// Cheap when nothing changed; called wherever a tensor's grad_fn is about to be used.
+void refresh_view(TensorImpl& t);
+// refresh_view when due: after a write to the storage, or for a view made before its base
+// required grad.
+inline void sync_grad_fn(TensorImpl& t) {
+  if (t.view_base && (t.view_version != t.storage->version ||
+                      (!t.grad_fn && t.view_kind == ViewKind::differentiable && t.view_base->requires_grad)))
+    refresh_view(t);
+}
 
 // Where the gradient of one input goes: into another node's output, or into a leaf's grad.
 // Neither is set when that input does not require grad.
@@ -104,9 +169,17 @@ class Node {
     if (backward_into) return backward_into(grads[0], sinks);
     return backward_one ? backward_one(grads[0]) : backward_many(grads);
   }
-  // Storage versions of the inputs and outputs when the op ran: backward refuses to use
-  // data that was modified in place since (its gradient would silently be wrong).
-  std::vector<std::pair<std::weak_ptr<Storage>, std::uint64_t>> versions;
+  // The tensors backward reads and their storage versions when the op ran: backward refuses
+  // to run once one was modified in place (its gradient would silently be wrong). `which`
+  // names it in the error: input i (>= 0) or output -1 - i.
+  struct SavedVersion {
+    std::weak_ptr<TensorImpl> tensor;
+    std::uint64_t version;
+    int which;
+  };
+  std::vector<SavedVersion> saved;
+  // Hooks on this node's outputs (register_hook / retain_grad on a non-leaf), by output.
+  std::vector<std::shared_ptr<HookList>> hooks;
 
   // Engine scratch, valid during one backward pass.
   std::vector<Tensor> grads;      // accumulated gradient of each output
@@ -114,8 +187,97 @@ class Node {
   std::uint64_t epoch = 0;
 };
 
+// Core's own forms of record_op take the tensors backward reads (`saved`, the tensors its
+// closure captured; undefined ones are skipped): only they are version-checked, as PyTorch
+// checks only what an op saved. The public record_op checks every input and output.
+Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output, UnaryBackwardFn backward,
+                 std::initializer_list<Tensor> saved);
+std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+                              BackwardFn backward, std::initializer_list<Tensor> saved);
 // record_op for a single-output op with a SinkBackwardFn (core's GEMM ops).
-Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward);
+Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward,
+                      std::initializer_list<Tensor> saved);
+
+// Turns grad mode on for its lifetime (core's own graph surgery runs under it).
+class EnableGradGuard {
+ public:
+  EnableGradGuard();
+  ~EnableGradGuard();
+  EnableGradGuard(const EnableGradGuard&) = delete;
+  EnableGradGuard& operator=(const EnableGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// After an in-place op wrote `result` (computed out of place, recorded) into `self`: self
+// takes result's place in the graph; through a view, the base's history is rewritten
+// (copy_slices) and the view becomes as_strided of the base's new history.
+void rebase_history(const Tensor& self, const Tensor& result, const char* op);
+
+// A view of `base` with the given geometry (offset and strides in elements of the storage),
+// recorded in the graph under `name` with `backward`, and linked to base's root for autograd
+// through in-place writes. `kind` says how it may be written to.
+Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset);
+Tensor record_view(const char* name, const Tensor& base, Tensor view, UnaryBackwardFn backward);
+std::vector<Tensor> record_views(const char* name, const Tensor& base, std::vector<Tensor> views, BackwardFn backward);
+
+// `t` itself when contiguous, else a contiguous copy (not recorded): for kernels that read
+// densely. Cheap and allocation-free in the common, contiguous case.
+Tensor dense(const Tensor& t);
+// Copies src's elements into dst's (same shape; any layouts; dtypes converted). Elementwise
+// in row-major order, so an overlapping dst (stride 0) keeps the last write.
+void copy_elements(const TensorImpl& src, TensorImpl& dst);
+// dst[i] += src[i] over dst's elements, any layouts (same shape and dtype); a dst position
+// reached twice (stride 0) accumulates both.
+void add_elements(const TensorImpl& src, TensorImpl& dst);
+// True when two elements of t share one memory location (a stride of 0 over an extent > 1).
+bool has_internal_overlap(const TensorImpl& t);
+// Throws "<op>: ... " unless t can be written elementwise without overlapping itself.
+void require_no_overlap(const TensorImpl& t, const char* op);
+
+// Calls f(offsets) with the offsets (in elements, from each first element) of every element
+// of N geometries of one shape, in row-major order. Iterative: an odometer over the outer
+// dimensions and a plain loop over the last.
+template <std::size_t N, class F>
+void for_each_offsets(const Shape& shape, const std::array<const Shape*, N>& strides, F&& f) {
+  const std::size_t rank = shape.size();
+  std::array<std::int64_t, N> o{};
+  if (rank == 0) {
+    f(o);
+    return;
+  }
+  for (auto e : shape)
+    if (e == 0) return;
+  std::vector<std::int64_t> index(rank, 0);
+  std::array<std::int64_t, N> last_stride;
+  for (std::size_t k = 0; k < N; ++k) last_stride[k] = (*strides[k])[rank - 1];
+  const std::int64_t last = shape[rank - 1];
+  for (;;) {
+    std::array<std::int64_t, N> p = o;
+    for (std::int64_t j = 0; j < last; ++j) {
+      f(p);
+      for (std::size_t k = 0; k < N; ++k) p[k] += last_stride[k];
+    }
+    std::size_t d = rank - 1;
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      for (std::size_t k = 0; k < N; ++k) o[k] += (*strides[k])[d];
+      if (++index[d] < shape[d]) break;
+      for (std::size_t k = 0; k < N; ++k) o[k] -= (*strides[k])[d] * shape[d];
+      index[d] = 0;
+    }
+  }
+}
+template <class F>
+void for_each_offset2(const Shape& shape, const Shape& sa, const Shape& sb, F&& f) {
+  for_each_offsets<2>(shape, {&sa, &sb}, [&](const std::array<std::int64_t, 2>& o) { f(o[0], o[1]); });
+}
+template <class F>
+void for_each_offset(const Shape& shape, const Shape& strides, F&& f) {
+  for_each_offsets<1>(shape, {&strides}, [&](const std::array<std::int64_t, 1>& o) { f(o[0]); });
+}
 
 // Shorthand used throughout core.
 inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }

@@ -71,9 +71,10 @@ std::vector<std::int64_t> strides_of(const Shape& s) {
 
 }  // namespace
 
-Tensor index_select(const Tensor& a, std::int64_t dim, const Tensor& index) {
-  require_defined(a, "index_select");
-  require_index(index, "index_select");
+Tensor index_select(const Tensor& a_in, std::int64_t dim, const Tensor& index_in) {
+  require_defined(a_in, "index_select");
+  require_index(index_in, "index_select");
+  const Tensor a = dense(a_in), index = dense(index_in);
   if (a.dim() == 0) throw Error("index_select: cannot index a 0-d tensor");
   dim = wrap_dim(dim, a.dim(), "index_select");
   const AxisSplit s = split_at(a.shape(), dim);
@@ -89,20 +90,23 @@ Tensor index_select(const Tensor& a, std::int64_t dim, const Tensor& index) {
   dispatch_all(a.dtype(), [&]<class T>() {
     take_rows(impl_of(a).data<T>(), impl_of(out).data<T>(), idx, count, s);
   });
-  if (!any_requires_grad({&a})) return out;
-  return record_op("index_select", {a, index}, out, [in_shape = a.shape(), dim, index = index.detach()](const Tensor& g) {
+  if (!any_requires_grad({&a_in})) return out;
+  const Tensor saved_index = index.detach();
+  return record_op("index_select", {a_in, index_in}, out, [in_shape = a.shape(), dim, index = saved_index](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
     const AxisSplit s = split_at(in_shape, dim);
     dispatch_floating(g.dtype(), "index_select_backward", [&]<class T>() {
       scatter_add_rows(impl_of(g).data<T>(), impl_of(ga).data<T>(), impl_of(index).data<std::int64_t>(), index.numel(), s);
     });
     return Grads{ga, Tensor()};
-  });
+  }, {saved_index});
 }
 
-Tensor gather(const Tensor& a, std::int64_t dim, const Tensor& index) {
-  require_defined(a, "gather");
-  require_index(index, "gather");
+Tensor gather(const Tensor& a_in, std::int64_t dim, const Tensor& index_in) {
+  require_defined(a_in, "gather");
+  require_index(index_in, "gather");
+  const Tensor a = dense(a_in), index = dense(index_in);
   if (index.dim() != a.dim())
     throw Error("gather: index of shape " + shape_str(index.shape()) + " needs the rank of the input " + shape_str(a.shape()));
   dim = wrap_dim(dim, a.dim(), "gather");
@@ -122,8 +126,10 @@ Tensor gather(const Tensor& a, std::int64_t dim, const Tensor& index) {
     T* dst = impl_of(out).data<T>();
     for_each_gather(index.shape(), a_strides, dim, [&](std::int64_t i, std::int64_t off) { dst[i] = src[off + idx[i] * dim_stride]; });
   });
-  if (!any_requires_grad({&a})) return out;
-  return record_op("gather", {a, index}, out, [in_shape = a.shape(), a_strides, dim, dim_stride, index = index.detach()](const Tensor& g) {
+  if (!any_requires_grad({&a_in})) return out;
+  const Tensor saved_index = index.detach();
+  return record_op("gather", {a_in, index_in}, out, [in_shape = a.shape(), a_strides, dim, dim_stride, index = saved_index](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
     const std::int64_t* idx = impl_of(index).data<std::int64_t>();
     dispatch_floating(g.dtype(), "gather_backward", [&]<class T>() {
@@ -132,7 +138,7 @@ Tensor gather(const Tensor& a, std::int64_t dim, const Tensor& index) {
       for_each_gather(index.shape(), a_strides, dim, [&](std::int64_t i, std::int64_t off) { acc[off + idx[i] * dim_stride] += gp[i]; });
     });
     return Grads{ga, Tensor()};
-  });
+  }, {saved_index});
 }
 
 namespace {
@@ -142,11 +148,14 @@ Tensor where_kernel(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape s = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Tensor c = expand(cond.detach(), s), x = expand(a.detach(), s), y = expand(b.detach(), s);
   Tensor out = make_empty(s, a.dtype());
+  const TensorImpl &ci = impl_of(c), &xi = impl_of(x), &yi = impl_of(y);
   dispatch_all(a.dtype(), [&]<class T>() {
-    const bool* cp = impl_of(c).data<bool>();
-    const T *xp = impl_of(x).data<T>(), *yp = impl_of(y).data<T>();
+    const bool* cp = ci.raw<bool>();
+    const T *xp = xi.raw<T>(), *yp = yi.raw<T>();
     T* o = impl_of(out).data<T>();
-    for (std::int64_t i = 0; i < impl_of(out).numel; ++i) o[i] = cp[i] ? xp[i] : yp[i];
+    std::int64_t i = 0;
+    for_each_offsets<3>(s, {&ci.strides, &xi.strides, &yi.strides},
+                        [&](const std::array<std::int64_t, 3>& p) { o[i++] = cp[p[0]] ? xp[p[1]] : yp[p[2]]; });
   });
   return out;
 }
@@ -161,7 +170,7 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
   return record_op("where", {a, b}, out, [cond](const Tensor& g) {
     Tensor zero = zeros({}, g.dtype());
     return Grads{where_kernel(cond, g, zero), where_kernel(cond, zero, g)};
-  });
+  }, {cond});
 }
 
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {

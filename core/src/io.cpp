@@ -135,13 +135,17 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
   std::vector<Piece> data;
-  for (const auto& [name, t] : tensors) {
+  std::vector<Tensor> dense_copies;  // views are written as their elements, in row-major order
+  dense_copies.reserve(tensors.size());
+  for (const auto& [name, t_in] : tensors) {
+    if (!t_in.defined()) throw Error("save_safetensors: tensor '" + name + "' is undefined");
+    const Tensor& t = dense_copies.emplace_back(dense(t_in));
     if (!t.defined()) throw Error("save_safetensors: tensor '" + name + "' is undefined");
     if (name == "__metadata__" || header.contains(name))
       throw Error("save_safetensors: duplicate or reserved tensor name '" + name + "'");
     const std::uint64_t bytes = static_cast<std::uint64_t>(t.numel()) * dtype_size(t.dtype());
     header[name] = {{"dtype", safetensors_code(t.dtype())}, {"shape", t.shape()}, {"data_offsets", {offset, offset + bytes}}};
-    data.push_back({impl_of(t).storage->data, static_cast<std::size_t>(bytes)});
+    data.push_back({impl_of(t).raw_bytes(), static_cast<std::size_t>(bytes)});
     offset += bytes;
   }
   std::string text = header.dump();
@@ -278,7 +282,8 @@ void save_npy(const std::string& path, const Tensor& t) {
   const std::uint16_t len = static_cast<std::uint16_t>(dict.size());
   head.append(reinterpret_cast<const char*>(&len), 2);
   head += dict;
-  write_atomic(path, {{head.data(), head.size()}, {impl_of(t).storage->data, static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype())}}, "save_npy");
+  const Tensor d = dense(t);
+  write_atomic(path, {{head.data(), head.size()}, {impl_of(d).raw_bytes(), static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype())}}, "save_npy");
 }
 
 Tensor load_npy(const std::string& path) {

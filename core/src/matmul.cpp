@@ -38,19 +38,51 @@ void choose_blas_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
   }
 }
 
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, const float* B,
-          float* C, float beta) {
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+          const float* B, std::int64_t ldb, float* C, float beta) {
   if (empty_product(M, N, K, C, beta)) return;
   choose_blas_threads(M, N, K);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A,
-              ta ? M : K, B, tb ? K : N, beta, C, N);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
+              ldb, beta, C, N);
 }
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, const double* B,
-          double* C, double beta) {
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
+          const double* B, std::int64_t ldb, double* C, double beta) {
   if (empty_product(M, N, K, C, beta)) return;
   choose_blas_threads(M, N, K);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A,
-              ta ? M : K, B, tb ? K : N, beta, C, N);
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
+              ldb, beta, C, N);
+}
+// Dense operands: leading dimensions from the shapes.
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* A, const T* B, T* C, T beta) {
+  gemm(ta, tb, M, N, K, A, std::max<std::int64_t>(ta ? M : K, 1), B, std::max<std::int64_t>(tb ? K : N, 1), C, beta);
+}
+
+// A 2-D operand as GEMM reads it in place: row-major with leading dimension `ld` (a narrow
+// of columns, a gate chunk), or column-major (a transposed view), read with the transpose
+// flag. Other layouts (expanded, or strided in both dimensions) are copied densely first.
+struct Matrix {
+  Tensor keep;               // the tensor whose elements GEMM reads
+  bool column_major = false;
+  std::int64_t ld = 1;
+  template <class T>
+  const T* data() const { return impl_of(keep).raw<T>(); }
+  // The transpose flag that makes GEMM read op(this) = this (or thisᵀ when `transposed`).
+  bool flag(bool transposed) const { return column_major != transposed; }
+};
+Matrix as_matrix(const Tensor& t) {
+  const TensorImpl& im = impl_of(t);
+  const std::int64_t r = im.shape[0], c = im.shape[1], s0 = im.strides[0], s1 = im.strides[1];
+  if ((c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<std::int64_t>(c, 1)))
+    return {t, false, r == 1 ? std::max<std::int64_t>(c, 1) : s0};
+  if ((r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<std::int64_t>(r, 1)))
+    return {t, true, c == 1 ? std::max<std::int64_t>(r, 1) : s1};
+  return {dense(t), false, std::max<std::int64_t>(c, 1)};
+}
+// Rows × k of a (..., k) tensor folded into one matrix: in place when 2-D or contiguous.
+Matrix as_rows(const Tensor& t) {
+  if (t.dim() == 2) return as_matrix(t);
+  return {dense(t), false, std::max<std::int64_t>(t.size(-1), 1)};
 }
 
 // For every matrix of the broadcast batch, which matrix of each operand it reads.
@@ -98,44 +130,56 @@ BatchPlan plan_batches(const Shape& a_batch, const Shape& b_batch) {
 
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
 
-// The general batched product (both operands at least 2-D).
-Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+// (..., n, k) × (k, m): every batch shares b, so the batch folds into the rows: one GEMM.
+Tensor matmul_folded(const Tensor& a, const Tensor& b) {
   const Shape &as = a.shape(), &bs = b.shape();
-  const std::int64_t n = as[as.size() - 2], k = as.back(), m = bs.back();
-  if (bs[bs.size() - 2] != k)
-    throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
-
-  if (bs.size() == 2) {
+  const std::int64_t k = as.back(), m = bs.back();
+  if (bs[0] != k) throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
     // (..., n, k) × (k, m): every batch shares b, so fold the batch into the rows: one GEMM.
     Shape out_shape(as.begin(), as.end() - 1);
     out_shape.push_back(m);
     Tensor out = make_empty(out_shape, a.dtype());
     const std::int64_t rows = a.numel() / std::max<std::int64_t>(k, 1);
+    const Matrix A = as_rows(a), B = as_matrix(b);
     dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
-      gemm(false, false, rows, m, k, impl_of(a).data<T>(), impl_of(b).data<T>(), impl_of(out).data<T>(), T(0));
+      gemm(A.flag(false), B.flag(false), rows, m, k, A.data<T>(), A.ld, B.data<T>(), B.ld, impl_of(out).data<T>(), T(0));
     });
     if (!any_requires_grad({&a, &b})) return out;
     const bool na = a.requires_grad(), nb = b.requires_grad();
+    const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
     return record_op("matmul", {a, b}, out,
-                     [sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor(), rows, k, m](const Tensor& g) {
+                     [sa, sb, rows, k, m](const Tensor& g_in) {
+                       const Tensor g = dense(g_in);
                        Tensor ga, gb;
                        dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
                          if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
                            Shape s = g.shape();
                            s.back() = k;
                            ga = make_empty(s, g.dtype());
-                           gemm(false, true, rows, k, m, impl_of(g).data<T>(), impl_of(sb).data<T>(),
-                                impl_of(ga).data<T>(), T(0));
+                           const Matrix B = as_matrix(sb);
+                           gemm(false, B.flag(true), rows, k, m, impl_of(g).data<T>(), std::max<std::int64_t>(m, 1),
+                                B.data<T>(), B.ld, impl_of(ga).data<T>(), T(0));
                          }
                          if (sa.defined()) {  // dB (k, m) = Aᵀ · G, summed over the folded batch by GEMM
                            gb = make_empty({k, m}, g.dtype());
-                           gemm(true, false, k, m, rows, impl_of(sa).data<T>(), impl_of(g).data<T>(),
-                                impl_of(gb).data<T>(), T(0));
+                           const Matrix A = as_rows(sa);
+                           gemm(A.flag(true), false, k, m, rows, A.data<T>(), A.ld, impl_of(g).data<T>(),
+                                std::max<std::int64_t>(m, 1), impl_of(gb).data<T>(), T(0));
                          }
                        });
                        return std::vector<Tensor>{ga, gb};
-                     });
+                     },
+                     {sa, sb});
   }
+
+// The general batched product (both operands at least 2-D).
+Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
+  if (b_in.dim() == 2) return matmul_folded(a_in, b_in);
+  const Tensor a = dense(a_in), b = dense(b_in);
+  const Shape &as = a.shape(), &bs = b.shape();
+  const std::int64_t n = as[as.size() - 2], k = as.back(), m = bs.back();
+  if (bs[bs.size() - 2] != k)
+    throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
 
   BatchPlan plan;
   try {
@@ -153,11 +197,13 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
     for (std::size_t i = 0; i < plan.a_index.size(); ++i)
       gemm(false, false, n, m, k, A + plan.a_index[i] * n * k, B + plan.b_index[i] * k * m, C + i * n * m, T(0));
   });
-  if (!any_requires_grad({&a, &b})) return out;
-  const bool na = a.requires_grad(), nb = b.requires_grad();
+  if (!any_requires_grad({&a_in, &b_in})) return out;
+  const bool na = a_in.requires_grad(), nb = b_in.requires_grad();
+  const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
   return record_op(
-      "matmul", {a, b}, out,
-      [sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor(), plan = std::move(plan), n, k, m](const Tensor& g) {
+      "matmul", {a_in, b_in}, out,
+      [sa, sb, plan = std::move(plan), n, k, m](const Tensor& g_in) {
+        const Tensor g = dense(g_in);
         // Gradients over the full broadcast batch; the engine sums broadcast batches away.
         Tensor ga, gb;
         Shape batch_shape = plan.batch;
@@ -181,7 +227,8 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
           }
         });
         return std::vector<Tensor>{ga, gb};
-      });
+      },
+      {sa, sb});
 }
 
 }  // namespace
@@ -202,21 +249,24 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     if (broadcast_shapes(b.shape(), out_shape, "linear") != out_shape)
       throw Error("linear: the bias of shape " + shape_str(b.shape()) + " does not broadcast to the output " +
                   shape_str(out_shape));
-    out = b.shape() == out_shape ? b.detach().clone() : expand(b.detach(), out_shape);
+    out = make_empty(out_shape, x.dtype());
+    copy_elements(impl_of(expand(b.detach(), out_shape)), impl_of(out));
   } else {
     out = make_empty(out_shape, x.dtype());
   }
+  const Matrix X = as_rows(x), W = as_matrix(w);
   dispatch_floating(x.dtype(), "linear", [&]<class T>() {
     // out (rows, n) = x (rows, k) · w (n, k)ᵀ + out
-    gemm(false, true, rows, n, k, impl_of(x).data<T>(), impl_of(w).data<T>(), impl_of(out).data<T>(),
+    gemm(X.flag(false), W.flag(true), rows, n, k, X.data<T>(), X.ld, W.data<T>(), W.ld, impl_of(out).data<T>(),
          T(b.defined() ? 1 : 0));
   });
   if (!any_requires_grad({&x, &w, &b})) return out;
   const bool nx = x.requires_grad(), nw = w.requires_grad(), nb = b.defined() && b.requires_grad();
+  const Tensor sx = nw ? x.detach() : Tensor(), sw = nx ? w.detach() : Tensor();
   return record_op_into(
       "linear", {x, w, b}, out,
-      [sx = nw ? x.detach() : Tensor(), sw = nx ? w.detach() : Tensor(), nb, rows, n, k](
-          const Tensor& g, std::span<Tensor* const> sinks) {
+      [sx, sw, nb, rows, n, k](const Tensor& g_in, std::span<Tensor* const> sinks) {
+        const Tensor g = dense(g_in);
         // A gradient whose accumulated value already exists (sinks[i]) is added into it by the
         // GEMM itself (beta = 1): a weight reused at every time step gets one buffer, not one
         // temporary and one add per step.
@@ -228,19 +278,22 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
             Shape xs = g.shape();
             xs.back() = k;
             if (!sink) gx = make_empty(xs, g.dtype());
-            gemm(false, false, rows, k, n, G, impl_of(sw).data<T>(), impl_of(sink ? *sink : gx).data<T>(),
-                 T(sink ? 1 : 0));
+            const Matrix W = as_matrix(sw);
+            gemm(false, W.flag(false), rows, k, n, G, std::max<std::int64_t>(n, 1), W.data<T>(), W.ld,
+                 impl_of(sink ? *sink : gx).data<T>(), T(sink ? 1 : 0));
           }
           if (sx.defined()) {  // dw (n, k) = gᵀ (n, rows) · x (rows, k), summed over the rows by the GEMM
             Tensor* sink = sinks[1];
             if (!sink) gw = make_empty({n, k}, g.dtype());
-            gemm(true, false, n, k, rows, G, impl_of(sx).data<T>(), impl_of(sink ? *sink : gw).data<T>(),
-                 T(sink ? 1 : 0));
+            const Matrix X = as_rows(sx);
+            gemm(true, X.flag(false), n, k, rows, G, std::max<std::int64_t>(n, 1), X.data<T>(), X.ld,
+                 impl_of(sink ? *sink : gw).data<T>(), T(sink ? 1 : 0));
           }
         });
         // db = g; the engine sums it down to b's shape.
         return std::vector<Tensor>{gx, gw, nb ? g : Tensor()};
-      });
+      },
+      {sx, sw});
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {

@@ -6,7 +6,7 @@
 namespace xgrad {
 
 namespace {
-constexpr std::array<PrimitiveInfo, 37> table{{
+constexpr std::array<PrimitiveInfo, 40> table{{
     {"add", "arithmetic", "a + b (broadcast)"},
     {"sub", "arithmetic", "a - b (broadcast)"},
     {"mul", "arithmetic", "a * b (broadcast)"},
@@ -32,7 +32,10 @@ constexpr std::array<PrimitiveInfo, 37> table{{
     {"reshape", "shape", "same elements, new shape"},
     {"permute", "shape", "reorders dimensions"},
     {"expand", "shape", "broadcasts to a larger shape"},
-    {"narrow", "shape", "a slice [start, start+length) along dim"},
+    {"narrow", "shape", "a slice [start, start+length) along dim (a view)"},
+    {"select", "shape", "the slice at index along dim, dim removed (a view)"},
+    {"as_strided", "shape", "any geometry over the input's storage (a view)"},
+    {"copy_slices", "shape", "an in-place write through a view, in its base's history"},
     {"cat", "shape", "concatenation along dim"},
     {"split", "shape", "pieces along dim (one node, many outputs)"},
     {"index_select", "index", "slices picked by i64 indices along dim"},

@@ -39,7 +39,8 @@ Shape dropped_shape(const Shape& s, const std::vector<std::int64_t>& dims) {
 
 // A view of `t` with another shape of the same size (no graph).
 Tensor with_shape(const Tensor& t, const Shape& s) {
-  return Tensor(std::make_shared<TensorImpl>(impl_of(t).storage, s, t.dtype()));
+  const TensorImpl& im = impl_of(t);
+  return Tensor(std::make_shared<TensorImpl>(im.storage, s, contiguous_strides(s), im.offset, im.dtype));
 }
 
 enum class Kind { sum, max, min };
@@ -79,7 +80,7 @@ Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
 
 // Reduces `dims` (normalised), keeping them as extent 1. No graph.
 Tensor reduce_kernel(const Tensor& a, const std::vector<std::int64_t>& dims, Kind kind, const char* op) {
-  Tensor x = a;
+  Tensor x = dense(a);
   if (dims.empty()) return a.detach().clone();
   for (auto it = dims.rbegin(); it != dims.rend(); ++it)
     x = dispatch_numeric(x.dtype(), op, [&]<class T>() { return reduce_axis<T>(x, *it, kind); });
@@ -117,7 +118,7 @@ std::pair<Tensor, Tensor> extreme_with_index(const Tensor& a, std::int64_t dim, 
 std::pair<Tensor, Tensor> extreme(const Tensor& a, std::int64_t dim, bool keepdim, bool is_max) {
   const char* op = is_max ? "max" : "min";
   require_defined(a, op);
-  Tensor x = a.dim() == 0 ? reshape(a.detach(), {1}) : a.detach();
+  Tensor x = dense(a.dim() == 0 ? reshape(a.detach(), {1}) : a.detach());
   dim = wrap_dim(dim, a.dim(), op, /*scalar_ok=*/true);
   if (x.shape()[dim] == 0)
     throw Error(std::string(op) + ": cannot reduce dimension " + std::to_string(dim) + " of size 0 in " + shape_str(a.shape()));
@@ -130,7 +131,9 @@ std::pair<Tensor, Tensor> extreme(const Tensor& a, std::int64_t dim, bool keepdi
   }
   if (!any_requires_grad({&a})) return {values, indices};
   // The gradient goes to the chosen element of each slice.
-  values = record_op(op, {a}, values, [in_shape = x.shape(), a_shape = a.shape(), keep_shape, dim, idx = indices.detach()](const Tensor& g) {
+  const Tensor saved_indices = indices.detach();
+  values = record_op(op, {a}, values, [in_shape = x.shape(), a_shape = a.shape(), keep_shape, dim, idx = saved_indices](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
     const AxisSplit sp = split_at(in_shape, dim);
     const std::int64_t* ip = impl_of(idx).data<std::int64_t>();
@@ -142,7 +145,7 @@ std::pair<Tensor, Tensor> extreme(const Tensor& a, std::int64_t dim, bool keepdi
           acc[(o * sp.n + ip[o * sp.inner + k]) * sp.inner + k] += gp[o * sp.inner + k];
     });
     return Grads{with_shape(ga, a_shape)};
-  });
+  }, {saved_indices});
   return {values, indices};
 }
 
@@ -158,7 +161,7 @@ Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims_in, bool keepd
   if (!any_requires_grad({&a})) return out;
   return record_op("sum", {a}, out, [keep_shape, in_shape = a.shape()](const Tensor& g) {
     return Grads{expand(reshape(g, keep_shape), in_shape)};
-  });
+  }, {});
 }
 
 Tensor sum(const Tensor& a) { return sum(a, {}, false); }
@@ -201,7 +204,7 @@ Tensor argmin(const Tensor& a, std::int64_t dim, bool keepdim) { return extreme(
 Tensor logsumexp(const Tensor& a, const std::vector<std::int64_t>& dims_in, bool keepdim) {
   require_floating(a, "logsumexp");
   const auto dims = normalize_dims(dims_in, a.dim(), "logsumexp");
-  Tensor x = a.detach();
+  Tensor x = dense(a.detach());
   // m = max over dims (0 where it is ±inf, so that x - m never makes NaN); out = m + ln Σ e^(x-m)
   Tensor m = reduce_kernel(x, dims, Kind::max, "logsumexp");
   dispatch_floating(m.dtype(), "logsumexp", [&]<class T>() {
@@ -214,9 +217,10 @@ Tensor logsumexp(const Tensor& a, const std::vector<std::int64_t>& dims_in, bool
   if (!keepdim) out = with_shape(out, dropped_shape(keep_shape, dims));
   if (!any_requires_grad({&a})) return out;
   // d/dx = e^(x - out): the softmax over dims.
-  return record_op("logsumexp", {a}, out, [x, keep_shape, y = with_shape(out, keep_shape)](const Tensor& g) {
+  const Tensor y = with_shape(out, keep_shape);
+  return record_op("logsumexp", {a}, out, [x, keep_shape, y](const Tensor& g) {
     return Grads{reshape(g, keep_shape) * exp(x - y)};
-  });
+  }, {x, y});
 }
 
 Tensor sum_to(const Tensor& grad, const Shape& shape) {

@@ -1,10 +1,13 @@
-// Shape primitives (reshape, permute, expand, narrow, cat, split) and the shape ops composed
-// from them. All tensors are contiguous: reshape shares storage, the others copy.
+// Shape primitives. reshape (where strides allow), permute, expand, narrow, select and split
+// return views that share their input's storage, as PyTorch's do; cat copies.
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
 #include <cstring>
 #include <numeric>
+#include <optional>
+
+#include <xgrad/core/autograd.hpp>
 
 #include "kernels.hpp"
 
@@ -14,111 +17,136 @@ namespace {
 
 using Grads = std::vector<Tensor>;
 
-// dst (contiguous, out_shape) ← src read with per-dimension element strides (0 = broadcast).
-// Walks the output in order with an odometer over the index; shared by permute and expand.
-template <class E>
-void strided_copy(const E* src, E* dst, const Shape& out_shape, const std::vector<std::int64_t>& strides) {
-  const std::int64_t total = shape_numel(out_shape);
-  const std::size_t rank = out_shape.size();
-  if (total == 0) return;
-  if (rank == 0) {
-    dst[0] = src[0];
-    return;
-  }
-  std::vector<std::int64_t> idx(rank, 0);
-  const std::int64_t last = out_shape[rank - 1], last_stride = strides[rank - 1];
-  std::int64_t offset = 0;
-  for (std::int64_t i = 0; i < total; i += last) {
-    for (std::int64_t j = 0; j < last; ++j) dst[i + j] = src[offset + j * last_stride];
-    for (std::size_t d = rank - 1; d-- > 0;) {  // advance the odometer over the outer dims
-      offset += strides[d];
-      if (++idx[d] < out_shape[d]) break;
-      offset -= strides[d] * out_shape[d];
-      idx[d] = 0;
+// The strides that let `shape` view the elements of (old_shape, old_strides) in the same
+// order, or nothing when no view can (PyTorch's computeStride): dimensions can be merged only
+// where they are laid out contiguously with each other.
+std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides, const Shape& shape) {
+  if (old_shape.empty()) return Shape(shape.size(), 1);
+  if (shape_numel(old_shape) == 0) return contiguous_strides(shape);
+  Shape strides(shape.size());
+  std::int64_t view_d = static_cast<std::int64_t>(shape.size()) - 1;
+  std::int64_t chunk_base_stride = old_strides.back(), tensor_numel = 1, view_numel = 1;
+  for (std::int64_t d = static_cast<std::int64_t>(old_shape.size()) - 1; d >= 0; --d) {
+    tensor_numel *= old_shape[d];
+    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+      while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
+        strides[view_d] = view_numel * chunk_base_stride;
+        view_numel *= shape[view_d];
+        --view_d;
+      }
+      if (view_numel != tensor_numel) return std::nullopt;
+      if (d > 0) {
+        chunk_base_stride = old_strides[d - 1];
+        tensor_numel = 1;
+        view_numel = 1;
+      }
     }
   }
+  if (view_d != -1) return std::nullopt;
+  return strides;
 }
 
-void strided_copy_bytes(const Tensor& src, Tensor& dst, const std::vector<std::int64_t>& strides) {
-  const void* s = impl_of(src).storage->data;
-  void* d = impl_of(dst).storage->data;
-  switch (dtype_size(src.dtype())) {
-    case 1: strided_copy(static_cast<const std::uint8_t*>(s), static_cast<std::uint8_t*>(d), dst.shape(), strides); break;
-    case 4: strided_copy(static_cast<const std::uint32_t*>(s), static_cast<std::uint32_t*>(d), dst.shape(), strides); break;
-    default: strided_copy(static_cast<const std::uint64_t*>(s), static_cast<std::uint64_t*>(d), dst.shape(), strides); break;
-  }
-}
-
-std::vector<std::int64_t> contiguous_strides(const Shape& shape) {
-  std::vector<std::int64_t> st(shape.size(), 1);
-  for (std::size_t i = shape.size(); i-- > 1;) st[i - 1] = st[i] * shape[i];
-  return st;
-}
-
-// Concatenates along `dim` (bytes-level; no graph). Shapes are already checked.
-Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shape& out_shape) {
-  Tensor out = make_empty(out_shape, parts[0].dtype());
-  const std::size_t elem = dtype_size(out.dtype());
-  const AxisSplit s = split_at(out_shape, dim);
-  auto* dst = impl_of(out).storage->data;
-  std::int64_t col = 0;  // running position along dim
-  for (const Tensor& p : parts) {
-    const std::int64_t block = p.shape()[dim] * s.inner;
-    const auto* src = impl_of(p).storage->data;
-    for (std::int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(dst + (o * s.n * s.inner + col * s.inner) * elem, src + o * block * elem, block * elem);
-    col += p.shape()[dim];
-  }
-  return out;
-}
-
-// Pieces of `sizes` along `dim` (bytes-level; no graph).
-std::vector<Tensor> split_kernel(const Tensor& a, const std::vector<std::int64_t>& sizes, std::int64_t dim) {
-  const std::size_t elem = dtype_size(a.dtype());
-  const AxisSplit s = split_at(a.shape(), dim);
-  const auto* src = impl_of(a).storage->data;
-  std::vector<Tensor> parts;
-  parts.reserve(sizes.size());
-  std::int64_t col = 0;
-  for (std::int64_t size : sizes) {
-    Shape ps = a.shape();
-    ps[dim] = size;
-    Tensor p = make_empty(ps, a.dtype());
-    const std::int64_t block = size * s.inner;
-    auto* dst = impl_of(p).storage->data;
-    for (std::int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(dst + o * block * elem, src + (o * s.n * s.inner + col * s.inner) * elem, block * elem);
-    col += size;
-    parts.push_back(std::move(p));
-  }
-  return parts;
-}
-
-}  // namespace
-
-Tensor reshape(const Tensor& a, const Shape& shape) {
-  require_defined(a, "reshape");
+// `shape` with one extent possibly -1, resolved against `numel` elements; throws naming op.
+Shape infer_shape(const Tensor& a, const Shape& shape, const char* op) {
   Shape target = shape;
   std::int64_t known = 1, infer = -1;
   for (std::size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
-      if (infer >= 0) throw Error("reshape: only one extent can be -1, got " + shape_str(shape));
+      if (infer >= 0) throw Error(std::string(op) + ": only one extent can be -1, got " + shape_str(shape));
       infer = static_cast<std::int64_t>(i);
     } else if (target[i] < 0) {
-      throw Error("reshape: invalid extent in " + shape_str(shape));
+      throw Error(std::string(op) + ": invalid extent in " + shape_str(shape));
     } else {
       known *= target[i];
     }
   }
   if (infer >= 0 && known != 0 && a.numel() % known == 0) target[infer] = a.numel() / known;
   if (shape_numel(target) != a.numel() || (infer >= 0 && known == 0))
-    throw Error("reshape: cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.numel()) +
+    throw Error(std::string(op) + ": cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.numel()) +
                 " elements) into " + shape_str(shape));
+  return target;
+}
+
+// A view of a with a new shape and strides at a's offset, recorded as "reshape" (squeeze,
+// unsqueeze and flatten are reshapes too).
+Tensor reshape_view(const Tensor& a, Shape shape, Shape strides) {
+  Tensor out = make_view(a, std::move(shape), std::move(strides), impl_of(a).offset);
+  return record_view("reshape", a, std::move(out),
+                     [in_shape = a.shape()](const Tensor& g) { return Grads{reshape(g, in_shape)}; });
+}
+
+// Copies g into a zero tensor of `in_shape` at the elements a view (shape, strides relative to
+// a contiguous tensor of in_shape, offset) picked: the backward of narrow and select.
+Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& strides, std::int64_t offset) {
+  Tensor out = zeros(in_shape, g.dtype());
+  TensorImpl region(impl_of(out).storage, g.shape(), strides, offset, g.dtype());
+  copy_elements(impl_of(g), region);
+  return out;
+}
+
+// Concatenates along `dim` into a new contiguous tensor (no graph). Shapes are checked.
+Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shape& out_shape) {
+  Tensor out = make_empty(out_shape, parts[0].dtype());
+  const TensorImpl& o = impl_of(out);
+  std::int64_t col = 0;  // running position along dim
+  for (const Tensor& p : parts) {
+    TensorImpl region(o.storage, p.shape(), o.strides, col * o.strides[dim], o.dtype);
+    copy_elements(impl_of(p), region);
+    col += p.shape()[dim];
+  }
+  return out;
+}
+
+// Views of pieces of `sizes` along `dim`; with `drop_dim` (unbind) that dimension is removed.
+std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>& sizes, std::int64_t dim, bool drop_dim) {
+  const TensorImpl& im = impl_of(a);
+  std::vector<Tensor> parts;
+  parts.reserve(sizes.size());
+  std::int64_t col = 0;
+  for (std::int64_t size : sizes) {
+    Shape shape = im.shape, strides = im.strides;
+    shape[dim] = size;
+    if (drop_dim) {
+      shape.erase(shape.begin() + dim);
+      strides.erase(strides.begin() + dim);
+    }
+    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + col * im.strides[dim]));
+    col += size;
+  }
+  return record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
+    if (!drop_dim) return Grads{cat_kernel(g, dim, in_shape)};
+    std::vector<Tensor> pieces;
+    pieces.reserve(g.size());
+    for (const Tensor& gi : g) pieces.push_back(unsqueeze(gi, dim));
+    return Grads{cat_kernel(pieces, dim, in_shape)};
+  });
+}
+
+}  // namespace
+
+Tensor reshape(const Tensor& a, const Shape& shape) {
+  require_defined(a, "reshape");
+  Shape target = infer_shape(a, shape, "reshape");
   if (target == a.shape()) return a;
-  // A view: same storage, new shape.
-  Tensor out(std::make_shared<TensorImpl>(impl_of(a).storage, target, a.dtype()));
-  if (!any_requires_grad({&a})) return out;
-  return record_op("reshape", {a}, out, [in_shape = a.shape()](const Tensor& g) { return Grads{reshape(g, in_shape)}; });
+  if (auto strides = view_strides(a.shape(), a.strides(), target)) return reshape_view(a, std::move(target), std::move(*strides));
+  // No view can: as PyTorch, a contiguous copy (recorded as clone) in the new shape. The copy
+  // is nobody else's, so the result is a plain tensor, not a view.
+  Tensor c = a.contiguous();
+  Tensor out(std::make_shared<TensorImpl>(impl_of(c).storage, target, impl_of(c).dtype));
+  return record_view("reshape", c, std::move(out),
+                     [in_shape = c.shape()](const Tensor& g) { return Grads{reshape(g, in_shape)}; });
+}
+
+Tensor Tensor::view(const Shape& shape) const {
+  require_defined(*this, "view");
+  Shape target = infer_shape(*this, shape, "view");
+  auto strides = view_strides(this->shape(), this->strides(), target);
+  if (!strides)
+    throw Error("view: the shape " + shape_str(target) + " is not compatible with the input's shape " +
+                shape_str(this->shape()) + " and strides " + shape_str(this->strides()) +
+                " (at least one dimension spans two non-adjacent ranges of memory); use reshape(), which copies");
+  if (target == this->shape()) return *this;
+  return reshape_view(*this, std::move(target), std::move(*strides));
 }
 
 Tensor flatten(const Tensor& a, std::int64_t start_dim, std::int64_t end_dim) {
@@ -140,25 +168,37 @@ Tensor squeeze(const Tensor& a, std::int64_t dim) {
   if (a.dim() == 0) return a;
   dim = wrap_dim(dim, a.dim(), "squeeze");
   if (a.shape()[dim] != 1) return a;  // as PyTorch: squeezing a non-1 dimension is a no-op
-  Shape s = a.shape();
+  Shape s = a.shape(), st = a.strides();
   s.erase(s.begin() + dim);
-  return reshape(a, s);
+  st.erase(st.begin() + dim);
+  return reshape_view(a, std::move(s), std::move(st));
 }
 
 Tensor squeeze(const Tensor& a) {
   require_defined(a, "squeeze");
-  Shape s;
-  for (auto e : a.shape())
-    if (e != 1) s.push_back(e);
-  return reshape(a, s);
+  Shape s, st;
+  for (std::int64_t d = 0; d < a.dim(); ++d)
+    if (a.shape()[d] != 1) {
+      s.push_back(a.shape()[d]);
+      st.push_back(a.strides()[d]);
+    }
+  if (s.size() == a.shape().size()) return a;
+  return reshape_view(a, std::move(s), std::move(st));
 }
 
 Tensor unsqueeze(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unsqueeze");
   dim = wrap_dim(dim, a.dim() + 1, "unsqueeze");
-  Shape s = a.shape();
+  Shape s = a.shape(), st = a.strides();
+  const std::int64_t stride = dim >= a.dim() ? 1 : s[dim] * st[dim];
   s.insert(s.begin() + dim, 1);
-  return reshape(a, s);
+  st.insert(st.begin() + dim, stride);
+  return reshape_view(a, std::move(s), std::move(st));
+}
+
+Tensor Tensor::contiguous() const {
+  require_defined(*this, "contiguous");
+  return impl_->contiguous ? *this : clone();
 }
 
 Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims) {
@@ -177,19 +217,15 @@ Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims) {
   for (std::int64_t i = 0; i < rank; ++i) identity = identity && perm[i] == i;
   if (identity) return a;
 
-  const auto in_strides = contiguous_strides(a.shape());
-  Shape out_shape(rank);
-  std::vector<std::int64_t> strides(rank);
+  Shape out_shape(rank), strides(rank);
   for (std::int64_t i = 0; i < rank; ++i) {
     out_shape[i] = a.shape()[perm[i]];
-    strides[i] = in_strides[perm[i]];
+    strides[i] = a.strides()[perm[i]];
   }
-  Tensor out = make_empty(out_shape, a.dtype());
-  strided_copy_bytes(a, out, strides);
-  if (!any_requires_grad({&a})) return out;
+  Tensor out = make_view(a, std::move(out_shape), std::move(strides), impl_of(a).offset);
   std::vector<std::int64_t> inverse(rank);
   for (std::int64_t i = 0; i < rank; ++i) inverse[perm[i]] = i;
-  return record_op("permute", {a}, out, [inverse](const Tensor& g) { return Grads{permute(g, inverse)}; });
+  return record_view("permute", a, std::move(out), [inverse](const Tensor& g) { return Grads{permute(g, inverse)}; });
 }
 
 Tensor transpose(const Tensor& a, std::int64_t dim0, std::int64_t dim1) {
@@ -207,9 +243,7 @@ Tensor expand(const Tensor& a, const Shape& shape) {
   if (rank < a.shape().size())
     throw Error("expand: cannot expand " + shape_str(a.shape()) + " to fewer dimensions " + shape_str(shape));
   const std::size_t lead = rank - a.shape().size();
-  const auto in_strides = contiguous_strides(a.shape());
-  Shape out_shape(rank);
-  std::vector<std::int64_t> strides(rank, 0);
+  Shape out_shape(rank), strides(rank, 0);
   for (std::size_t i = 0; i < rank; ++i) {
     if (i < lead) {
       if (shape[i] < 0) throw Error("expand: -1 is not allowed for a new leading dimension in " + shape_str(shape));
@@ -220,13 +254,11 @@ Tensor expand(const Tensor& a, const Shape& shape) {
     if (have != want && have != 1)
       throw Error("expand: cannot expand " + shape_str(a.shape()) + " to " + shape_str(shape));
     out_shape[i] = want;
-    strides[i] = have == 1 ? 0 : in_strides[i - lead];
+    strides[i] = have == 1 && want != 1 ? 0 : a.strides()[i - lead];
   }
   if (out_shape == a.shape()) return a;
-  Tensor out = make_empty(out_shape, a.dtype());
-  strided_copy_bytes(a, out, strides);
-  if (!any_requires_grad({&a})) return out;
-  return record_op("expand", {a}, out, [in_shape = a.shape()](const Tensor& g) { return Grads{sum_to(g, in_shape)}; });
+  Tensor out = make_view(a, std::move(out_shape), std::move(strides), impl_of(a).offset);
+  return record_view("expand", a, std::move(out), [in_shape = a.shape()](const Tensor& g) { return Grads{sum_to(g, in_shape)}; });
 }
 
 Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t length) {
@@ -239,14 +271,13 @@ Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_
     throw Error("narrow: range [" + std::to_string(start) + ", " + std::to_string(start + length) +
                 ") is out of bounds for dimension " + std::to_string(dim) + " with size " + std::to_string(n));
   if (start == 0 && length == n) return a;
-  Tensor out = split_kernel(a, {start, length, n - start - length}, dim)[1];
-  if (!any_requires_grad({&a})) return out;
-  return record_op("narrow", {a}, out, [in_shape = a.shape(), dim, start, n](const Tensor& g) {
-    // The gradient is g in the window and zero elsewhere.
-    Shape before = in_shape, after = in_shape;
-    before[dim] = start;
-    after[dim] = n - start - g.shape()[dim];
-    return Grads{cat_kernel({zeros(before, g.dtype()), g, zeros(after, g.dtype())}, dim, in_shape)};
+  Shape shape = a.shape();
+  shape[dim] = length;
+  const std::int64_t offset = impl_of(a).offset + (length > 0 ? start * a.strides()[dim] : 0);
+  Tensor out = make_view(a, std::move(shape), a.strides(), offset);
+  return record_view("narrow", a, std::move(out), [in_shape = a.shape(), dim, start](const Tensor& g) {
+    const Shape in_strides = contiguous_strides(in_shape);
+    return Grads{scatter_into_zeros(g, in_shape, in_strides, start * in_strides[dim])};
   });
 }
 
@@ -268,7 +299,18 @@ Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index) {
   if (index < -n || index >= n)
     throw Error("select: index " + std::to_string(index) + " is out of range for dimension " + std::to_string(dim) +
                 " with size " + std::to_string(n));
-  return squeeze(narrow(a, dim, index < 0 ? index + n : index, 1), dim);
+  if (index < 0) index += n;
+  Shape shape = a.shape(), strides = a.strides();
+  const std::int64_t offset = impl_of(a).offset + index * strides[dim];
+  shape.erase(shape.begin() + dim);
+  strides.erase(strides.begin() + dim);
+  Tensor out = make_view(a, std::move(shape), std::move(strides), offset);
+  return record_view("select", a, std::move(out), [in_shape = a.shape(), dim, index](const Tensor& g) {
+    Shape in_strides = contiguous_strides(in_shape);
+    const std::int64_t offset = index * in_strides[dim];
+    in_strides.erase(in_strides.begin() + dim);
+    return Grads{scatter_into_zeros(g, in_shape, in_strides, offset)};
+  });
 }
 
 Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim) {
@@ -295,7 +337,10 @@ Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim) {
   bool needed = false;
   for (const Tensor& t : tensors) needed = needed || any_requires_grad({&t});
   if (!needed) return out;
-  return record_op("cat", tensors, out, [sizes, dim](const Tensor& g) { return split_kernel(g, sizes, dim); });
+  return record_op("cat", tensors, out, [sizes, dim](const Tensor& g) {
+    NoGradGuard no_grad;  // the pieces are plain views of g
+    return split(g, sizes, dim);
+  }, {});
 }
 
 Tensor stack(const std::vector<Tensor>& tensors, std::int64_t dim) {
@@ -324,11 +369,7 @@ std::vector<Tensor> split(const Tensor& a, const std::vector<std::int64_t>& size
   if (total != a.shape()[dim])
     throw Error("split: sizes sum to " + std::to_string(total) + " but dimension " + std::to_string(dim) +
                 " of " + shape_str(a.shape()) + " has size " + std::to_string(a.shape()[dim]));
-  std::vector<Tensor> parts = split_kernel(a, sizes, dim);
-  if (!any_requires_grad({&a})) return parts;
-  return record_op("split", {a}, std::move(parts), [dim, in_shape = a.shape()](const std::vector<Tensor>& g) {
-    return Grads{cat_kernel(g, dim, in_shape)};
-  });
+  return split_views(a, sizes, dim, /*drop_dim=*/false);
 }
 
 std::vector<Tensor> split(const Tensor& a, std::int64_t split_size, std::int64_t dim) {
@@ -351,9 +392,7 @@ std::vector<Tensor> chunk(const Tensor& a, std::int64_t chunks, std::int64_t dim
 std::vector<Tensor> unbind(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unbind");
   dim = wrap_dim(dim, a.dim(), "unbind");
-  std::vector<Tensor> parts = split(a, std::vector<std::int64_t>(a.shape()[dim], 1), dim);
-  for (Tensor& p : parts) p = squeeze(p, dim);
-  return parts;
+  return split_views(a, std::vector<std::int64_t>(a.shape()[dim], 1), dim, /*drop_dim=*/true);
 }
 
 }  // namespace xgrad

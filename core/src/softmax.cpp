@@ -63,17 +63,20 @@ Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
   dim = wrap_dim(dim, a.dim(), op, /*scalar_ok=*/true);
   const AxisSplit s = a.dim() == 0 ? AxisSplit{} : split_at(a.shape(), dim);
   Tensor out = make_empty(a.shape(), a.dtype());
+  const Tensor x = dense(a);
   dispatch_floating(a.dtype(), op, [&]<class T>() {
-    softmax_forward(impl_of(a).data<T>(), impl_of(out).data<T>(), s, log_output);
+    softmax_forward(impl_of(x).data<T>(), impl_of(out).data<T>(), s, log_output);
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op(op, {a}, out, [y = out.detach(), s, log_output](const Tensor& g) {
+  const Tensor y = out.detach();
+  return record_op(op, {a}, out, [y, s, log_output](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
     Tensor dx = make_empty(g.shape(), g.dtype());
     dispatch_floating(g.dtype(), "softmax_backward", [&]<class T>() {
       softmax_backward(impl_of(g).data<T>(), impl_of(y).data<T>(), impl_of(dx).data<T>(), s, log_output);
     });
     return Grads{dx};
-  });
+  }, {y});
 }
 
 }  // namespace

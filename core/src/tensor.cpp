@@ -3,6 +3,7 @@
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/tensor.hpp>
 
+#include <atomic>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -112,12 +113,23 @@ DType Tensor::dtype() const {
   return impl_->dtype;
 }
 
-static double element_as_double(const TensorImpl& im, std::int64_t flat_index) {
+// The storage offset (from the first element) of the element at row-major position `flat`.
+static std::int64_t offset_of(const TensorImpl& im, std::int64_t flat) {
+  if (im.contiguous) return flat;
+  std::int64_t offset = 0;
+  for (std::size_t d = im.shape.size(); d-- > 0;) {
+    offset += (flat % im.shape[d]) * im.strides[d];
+    flat /= im.shape[d];
+  }
+  return offset;
+}
+
+static double element_as_double(const TensorImpl& im, std::int64_t offset) {
   switch (im.dtype) {
-    case DType::f32: return im.data<float>()[flat_index];
-    case DType::f64: return im.data<double>()[flat_index];
-    case DType::i64: return static_cast<double>(im.data<std::int64_t>()[flat_index]);
-    case DType::b8: return im.data<bool>()[flat_index] ? 1.0 : 0.0;
+    case DType::f32: return im.raw<float>()[offset];
+    case DType::f64: return im.raw<double>()[offset];
+    case DType::i64: return static_cast<double>(im.raw<std::int64_t>()[offset]);
+    case DType::b8: return im.raw<bool>()[offset] ? 1.0 : 0.0;
   }
   return 0.0;
 }
@@ -132,7 +144,7 @@ template <class T>
 T Tensor::item() const {
   if (numel() != 1)
     throw Error("item: only one-element tensors can be converted, got shape " + shape_str(shape()));
-  return dispatch_all(impl_->dtype, [&]<class S>() { return static_cast<T>(impl_->data<S>()[0]); });
+  return dispatch_all(impl_->dtype, [&]<class S>() { return static_cast<T>(impl_->raw<S>()[0]); });
 }
 template float Tensor::item<float>() const;
 template double Tensor::item<double>() const;
@@ -145,15 +157,15 @@ double Tensor::at(const std::vector<std::int64_t>& index) const {
   if (index.size() != s.size())
     throw Error("at: index has " + std::to_string(index.size()) + " entries for a tensor of shape " +
                 shape_str(s));
-  std::int64_t flat_index = 0;
+  std::int64_t offset = 0;
   for (std::size_t d = 0; d < s.size(); ++d) {
     std::int64_t i = index[d] < 0 ? index[d] + s[d] : index[d];
     if (i < 0 || i >= s[d])
       throw Error("at: index " + std::to_string(index[d]) + " is out of range for dimension " +
                   std::to_string(d) + " with size " + std::to_string(s[d]));
-    flat_index = flat_index * s[d] + i;
+    offset += i * impl_->strides[d];
   }
-  return element_as_double(*impl_, flat_index);
+  return element_as_double(*impl_, offset);
 }
 
 template <class T>
@@ -161,8 +173,13 @@ std::vector<T> Tensor::to_vector() const {
   require_defined(*this, "to_vector");
   std::vector<T> out(static_cast<std::size_t>(impl_->numel));
   dispatch_all(impl_->dtype, [&]<class S>() {
-    const S* p = impl_->data<S>();
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
+    const S* p = impl_->raw<S>();
+    if (impl_->contiguous) {
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
+    } else {
+      std::size_t i = 0;
+      for_each_offset(impl_->shape, impl_->strides, [&](std::int64_t o) { out[i++] = static_cast<T>(p[o]); });
+    }
   });
   return out;
 }
@@ -181,34 +198,72 @@ static constexpr DType dtype_of() {
 }
 
 template <class T>
-T* Tensor::data() {
-  require_defined(*this, "data");
-  if (impl_->dtype != dtype_of<T>())
-    throw Error("data: tensor has dtype " + std::string(dtype_name(impl_->dtype)) + ", asked for " +
+static void check_raw_access(const Tensor& t, const char* op) {
+  require_defined(t, op);
+  const TensorImpl& im = impl_of(t);
+  if (im.dtype != dtype_of<T>())
+    throw Error(std::string(op) + ": tensor has dtype " + std::string(dtype_name(im.dtype)) + ", asked for " +
                 std::string(dtype_name(dtype_of<T>())));
-  return impl_->data<T>();
+  if (!im.contiguous)
+    throw Error(std::string(op) + ": tensor of shape " + shape_str(im.shape) + " and strides " + shape_str(im.strides) +
+                " is not contiguous, so its elements are not consecutive; call contiguous() first");
 }
+
 template <class T>
 const T* Tensor::data() const {
-  return const_cast<Tensor*>(this)->data<T>();
+  check_raw_access<T>(*this, "data");
+  return impl_->raw<T>();
 }
-template float* Tensor::data<float>();
-template double* Tensor::data<double>();
-template std::int64_t* Tensor::data<std::int64_t>();
-template bool* Tensor::data<bool>();
+template <class T>
+T* Tensor::mutable_data() {
+  check_raw_access<T>(*this, "mutable_data");
+  ++impl_->storage->version;
+  return impl_->raw<T>();
+}
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const std::int64_t* Tensor::data<std::int64_t>() const;
 template const bool* Tensor::data<bool>() const;
+template float* Tensor::mutable_data<float>();
+template double* Tensor::mutable_data<double>();
+template std::int64_t* Tensor::mutable_data<std::int64_t>();
+template bool* Tensor::mutable_data<bool>();
+
+const std::vector<std::int64_t>& Tensor::strides() const {
+  require_defined(*this, "strides");
+  return impl_->strides;
+}
+std::int64_t Tensor::stride(std::int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+std::int64_t Tensor::storage_offset() const {
+  require_defined(*this, "storage_offset");
+  return impl_->offset;
+}
+bool Tensor::is_contiguous() const {
+  require_defined(*this, "is_contiguous");
+  return impl_->contiguous;
+}
+bool Tensor::is_view() const { return impl_ && impl_->view_base != nullptr; }
+bool Tensor::shares_storage(const Tensor& other) const {
+  return impl_ && other.impl_ && impl_->storage == other.impl_->storage;
+}
+std::uint64_t Tensor::version() const {
+  require_defined(*this, "version");
+  return impl_->storage->version;
+}
 
 Tensor Tensor::detach() const {
   require_defined(*this, "detach");
-  return Tensor(std::make_shared<TensorImpl>(impl_->storage, impl_->shape, impl_->dtype));
+  return Tensor(std::make_shared<TensorImpl>(impl_->storage, impl_->shape, impl_->strides, impl_->offset, impl_->dtype));
 }
 
 // --- autograd metadata ---------------------------------------------------------------------------
 
-bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+bool Tensor::requires_grad() const {
+  if (!impl_) return false;
+  if (impl_->requires_grad) return true;
+  // A view made before its base required grad follows the base (its grad_fn comes lazily).
+  return impl_->view_base && impl_->view_kind == ViewKind::differentiable && impl_->view_base->requires_grad;
+}
 
 Tensor& Tensor::requires_grad_(bool requires_grad) {
   require_defined(*this, "requires_grad_");
@@ -222,7 +277,11 @@ Tensor& Tensor::requires_grad_(bool requires_grad) {
   return *this;
 }
 
-bool Tensor::is_leaf() const { return !impl_ || !impl_->grad_fn; }
+bool Tensor::is_leaf() const {
+  if (!impl_) return true;
+  sync_grad_fn(*impl_);
+  return !impl_->grad_fn;
+}
 
 Tensor Tensor::grad() const {
   require_defined(*this, "grad");
@@ -248,77 +307,176 @@ void Tensor::zero_grad(bool set_to_none) {
   }
 }
 
-std::string Tensor::grad_fn_name() const { return impl_ && impl_->grad_fn ? impl_->grad_fn->name : ""; }
+std::string Tensor::grad_fn_name() const {
+  if (!impl_) return "";
+  sync_grad_fn(*impl_);
+  return impl_->grad_fn ? impl_->grad_fn->name : "";
+}
 
 // --- in-place updates -------------------------------------------------------------------------------
 
-static void check_inplace(const Tensor& self, const Tensor* other, const char* op) {
+namespace {
+
+// Checks an in-place write into `self` and says whether it must be recorded in the graph;
+// throws for the writes PyTorch refuses too.
+bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*> others, const char* op,
+                        bool overlap_ok = false) {
   require_defined(self, op);
-  if (is_grad_enabled() && self.requires_grad())
-    throw Error(std::string(op) + ": in-place update of a tensor that requires grad while grad mode is on; "
-                "wrap it in NoGradGuard");
-  if (other) {
-    require_defined(*other, op);
-    Shape b = broadcast_shapes(self.shape(), other->shape(), op);
-    if (b != self.shape())
-      throw Error(std::string(op) + ": cannot broadcast " + shape_str(other->shape()) + " into " +
-                  shape_str(self.shape()));
+  for (const Tensor* o : others) require_defined(*o, op);
+  const TensorImpl& s = impl_of(self);
+  if (!overlap_ok) require_no_overlap(s, op);
+  if (!is_grad_enabled()) return false;
+  bool needed = self.requires_grad() || (s.view_base && s.view_base->requires_grad);
+  for (const Tensor* o : others) needed = needed || o->requires_grad();
+  if (!needed) return false;
+  const std::string name(op);
+  if (s.view_base) {
+    const TensorImpl& base = *s.view_base;
+    if (s.view_kind == ViewKind::multi_output)
+      throw Error(name + ": this tensor is one of multiple views returned by split, chunk or unbind, and such views "
+                  "cannot be modified in place while grad is needed; clone() it, or write into the base");
+    if (s.view_kind == ViewKind::no_grad)
+      throw Error(name + ": this view was made while grad mode was off and is being modified in place with grad mode "
+                  "on; take the view under grad mode, or write under NoGradGuard");
+    if (!base.grad_fn && base.requires_grad)
+      throw Error(name + ": a view of a leaf tensor that requires grad is being modified in place while grad mode is "
+                  "on; wrap the update in NoGradGuard (as optimizers do), or clone() the leaf first");
+  } else if (!s.grad_fn && s.requires_grad) {
+    throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
+                "the update in NoGradGuard (as optimizers do)");
   }
+  return true;
 }
 
-Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  check_inplace(*this, &other, "add_");
-  require_same_dtype(*this, other, "add_");
-  dispatch_numeric(dtype(), "add_", [&]<class T>() {
-    const T a = static_cast<T>(alpha);
-    if (other.shape() == shape()) {
-      T* y = impl_->data<T>();
-      const T* x = impl_of(other).data<T>();
-      for (std::int64_t i = 0; i < impl_->numel; ++i) y[i] += a * x[i];
-    } else {
-      auto y = nd<T>(*this);
-      xt::noalias(y) += a * nd<T>(other);
+void check_broadcast_into(const Tensor& self, const Tensor& other, const char* op) {
+  Shape b = broadcast_shapes(self.shape(), other.shape(), op);
+  if (b != self.shape())
+    throw Error(std::string(op) + ": cannot broadcast " + shape_str(other.shape()) + " into " + shape_str(self.shape()));
+}
+
+// Writes `result` (self's shape) into self's elements and bumps the version.
+void write_result(const Tensor& self, const Tensor& result) {
+  TensorImpl& s = impl_of(self);
+  const TensorImpl& r = impl_of(result);
+  if (r.storage == s.storage && (r.offset != s.offset || r.strides != s.strides)) {
+    const Tensor copy = result.detach().clone();  // overlapping source: read it all first
+    copy_elements(impl_of(copy), s);
+  } else if (r.storage != s.storage || r.offset != s.offset) {
+    copy_elements(r, s);
+  }
+  ++s.storage->version;
+}
+
+// this ← compute(this), computed out of place and written back. Under autograd the result
+// also becomes this tensor's (or its base's) history. `reads_self`: compute's backward reads
+// its first operand, which the write destroys, so it gets a copy.
+enum class Overwrites { no, all };
+
+template <class F>
+void inplace(const Tensor& self, std::initializer_list<const Tensor*> others, const char* op, bool reads_self,
+             F compute, Overwrites overwrites = Overwrites::no) {
+  if (!inplace_needs_grad(self, others, op, overwrites == Overwrites::all && others.size() == 0)) {
+    Tensor result;
+    {
+      NoGradGuard no_grad;
+      result = compute(self);
     }
+    write_result(self, result);
+    return;
+  }
+  Tensor result = compute(reads_self ? self.clone() : self);
+  if (overwrites == Overwrites::all && !self.is_view()) {
+    // fill_ and copy_ replace every element: the old value gets a zero gradient (defined, as
+    // in PyTorch), and the tensor keeps requiring grad even when the new value is constant.
+    result = where(zeros(self.shape(), DType::b8), self, result);
+  }
+  write_result(self, result);
+  rebase_history(self, result, op);
+}
+
+// The no-grad fast path for `self op= alpha * other` with one shape, both contiguous, and
+// no partial overlap: one pass, no temporary (optimizer updates take it).
+template <class F>
+bool fast_binary(const Tensor& self, const Tensor& other, F f) {
+  const TensorImpl &s = impl_of(self), &o = impl_of(other);
+  if (!s.contiguous || !o.contiguous || s.shape != o.shape || s.dtype != o.dtype) return false;
+  if (o.storage == s.storage && o.offset != s.offset) return false;
+  if (is_grad_enabled() && (self.requires_grad() || other.requires_grad())) return false;
+  if (has_internal_overlap(s)) return false;
+  dispatch_numeric(s.dtype, "inplace", [&]<class T>() {
+    T* y = s.raw<T>();
+    const T* x = o.raw<T>();
+    for (std::int64_t i = 0; i < s.numel; ++i) y[i] = f(y[i], x[i]);
   });
-  ++impl_->storage->version;
+  ++s.storage->version;
+  return true;
+}
+
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  require_same_dtype(*this, other, "add_");
+  check_broadcast_into(*this, other, "add_");
+  if (dispatch_numeric(dtype(), "add_", [&]<class T>() {
+        const T a = static_cast<T>(alpha);
+        return fast_binary(*this, other, [a](T y, T x) { return y + a * x; });
+      }))
+    return *this;
+  inplace(*this, {&other}, "add_", false, [&](const Tensor& self) {
+    return alpha == 1.0 ? self + other : self + other * alpha;
+  });
   return *this;
 }
 
+Tensor& Tensor::sub_(const Tensor& other, double alpha) { return add_(other, -alpha); }
+
 Tensor& Tensor::mul_(const Tensor& other) {
-  check_inplace(*this, &other, "mul_");
   require_same_dtype(*this, other, "mul_");
-  dispatch_numeric(dtype(), "mul_", [&]<class T>() {
-    auto y = nd<T>(*this);
-    y *= nd<T>(other);
-  });
-  ++impl_->storage->version;
+  check_broadcast_into(*this, other, "mul_");
+  if (dispatch_numeric(dtype(), "mul_", [&]<class T>() { return fast_binary(*this, other, [](T y, T x) { return y * x; }); }))
+    return *this;
+  inplace(*this, {&other}, "mul_", other.requires_grad(), [&](const Tensor& self) { return self * other; });
   return *this;
 }
 
 Tensor& Tensor::mul_(double value) {
-  check_inplace(*this, nullptr, "mul_");
-  dispatch_numeric(dtype(), "mul_", [&]<class T>() {
-    auto y = flat<T>(*this);
-    y *= static_cast<T>(value);
-  });
-  ++impl_->storage->version;
+  inplace(*this, {}, "mul_", false, [&](const Tensor& self) { return self * value; });
+  return *this;
+}
+
+Tensor& Tensor::div_(const Tensor& other) {
+  require_same_dtype(*this, other, "div_");
+  check_broadcast_into(*this, other, "div_");
+  inplace(*this, {&other}, "div_", false, [&](const Tensor& self) { return self / other; });
+  return *this;
+}
+
+Tensor& Tensor::div_(double value) {
+  inplace(*this, {}, "div_", false, [&](const Tensor& self) { return self / value; });
   return *this;
 }
 
 Tensor& Tensor::copy_(const Tensor& other) {
-  check_inplace(*this, &other, "copy_");
-  Tensor src = xgrad::expand(other.detach().to(dtype()), shape());
-  if (impl_of(src).storage != impl_->storage)
-    std::memcpy(impl_->storage->data, impl_of(src).storage->data,
-                static_cast<std::size_t>(impl_->numel) * dtype_size(dtype()));
-  ++impl_->storage->version;
+  require_defined(*this, "copy_");
+  require_defined(other, "copy_");
+  check_broadcast_into(*this, other, "copy_");
+  inplace(*this, {&other}, "copy_", false, [&](const Tensor& self) { return xgrad::expand(other.to(self.dtype()), self.shape()); },
+          Overwrites::all);
   return *this;
 }
 
 Tensor& Tensor::fill_(double value) {
-  check_inplace(*this, nullptr, "fill_");
-  dispatch_all(dtype(), [&]<class T>() { std::fill_n(impl_->data<T>(), impl_->numel, static_cast<T>(value)); });
-  ++impl_->storage->version;
+  if (!inplace_needs_grad(*this, {}, "fill_", /*overlap_ok=*/true)) {  // every element gets one value
+    dispatch_all(dtype(), [&]<class T>() {
+      T* p = impl_->raw<T>();
+      if (impl_->contiguous) std::fill_n(p, impl_->numel, static_cast<T>(value));
+      else for_each_offset(impl_->shape, impl_->strides, [&](std::int64_t o) { p[o] = static_cast<T>(value); });
+    });
+    ++impl_->storage->version;
+    return *this;
+  }
+  inplace(*this, {}, "fill_", false, [&](const Tensor& self) { return xgrad::expand(full({}, value, self.dtype()), self.shape()); },
+          Overwrites::all);
   return *this;
 }
 
@@ -328,11 +486,80 @@ void Tensor::set_data(const Tensor& source) {
   if (impl_->grad_fn) throw Error("set_data: only leaf tensors can take new data (this one comes from '" + impl_->grad_fn->name + "')");
   if (impl_->requires_grad && !is_floating(source.dtype()))
     throw Error("set_data: a tensor that requires grad cannot take " + std::string(dtype_name(source.dtype())) + " data");
-  impl_->storage = impl_of(source).storage;
-  impl_->shape = source.shape();
-  impl_->dtype = source.dtype();
-  impl_->numel = source.numel();
+  ++impl_->storage->version;  // the old data is replaced: graphs that saved it must not use it
+  const TensorImpl& src = impl_of(source);
+  impl_->storage = src.storage;
+  impl_->shape = src.shape;
+  impl_->strides = src.strides;
+  impl_->offset = src.offset;
+  impl_->contiguous = src.contiguous;
+  impl_->dtype = src.dtype;
+  impl_->numel = src.numel;
+  impl_->view_version = src.storage->version;
   impl_->grad = Tensor();
+}
+
+// --- hooks ---------------------------------------------------------------------------------------------
+
+namespace {
+std::atomic<std::uint64_t> next_hook_id{1};
+
+// The hook list that sees this tensor's complete gradient: a leaf's own, or its grad_fn's for
+// this output.
+std::shared_ptr<HookList>& hook_list(TensorImpl& im) {
+  sync_grad_fn(im);
+  if (!im.grad_fn) return im.hooks;
+  Node& node = *im.grad_fn;
+  if (node.hooks.size() < node.outputs.size()) node.hooks.resize(node.outputs.size());
+  return node.hooks[im.output_nr];
+}
+}  // namespace
+
+void HookHandle::remove() {
+  if (auto list = list_.lock())
+    std::erase_if(list->hooks, [this](const auto& h) { return h.first == id_; });
+}
+
+HookHandle Tensor::register_hook(std::function<Tensor(const Tensor& grad)> hook) {
+  require_defined(*this, "register_hook");
+  if (!requires_grad())
+    throw Error("register_hook: cannot register a hook on a tensor of shape " + shape_str(shape()) +
+                " that does not require grad");
+  if (!hook) throw Error("register_hook: empty hook");
+  auto& list = hook_list(*impl_);
+  if (!list) list = std::make_shared<HookList>();
+  const std::uint64_t id = next_hook_id++;
+  list->hooks.emplace_back(id, std::move(hook));
+  return HookHandle(list, id);
+}
+
+void Tensor::retain_grad() {
+  require_defined(*this, "retain_grad");
+  if (!requires_grad())
+    throw Error("retain_grad: a tensor of shape " + shape_str(shape()) + " that does not require grad has no gradient to retain");
+  if (is_leaf()) return;  // leaves keep their gradient anyway
+  auto& list = hook_list(*impl_);
+  if (!list) list = std::make_shared<HookList>();
+  list->retain = impl_;
+}
+
+bool Tensor::retains_grad() const {
+  if (!impl_ || is_leaf()) return false;
+  const auto& list = hook_list(*impl_);
+  return list && list->retain.lock() == impl_;
+}
+
+void run_hooks(const HookList& list, Tensor& grad) {
+  for (const auto& [id, hook] : list.hooks) {
+    Tensor replaced = hook(grad);
+    if (!replaced.defined()) continue;
+    if (replaced.shape() != grad.shape() || replaced.dtype() != grad.dtype())
+      throw Error("register_hook: a hook returned a gradient of shape " + shape_str(replaced.shape()) + " and dtype " +
+                  std::string(dtype_name(replaced.dtype())) + " for a gradient of shape " + shape_str(grad.shape()) +
+                  " and dtype " + std::string(dtype_name(grad.dtype())));
+    grad = replaced;
+  }
+  if (auto t = list.retain.lock()) t->grad = t->grad.defined() ? t->grad + grad : dense(grad).clone();
 }
 
 // --- method forms ------------------------------------------------------------------------------------
@@ -358,6 +585,9 @@ Tensor Tensor::t() const {
 }
 Tensor Tensor::permute(const std::vector<std::int64_t>& dims) const { return xgrad::permute(*this, dims); }
 Tensor Tensor::expand(const Shape& s) const { return xgrad::expand(*this, s); }
+Tensor Tensor::as_strided(const Shape& s, const std::vector<std::int64_t>& st, std::int64_t offset) const {
+  return xgrad::as_strided(*this, s, st, offset);
+}
 Tensor Tensor::narrow(std::int64_t d, std::int64_t start, std::int64_t length) const {
   return xgrad::narrow(*this, d, start, length);
 }

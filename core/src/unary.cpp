@@ -17,29 +17,33 @@ using Grads = std::vector<Tensor>;
 Tensor exp(const Tensor& a) {
   Tensor out = map1(a, "exp", [](auto&& x) { return xt::exp(x); });
   if (!any_requires_grad({&a})) return out;
-  return record_op("exp", {a}, out, [y = out.detach()](const Tensor& g) { return Grads{g * y}; });
+  const Tensor y = out.detach();
+  return record_op("exp", {a}, out, [y](const Tensor& g) { return Grads{g * y}; }, {y});
 }
 
 Tensor log(const Tensor& a) {
   Tensor out = map1(a, "log", [](auto&& x) { return xt::log(x); });
   if (!any_requires_grad({&a})) return out;
-  return record_op("log", {a}, out, [x = a.detach()](const Tensor& g) { return Grads{g / x}; });
+  const Tensor x = a.detach();
+  return record_op("log", {a}, out, [x](const Tensor& g) { return Grads{g / x}; }, {x});
 }
 
 Tensor sqrt(const Tensor& a) {
   Tensor out = map1(a, "sqrt", [](auto&& x) { return xt::sqrt(x); });
   if (!any_requires_grad({&a})) return out;
-  return record_op("sqrt", {a}, out, [y = out.detach()](const Tensor& g) {
+  const Tensor y = out.detach();
+  return record_op("sqrt", {a}, out, [y](const Tensor& g) {
     return Grads{map2(g, y, "sqrt_backward", [](auto&& gg, auto&& yy) { return gg / (yy + yy); })};
-  });
+  }, {y});
 }
 
 Tensor abs(const Tensor& a) {
   Tensor out = map1(a, "abs", [](auto&& x) { return xt::abs(x); });
   if (!any_requires_grad({&a})) return out;
-  return record_op("abs", {a}, out, [x = a.detach()](const Tensor& g) {
+  const Tensor x = a.detach();
+  return record_op("abs", {a}, out, [x](const Tensor& g) {
     return Grads{map2(g, x, "abs_backward", [](auto&& gg, auto&& xx) { return gg * xt::sign(xx); })};
-  });
+  }, {x});
 }
 
 Tensor clamp(const Tensor& a, double lo, double hi) {
@@ -49,12 +53,13 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
     return xt::clip(x, static_cast<T>(lo), static_cast<T>(hi));
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("clamp", {a}, out, [x = a.detach(), lo, hi](const Tensor& g) {
+  const Tensor x = a.detach();
+  return record_op("clamp", {a}, out, [x, lo, hi](const Tensor& g) {
     return Grads{map2(g, x, "clamp_backward", [&](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
       return xt::where(xx >= static_cast<T>(lo) && xx <= static_cast<T>(hi), gg, static_cast<T>(0));
     })};
-  });
+  }, {x});
 }
 
 Tensor sigmoid(const Tensor& a) {
@@ -63,23 +68,25 @@ Tensor sigmoid(const Tensor& a) {
     return T(1) / (T(1) + xt::exp(-x));
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("sigmoid", {a}, out, [y = out.detach()](const Tensor& g) {
+  const Tensor y = out.detach();
+  return record_op("sigmoid", {a}, out, [y](const Tensor& g) {
     return Grads{map2(g, y, "sigmoid_backward", [](auto&& gg, auto&& yy) {
       using T = value_of<decltype(yy)>;
       return gg * yy * (T(1) - yy);
     })};
-  });
+  }, {y});
 }
 
 Tensor tanh(const Tensor& a) {
   Tensor out = map1(a, "tanh", [](auto&& x) { return xt::tanh(x); });
   if (!any_requires_grad({&a})) return out;
-  return record_op("tanh", {a}, out, [y = out.detach()](const Tensor& g) {
+  const Tensor y = out.detach();
+  return record_op("tanh", {a}, out, [y](const Tensor& g) {
     return Grads{map2(g, y, "tanh_backward", [](auto&& gg, auto&& yy) {
       using T = value_of<decltype(yy)>;
       return gg * (T(1) - yy * yy);
     })};
-  });
+  }, {y});
 }
 
 Tensor relu(const Tensor& a) {
@@ -89,12 +96,13 @@ Tensor relu(const Tensor& a) {
     return xt::where(x < T(0), T(0), x);
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("relu", {a}, out, [y = out.detach()](const Tensor& g) {
+  const Tensor y = out.detach();
+  return record_op("relu", {a}, out, [y](const Tensor& g) {
     return Grads{map2(g, y, "relu_backward", [](auto&& gg, auto&& yy) {
       using T = value_of<decltype(yy)>;
       return xt::where(yy > T(0), gg, T(0));
     })};
-  });
+  }, {y});
 }
 
 Tensor leaky_relu(const Tensor& a, double negative_slope) {
@@ -103,12 +111,13 @@ Tensor leaky_relu(const Tensor& a, double negative_slope) {
     return xt::where(x > T(0), x, static_cast<T>(negative_slope) * x);
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("leaky_relu", {a}, out, [x = a.detach(), negative_slope](const Tensor& g) {
+  const Tensor x = a.detach();
+  return record_op("leaky_relu", {a}, out, [x, negative_slope](const Tensor& g) {
     return Grads{map2(g, x, "leaky_relu_backward", [negative_slope](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
       return xt::where(xx > T(0), gg, static_cast<T>(negative_slope) * gg);
     })};
-  });
+  }, {x});
 }
 
 Tensor gelu(const Tensor& a) {
@@ -118,14 +127,15 @@ Tensor gelu(const Tensor& a) {
     return T(0.5) * x * (T(1) + xt::erf(x * T(M_SQRT1_2)));
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("gelu", {a}, out, [x = a.detach()](const Tensor& g) {
+  const Tensor x = a.detach();
+  return record_op("gelu", {a}, out, [x](const Tensor& g) {
     return Grads{map2(g, x, "gelu_backward", [](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
       // One expression: named sub-expressions would dangle once this lambda returns.
       return gg * (T(0.5) * (T(1) + xt::erf(xx * T(M_SQRT1_2))) +
                    xx * xt::exp(T(-0.5) * xx * xx) * T(0.5 * M_2_SQRTPI * M_SQRT1_2));
     })};
-  });
+  }, {x});
 }
 
 Tensor softplus(const Tensor& a) {
@@ -135,35 +145,30 @@ Tensor softplus(const Tensor& a) {
     return xt::maximum(x, T(0)) + xt::log1p(xt::exp(-xt::abs(x)));
   });
   if (!any_requires_grad({&a})) return out;
-  return record_op("softplus", {a}, out, [x = a.detach()](const Tensor& g) {
+  const Tensor x = a.detach();
+  return record_op("softplus", {a}, out, [x](const Tensor& g) {
     return Grads{map2(g, x, "softplus_backward", [](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
       return gg / (T(1) + xt::exp(-xx));
     })};
-  });
+  }, {x});
 }
 
 Tensor Tensor::to(DType target) const {
   require_defined(*this, "to");
   if (dtype() == target) return *this;
   Tensor out = make_empty(shape(), target);
-  dispatch_all(dtype(), [&]<class S>() {
-    dispatch_all(target, [&]<class T>() {
-      const S* src = impl_->data<S>();
-      T* dst = impl_of(out).data<T>();
-      for (std::int64_t i = 0; i < impl_->numel; ++i) dst[i] = static_cast<T>(src[i]);
-    });
-  });
+  copy_elements(*impl_, impl_of(out));
   if (!any_requires_grad({this}) || !is_floating(target)) return out;
-  return record_op("to", {*this}, out, [source = dtype()](const Tensor& g) { return Grads{g.to(source)}; });
+  return record_op("to", {*this}, out, [source = dtype()](const Tensor& g) { return Grads{g.to(source)}; }, {});
 }
 
 Tensor Tensor::clone() const {
   require_defined(*this, "clone");
   Tensor out = make_empty(shape(), dtype());
-  std::memcpy(impl_of(out).storage->data, impl_->storage->data, static_cast<std::size_t>(numel()) * dtype_size(dtype()));
+  copy_elements(*impl_, impl_of(out));
   if (!any_requires_grad({this})) return out;
-  return record_op("clone", {*this}, out, [](const Tensor& g) { return Grads{g}; });
+  return record_op("clone", {*this}, out, [](const Tensor& g) { return Grads{g}; }, {});
 }
 
 }  // namespace xgrad

@@ -52,9 +52,9 @@ void Adagrad::update(Tensor& param, const Tensor& grad, ParamState& state, const
   detail::dispatch_float(param.dtype(), [&]<class T>() {
     const T weight_decay = static_cast<T>(o.weight_decay()), eps = static_cast<T>(o.eps());
     const T neg_clr = static_cast<T>(-clr);
-    T* p = param.data<T>();
+    T* p = param.mutable_data<T>();
     const T* g = grad.data<T>();
-    T* s = sum.data<T>();
+    T* s = sum.mutable_data<T>();
     for (std::int64_t i = 0, n = param.numel(); i < n; ++i) {
       T gi = o.maximize() ? -g[i] : g[i];
       if (o.weight_decay() != 0.0) gi = gi + weight_decay * p[i];

@@ -71,11 +71,11 @@ void adam_update(Tensor& param, const Tensor& grad, ParamState& state, const Ada
     const T decay_factor = static_cast<T>(1.0 - a.lr * a.weight_decay);
     const T eps = static_cast<T>(a.eps), bc2_sqrt = static_cast<T>(bias_correction2_sqrt);
     const T neg_step_size = static_cast<T>(-step_size);
-    T* p = param.data<T>();
+    T* p = param.mutable_data<T>();
     const T* g = grad.data<T>();
-    T* m = exp_avg.data<T>();
-    T* v = exp_avg_sq.data<T>();
-    T* v_max = a.amsgrad ? max_exp_avg_sq.data<T>() : nullptr;
+    T* m = exp_avg.mutable_data<T>();
+    T* v = exp_avg_sq.mutable_data<T>();
+    T* v_max = a.amsgrad ? max_exp_avg_sq.mutable_data<T>() : nullptr;
     for (std::int64_t i = 0, n = param.numel(); i < n; ++i) {
       T gi = a.maximize ? -g[i] : g[i];
       if (a.decoupled)

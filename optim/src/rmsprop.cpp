@@ -63,11 +63,11 @@ void RMSprop::update(Tensor& param, const Tensor& grad, ParamState& state, const
     const T eps = static_cast<T>(o.eps()), momentum = static_cast<T>(o.momentum());
     const T weight_decay = static_cast<T>(o.weight_decay());
     const T lr = static_cast<T>(o.lr()), neg_lr = static_cast<T>(-o.lr());
-    T* p = param.data<T>();
+    T* p = param.mutable_data<T>();
     const T* g = grad.data<T>();
-    T* v = square_avg.data<T>();
-    T* a = o.centered() ? grad_avg.data<T>() : nullptr;
-    T* b = use_momentum ? momentum_buffer.data<T>() : nullptr;
+    T* v = square_avg.mutable_data<T>();
+    T* a = o.centered() ? grad_avg.mutable_data<T>() : nullptr;
+    T* b = use_momentum ? momentum_buffer.mutable_data<T>() : nullptr;
     const std::int64_t n = param.numel();
     if (!keras) {
       // torch.optim._single_tensor_rmsprop (1.13).

@@ -49,9 +49,9 @@ void SGD::update(Tensor& param, const Tensor& grad, ParamState& state, const Opt
     const T momentum = static_cast<T>(o.momentum());
     const T one_minus_dampening = static_cast<T>(1.0 - o.dampening());
     const T neg_lr = static_cast<T>(-o.lr());
-    T* p = param.data<T>();
+    T* p = param.mutable_data<T>();
     const T* g = grad.data<T>();
-    T* b = use_momentum ? buf.data<T>() : nullptr;
+    T* b = use_momentum ? buf.mutable_data<T>() : nullptr;
     for (std::int64_t i = 0, n = param.numel(); i < n; ++i) {
       T d = o.maximize() ? -g[i] : g[i];
       if (o.weight_decay() != 0.0) d = d + weight_decay * p[i];

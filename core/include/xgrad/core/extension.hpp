@@ -34,4 +34,17 @@ Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor out
 std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs,
                               std::vector<Tensor> outputs, BackwardFn backward);
 
+/// As above, naming the tensors `backward` reads (`saved`: the inputs or outputs its closure
+/// captured, as PyTorch's `ctx.save_for_backward`). Backward throws when one of them was
+/// modified in place after the op ran, since its gradient would be wrong. Without `saved`,
+/// every input and output is checked, which is safe but refuses in-place writes PyTorch allows
+/// (to an input the backward never reads, say).
+/// Example: `record_op("softsign", {x}, y, backward, {x})`.
+Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
+                 std::function<std::vector<Tensor>(const Tensor& grad_output)> backward,
+                 const std::vector<Tensor>& saved);
+std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs,
+                              std::vector<Tensor> outputs, BackwardFn backward,
+                              const std::vector<Tensor>& saved);
+
 }  // namespace xgrad

@@ -150,6 +150,11 @@ Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_
 Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t end);
 /// The slice at `index` along `dim`, with that dimension removed.
 Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index);
+/// A view of a's storage with any geometry: element i of the result is storage element
+/// `storage_offset + Σ i_d·strides[d]` (as torch.as_strided). Bounds are checked against the
+/// storage. Its gradient lands in those elements of a (a must be contiguous to differentiate).
+Tensor as_strided(const Tensor& a, const Shape& shape, const std::vector<std::int64_t>& strides,
+                  std::int64_t storage_offset);
 /// Joins tensors of equal shape except along `dim`.
 Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim = 0);
 /// Joins tensors of equal shape along a new dimension `dim`.

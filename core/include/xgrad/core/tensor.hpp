@@ -1,6 +1,7 @@
 #pragma once
 /// \file Tensor: a cheap value handle to shared storage plus its autograd metadata.
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -12,9 +13,26 @@
 namespace xgrad {
 
 class TensorImpl;
+struct HookList;
 
-/// An n-dimensional array of `f32`, `f64`, `i64` or `b8` elements, stored contiguously in
-/// row-major order, that records the operations applied to it when it requires grad.
+/// Returned by Tensor::register_hook; `remove()` unregisters the hook.
+class HookHandle {
+ public:
+  HookHandle() = default;
+  HookHandle(std::weak_ptr<HookList> list, std::uint64_t id) : list_(std::move(list)), id_(id) {}
+  void remove();
+
+ private:
+  std::weak_ptr<HookList> list_;
+  std::uint64_t id_ = 0;
+};
+
+/// An n-dimensional array of `f32`, `f64`, `i64` or `b8` elements, as PyTorch's: a storage
+/// (the bytes), an offset into it, sizes and strides. View ops (reshape where the strides
+/// allow, view, narrow, slice, select, transpose, permute, t, expand, squeeze, unsqueeze,
+/// unbind, chunk, split, flatten) return tensors that share their input's storage, so a write
+/// through a view reaches the base. Every write bumps the storage's version counter, and
+/// backward refuses a tensor it saved that was modified since (its gradient would be wrong).
 ///
 /// Copies alias: `Tensor b = a;` refers to the same data and the same gradient, as in
 /// PyTorch. `clone()` copies the data; `detach()` shares the data but leaves the graph.
@@ -49,11 +67,29 @@ class Tensor {
   /// All elements in row-major order, converted to T (float, double, int64_t or bool).
   template <class T>
   std::vector<T> to_vector() const;
-  /// Raw pointer to the contiguous elements; throws unless T matches dtype().
-  template <class T>
-  T* data();
+  /// The first element, for reading; throws unless T matches dtype() and the tensor is
+  /// contiguous (call contiguous() first: a strided tensor's elements are not consecutive).
   template <class T>
   const T* data() const;
+  /// The first element, for writing: as data(), and bumps the storage's version counter, so
+  /// backward refuses a graph that saved this tensor before the write.
+  template <class T>
+  T* mutable_data();
+
+  // --- layout --------------------------------------------------------------------------
+  /// Elements to step in the storage per index of each dimension.
+  const std::vector<std::int64_t>& strides() const;
+  std::int64_t stride(std::int64_t d) const;
+  /// Position of the first element in the storage, in elements.
+  std::int64_t storage_offset() const;
+  /// True when the elements are dense and in row-major order (extent-1 dims ignored).
+  bool is_contiguous() const;
+  /// True when this tensor was made by a view op and shares its base's storage.
+  bool is_view() const;
+  /// True when both tensors use one storage (a view and its base, two views of one base).
+  bool shares_storage(const Tensor& other) const;
+  /// The storage's version counter: how many writes it has seen.
+  std::uint64_t version() const;
 
   // --- copies and conversions ---------------------------------------------------------
   /// A new tensor with its own copy of the data; differentiable.
@@ -62,8 +98,8 @@ class Tensor {
   Tensor detach() const;
   /// Converts to another dtype (differentiable between f32 and f64).
   Tensor to(DType dtype) const;
-  /// Tensors are always contiguous; returns *this. Kept for PyTorch familiarity.
-  Tensor contiguous() const { return *this; }
+  /// *this when contiguous, else a contiguous copy (differentiable, as clone()).
+  Tensor contiguous() const;
 
   // --- autograd ------------------------------------------------------------------------
   bool requires_grad() const;
@@ -80,28 +116,48 @@ class Tensor {
   void zero_grad(bool set_to_none = true);
   /// Name of the op that produced this tensor ("mul", "matmul", ...); "" for leaves.
   std::string grad_fn_name() const;
+  /// Keeps this non-leaf tensor's gradient in grad() after backward (leaves always keep it).
+  void retain_grad();
+  bool retains_grad() const;
+  /// Calls `hook(grad)` when this tensor's gradient is complete during backward, before it
+  /// is used or accumulated; a defined return value replaces the gradient (same shape and
+  /// dtype), an undefined one keeps it. On a leaf the hook sees the sum over all its uses.
+  /// Example: `w.register_hook([](const Tensor& g) { return g.clamp(-1, 1); });`
+  HookHandle register_hook(std::function<Tensor(const Tensor& grad)> hook);
   /// Reverse-mode differentiation from this tensor. `seed` is d(something)/d(this); it may be
   /// omitted for one-element tensors (taken as 1). Gradients accumulate into the `grad()` of
   /// every leaf that requires grad. The graph is freed unless `retain_graph`.
   void backward(const Tensor& seed = Tensor(), bool retain_graph = false) const;
 
-  // --- in-place updates (for optimizers; not recorded in the graph) --------------------
-  // They throw when grad mode is on and the tensor requires grad: wrap them in NoGradGuard.
+  // --- in-place updates -----------------------------------------------------------------
+  // They write into this tensor's elements (through a view: into its base) and bump the
+  // version counter. Under grad mode they are recorded as PyTorch's are: the tensor (and, for
+  // a view, its base) takes the op's result as its new history. Refused, as in PyTorch: a
+  // leaf that requires grad or a view of one (wrap optimizer-style updates in NoGradGuard), a
+  // view from split/chunk/unbind or made under no-grad when grad is needed, and a tensor
+  // whose elements overlap in memory (an expanded one).
   /// this += alpha * other (other broadcast to this shape).
   Tensor& add_(const Tensor& other, double alpha = 1.0);
+  /// this -= alpha * other.
+  Tensor& sub_(const Tensor& other, double alpha = 1.0);
   /// this *= other (broadcast).
   Tensor& mul_(const Tensor& other);
   /// this *= value.
   Tensor& mul_(double value);
+  /// this /= other (broadcast).
+  Tensor& div_(const Tensor& other);
+  /// this /= value.
+  Tensor& div_(double value);
   /// Copies other's values (broadcast, converted to this dtype).
   Tensor& copy_(const Tensor& other);
   /// Sets every element to value.
   Tensor& fill_(double value);
+  Tensor& zero_() { return fill_(0.0); }
   /// Makes this handle (and every copy of it) refer to `source`'s data, shape and dtype,
   /// keeping its identity, requires_grad and registration (as PyTorch's `p.data = source`).
-  /// Used by Module::to(dtype) and load_state_dict. Only for leaves; drops the gradient.
+  /// Used by Module::to(dtype) and load_state_dict. Only for leaves; drops the gradient and
+  /// bumps the old storage's version (graphs that saved the old data refuse backward).
   void set_data(const Tensor& source);
-  Tensor& zero_() { return fill_(0.0); }
 
   // --- method forms of common ops (see ops.hpp for the documentation) ------------------
   Tensor sum() const;
@@ -109,7 +165,10 @@ class Tensor {
   Tensor mean() const;
   Tensor mean(const std::vector<std::int64_t>& dims, bool keepdim = false) const;
   Tensor reshape(const Shape& shape) const;
-  Tensor view(const Shape& shape) const { return reshape(shape); }
+  /// Same elements in a new shape, always sharing storage; throws where the strides do not
+  /// allow it (reshape() copies instead).
+  Tensor view(const Shape& shape) const;
+  Tensor as_strided(const Shape& shape, const std::vector<std::int64_t>& strides, std::int64_t storage_offset) const;
   Tensor flatten(std::int64_t start_dim = 0, std::int64_t end_dim = -1) const;
   Tensor squeeze(std::int64_t dim) const;
   Tensor unsqueeze(std::int64_t dim) const;

@@ -1,0 +1,242 @@
+// Strided tensors: the geometry helpers, dense copies, and views with their autograd
+// (PyTorch's model: a view shares its base's storage; an in-place write through a view
+// rewrites the base's history, and other views of the base follow it lazily).
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/ops.hpp>
+
+#include <cstring>
+
+#include "kernels.hpp"
+
+namespace xgrad {
+
+namespace {
+using Grads = std::vector<Tensor>;
+
+// Same-size elements moved as raw words: copying needs no arithmetic, and bool is a byte.
+template <class F>
+void dispatch_size(std::size_t size, F&& f) {
+  switch (size) {
+    case 1: f.template operator()<std::uint8_t>(); break;
+    case 4: f.template operator()<std::uint32_t>(); break;
+    default: f.template operator()<std::uint64_t>(); break;
+  }
+}
+}  // namespace
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape st(shape.size(), 1);
+  for (std::size_t i = shape.size(); i-- > 1;) st[i - 1] = st[i] * std::max<std::int64_t>(shape[i], 1);
+  return st;
+}
+
+void TensorImpl::update_contiguous() {
+  contiguous = true;
+  if (numel == 0) return;
+  std::int64_t expected = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expected) {
+      contiguous = false;
+      return;
+    }
+    expected *= shape[i];
+  }
+}
+
+void TensorImpl::not_contiguous() const {
+  throw Error("internal error: a dense kernel was given a non-contiguous tensor of shape " + shape_str(shape) +
+              " and strides " + shape_str(strides));
+}
+
+Tensor dense(const Tensor& t) {
+  const TensorImpl& im = impl_of(t);
+  if (im.contiguous) return t;
+  Tensor out = make_empty(im.shape, im.dtype);
+  copy_elements(im, impl_of(out));
+  return out;
+}
+
+void copy_elements(const TensorImpl& src, TensorImpl& dst) {
+  if (src.shape != dst.shape)
+    throw Error("copy: internal shape mismatch " + shape_str(src.shape) + " vs " + shape_str(dst.shape));
+  if (src.dtype == dst.dtype) {
+    if (src.contiguous && dst.contiguous) {
+      std::memmove(dst.raw_bytes(), src.raw_bytes(), static_cast<std::size_t>(src.numel) * dtype_size(src.dtype));
+      return;
+    }
+    dispatch_size(dtype_size(src.dtype), [&]<class W>() {
+      const W* s = src.raw<W>();
+      W* d = dst.raw<W>();
+      for_each_offset2(dst.shape, dst.strides, src.strides, [&](std::int64_t od, std::int64_t os) { d[od] = s[os]; });
+    });
+    return;
+  }
+  dispatch_all(src.dtype, [&]<class S>() {
+    dispatch_all(dst.dtype, [&]<class D>() {
+      const S* s = src.raw<S>();
+      D* d = dst.raw<D>();
+      for_each_offset2(dst.shape, dst.strides, src.strides,
+                       [&](std::int64_t od, std::int64_t os) { d[od] = static_cast<D>(s[os]); });
+    });
+  });
+}
+
+void add_elements(const TensorImpl& src, TensorImpl& dst) {
+  dispatch_numeric(dst.dtype, "add", [&]<class T>() {
+    const T* s = src.raw<T>();
+    T* d = dst.raw<T>();
+    for_each_offset2(dst.shape, dst.strides, src.strides, [&](std::int64_t od, std::int64_t os) { d[od] += s[os]; });
+  });
+}
+
+bool has_internal_overlap(const TensorImpl& t) {
+  for (std::size_t i = 0; i < t.shape.size(); ++i)
+    if (t.strides[i] == 0 && t.shape[i] > 1) return true;
+  return false;
+}
+
+void require_no_overlap(const TensorImpl& t, const char* op) {
+  if (has_internal_overlap(t))
+    throw Error(std::string(op) + ": more than one element of the written-to tensor of shape " + shape_str(t.shape) +
+                " (strides " + shape_str(t.strides) +
+                ") refers to a single memory location (an expanded tensor); clone() it before writing to it");
+}
+
+// --- views ------------------------------------------------------------------------------------
+
+Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset) {
+  const TensorImpl& b = impl_of(base);
+  auto v = std::make_shared<TensorImpl>(b.storage, std::move(shape), std::move(strides), offset, b.dtype);
+  v->view_base = b.view_base ? b.view_base : base.impl();
+  v->view_kind = !is_grad_enabled() ? ViewKind::no_grad : b.view_base ? b.view_kind : ViewKind::differentiable;
+  v->view_version = b.storage->version;
+  return Tensor(std::move(v));
+}
+
+Tensor record_view(const char* name, const Tensor& base, Tensor view, UnaryBackwardFn backward) {
+  if (!any_requires_grad({&base})) return view;
+  return record_op(name, {base}, std::move(view), std::move(backward), {});
+}
+
+std::vector<Tensor> record_views(const char* name, const Tensor& base, std::vector<Tensor> views, BackwardFn backward) {
+  if (is_grad_enabled())
+    for (Tensor& v : views) impl_of(v).view_kind = ViewKind::multi_output;
+  if (!any_requires_grad({&base})) return views;
+  return record_op(name, {base}, std::move(views), std::move(backward), {});
+}
+
+namespace {
+
+// The geometry of `view` inside a contiguous tensor shaped like its base (gradients of the
+// base are made contiguous); autograd through in-place writes needs it.
+struct RelativeGeometry {
+  Shape strides;
+  std::int64_t offset;
+};
+RelativeGeometry relative_to_base(const TensorImpl& base, const TensorImpl& view, const char* op) {
+  if (!base.contiguous)
+    throw Error(std::string(op) + ": autograd through a view of a non-contiguous tensor of shape " +
+                shape_str(base.shape) + " (strides " + shape_str(base.strides) +
+                ") is not supported; make the base contiguous() before taking the view");
+  return {view.strides, view.offset - base.offset};
+}
+
+// A TensorImpl that looks at `geometry` inside `t`'s storage (t contiguous).
+TensorImpl region_of(const Tensor& t, const Shape& shape, const RelativeGeometry& g) {
+  const TensorImpl& im = impl_of(t);
+  return TensorImpl(im.storage, shape, g.strides, im.offset + g.offset, im.dtype);
+}
+
+// Records `view = as_strided(base)`: its gradient lands in the view's elements of the base.
+Tensor record_as_strided(const Tensor& base, Tensor view) {
+  const RelativeGeometry geometry = relative_to_base(impl_of(base), impl_of(view), "as_strided");
+  return record_op("as_strided", {base}, std::move(view),
+                   [base_shape = base.shape(), shape = view.shape(), geometry](const Tensor& g) {
+                     Tensor gb = zeros(base_shape, g.dtype());
+                     TensorImpl region = region_of(gb, shape, geometry);
+                     add_elements(impl_of(g), region);
+                     return Grads{gb};
+                   },
+                   {});
+}
+
+}  // namespace
+
+Tensor as_strided(const Tensor& a, const Shape& shape, const Shape& strides, std::int64_t storage_offset) {
+  require_defined(a, "as_strided");
+  const TensorImpl& im = impl_of(a);
+  if (shape.size() != strides.size())
+    throw Error("as_strided: shape " + shape_str(shape) + " and strides " + shape_str(strides) +
+                " have different lengths");
+  const std::int64_t capacity = static_cast<std::int64_t>(im.storage->nbytes / dtype_size(im.dtype));
+  std::int64_t reach = storage_offset;
+  bool empty = false;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0 || strides[i] < 0)
+      throw Error("as_strided: negative extent or stride in shape " + shape_str(shape) + ", strides " +
+                  shape_str(strides));
+    if (shape[i] == 0) empty = true;
+    else reach += (shape[i] - 1) * strides[i];
+  }
+  if (storage_offset < 0 || (!empty && reach >= capacity))
+    throw Error("as_strided: shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
+                std::to_string(storage_offset) + " reach element " + std::to_string(reach) + " of a storage of " +
+                std::to_string(capacity) + " elements");
+  Tensor view = make_view(a, shape, strides, storage_offset);
+  if (!any_requires_grad({&a})) return view;
+  return record_as_strided(a, std::move(view));
+}
+
+void refresh_view(TensorImpl& t) {
+  t.view_version = t.storage->version;
+  if (t.view_kind == ViewKind::no_grad || !t.view_base->requires_grad) return;
+  if (t.view_kind == ViewKind::multi_output)
+    throw Error("a view returned by split, chunk or unbind is used after its base (or another view of it) was "
+                "modified in place; such views cannot follow the base's new history. clone() the pieces, or "
+                "take them again after the write");
+  EnableGradGuard grad_on;
+  Tensor fresh(std::make_shared<TensorImpl>(t.storage, t.shape, t.strides, t.offset, t.dtype));
+  fresh = record_as_strided(Tensor(t.view_base), std::move(fresh));
+  t.grad_fn = impl_of(fresh).grad_fn;
+  t.output_nr = 0;
+  t.requires_grad = true;
+}
+
+void rebase_history(const Tensor& self, const Tensor& result, const char* op) {
+  TensorImpl& s = impl_of(self);
+  EnableGradGuard grad_on;
+  if (!s.view_base) {
+    // self's new value is `result`: it takes result's place in the graph.
+    s.grad_fn = impl_of(result).grad_fn;
+    s.output_nr = impl_of(result).output_nr;
+    s.requires_grad = true;
+    s.view_version = s.storage->version;
+    return;
+  }
+  // Through a view: the base's new value is its old value with the view's elements replaced
+  // by `result` (PyTorch's CopySlices). The view then reads the base's new history.
+  const std::shared_ptr<TensorImpl> base = s.view_base;
+  const RelativeGeometry geometry = relative_to_base(*base, s, op);
+  Tensor marker(std::make_shared<TensorImpl>(base->storage, base->shape, base->strides, base->offset, base->dtype));
+  marker = record_op("copy_slices", {Tensor(base), result}, std::move(marker),
+                     [shape = s.shape, geometry](const Tensor& g) {
+                       Tensor g_base = dense(g).clone();
+                       TensorImpl hole = region_of(g_base, shape, geometry);
+                       Tensor g_view = make_empty(shape, g.dtype());
+                       copy_elements(hole, impl_of(g_view));
+                       dispatch_all(hole.dtype, [&]<class T>() {
+                         T* p = hole.raw<T>();
+                         for_each_offset(hole.shape, hole.strides, [&](std::int64_t o) { p[o] = T(0); });
+                       });
+                       return Grads{g_base, g_view};
+                     },
+                     {});
+  base->grad_fn = impl_of(marker).grad_fn;
+  base->output_nr = 0;
+  base->requires_grad = true;
+  refresh_view(s);
+}
+
+}  // namespace xgrad
