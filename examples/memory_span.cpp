@@ -29,10 +29,9 @@
 // no gate to set: that is the point.
 //
 // The gradient ‖∂L/∂h_t‖ at every step t is measured on the largest T, for each cell freshly
-// initialised and after training. xgrad's tensors keep the gradients of leaves only, so the
-// probe runs the layer's own cell step by step and adds a zero leaf z_t to each h_t
-// (h_t + z_t has the same value, and ∂L/∂z_t = ∂L/∂h_t); it checks that its loop reproduces
-// the layer's output.
+// initialised and after training. The probe runs the layer's own cell step by step and asks
+// each h_t to keep its gradient (retain_grad(), as in PyTorch); it checks that its loop
+// reproduces the layer's output.
 //
 // Writes to --out: accuracy.csv (cell × T), curve_T<T>.csv (training loss and accuracy every
 // --log-every steps), grad_norms.csv (‖∂L/∂h_t‖ per step and cell), and with gnuplot their PNGs.
@@ -129,11 +128,11 @@ std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, d
   // `select`s would each send back a gradient of the whole (T+1, B, G)).
   const std::vector<Tensor> xp = cell.project_input(b.x).unbind(0);
   nn::CellState state = cell.zero_state(b.x.size(1), DType::f64);
-  std::vector<Tensor> probes;  // z_t (B, H), zero leaves
+  std::vector<Tensor> hidden;  // h_t (B, H), each keeping its gradient
   for (const Tensor& x_t : xp) {
     state = cell.step(x_t, state);
-    probes.push_back(zeros(state[0].shape(), DType::f64).requires_grad_());
-    state[0] = state[0] + probes.back();  // h_t, now with a handle on its gradient
+    state[0].retain_grad();
+    hidden.push_back(state[0]);
   }
   Tensor loss = nn::cross_entropy((*model.head)(state[0]), b.targets);
   loss.backward();
@@ -143,7 +142,7 @@ std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, d
     mismatch = max(abs(layer_h - state[0])).item();
   }
   std::vector<double> norms;
-  for (const Tensor& z : probes) norms.push_back(std::sqrt(sum(z.grad() * z.grad()).item()));
+  for (const Tensor& h : hidden) norms.push_back(std::sqrt(sum(h.grad() * h.grad()).item()));
   model.to(DType::f32);  // also drops the probe's parameter gradients
   return norms;
 }

@@ -6,7 +6,10 @@
 
 #include <memory>
 
+#include "tensor_approx.hpp"
+
 using namespace xgrad;
+using xgrad_test::approx;
 
 namespace {
 std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
@@ -218,4 +221,66 @@ TEST_CASE("backward refuses data that was modified in place after the op used it
   Tensor z = (w * w).sum();
   z.backward();
   CHECK(w.grad().item() == doctest::Approx(24.0));
+}
+
+// --- gradient hooks and retain_grad ----------------------------------------------------------------
+
+TEST_CASE("retain_grad keeps a non-leaf's gradient, accumulating over backward calls") {
+  Tensor x = tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = x * 3.0;
+  CHECK_FALSE(y.retains_grad());
+  y.retain_grad();
+  CHECK(y.retains_grad());
+  Tensor loss = (y * y).sum();
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  CHECK(y.grad() == approx(tensor({6.0, 12.0})));  // d(y²)/dy = 2y
+  loss.backward();
+  CHECK(y.grad() == approx(tensor({12.0, 24.0})));
+  CHECK(x.grad() == approx(tensor({36.0, 72.0})));
+  Tensor z = tensor({1.0}).requires_grad_();
+  z.retain_grad();  // a leaf keeps its gradient anyway
+  CHECK_THROWS_WITH_AS(tensor({1.0}).retain_grad(), doctest::Contains("does not require grad"), Error);
+}
+
+TEST_CASE("a hook on a non-leaf sees its complete gradient and can replace it") {
+  Tensor x = tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = x * 2.0;
+  std::vector<float> seen;
+  int calls = 0;
+  y.register_hook([&](const Tensor& g) {
+    ++calls;
+    seen = g.to_vector<float>();
+    return g * 10.0;
+  });
+  ((y * y).sum() + y.sum()).backward();  // y used twice: one call with the sum
+  CHECK(calls == 1);
+  CHECK(seen == std::vector<float>{5.0f, 9.0f});  // 2y + 1
+  CHECK(x.grad() == approx(tensor({100.0, 180.0})));  // 10 · (2y + 1) · 2
+}
+
+TEST_CASE("a hook on a leaf runs once on the sum over its uses, before accumulation; remove() stops it") {
+  Tensor w = tensor({1.0, 1.0}).requires_grad_();
+  int calls = 0;
+  HookHandle h = w.register_hook([&](const Tensor& g) {
+    ++calls;
+    CHECK(g == approx(tensor({5.0, 5.0})));
+    return Tensor();  // keep it
+  });
+  ((w * 2.0).sum() + (w * 3.0).sum()).backward();
+  CHECK(calls == 1);
+  CHECK(w.grad() == approx(tensor({5.0, 5.0})));
+  h.remove();
+  (w * 2.0).sum().backward();
+  CHECK(calls == 1);
+  CHECK(w.grad() == approx(tensor({7.0, 7.0})));
+}
+
+TEST_CASE("hooks refuse bad use with clear errors") {
+  CHECK_THROWS_WITH_AS(tensor({1.0}).register_hook([](const Tensor& g) { return g; }),
+                       doctest::Contains("register_hook: cannot register a hook on a tensor of shape (1) that does not require grad"),
+                       Error);
+  Tensor x = tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = x * 2.0;
+  y.register_hook([](const Tensor&) { return tensor({1.0}); });
+  CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("register_hook: a hook returned a gradient of shape (1)"), Error);
 }

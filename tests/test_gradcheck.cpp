@@ -211,3 +211,31 @@ TEST_CASE("gradcheck catches a wrong backward") {
 TEST_CASE("gradcheck requires float64 inputs") {
   CHECK_THROWS_AS(gradcheck([](auto& x) { return x[0] * 2.0; }, {randn({2}).requires_grad_()}), Error);
 }
+
+TEST_CASE("gradcheck fails when an input that requires grad gets an all-zero gradient, unless allowed") {
+  Tensor x = randn({3}, DType::f64).requires_grad_(), y = randn({3}, DType::f64).requires_grad_();
+  auto ignores_y = [](const std::vector<Tensor>& in) { return tanh(in[0]); };
+  GradcheckResult r = gradcheck(ignores_y, {x, y});
+  CHECK_FALSE(r.ok);
+  CHECK(r.zero_input == 1);
+  CHECK_MESSAGE(r.message().find("input 1 gets an all-zero gradient") != std::string::npos, r.message());
+  CHECK(gradcheck(ignores_y, {x, y}, GradcheckOptions().set_allow_zero_gradient(true)).ok);
+  // A function that ignores every input used to pass vacuously (0 vs 0).
+  CHECK_FALSE(gradcheck([](const std::vector<Tensor>&) { return ones({2}, DType::f64); }, {x}).ok);
+}
+
+TEST_CASE("gradcheck_parameters and nn::gradcheck check parameters in place and restore their gradients") {
+  nn::Linear layer(3, 2);
+  layer.to(DType::f64);
+  const Tensor x = randn({4, 3}, DType::f64);
+  Tensor w = layer.parameters()[0];
+  w.set_grad(full(w.shape(), 5.0, DType::f64));
+  const std::vector<double> before = w.to_vector<double>();
+  GradcheckResult r = nn::gradcheck(layer, [&] { return tanh(layer(x)); });
+  CHECK_MESSAGE(r.ok, r.message());
+  CHECK(w.to_vector<double>() == before);                 // every element put back
+  CHECK(w.grad().to_vector<double>()[0] == 5.0);          // the caller's gradient restored
+  // A wrong backward is caught: a parameter the function reads through a detach.
+  GradcheckResult bad = gradcheck_parameters([&] { return x.matmul(w.detach().t()) * 1.0 + w.sum(); }, {w});
+  CHECK_FALSE(bad.ok);
+}

@@ -3,11 +3,27 @@
 #include <xgrad/core/extension.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <string_view>
+#include <unordered_set>
+
 #include "impl.hpp"
 
 namespace xgrad {
 
 namespace {
+
+// Core's own ops record only names from the primitive table (primitives.cpp, the one source
+// the ops header, the README and the gradcheck coverage test follow): recording any other
+// name is a bug, caught the first time the op runs under the test suite.
+void require_primitive(const std::string& name) {
+  static const std::unordered_set<std::string_view> names = [] {
+    std::unordered_set<std::string_view> s;
+    for (const PrimitiveInfo& p : primitives()) s.insert(p.name);
+    return s;
+  }();
+  if (!names.contains(name))
+    throw Error("internal error: a core op records '" + name + "', which is not in the primitive table");
+}
 
 // True when the op must be recorded; also runs the anomaly check on its outputs.
 bool should_record(const std::string& name, const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
@@ -124,6 +140,7 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
 
 std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
                               BackwardFn backward, std::initializer_list<Tensor> saved) {
+  if (is_grad_enabled()) require_primitive(name);
   return record_many(std::move(name), inputs, std::move(outputs), std::move(backward),
                      std::span<const Tensor>(saved.begin(), saved.size()));
 }
@@ -142,12 +159,14 @@ Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor out
 
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output, UnaryBackwardFn backward,
                  std::initializer_list<Tensor> saved) {
+  if (is_grad_enabled()) require_primitive(name);
   return record_one(std::move(name), inputs, std::move(output), std::move(backward),
                     std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_one);
 }
 
 Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward,
                       std::initializer_list<Tensor> saved) {
+  if (is_grad_enabled()) require_primitive(name);
   return record_one(std::move(name), inputs, std::move(output), std::move(backward),
                     std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_into);
 }

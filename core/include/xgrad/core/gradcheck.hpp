@@ -14,7 +14,11 @@ struct GradcheckOptions {
   double eps = 1e-6;
   double atol = 1e-5;
   double rtol = 1e-3;
+  /// An input that requires grad but gets an all-zero gradient (analytic and numeric) makes
+  /// the check fail, since nothing about it was checked; set this when that is intended.
+  bool allow_zero_gradient = false;
   GradcheckOptions& set_eps(double v) { eps = v; return *this; }
+  GradcheckOptions& set_allow_zero_gradient(bool v) { allow_zero_gradient = v; return *this; }
   GradcheckOptions& set_atol(double v) { atol = v; return *this; }
   GradcheckOptions& set_rtol(double v) { rtol = v; return *this; }
 };
@@ -27,6 +31,7 @@ struct GradcheckResult {
   double analytic = 0.0;        ///< d out / d element from backward
   double numeric = 0.0;         ///< from central differences
   double max_abs_error = 0.0;   ///< over all elements
+  int zero_input = -1;          ///< an input whose gradient was all zero (and not allowed)
   /// "gradcheck passed" or the worst element with both values.
   std::string message() const;
 };
@@ -39,5 +44,13 @@ struct GradcheckResult {
 ///     CHECK_MESSAGE(r.ok, r.message());
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                           const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
+
+/// The same check with respect to existing f64 leaves that `fn` reads directly (a module's
+/// parameters, say): each element is moved in place and put back, and the leaves' gradients
+/// are restored afterwards. nn::gradcheck(module, fn) calls it with module.parameters().
+/// Example:
+///     auto r = gradcheck_parameters([&] { return lstm(x).output; }, lstm.parameters());
+GradcheckResult gradcheck_parameters(const std::function<Tensor()>& fn, const std::vector<Tensor>& params,
+                                     const GradcheckOptions& options = {});
 
 }  // namespace xgrad

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <xgrad/core/gradcheck.hpp>
 #include <xgrad/core/io.hpp>
 #include <xgrad/core/tensor.hpp>
 
@@ -204,6 +205,15 @@ class UnaryModule : public Module {
 /// Prints `module.repr()`.
 /// Example: `std::cout << model << "\n";`
 std::ostream& operator<<(std::ostream& os, const Module& module);
+
+/// gradcheck over every parameter of `module` (f64: call `module.to(DType::f64)` first): `fn`
+/// runs the module, for instance a cell of yours through the sequence driver, and returns an
+/// output; each parameter element is checked against central differences.
+/// Example: `auto r = nn::gradcheck(lstm, [&] { return lstm(x).output; });  CHECK(r.ok);`
+inline GradcheckResult gradcheck(Module& module, const std::function<Tensor()>& fn,
+                                 const GradcheckOptions& options = {}) {
+  return gradcheck_parameters(fn, module.parameters(), options);
+}
 
 }  // namespace xgrad::nn
 

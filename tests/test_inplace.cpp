@@ -1,0 +1,83 @@
+// The silent wrong results of the strided-views issue, now right or refused: the forget-gate
+// bias trick through a view changes the bias, and an optimizer step between forward and
+// backward makes backward throw for every optimizer (their updates bump the version).
+#include <doctest/doctest.h>
+
+#include <xgrad/xgrad.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace xgrad;
+
+namespace {
+Tensor parameter(const NamedTensors& params, const std::string& name) {
+  for (const auto& [n, p] : params)
+    if (n == name) return p;
+  FAIL("no parameter " << name);
+  return {};
+}
+}  // namespace
+
+TEST_CASE("the forget-gate bias trick writes through narrow() into the LSTM's bias") {
+  const std::int64_t H = 3;
+  nn::LSTM lstm(nn::LSTMOptions(2, H));
+  Tensor bias = parameter(lstm.named_parameters(), "bias_ih_l0");
+  const std::vector<float> before = bias.to_vector<float>();
+  {
+    NoGradGuard no_grad;
+    bias.narrow(0, H, H).fill_(1.0);
+  }
+  const std::vector<float> after = parameter(lstm.named_parameters(), "bias_ih_l0").to_vector<float>();
+  for (std::int64_t i = 0; i < 4 * H; ++i) {
+    if (i >= H && i < 2 * H) CHECK(after[i] == 1.0f);
+    else CHECK(after[i] == before[i]);
+  }
+  // With grad mode on, PyTorch refuses this (a view of a leaf that requires grad); so do we.
+  CHECK_THROWS_WITH_AS(bias.narrow(0, H, H).fill_(1.0), doctest::Contains("a view of a leaf tensor that requires grad"), Error);
+  // select(...).copy_(...) is the same write.
+  {
+    NoGradGuard no_grad;
+    bias.select(0, 0).copy_(tensor({7.0}).reshape({}));
+  }
+  CHECK(parameter(lstm.named_parameters(), "bias_ih_l0").to_vector<float>()[0] == 7.0f);
+}
+
+TEST_CASE("an optimizer step between forward and backward makes backward throw, for every optimizer") {
+  using Make = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
+  const std::vector<std::pair<std::string, Make>> optimizers = {
+      {"SGD", [](auto p) { return std::make_unique<optim::SGD>(p, optim::SGDOptions(0.1)); }},
+      {"SGD momentum", [](auto p) { return std::make_unique<optim::SGD>(p, optim::SGDOptions(0.1).momentum(0.9)); }},
+      {"Adam", [](auto p) { return std::make_unique<optim::Adam>(p); }},
+      {"AdamW", [](auto p) { return std::make_unique<optim::AdamW>(p); }},
+      {"RMSprop", [](auto p) { return std::make_unique<optim::RMSprop>(p); }},
+      {"Adagrad", [](auto p) { return std::make_unique<optim::Adagrad>(p); }},
+  };
+  for (const auto& [name, make] : optimizers) {
+    CAPTURE(name);
+    Tensor w = tensor({1.0, 2.0}).requires_grad_();
+    Tensor x = tensor({3.0, 4.0}).requires_grad_();
+    auto opt = make({w});
+    (w * x).sum().backward();  // a gradient for the first step
+    Tensor y = (w * x).sum();  // saves w (for x's gradient) and x
+    opt->step();               // writes w
+    CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("was modified by an in-place operation"), Error);
+  }
+}
+
+TEST_CASE("writes through views reach the base; reshape copies only where no view can") {
+  Tensor a = arange(0.0, 6.0).reshape({2, 3});
+  a.t().select(0, 1).fill_(-1.0);  // column 1
+  CHECK(a.to_vector<float>() == std::vector<float>{0, -1, 2, 3, -1, 5});
+  CHECK(a.t().is_view());
+  CHECK_FALSE(a.t().is_contiguous());
+  CHECK(a.t().strides() == std::vector<std::int64_t>{1, 3});
+  Tensor copy = a.t().reshape({6});  // not viewable: a copy
+  CHECK_FALSE(copy.shares_storage(a));
+  CHECK_THROWS_WITH_AS(a.t().view({6}), doctest::Contains("use reshape()"), Error);
+  const std::uint64_t v = a.version();
+  a.narrow(1, 0, 1).add_(ones({2, 1}));
+  CHECK(a.version() == v + 1);
+}
