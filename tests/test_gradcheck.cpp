@@ -5,6 +5,7 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -238,4 +239,29 @@ TEST_CASE("gradcheck_parameters and nn::gradcheck check parameters in place and 
   // A wrong backward is caught: a parameter the function reads through a detach.
   GradcheckResult bad = gradcheck_parameters([&] { return x.matmul(w.detach().t()) * 1.0 + w.sum(); }, {w});
   CHECK_FALSE(bad.ok);
+}
+
+TEST_CASE("the README's primitive table lists exactly primitives()") {
+  std::ifstream readme(std::string(XGRAD_SOURCE_DIR) + "/README.md");
+  REQUIRE(readme);
+  std::set<std::string> listed;
+  std::string line;
+  bool in_table = false;
+  while (std::getline(readme, line)) {
+    if (line.rfind("| family | primitives |", 0) == 0) in_table = true;
+    else if (in_table && line.rfind("|", 0) != 0) break;
+    else if (in_table && line.rfind("|---", 0) != 0) {
+      // The primitives of a row are its backticked words after the family column.
+      const std::size_t cells = line.find('|', 1);
+      for (std::size_t i = line.find('`', cells); i != std::string::npos; i = line.find('`', i + 1)) {
+        const std::size_t end = line.find('`', i + 1);
+        const std::string word = line.substr(i + 1, end - i - 1);
+        if (word.find(' ') == std::string::npos && word.find('(') == std::string::npos) listed.insert(word);
+        i = end;
+      }
+    }
+  }
+  std::set<std::string> table;
+  for (const PrimitiveInfo& p : primitives()) table.insert(std::string(p.name));
+  CHECK(listed == table);
 }

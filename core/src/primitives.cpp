@@ -1,4 +1,5 @@
-// The primitive table (mirrors the table in ops.hpp and the README).
+// The primitive table: the one list of primitives (ops.hpp points here; the README table and
+// the gradcheck coverage are tested against it).
 #include <xgrad/core/ops.hpp>
 
 #include <array>

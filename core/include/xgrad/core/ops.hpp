@@ -2,49 +2,14 @@
 /// \file The ops. A small, closed set of primitives has its own forward and backward;
 /// everything else is composed from them.
 ///
-/// | primitive     | family      | forward                                    |
-/// |---------------|-------------|--------------------------------------------|
-/// | add           | arithmetic  | a + b (broadcast)                          |
-/// | sub           | arithmetic  | a - b (broadcast)                          |
-/// | mul           | arithmetic  | a * b (broadcast)                          |
-/// | div           | arithmetic  | a / b (broadcast)                          |
-/// | neg           | arithmetic  | -a                                         |
-/// | pow           | arithmetic  | a ^ scalar                                 |
-/// | pow_tensor    | arithmetic  | a ^ b (broadcast)                          |
-/// | exp           | unary       | e^a                                        |
-/// | log           | unary       | ln a                                       |
-/// | sqrt          | unary       | √a                                         |
-/// | abs           | unary       | abs(a)                                     |
-/// | clamp         | unary       | min(max(a, lo), hi)                        |
-/// | sigmoid       | unary       | 1 / (1 + e^-a)                             |
-/// | tanh          | unary       | tanh a                                     |
-/// | relu          | unary       | max(a, 0)                                  |
-/// | leaky_relu    | unary       | a if a > 0 else slope·a                    |
-/// | gelu          | unary       | a·Φ(a) (exact, erf)                        |
-/// | softplus      | unary       | ln(1 + e^a), stable                        |
-/// | to            | unary       | dtype conversion f32 ↔ f64                 |
-/// | clone         | unary       | copy                                       |
-/// | matmul        | matmul      | (..., n, k) × (..., k, m), CBLAS           |
-/// | linear        | matmul      | x·wᵀ + b in one GEMM (b broadcast)         |
-/// | reshape       | shape       | same elements, new shape                   |
-/// | permute       | shape       | reorders dimensions                        |
-/// | expand        | shape       | broadcasts to a larger shape               |
-/// | narrow        | shape       | a slice [start, start+length) along dim    |
-/// | cat           | shape       | concatenation along dim                    |
-/// | split         | shape       | pieces along dim (one node, many outputs)  |
-/// | index_select  | index       | rows picked by i64 indices along dim       |
-/// | gather        | index       | out[i][j] = a[index[i][j]][j] (dim 0)      |
-/// | where         | index       | cond ? a : b (broadcast)                   |
-/// | sum           | reduction   | over dims, keepdim                         |
-/// | max           | reduction   | values (and indices) along a dim           |
-/// | min           | reduction   | values (and indices) along a dim           |
-/// | logsumexp     | reduction   | ln Σ e^a along dims, stable                |
-/// | softmax       | softmax     | fused, stable                              |
-/// | log_softmax   | softmax     | fused, stable                              |
+/// The primitives are listed once, in `primitives()` (core/src/primitives.cpp): name, family
+/// and forward rule. A core op that records a name missing from it throws, the README's
+/// table is checked against it, and every entry is gradchecked (tests/test_gradcheck.cpp).
 ///
 /// Not differentiable: eq, ne, lt, le, gt, ge (→ b8), argmax / argmin (→ i64).
 /// Composed (no backward of their own): mean, var, squeeze, unsqueeze, flatten, transpose,
-/// select, chunk, unbind, stack, masked_fill, the 1-D forms of matmul, and the operators.
+/// chunk, unbind, stack, masked_fill, the 1-D forms of matmul, and the operators. The shape
+/// ops return views that share storage where PyTorch's do (see Tensor).
 ///
 /// Binary ops broadcast with numpy's rules and need operands of one dtype; a scalar operand
 /// takes the tensor's dtype. Negative `dim` counts from the end.
