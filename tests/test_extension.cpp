@@ -19,8 +19,8 @@ Tensor softsign(const Tensor& x) {
 // hypot(a, b) = sqrt(a² + b²), broadcasting: the engine sums gradients back to each shape.
 Tensor hypot(const Tensor& a, const Tensor& b) {
   Tensor x = a.detach(), y = b.detach();
-  Tensor r = sqrt(x * x + y * y);
-  return record_op("hypot", {a, b}, r, [x, y, r](const Tensor& g) {
+  Tensor out = sqrt(x * x + y * y), r = out.detach();  // capture a detached handle, never the output
+  return record_op("hypot", {a, b}, out, [x, y, r](const Tensor& g) {
     return std::vector<Tensor>{g * x / r, g * y / r};
   });
 }

@@ -44,12 +44,15 @@ Tensor output_weights(const Tensor& out) {
 // with central differences: each element is moved by ±eps in place and `evaluate` rerun.
 GradcheckResult compare(std::vector<Tensor>& leaves, const std::function<Tensor()>& evaluate,
                         const GradcheckOptions& options) {
-  const Tensor weights = output_weights(evaluate());
-  auto objective = [&] { return sum(evaluate() * weights).item(); };
+  Tensor weights;
   {
-    Tensor loss = sum(evaluate() * weights);
+    // One evaluation with the graph, differentiated (which frees it) for the analytic side.
+    const Tensor out = evaluate();
+    weights = output_weights(out);
+    Tensor loss = sum(out * weights);
     if (loss.requires_grad()) loss.backward();
   }
+  auto objective = [&] { return sum(evaluate() * weights).item(); };
   GradcheckResult result;
   double worst_ratio = -1.0;
   NoGradGuard no_grad;

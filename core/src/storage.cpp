@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include <sys/mman.h>
+
 #include "impl.hpp"
 
 namespace xgrad {
@@ -18,7 +20,7 @@ namespace {
 // costs no resident memory beyond the touched bytes. Blocks above kMaxCachedBlock go straight
 // to the system: they are few, and caching them would pin memory a later step may need for
 // other sizes.
-constexpr std::size_t kMaxCachedBlock = std::size_t{4} << 20;  // 4 MB
+constexpr std::size_t kMaxCachedBlock = std::size_t{256} << 10;  // 256 KB
 constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;  // per thread
 constexpr std::size_t kClasses = 4 * 64;
 
@@ -33,6 +35,18 @@ std::size_t size_class(std::size_t n, std::size_t& capacity) {
 
 void* system_allocate(std::size_t n) { return ::operator new(n, std::align_val_t{64}); }
 void system_free(void* p) { ::operator delete(p, std::align_val_t{64}); }
+
+// Blocks too large for the cache are mapped and unmapped directly, so their pages go back to
+// the system the moment they are freed. Through malloc they would not: glibc raises its mmap
+// threshold to the size of the first mapped block freed, then serves later large blocks from
+// its heap, whose freed pages stay resident (measured: a 64 × 100 × 256 RNN training step
+// peaked 6 MB higher, 21 %).
+std::byte* map_block(std::size_t n) {
+  void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return static_cast<std::byte*>(p);
+}
+void unmap_block(std::byte* p, std::size_t n) { ::munmap(p, n); }
 
 struct Cache {
   std::array<std::vector<void*>, kClasses> free;
@@ -59,7 +73,8 @@ Cache* thread_cache() {
 }  // namespace
 
 std::byte* allocate_storage(std::size_t nbytes) {
-  if (nbytes > kMaxCachedBlock || nbytes == 0) return static_cast<std::byte*>(system_allocate(nbytes));
+  if (nbytes > kMaxCachedBlock) return map_block(nbytes);
+  if (nbytes == 0) return static_cast<std::byte*>(system_allocate(nbytes));
   std::size_t capacity = 0;
   const std::size_t c = size_class(nbytes, capacity);
   if (Cache* cache = thread_cache(); cache && !cache->free[c].empty()) {
@@ -72,7 +87,8 @@ std::byte* allocate_storage(std::size_t nbytes) {
 }
 
 void free_storage(std::byte* data, std::size_t nbytes) {
-  if (nbytes > kMaxCachedBlock || nbytes == 0) return system_free(data);
+  if (nbytes > kMaxCachedBlock) return unmap_block(data, nbytes);
+  if (nbytes == 0) return system_free(data);
   std::size_t capacity = 0;
   const std::size_t c = size_class(nbytes, capacity);
   Cache* cache = thread_cache();

@@ -414,21 +414,43 @@ bool fast_binary(const Tensor& self, const Tensor& other, F f) {
 
 }  // namespace
 
-Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  require_same_dtype(*this, other, "add_");
-  check_broadcast_into(*this, other, "add_");
-  if (dispatch_numeric(dtype(), "add_", [&]<class T>() {
+namespace {
+// self += alpha · other, for add_ and sub_ (`op` names the caller in errors).
+void add_scaled(const Tensor& self, const Tensor& other, double alpha, const char* op) {
+  require_same_dtype(self, other, op);
+  check_broadcast_into(self, other, op);
+  if (dispatch_numeric(self.dtype(), op, [&]<class T>() {
         const T a = static_cast<T>(alpha);
-        return fast_binary(*this, other, [a](T y, T x) { return y + a * x; });
+        return fast_binary(self, other, [a](T y, T x) { return y + a * x; });
       }))
-    return *this;
-  inplace(*this, {&other}, "add_", false, [&](const Tensor& self) {
-    return alpha == 1.0 ? self + other : self + other * alpha;
+    return;
+  inplace(self, {&other}, op, false, [&](const Tensor& s) { return alpha == 1.0 ? s + other : s + other * alpha; });
+}
+// The no-grad path of `self = self · factor` for a floating tensor: in place, through the
+// strides, no temporary.
+bool fast_scale(const Tensor& self, double factor, const char* op) {
+  if (!is_floating(self.dtype()) || inplace_needs_grad(self, {}, op)) return false;
+  const TensorImpl& s = impl_of(self);
+  dispatch_floating(s.dtype, op, [&]<class T>() {
+    T* p = s.raw<T>();
+    const T f = static_cast<T>(factor);
+    if (s.contiguous) for (std::int64_t i = 0; i < s.numel; ++i) p[i] *= f;
+    else for_each_offset(s.shape, s.strides, [&](std::int64_t o) { p[o] *= f; });
   });
+  ++s.storage->version;
+  return true;
+}
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  add_scaled(*this, other, alpha, "add_");
   return *this;
 }
 
-Tensor& Tensor::sub_(const Tensor& other, double alpha) { return add_(other, -alpha); }
+Tensor& Tensor::sub_(const Tensor& other, double alpha) {
+  add_scaled(*this, other, -alpha, "sub_");
+  return *this;
+}
 
 Tensor& Tensor::mul_(const Tensor& other) {
   require_same_dtype(*this, other, "mul_");
@@ -440,6 +462,7 @@ Tensor& Tensor::mul_(const Tensor& other) {
 }
 
 Tensor& Tensor::mul_(double value) {
+  if (fast_scale(*this, value, "mul_")) return *this;
   inplace(*this, {}, "mul_", false, [&](const Tensor& self) { return self * value; });
   return *this;
 }
