@@ -81,3 +81,25 @@ TEST_CASE("writes through views reach the base; reshape copies only where no vie
   a.narrow(1, 0, 1).add_(ones({2, 1}));
   CHECK(a.version() == v + 1);
 }
+
+TEST_CASE("kernels read views: expanded, transposed and narrowed operands give the dense results") {
+  manual_seed(11);
+  const Tensor a = randn({4, 6}, DType::f64), b = randn({6, 5}, DType::f64), v = randn({4}, DType::f64);
+  auto same = [](const Tensor& x, const Tensor& y) { return x.shape() == y.shape() && allclose(x, y, 1e-12, 1e-12); };
+  // Broadcasting against expanded views (read without a copy) and both operands expanded.
+  CHECK(same(expand(scalar(2.0, DType::f64), {3, 4}) + v, expand(scalar(2.0, DType::f64), {3, 4}).contiguous() + v));
+  CHECK(same(v.unsqueeze(1).expand({4, 3}) * v.unsqueeze(0).expand({4, 4}).narrow(1, 0, 3),
+             v.unsqueeze(1).expand({4, 3}).contiguous() * v.unsqueeze(0).expand({4, 4}).narrow(1, 0, 3).contiguous()));
+  // GEMM operands: transposed (transpose flag), column-narrowed (leading dimension), both.
+  CHECK(same(matmul(b.t(), a.t()), matmul(b.t().contiguous(), a.t().contiguous())));
+  CHECK(same(matmul(a.narrow(1, 1, 4), b.narrow(0, 2, 4)), matmul(a.narrow(1, 1, 4).contiguous(), b.narrow(0, 2, 4).contiguous())));
+  const Tensor bias = randn({5}, DType::f64);  // x (3, 4) strided, w (5, 4) a transposed narrow
+  CHECK(same(linear(a.t().narrow(0, 1, 3), b.narrow(0, 0, 4).t(), bias),
+             linear(a.t().narrow(0, 1, 3).contiguous(), b.narrow(0, 0, 4).t().contiguous(), bias)));
+  // Reductions, softmax, unary and indexing of strided views.
+  CHECK(same(sum(a.t(), {1}), sum(a.t().contiguous(), {1})));
+  CHECK(same(softmax(a.t(), 1), softmax(a.t().contiguous(), 1)));
+  CHECK(same(tanh(a.narrow(1, 2, 3)), tanh(a.narrow(1, 2, 3).contiguous())));
+  CHECK(same(index_select(a.t(), 0, tensor({4, 0}, DType::i64)), index_select(a.t().contiguous(), 0, tensor({4, 0}, DType::i64))));
+  CHECK(same(a.t().to(DType::f32).to(DType::f64), a.t().contiguous().to(DType::f32).to(DType::f64)));
+}

@@ -30,26 +30,29 @@ namespace {
 // out = f(a, b) elementwise, where f takes xtensor expressions (or a scalar as either side).
 // Same shapes and scalar operands take flat, vectorised paths; other shapes broadcast.
 // noalias: out is fresh, so xtensor may write into it directly instead of a temporary.
+// Expanded operands are read from the tensor they expand (broadcasting again, no copy); other
+// strided operands are copied densely first, one plain pass, far cheaper than xtensor's
+// stepper over arbitrary strides.
 template <class T, class R, class F>
-Tensor binary_kernel(const Tensor& a, const Tensor& b, DType out_dtype, const char* op, F f) {
-  Tensor out = make_empty(broadcast_shapes(a.shape(), b.shape(), op), out_dtype);
-  const bool ca = impl_of(a).contiguous, cb = impl_of(b).contiguous;
-  if (a.shape() == b.shape() && ca && cb) {
+Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, const char* op, F f) {
+  Tensor out = make_empty(broadcast_shapes(a_in.shape(), b_in.shape(), op), out_dtype);
+  Tensor a = compact(a_in), b = compact(b_in);
+  if (broadcast_shapes(a.shape(), b.shape(), op) != out.shape()) {  // both were expanded in one dim
+    a = dense(a_in);
+    b = dense(b_in);
+  }
+  if (a.shape() == b.shape()) {
     auto o = flat<R>(out);
     xt::noalias(o) = f(flat<T>(a), flat<T>(b));
-  } else if (b.numel() == 1 && out.shape() == a.shape() && ca) {
+  } else if (b.numel() == 1 && out.shape() == a.shape()) {
     auto o = flat<R>(out);
-    xt::noalias(o) = f(flat<T>(a), impl_of(b).raw<T>()[0]);
-  } else if (a.numel() == 1 && out.shape() == b.shape() && cb) {
+    xt::noalias(o) = f(flat<T>(a), impl_of(b).data<T>()[0]);
+  } else if (a.numel() == 1 && out.shape() == b.shape()) {
     auto o = flat<R>(out);
-    xt::noalias(o) = f(impl_of(a).raw<T>()[0], flat<T>(b));
-  } else if (ca && cb) {
+    xt::noalias(o) = f(impl_of(a).data<T>()[0], flat<T>(b));
+  } else {
     auto o = nd<R>(out);
     xt::noalias(o) = f(nd<T>(a), nd<T>(b));
-  } else {
-    // Strided operands (views) are read in place through their strides.
-    auto o = nd<R>(out);
-    xt::noalias(o) = f(strided<T>(a), strided<T>(b));
   }
   return out;
 }

@@ -128,6 +128,23 @@ std::span<Tensor* const> sinks_for(Node& node, std::vector<Tensor*>& sinks) {
   return sinks;
 }
 
+// True when `node` gathers its outputs' gradients into one buffer (see Node::Gather): not
+// once the graph is freed, and not when a hook must see one output's gradient on its own.
+bool gathers(const Node& node) {
+  if (!node.gather || node.freed()) return false;
+  for (const auto& h : node.hooks)
+    if (h && !h->empty()) return false;
+  return true;
+}
+
+void gather_into(Node::Gather& gather, std::uint32_t output, const Tensor& g) {
+  if (!gather.buffer.defined()) gather.buffer = zeros(gather.input_shape, gather.dtype);
+  const Node::Window& w = gather.windows[output];
+  const TensorImpl& b = impl_of(gather.buffer);
+  TensorImpl window(b.storage, w.shape, w.strides, b.offset + w.offset, b.dtype);
+  add_elements(impl_of(g), window);
+}
+
 }  // namespace
 
 void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
@@ -196,7 +213,12 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
       for (const Tensor& g : grads) any = any || g.defined();
 
       std::vector<Tensor> input_grads;
-      if (any) {
+      if (gathers(*node)) {
+        // The outputs' gradients were gathered into one buffer as they arrived: it is the input's.
+        any = node->gather->buffer.defined();
+        input_grads.push_back(std::move(node->gather->buffer));
+        node->gather->buffer = Tensor();
+      } else if (any) {
         if (node->freed())
           throw Error("backward: the graph through '" + node->name +
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
@@ -222,8 +244,13 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
         if (e.fn) {
           if (g.defined()) {
             const OutputMeta& meta = e.fn->outputs[e.output_nr];
-            e.fn->grads.resize(e.fn->outputs.size());
-            accumulate(e.fn->grads[e.output_nr], fit_gradient(*node, i, std::move(g), meta.shape, meta.dtype));
+            g = fit_gradient(*node, i, std::move(g), meta.shape, meta.dtype);
+            if (gathers(*e.fn)) {
+              gather_into(*e.fn->gather, e.output_nr, g);
+            } else {
+              e.fn->grads.resize(e.fn->outputs.size());
+              accumulate(e.fn->grads[e.output_nr], std::move(g));
+            }
           }
           if (--e.fn->dependencies == 0) ready.push_back(e.fn);
         } else if (e.leaf) {
@@ -248,7 +275,10 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
       }
     }
   } catch (...) {
-    for (auto& n : all) n->grads.clear();
+    for (auto& n : all) {
+      n->grads.clear();
+      if (n->gather) n->gather->buffer = Tensor();
+    }
     throw;
   }
 }

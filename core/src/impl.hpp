@@ -16,22 +16,24 @@
 namespace xgrad {
 
 // 64-byte aligned blocks for Storage, from a per-thread cache of freed blocks (storage.cpp).
-std::byte* allocate_storage(std::size_t nbytes);
-void free_storage(std::byte* data, std::size_t nbytes);
+// `capacity` receives what was really reserved (at least nbytes), which free_storage needs back.
+std::byte* allocate_storage(std::size_t nbytes, std::size_t& capacity);
+void free_storage(std::byte* data, std::size_t nbytes, std::size_t capacity);
 
 // Raw, 64-byte aligned bytes (aligned for xsimd). Up to 64 bytes live inside the Storage
 // itself: recurrent nets make many tiny tensors, and each saved allocation is per-op time.
 struct Storage {
   static constexpr std::size_t kInlineBytes = 64;
   explicit Storage(std::size_t nbytes)
-      : data(nbytes <= kInlineBytes ? inline_bytes : allocate_storage(nbytes)), nbytes(nbytes) {}
+      : data(nbytes <= kInlineBytes ? inline_bytes : allocate_storage(nbytes, capacity)), nbytes(nbytes) {}
   ~Storage() {
-    if (data != inline_bytes) free_storage(data, nbytes);
+    if (data != inline_bytes) free_storage(data, nbytes, capacity);
   }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
   alignas(64) std::byte inline_bytes[kInlineBytes];
+  std::size_t capacity = 0;  // set by allocate_storage, before `data` (declared after it)
   std::byte* data;
   std::size_t nbytes;
   std::uint64_t version = 0;  // bumped by every in-place write (add_, copy_, fill_, ...)
@@ -181,6 +183,22 @@ class Node {
   // Hooks on this node's outputs (register_hook / retain_grad on a non-leaf), by output.
   std::vector<std::shared_ptr<HookList>> hooks;
 
+  // For split / chunk / unbind, whose outputs are disjoint views of one input: each output's
+  // gradient is added into its window of one input-shaped buffer as it arrives, instead of
+  // being kept until the last arrives and then concatenated. Unbinding T time steps would
+  // otherwise hold T gradients and then a copy of them all (PyTorch's UnbindBackward does).
+  struct Window {
+    Shape shape, strides;  // inside a contiguous tensor of the input's shape
+    std::int64_t offset;
+  };
+  struct Gather {
+    Shape input_shape;
+    DType dtype;
+    std::vector<Window> windows;  // one per output
+    Tensor buffer;                // the input's gradient so far (undefined until one arrives)
+  };
+  std::unique_ptr<Gather> gather;
+
   // Engine scratch, valid during one backward pass.
   std::vector<Tensor> grads;      // accumulated gradient of each output
   std::int64_t dependencies = 0;
@@ -225,6 +243,10 @@ std::vector<Tensor> record_views(const char* name, const Tensor& base, std::vect
 // `t` itself when contiguous, else a contiguous copy (not recorded): for kernels that read
 // densely. Cheap and allocation-free in the common, contiguous case.
 Tensor dense(const Tensor& t);
+// For kernels that broadcast: an expanded view (stride 0) as the contiguous tensor it expands,
+// with extent 1 in the broadcast dimensions, so broadcasting costs no copy; any other
+// non-contiguous tensor as a dense copy.
+Tensor compact(const Tensor& t);
 // Copies src's elements into dst's (same shape; any layouts; dtypes converted). Elementwise
 // in row-major order, so an overlapping dst (stride 0) keeps the last write.
 void copy_elements(const TensorImpl& src, TensorImpl& dst);

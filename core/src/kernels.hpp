@@ -72,16 +72,6 @@ auto nd(const Tensor& t) {
   return xt::adapt(im.data<T>(), static_cast<std::size_t>(im.numel), xt::no_ownership(), shape);
 }
 
-// The elements of `t` in any layout as an n-D xtensor adaptor over its strides (no copy).
-template <class T>
-auto strided(const Tensor& t) {
-  TensorImpl& im = impl_of(t);
-  std::vector<std::size_t> shape(im.shape.begin(), im.shape.end());
-  std::vector<std::ptrdiff_t> strides(im.strides.begin(), im.strides.end());
-  // xtensor wants the element count as the buffer size; the strides say where they are.
-  return xt::adapt(im.raw<T>(), static_cast<std::size_t>(im.numel), xt::no_ownership(), shape, strides);
-}
-
 // Splits `shape` around `dim` into (outer, n, inner): every axis-wise kernel loops over
 // outer × n × inner with the reduced axis in the middle.
 struct AxisSplit {
@@ -99,20 +89,17 @@ inline AxisSplit split_at(const Shape& shape, std::int64_t dim) {
 
 namespace xgrad {
 
-// A new tensor f(a) of a's shape; f maps an xtensor expression to one. A contiguous `a` takes
-// the flat, vectorised path; a strided one is read in place through its strides.
+// A new tensor f(a) of a's shape; f maps an xtensor expression to one. Runs on the flat,
+// vectorised path: a strided `a` is first copied densely (one plain pass, far cheaper than
+// xtensor's stepper over arbitrary strides).
 template <class F>
-Tensor map1(const Tensor& a, const char* op, F f) {
-  require_floating(a, op);
+Tensor map1(const Tensor& a_in, const char* op, F f) {
+  require_floating(a_in, op);
+  const Tensor a = dense(a_in);
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
-    if (impl_of(a).contiguous) {
-      auto y = flat<T>(out);
-      xt::noalias(y) = f(flat<T>(a));
-    } else {
-      auto y = nd<T>(out);
-      xt::noalias(y) = f(strided<T>(a));
-    }
+    auto y = flat<T>(out);
+    xt::noalias(y) = f(flat<T>(a));
     return out;
   });
 }
@@ -120,17 +107,13 @@ Tensor map1(const Tensor& a, const char* op, F f) {
 // A new tensor f(flat(a), flat(b)) for a and b of one shape and dtype: fused kernels for
 // backward rules such as g·y·(1 - y), one pass instead of three temporaries.
 template <class F>
-Tensor map2(const Tensor& a, const Tensor& b, const char* op, F f) {
-  require_floating(a, op);
+Tensor map2(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
+  require_floating(a_in, op);
+  const Tensor a = dense(a_in), b = dense(b_in);
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
-    if (impl_of(a).contiguous && impl_of(b).contiguous) {
-      auto y = flat<T>(out);
-      xt::noalias(y) = f(flat<T>(a), flat<T>(b));
-    } else {
-      auto y = nd<T>(out);
-      xt::noalias(y) = f(strided<T>(a), strided<T>(b));
-    }
+    auto y = flat<T>(out);
+    xt::noalias(y) = f(flat<T>(a), flat<T>(b));
     return out;
   });
 }

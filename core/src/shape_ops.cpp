@@ -113,13 +113,30 @@ std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>
     parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + col * im.strides[dim]));
     col += size;
   }
-  return record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
+  parts = record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
     if (!drop_dim) return Grads{cat_kernel(g, dim, in_shape)};
     std::vector<Tensor> pieces;
     pieces.reserve(g.size());
     for (const Tensor& gi : g) pieces.push_back(unsqueeze(gi, dim));
     return Grads{cat_kernel(pieces, dim, in_shape)};
   });
+  // The engine gathers the pieces' gradients into one buffer as they arrive (Node::Gather);
+  // the backward above serves when a hook must see a piece's gradient on its own.
+  if (!parts.empty() && impl_of(parts[0]).grad_fn) {
+    auto gather = std::make_unique<Node::Gather>();
+    gather->input_shape = a.shape();
+    gather->dtype = a.dtype();
+    const Shape in_strides = contiguous_strides(a.shape());
+    std::int64_t col = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      Node::Window w{parts[i].shape(), in_strides, col * in_strides[dim]};
+      if (drop_dim) w.strides.erase(w.strides.begin() + dim);
+      gather->windows.push_back(std::move(w));
+      col += sizes[i];
+    }
+    impl_of(parts[0]).grad_fn->gather = std::move(gather);
+  }
+  return parts;
 }
 
 }  // namespace

@@ -58,6 +58,23 @@ Tensor dense(const Tensor& t) {
   return out;
 }
 
+Tensor compact(const Tensor& t) {
+  const TensorImpl& im = impl_of(t);
+  if (im.contiguous) return t;
+  Shape shape = im.shape;
+  bool expanded = false;
+  for (std::size_t d = 0; d < shape.size(); ++d)
+    if (im.strides[d] == 0 && shape[d] > 1) {
+      shape[d] = 1;
+      expanded = true;
+    }
+  if (expanded) {
+    auto source = std::make_shared<TensorImpl>(im.storage, std::move(shape), im.strides, im.offset, im.dtype);
+    if (source->contiguous) return Tensor(std::move(source));
+  }
+  return dense(t);
+}
+
 void copy_elements(const TensorImpl& src, TensorImpl& dst) {
   if (src.shape != dst.shape)
     throw Error("copy: internal shape mismatch " + shape_str(src.shape) + " vs " + shape_str(dst.shape));
@@ -66,7 +83,20 @@ void copy_elements(const TensorImpl& src, TensorImpl& dst) {
       std::memmove(dst.raw_bytes(), src.raw_bytes(), static_cast<std::size_t>(src.numel) * dtype_size(src.dtype));
       return;
     }
-    dispatch_size(dtype_size(src.dtype), [&]<class W>() {
+    const std::size_t rank = dst.shape.size(), elem = dtype_size(src.dtype);
+    if (rank > 0 && (dst.shape.back() == 1 || (dst.strides.back() == 1 && src.strides.back() == 1))) {
+      // Rows that are dense on both sides (a narrow, a chunk, a slice of a batch): memcpy each.
+      const Shape outer(dst.shape.begin(), dst.shape.end() - 1);
+      const Shape outer_d(dst.strides.begin(), dst.strides.end() - 1), outer_s(src.strides.begin(), src.strides.end() - 1);
+      const std::size_t row = static_cast<std::size_t>(dst.shape.back()) * elem;
+      std::byte* d = dst.raw_bytes();
+      const std::byte* s = src.raw_bytes();
+      for_each_offset2(outer, outer_d, outer_s, [&](std::int64_t od, std::int64_t os) {
+        std::memmove(d + od * static_cast<std::int64_t>(elem), s + os * static_cast<std::int64_t>(elem), row);
+      });
+      return;
+    }
+    dispatch_size(elem, [&]<class W>() {
       const W* s = src.raw<W>();
       W* d = dst.raw<W>();
       for_each_offset2(dst.shape, dst.strides, src.strides, [&](std::int64_t od, std::int64_t os) { d[od] = s[os]; });

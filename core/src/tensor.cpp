@@ -113,17 +113,6 @@ DType Tensor::dtype() const {
   return impl_->dtype;
 }
 
-// The storage offset (from the first element) of the element at row-major position `flat`.
-static std::int64_t offset_of(const TensorImpl& im, std::int64_t flat) {
-  if (im.contiguous) return flat;
-  std::int64_t offset = 0;
-  for (std::size_t d = im.shape.size(); d-- > 0;) {
-    offset += (flat % im.shape[d]) * im.strides[d];
-    flat /= im.shape[d];
-  }
-  return offset;
-}
-
 static double element_as_double(const TensorImpl& im, std::int64_t offset) {
   switch (im.dtype) {
     case DType::f32: return im.raw<float>()[offset];

@@ -86,7 +86,9 @@ CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
   const std::vector<Tensor> h3 = chunk(hh, 3, 1);
   const Tensor r = sigmoid(x3[0] + h3[0]);
   const Tensor z = sigmoid(x3[1] + h3[1]);
-  const Tensor n = tanh(x3[2] + r * h3[2]);
+  // r ⊙ h_n saves h_n for r's gradient: a dense copy of the chunk, since saving the chunk
+  // itself (a view) would keep all of hh, r's and z's parts too, alive until backward.
+  const Tensor n = tanh(x3[2] + r * h3[2].contiguous());
   return {n + z * (h - n)};  // (1 − z) ⊙ n + z ⊙ h, one op fewer (as ATen)
 }
 
