@@ -393,3 +393,26 @@ TEST_CASE("recurrent layers reject bad options and inputs with clear errors") {
   CHECK_THROWS_WITH_AS(nn::LSTMCell(4, 3)(randn({2, 5})), doctest::Contains("LSTMCell: expected an input of shape (B, 4)"),
                        Error);
 }
+
+TEST_CASE("nn::gradcheck checks a user-written cell's parameters through the sequence driver") {
+  manual_seed(41);
+  nn::Recurrent layer(nn::RecurrentOptions(3, 4).num_layers(2).bidirectional(true), mgu_factory());
+  layer.to(DType::f64);
+  const Tensor x = randn({5, 2, 3}, DType::f64);
+  const nn::Lengths lengths(std::vector<std::int64_t>{5, 3});
+  const GradcheckResult r = nn::gradcheck(layer, [&] { return layer.forward(x, {}, lengths).output; });
+  CHECK_MESSAGE(r.ok, r.message());
+  // A cell whose step ignores a registered parameter is caught, not passed vacuously.
+  struct Forgetful : MGUCell {
+    using MGUCell::MGUCell;
+    nn::CellState step(const Tensor& xp, const nn::CellState& state) const override {
+      return {tanh(chunk(xp, 2, 1)[1] + state[0])};  // weight_f and weight_h unused
+    }
+  };
+  nn::Recurrent forgetful(nn::RecurrentOptions(3, 4),
+                          [](std::int64_t in, std::int64_t hidden) { return std::make_shared<Forgetful>(in, hidden); });
+  forgetful.to(DType::f64);
+  const GradcheckResult bad = nn::gradcheck(forgetful, [&] { return forgetful.forward(x).output; });
+  CHECK_FALSE(bad.ok);
+  CHECK_MESSAGE(bad.message().find("all-zero gradient") != std::string::npos, bad.message());
+}

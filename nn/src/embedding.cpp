@@ -24,10 +24,8 @@ Embedding::Embedding(const EmbeddingOptions& options) : options_(options) {
 void Embedding::reset_parameters() {
   init::normal_(weight);
   if (auto p = options_.padding_idx()) {
-    // Tensors are contiguous (a selected row is a copy), so the row is zeroed through a mask.
     NoGradGuard no_grad;
-    Tensor is_pad = eq(arange(options_.num_embeddings()).reshape({-1, 1}), full({}, static_cast<double>(*p), DType::i64));
-    weight.copy_(where(is_pad, zeros({}, weight.dtype()), weight.detach()));
+    weight.select(0, *p).zero_();  // a view: the write reaches the weight
   }
 }
 
