@@ -103,3 +103,18 @@ TEST_CASE("kernels read views: expanded, transposed and narrowed operands give t
   CHECK(same(index_select(a.t(), 0, tensor({4, 0}, DType::i64)), index_select(a.t().contiguous(), 0, tensor({4, 0}, DType::i64))));
   CHECK(same(a.t().to(DType::f32).to(DType::f64), a.t().contiguous().to(DType::f32).to(DType::f64)));
 }
+
+TEST_CASE("load_state_dict and set_data count as writes: backward refuses a graph that saved the old weights") {
+  manual_seed(12);
+  nn::Linear a(2, 2), b(2, 2);
+  const Tensor x = randn({3, 2}).requires_grad_();
+  Tensor y = a(x).sum();  // linear saved the weight (for x's gradient)
+  a.load_state_dict(b.state_dict());
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("was modified by an in-place operation"), Error);
+  Tensor y2 = a(x).sum();
+  a.weight.set_data(zeros({2, 2}));
+  CHECK_THROWS_WITH_AS(y2.backward(), doctest::Contains("was modified by an in-place operation"), Error);
+  Tensor y3 = a(x).sum();  // a graph made after the writes is fine
+  y3.backward();
+  CHECK(x.grad().defined());
+}
