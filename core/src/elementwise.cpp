@@ -36,7 +36,7 @@ namespace {
 template <class T, class R, class F>
 Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, const char* op, F f) {
   Tensor out = make_empty(broadcast_shapes(a_in.shape(), b_in.shape(), op), out_dtype);
-  Tensor a = compact(a_in), b = compact(b_in);
+  Tensor a = impl_of(a_in).contiguous ? a_in : compact(a_in), b = impl_of(b_in).contiguous ? b_in : compact(b_in);
   if (broadcast_shapes(a.shape(), b.shape(), op) != out.shape()) {  // both were expanded in one dim
     a = dense(a_in);
     b = dense(b_in);

@@ -72,8 +72,9 @@ void accumulate(Tensor& acc, Tensor g, bool leaf = false) {
 // The error for a saved tensor modified in place (PyTorch: "one of the variables needed for
 // gradient computation has been modified by an inplace operation").
 [[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const TensorImpl& t) {
-  const std::string which = saved.which >= 0 ? "input " + std::to_string(saved.which)
-                                             : "output " + std::to_string(-1 - saved.which);
+  const std::string which = saved.which >= static_cast<int>(node.next.size()) ? "a tensor it read"
+                            : saved.which >= 0 ? "input " + std::to_string(saved.which)
+                                               : "output " + std::to_string(-1 - saved.which);
   throw Error("backward of '" + node.name + "': a tensor it saved for the gradient (its " + which + ", of shape " +
               shape_str(t.shape) + " and dtype " + std::string(dtype_name(t.dtype)) +
               ") was modified by an in-place operation after the op ran (version " +

@@ -3,6 +3,7 @@
 #include <xgrad/core/extension.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <cstdlib>
 #include <string_view>
 #include <unordered_set>
 
@@ -14,8 +15,20 @@ namespace {
 
 // Core's own ops record only names from the primitive table (primitives.cpp, the one source
 // the ops header, the README and the gradcheck coverage test follow): recording any other
-// name is a bug, caught the first time the op runs under the test suite.
+// name is a bug, caught the first time the op runs under the test suite. The check runs in
+// Debug builds and wherever XGRAD_CHECK_PRIMITIVES is set (the test suite sets it); elsewhere
+// it would cost a hash lookup per recorded op.
+bool primitive_check_enabled() {
+#ifndef NDEBUG
+  return true;
+#else
+  static const bool enabled = std::getenv("XGRAD_CHECK_PRIMITIVES") != nullptr;
+  return enabled;
+#endif
+}
+
 void require_primitive(const std::string& name) {
+  if (!primitive_check_enabled()) return;
   static const std::unordered_set<std::string_view> names = [] {
     std::unordered_set<std::string_view> s;
     for (const PrimitiveInfo& p : primitives()) s.insert(p.name);
@@ -75,7 +88,6 @@ int saved_which(const Tensor& t, const std::vector<Tensor>& inputs, const Tensor
 
 void save_versions(Node& node, std::span<const Tensor> saved, const std::vector<Tensor>& inputs,
                    const Tensor* outputs, std::size_t count) {
-  node.saved.reserve(saved.size());
   for (const Tensor& t : saved)
     if (t.defined())
       node.saved.push_back({t.impl(), impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});

@@ -41,6 +41,30 @@ struct Storage {
 
 class Node;
 
+// A short list kept inside its owner up to N elements (a heap vector beyond): most ops save
+// at most three tensors, and each allocation saved is per-op time.
+template <class T, std::size_t N>
+class SmallList {
+ public:
+  void push_back(T value) {
+    if (heap_.empty() && size_ < N) {
+      inline_[size_++] = std::move(value);
+      return;
+    }
+    if (heap_.empty()) heap_.assign(std::make_move_iterator(inline_.begin()), std::make_move_iterator(inline_.begin() + size_));
+    heap_.push_back(std::move(value));
+    ++size_;
+  }
+  const T* begin() const { return heap_.empty() ? inline_.data() : heap_.data(); }
+  const T* end() const { return begin() + size_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::array<T, N> inline_{};
+  std::vector<T> heap_;
+  std::size_t size_ = 0;
+};
+
 // How a view relates to its base, for autograd (PyTorch's CreationMeta).
 enum class ViewKind : std::uint8_t {
   differentiable,  // made in grad mode by a single-output view op
@@ -179,7 +203,7 @@ class Node {
     std::uint64_t version;
     int which;
   };
-  std::vector<SavedVersion> saved;
+  SmallList<SavedVersion, 3> saved;
   // Hooks on this node's outputs (register_hook / retain_grad on a non-leaf), by output.
   std::vector<std::shared_ptr<HookList>> hooks;
 
