@@ -118,3 +118,71 @@ TEST_CASE("load_state_dict and set_data count as writes: backward refuses a grap
   y3.backward();
   CHECK(x.grad().defined());
 }
+
+TEST_CASE("corner cases of views and in-place autograd found in review") {
+  // as_strided of a view, reaching before the view's first element: refused, not written
+  // outside the gradient buffer.
+  Tensor x = randn({10}).requires_grad_();
+  CHECK_THROWS_WITH_AS(x.narrow(0, 5, 5).as_strided({10}, {1}, 0).sum().backward(),
+                       doctest::Contains("reaches outside the tensor"), Error);
+  Tensor ok = x.as_strided({2, 2}, {1, 2}, 3);
+  ok.sum().backward();
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{0, 0, 0, 1, 1, 1, 1, 0, 0, 0});
+
+  // A view whose base took other data (set_data) is no longer its view; its old graph now
+  // leads to a tensor of another shape, which backward reports (as PyTorch does).
+  Tensor w = randn({10}).requires_grad_();
+  Tensor v = w.narrow(0, 8, 2);
+  w.set_data(randn({3}));
+  CHECK_FALSE(v.is_view());
+  CHECK_THROWS_WITH_AS((v * 1.0).sum().backward(), doctest::Contains("does not reduce to the shape (3)"), Error);
+
+  // backward() from one piece of an unbind gives the piece's gradient.
+  Tensor y = tensor({1.0, 2.0, 3.0}).requires_grad_();
+  Tensor pieces_src = y * 1.0;
+  auto pieces = pieces_src.unbind(0);
+  pieces[1].backward();
+  CHECK(y.grad().to_vector<float>() == std::vector<float>{0, 1, 0});
+
+  // The same-shape fast path refuses what the general path refuses.
+  Tensor h = tensor({1.0, 2.0}).requires_grad_() * 2.0;
+  Tensor nv;
+  {
+    NoGradGuard no_grad;
+    nv = h.narrow(0, 0, 1);
+  }
+  CHECK_THROWS_WITH_AS(nv.mul_(full({1}, 3.0)), doctest::Contains("made while grad mode was off"), Error);
+  CHECK_THROWS_WITH_AS(nv.add_(full({1}, 3.0)), doctest::Contains("made while grad mode was off"), Error);
+
+  // Integer targets are plain writes; a view that is itself a leaf requiring grad is refused.
+  Tensor ints = zeros({3}, DType::i64);
+  ints.copy_(tensor({1.0, 2.0, 3.0}).requires_grad_());
+  CHECK_FALSE(ints.requires_grad());
+  CHECK(ints.to_vector<std::int64_t>() == std::vector<std::int64_t>{1, 2, 3});
+  CHECK_THROWS_WITH_AS(ints.add_(ints, 0.5), doctest::Contains("would be truncated"), Error);
+  Tensor leaf_view = zeros({4}).narrow(0, 0, 2);
+  leaf_view.requires_grad_();
+  CHECK_THROWS_WITH_AS(leaf_view.mul_(2.0), doctest::Contains("a leaf tensor that requires grad"), Error);
+
+  // A refused write changes nothing.
+  Tensor base = zeros({3, 2}).t().detach();
+  CHECK_THROWS_AS(base.select(0, 0).copy_(tensor({1.0, 2.0, 3.0}).requires_grad_()), Error);
+  CHECK(base.to_vector<float>() == std::vector<float>(6, 0.0f));
+
+  // A hook may remove itself while it runs.
+  Tensor z = tensor({1.0}).requires_grad_();
+  HookHandle handle;
+  int calls = 0;
+  handle = z.register_hook([&](const Tensor&) {
+    ++calls;
+    handle.remove();
+    return Tensor();
+  });
+  (z * 2.0).sum().backward();
+  (z * 2.0).sum().backward();
+  CHECK(calls == 1);
+
+  // Products with an empty inner dimension are zeros.
+  CHECK(matmul(zeros({3, 0}), zeros({0, 4})).to_vector<float>() == std::vector<float>(12, 0.0f));
+  CHECK(linear(zeros({2, 0}), zeros({3, 0})).to_vector<float>() == std::vector<float>(6, 0.0f));
+}

@@ -71,15 +71,15 @@ void accumulate(Tensor& acc, Tensor g, bool leaf = false) {
 
 // The error for a saved tensor modified in place (PyTorch: "one of the variables needed for
 // gradient computation has been modified by an inplace operation").
-[[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const TensorImpl& t) {
-  const std::string which = saved.which >= static_cast<int>(node.next.size()) ? "a tensor it read"
-                            : saved.which >= 0 ? "input " + std::to_string(saved.which)
-                                               : "output " + std::to_string(-1 - saved.which);
-  throw Error("backward of '" + node.name + "': a tensor it saved for the gradient (its " + which + ", of shape " +
-              shape_str(t.shape) + " and dtype " + std::string(dtype_name(t.dtype)) +
-              ") was modified by an in-place operation after the op ran (version " +
-              std::to_string(t.storage->version) + ", expected " + std::to_string(saved.version) +
-              "), so its gradient would be wrong; modify a clone() instead");
+[[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const Storage& storage) {
+  const auto t = saved.tensor.lock();
+  const std::string what = t ? ", of shape " + shape_str(t->shape) + " and dtype " + std::string(dtype_name(t->dtype)) : "";
+  const std::string which = saved.which >= static_cast<int>(node.next.size()) ? "not one of its inputs or outputs"
+                            : saved.which >= 0 ? "its input " + std::to_string(saved.which)
+                                               : "its output " + std::to_string(-1 - saved.which);
+  throw Error("backward of '" + node.name + "': a tensor it saved for the gradient (" + which + what +
+              ") was modified by an in-place operation after the op ran (version " + std::to_string(storage.version) +
+              ", expected " + std::to_string(saved.version) + "), so its gradient would be wrong; modify a clone() instead");
 }
 
 // Checks a gradient computed by `node` for input `i` and brings it to the input's shape.
@@ -201,7 +201,8 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
 
   try {
     root->grads.assign(root->outputs.size(), Tensor());
-    root->grads[impl_->output_nr] = seed.detach();
+    if (gathers(*root)) gather_into(*root->gather, impl_->output_nr, seed.detach());
+    else root->grads[impl_->output_nr] = seed.detach();
     // A node runs once every edge into it has delivered its gradient (Kahn's order).
     std::vector<std::shared_ptr<Node>> ready{root};
     std::vector<Tensor*> sinks;
@@ -225,8 +226,8 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
         for (const Node::SavedVersion& saved : node->saved) {
-          const auto t = saved.tensor.lock();
-          if (t && t->storage->version != saved.version) modified_saved_tensor(*node, saved, *t);
+          const auto storage = saved.storage.lock();
+          if (storage && storage->version != saved.version) modified_saved_tensor(*node, saved, *storage);
         }
         grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)

@@ -142,7 +142,7 @@ void refresh_view(TensorImpl& t);
 // refresh_view when due: after a write to the storage, or for a view made before its base
 // required grad.
 inline void sync_grad_fn(TensorImpl& t) {
-  if (t.view_base && (t.view_version != t.storage->version ||
+  if (t.view_base && (t.view_version != t.storage->version || t.view_base->storage != t.storage ||
                       (!t.grad_fn && t.view_kind == ViewKind::differentiable && t.view_base->requires_grad)))
     refresh_view(t);
 }
@@ -199,7 +199,8 @@ class Node {
   // to run once one was modified in place (its gradient would silently be wrong). `which`
   // names it in the error: input i (>= 0) or output -1 - i.
   struct SavedVersion {
-    std::weak_ptr<TensorImpl> tensor;
+    std::weak_ptr<Storage> storage;   // whose version is checked
+    std::weak_ptr<TensorImpl> tensor; // for the message (may be gone)
     std::uint64_t version;
     int which;
   };
@@ -256,6 +257,9 @@ class EnableGradGuard {
 // takes result's place in the graph; through a view, the base's history is rewritten
 // (copy_slices) and the view becomes as_strided of the base's new history.
 void rebase_history(const Tensor& self, const Tensor& result, const char* op);
+// Throws (naming `op`) unless a write through the view `view` could rewrite its base's history:
+// checked before the write, so a refused write changes nothing.
+void check_rebase(const TensorImpl& view, const char* op);
 
 // A view of `base` with the given geometry (offset and strides in elements of the storage),
 // recorded in the graph under `name` with `backward`, and linked to base's root for autograd

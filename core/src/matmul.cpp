@@ -139,7 +139,7 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
     Shape out_shape(as.begin(), as.end() - 1);
     out_shape.push_back(m);
     Tensor out = make_empty(out_shape, a.dtype());
-    const std::int64_t rows = a.numel() / std::max<std::int64_t>(k, 1);
+    const std::int64_t rows = shape_numel(Shape(as.begin(), as.end() - 1));  // right when k = 0 too
     const Matrix A = as_rows(a), B = as_matrix(b);
     dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
       gemm(A.flag(false), B.flag(false), rows, m, k, A.data<T>(), A.ld, B.data<T>(), B.ld, impl_of(out).data<T>(), T(0));
@@ -239,7 +239,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   if (x.dim() == 0 || w.dim() != 2 || x.size(-1) != w.size(1))
     throw Error("linear: cannot apply a weight of shape " + shape_str(w.shape()) + " (out, in) to an input of shape " +
                 shape_str(x.shape()) + " (..., in)");
-  const std::int64_t k = w.size(1), n = w.size(0), rows = x.numel() / std::max<std::int64_t>(k, 1);
+  const std::int64_t k = w.size(1), n = w.size(0), rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
   Shape out_shape = x.shape();
   out_shape.back() = n;
   // The GEMM starts from b (beta = 1), so the sum costs no extra pass and no temporary.

@@ -35,7 +35,7 @@ namespace {
 // training step peaked at 35.1 MB above its set-up, 29.0 MB with blocks mapped directly.
 constexpr std::size_t kLargeBlock = std::size_t{256} << 10;        // 256 KB
 constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;    // small blocks, per thread
-constexpr std::size_t kMaxIdleLarge = std::size_t{1} << 30;        // large blocks, per thread
+constexpr std::size_t kMaxIdleLarge = std::size_t{128} << 20;      // large blocks, per thread
 constexpr std::size_t kClasses = 4 * 64;
 constexpr std::size_t kPage = 4096;
 

@@ -170,6 +170,16 @@ RelativeGeometry relative_to_base(const TensorImpl& base, const TensorImpl& view
     throw Error(std::string(op) + ": autograd through a view of a non-contiguous tensor of shape " +
                 shape_str(base.shape) + " (strides " + shape_str(base.strides) +
                 ") is not supported; make the base contiguous() before taking the view");
+  // Every element of the view must lie inside the base, or its gradient has nowhere to go.
+  std::int64_t lo = view.offset - base.offset, hi = lo;
+  if (view.numel > 0)
+    for (std::size_t d = 0; d < view.shape.size(); ++d) {
+      const std::int64_t reach = (view.shape[d] - 1) * view.strides[d];
+      (reach < 0 ? lo : hi) += reach;
+    }
+  if (view.storage != base.storage || (view.numel > 0 && (lo < 0 || hi >= base.numel)))
+    throw Error(std::string(op) + ": a view of shape " + shape_str(view.shape) + " reaches outside the tensor of shape " +
+                shape_str(base.shape) + " it is differentiated through; take it from that tensor's own elements");
   return {view.strides, view.offset - base.offset};
 }
 
@@ -219,8 +229,17 @@ Tensor as_strided(const Tensor& a, const Shape& shape, const Shape& strides, std
   return record_as_strided(a, std::move(view));
 }
 
+void check_rebase(const TensorImpl& view, const char* op) {
+  if (view.view_base) (void)relative_to_base(*view.view_base, view, op);
+}
+
 void refresh_view(TensorImpl& t) {
   t.view_version = t.storage->version;
+  if (t.view_base->storage != t.storage) {
+    // The base took other data (set_data): this tensor is no longer a view of it.
+    t.view_base.reset();
+    return;
+  }
   if (t.view_kind == ViewKind::no_grad || !t.view_base->requires_grad) return;
   if (t.view_kind == ViewKind::multi_output)
     throw Error("a view returned by split, chunk or unbind is used after its base (or another view of it) was "

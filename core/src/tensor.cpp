@@ -4,6 +4,7 @@
 #include <xgrad/core/tensor.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -231,7 +232,9 @@ bool Tensor::is_contiguous() const {
   require_defined(*this, "is_contiguous");
   return impl_->contiguous;
 }
-bool Tensor::is_view() const { return impl_ && impl_->view_base != nullptr; }
+bool Tensor::is_view() const {
+  return impl_ && impl_->view_base != nullptr && impl_->view_base->storage == impl_->storage;
+}
 bool Tensor::shares_storage(const Tensor& other) const {
   return impl_ && other.impl_ && impl_->storage == other.impl_->storage;
 }
@@ -314,7 +317,9 @@ bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*>
   for (const Tensor* o : others) require_defined(*o, op);
   const TensorImpl& s = impl_of(self);
   if (!overlap_ok) require_no_overlap(s, op);
-  if (!is_grad_enabled()) return false;
+  // Integer and bool tensors are never differentiable: writing a float result into one is a
+  // plain write, as in PyTorch.
+  if (!is_grad_enabled() || !is_floating(s.dtype)) return false;
   bool needed = self.requires_grad() || (s.view_base && s.view_base->requires_grad);
   for (const Tensor* o : others) needed = needed || o->requires_grad();
   if (!needed) return false;
@@ -330,6 +335,10 @@ bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*>
     if (!base.grad_fn && base.requires_grad)
       throw Error(name + ": a view of a leaf tensor that requires grad is being modified in place while grad mode is "
                   "on; wrap the update in NoGradGuard (as optimizers do), or clone() the leaf first");
+    if (!s.grad_fn && s.requires_grad)
+      throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
+                  "the update in NoGradGuard (as optimizers do)");
+    check_rebase(s, op);
   } else if (!s.grad_fn && s.requires_grad) {
     throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
                 "the update in NoGradGuard (as optimizers do)");
@@ -386,12 +395,12 @@ void inplace(const Tensor& self, std::initializer_list<const Tensor*> others, co
 // The no-grad fast path for `self op= alpha * other` with one shape, both contiguous, and
 // no partial overlap: one pass, no temporary (optimizer updates take it).
 template <class F>
-bool fast_binary(const Tensor& self, const Tensor& other, F f) {
+bool fast_binary(const Tensor& self, const Tensor& other, const char* op, F f) {
   const TensorImpl &s = impl_of(self), &o = impl_of(other);
   if (!s.contiguous || !o.contiguous || s.shape != o.shape || s.dtype != o.dtype) return false;
   if (o.storage == s.storage && o.offset != s.offset) return false;
-  if (is_grad_enabled() && (self.requires_grad() || other.requires_grad())) return false;
   if (has_internal_overlap(s)) return false;
+  if (inplace_needs_grad(self, {&other}, op)) return false;  // also throws what it refuses
   dispatch_numeric(s.dtype, "inplace", [&]<class T>() {
     T* y = s.raw<T>();
     const T* x = o.raw<T>();
@@ -408,9 +417,12 @@ namespace {
 void add_scaled(const Tensor& self, const Tensor& other, double alpha, const char* op) {
   require_same_dtype(self, other, op);
   check_broadcast_into(self, other, op);
+  if (!is_floating(self.dtype()) && alpha != std::trunc(alpha))
+    throw Error(std::string(op) + ": alpha " + std::to_string(alpha) + " would be truncated to fit a " +
+                std::string(dtype_name(self.dtype())) + " tensor");
   if (dispatch_numeric(self.dtype(), op, [&]<class T>() {
         const T a = static_cast<T>(alpha);
-        return fast_binary(self, other, [a](T y, T x) { return y + a * x; });
+        return fast_binary(self, other, op, [a](T y, T x) { return y + a * x; });
       }))
     return;
   inplace(self, {&other}, op, false, [&](const Tensor& s) { return alpha == 1.0 ? s + other : s + other * alpha; });
@@ -444,7 +456,7 @@ Tensor& Tensor::sub_(const Tensor& other, double alpha) {
 Tensor& Tensor::mul_(const Tensor& other) {
   require_same_dtype(*this, other, "mul_");
   check_broadcast_into(*this, other, "mul_");
-  if (dispatch_numeric(dtype(), "mul_", [&]<class T>() { return fast_binary(*this, other, [](T y, T x) { return y * x; }); }))
+  if (dispatch_numeric(dtype(), "mul_", [&]<class T>() { return fast_binary(*this, other, "mul_", [](T y, T x) { return y * x; }); }))
     return *this;
   inplace(*this, {&other}, "mul_", other.requires_grad(), [&](const Tensor& self) { return self * other; });
   return *this;
@@ -562,7 +574,9 @@ bool Tensor::retains_grad() const {
 }
 
 void run_hooks(const HookList& list, Tensor& grad) {
-  for (const auto& [id, hook] : list.hooks) {
+  // A copy: a hook may remove itself or register others while it runs.
+  const auto hooks = list.hooks;
+  for (const auto& [id, hook] : hooks) {
     Tensor replaced = hook(grad);
     if (!replaced.defined()) continue;
     if (replaced.shape() != grad.shape() || replaced.dtype() != grad.dtype())
