@@ -186,3 +186,14 @@ TEST_CASE("corner cases of views and in-place autograd found in review") {
   CHECK(matmul(zeros({3, 0}), zeros({0, 4})).to_vector<float>() == std::vector<float>(12, 0.0f));
   CHECK(linear(zeros({2, 0}), zeros({3, 0})).to_vector<float>() == std::vector<float>(6, 0.0f));
 }
+
+TEST_CASE("retain_grad follows a tensor through an in-place op (as PyTorch 2 does)") {
+  Tensor x = tensor({1.0, 2.0}).requires_grad_();
+  Tensor y = x * 2.0;
+  y.retain_grad();
+  y.mul_(3.0);
+  CHECK(y.retains_grad());
+  y.sum().backward();
+  CHECK(y.grad().to_vector<float>() == std::vector<float>{1, 1});  // d sum / d (new y)
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{6, 6});
+}

@@ -229,6 +229,21 @@ Tensor as_strided(const Tensor& a, const Shape& shape, const Shape& strides, std
   return record_as_strided(a, std::move(view));
 }
 
+namespace {
+// retain_grad() follows the tensor when an in-place op gives it a new grad_fn, as in PyTorch.
+void carry_retain(TensorImpl& t, const std::shared_ptr<Node>& old_fn, std::uint32_t old_nr) {
+  if (!old_fn || !t.grad_fn || old_fn == t.grad_fn || old_nr >= old_fn->hooks.size() || !old_fn->hooks[old_nr]) return;
+  HookList& old_list = *old_fn->hooks[old_nr];
+  if (old_list.retain.lock().get() != &t) return;
+  Node& node = *t.grad_fn;
+  if (node.hooks.size() < node.outputs.size()) node.hooks.resize(node.outputs.size());
+  auto& list = node.hooks[t.output_nr];
+  if (!list) list = std::make_shared<HookList>();
+  list->retain = old_list.retain;
+  old_list.retain.reset();
+}
+}  // namespace
+
 void check_rebase(const TensorImpl& view, const char* op) {
   if (view.view_base) (void)relative_to_base(*view.view_base, view, op);
 }
@@ -248,9 +263,12 @@ void refresh_view(TensorImpl& t) {
   EnableGradGuard grad_on;
   Tensor fresh(std::make_shared<TensorImpl>(t.storage, t.shape, t.strides, t.offset, t.dtype));
   fresh = record_as_strided(Tensor(t.view_base), std::move(fresh));
+  const std::shared_ptr<Node> old_fn = t.grad_fn;
+  const std::uint32_t old_nr = t.output_nr;
   t.grad_fn = impl_of(fresh).grad_fn;
   t.output_nr = 0;
   t.requires_grad = true;
+  carry_retain(t, old_fn, old_nr);
 }
 
 void rebase_history(const Tensor& self, const Tensor& result, const char* op) {
@@ -258,9 +276,12 @@ void rebase_history(const Tensor& self, const Tensor& result, const char* op) {
   EnableGradGuard grad_on;
   if (!s.view_base) {
     // self's new value is `result`: it takes result's place in the graph.
+    const std::shared_ptr<Node> old_fn = s.grad_fn;
+    const std::uint32_t old_nr = s.output_nr;
     s.grad_fn = impl_of(result).grad_fn;
     s.output_nr = impl_of(result).output_nr;
     s.requires_grad = true;
+    carry_retain(s, old_fn, old_nr);
     s.view_version = s.storage->version;
     return;
   }
