@@ -135,42 +135,41 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
   const Shape &as = a.shape(), &bs = b.shape();
   const std::int64_t k = as.back(), m = bs.back();
   if (bs[0] != k) throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
-    // (..., n, k) × (k, m): every batch shares b, so fold the batch into the rows: one GEMM.
-    Shape out_shape(as.begin(), as.end() - 1);
-    out_shape.push_back(m);
-    Tensor out = make_empty(out_shape, a.dtype());
-    const std::int64_t rows = shape_numel(Shape(as.begin(), as.end() - 1));  // right when k = 0 too
-    const Matrix A = as_rows(a), B = as_matrix(b);
-    dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
-      gemm(A.flag(false), B.flag(false), rows, m, k, A.data<T>(), A.ld, B.data<T>(), B.ld, impl_of(out).data<T>(), T(0));
-    });
-    if (!any_requires_grad({&a, &b})) return out;
-    const bool na = a.requires_grad(), nb = b.requires_grad();
-    const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
-    return record_op("matmul", {a, b}, out,
-                     [sa, sb, rows, k, m](const Tensor& g_in) {
-                       const Tensor g = dense(g_in);
-                       Tensor ga, gb;
-                       dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
-                         if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
-                           Shape s = g.shape();
-                           s.back() = k;
-                           ga = make_empty(s, g.dtype());
-                           const Matrix B = as_matrix(sb);
-                           gemm(false, B.flag(true), rows, k, m, impl_of(g).data<T>(), std::max<std::int64_t>(m, 1),
-                                B.data<T>(), B.ld, impl_of(ga).data<T>(), T(0));
-                         }
-                         if (sa.defined()) {  // dB (k, m) = Aᵀ · G, summed over the folded batch by GEMM
-                           gb = make_empty({k, m}, g.dtype());
-                           const Matrix A = as_rows(sa);
-                           gemm(A.flag(true), false, k, m, rows, A.data<T>(), A.ld, impl_of(g).data<T>(),
-                                std::max<std::int64_t>(m, 1), impl_of(gb).data<T>(), T(0));
-                         }
-                       });
-                       return std::vector<Tensor>{ga, gb};
-                     },
-                     {sa, sb});
-  }
+  Shape out_shape(as.begin(), as.end() - 1);
+  out_shape.push_back(m);
+  Tensor out = make_empty(out_shape, a.dtype());
+  const std::int64_t rows = shape_numel(Shape(as.begin(), as.end() - 1));  // right when k = 0 too
+  const Matrix A = as_rows(a), B = as_matrix(b);
+  dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
+    gemm(A.flag(false), B.flag(false), rows, m, k, A.data<T>(), A.ld, B.data<T>(), B.ld, impl_of(out).data<T>(), T(0));
+  });
+  if (!any_requires_grad({&a, &b})) return out;
+  const bool na = a.requires_grad(), nb = b.requires_grad();
+  const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
+  return record_op("matmul", {a, b}, out,
+                   [sa, sb, rows, k, m](const Tensor& g_in) {
+                     const Tensor g = dense(g_in);
+                     Tensor ga, gb;
+                     dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
+                       if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
+                         Shape s = g.shape();
+                         s.back() = k;
+                         ga = make_empty(s, g.dtype());
+                         const Matrix B = as_matrix(sb);
+                         gemm(false, B.flag(true), rows, k, m, impl_of(g).data<T>(), std::max<std::int64_t>(m, 1),
+                              B.data<T>(), B.ld, impl_of(ga).data<T>(), T(0));
+                       }
+                       if (sa.defined()) {  // dB (k, m) = Aᵀ · G, summed over the folded batch by GEMM
+                         gb = make_empty({k, m}, g.dtype());
+                         const Matrix A = as_rows(sa);
+                         gemm(A.flag(true), false, k, m, rows, A.data<T>(), A.ld, impl_of(g).data<T>(),
+                              std::max<std::int64_t>(m, 1), impl_of(gb).data<T>(), T(0));
+                       }
+                     });
+                     return std::vector<Tensor>{ga, gb};
+                   },
+                   {sa, sb});
+}
 
 // The general batched product (both operands at least 2-D).
 Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
