@@ -365,11 +365,12 @@ void write_result(const Tensor& self, const Tensor& result) {
   ++s.storage->version;
 }
 
+// Whether an op replaces every element (fill_, copy_) or updates them (add_, mul_, ...).
+enum class Overwrites { no, all };
+
 // this ← compute(this), computed out of place and written back. Under autograd the result
 // also becomes this tensor's (or its base's) history. `reads_self`: compute's backward reads
 // its first operand, which the write destroys, so it gets a copy.
-enum class Overwrites { no, all };
-
 template <class F>
 void inplace(const Tensor& self, std::initializer_list<const Tensor*> others, const char* op, bool reads_self,
              F compute, Overwrites overwrites = Overwrites::no) {
@@ -410,9 +411,6 @@ bool fast_binary(const Tensor& self, const Tensor& other, const char* op, F f) {
   return true;
 }
 
-}  // namespace
-
-namespace {
 // self += alpha · other, for add_ and sub_ (`op` names the caller in errors).
 void add_scaled(const Tensor& self, const Tensor& other, double alpha, const char* op) {
   require_same_dtype(self, other, op);
