@@ -197,3 +197,23 @@ TEST_CASE("retain_grad follows a tensor through an in-place op (as PyTorch 2 doe
   CHECK(y.grad().to_vector<float>() == std::vector<float>{1, 1});  // d sum / d (new y)
   CHECK(x.grad().to_vector<float>() == std::vector<float>{6, 6});
 }
+
+TEST_CASE("storage: large blocks split, merged and reused never overlap a live tensor") {
+  // Sizes around the 256 KB and 4 MB thresholds, freed in a scrambled order and allocated
+  // again: every live tensor must keep its own values.
+  const std::vector<std::int64_t> sizes = {70000, 65536, 300000, 1 << 20, 100000, 2 << 20, 65537, 1100000, 90000};
+  std::vector<Tensor> live;
+  for (int round = 0; round < 4; ++round) {
+    for (std::size_t i = 0; i < sizes.size(); ++i)
+      live.push_back(full({sizes[(i + static_cast<std::size_t>(round)) % sizes.size()]}, static_cast<double>(live.size())));
+    for (std::size_t i = 0; i < live.size(); i += 2) live[i] = Tensor();  // free every other one
+    std::erase_if(live, [](const Tensor& t) { return !t.defined(); });
+    for (std::size_t i = 0; i < live.size(); ++i) live[i].fill_(static_cast<double>(i) + 0.5);
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      const std::vector<float> v = live[i].to_vector<float>();
+      CHECK(v.front() == static_cast<float>(i) + 0.5f);
+      CHECK(v.back() == static_cast<float>(i) + 0.5f);
+      CHECK(v[v.size() / 2] == static_cast<float>(i) + 0.5f);
+    }
+  }
+}

@@ -80,56 +80,85 @@ std::byte* map_huge(std::size_t n) {
   return p;
 }
 
+// Idle large blocks: page ranges kept mapped for reuse. A request takes the smallest idle
+// range that fits and leaves the rest idle; freed ranges merge with idle neighbours, so the
+// pages of one freed sequence-sized block can serve several smaller ones and then be whole
+// again. A request no idle range can serve unmaps idle ranges (smallest first, as much as it
+// maps) before mapping its own, so idle pages are traded for it rather than added.
+struct LargeArena {
+  std::map<std::byte*, std::size_t> by_address;
+  std::multimap<std::size_t, std::byte*> by_size;
+  std::size_t idle_bytes = 0;
+
+  void erase(std::map<std::byte*, std::size_t>::iterator it) {
+    auto [lo, hi] = by_size.equal_range(it->second);
+    for (auto s = lo; s != hi; ++s)
+      if (s->second == it->first) {
+        by_size.erase(s);
+        break;
+      }
+    idle_bytes -= it->second;
+    by_address.erase(it);
+  }
+  void add(std::byte* p, std::size_t size) {
+    if (auto next = by_address.find(p + size); next != by_address.end()) {
+      size += next->second;
+      erase(next);
+    }
+    if (auto it = by_address.lower_bound(p); it != by_address.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == p) {
+        p = prev->first;
+        size += prev->second;
+        erase(prev);
+      }
+    }
+    by_address.emplace(p, size);
+    by_size.emplace(size, p);
+    idle_bytes += size;
+  }
+  std::byte* take(std::size_t want) {
+    auto fit = by_size.lower_bound(want);
+    if (fit != by_size.end()) {
+      std::byte* p = fit->second;
+      const std::size_t size = fit->first;
+      erase(by_address.find(p));
+      if (size > want) add(p + want, size - want);
+      return p;
+    }
+    std::size_t released = 0;
+    while (released < want && !by_size.empty()) {
+      auto smallest = by_size.begin();
+      std::byte* p = smallest->second;
+      const std::size_t size = smallest->first;
+      erase(by_address.find(p));
+      ::munmap(p, size);
+      released += size;
+    }
+    return map_block(want);
+  }
+  void give_back(std::byte* p, std::size_t size) {
+    add(p, size);
+    while (idle_bytes > kMaxIdleLarge) {  // the largest idle ranges go first
+      auto largest = std::prev(by_size.end());
+      std::byte* q = largest->second;
+      const std::size_t qsize = largest->first;
+      erase(by_address.find(q));
+      ::munmap(q, qsize);
+    }
+  }
+  ~LargeArena() {
+    for (auto& [p, size] : by_address) ::munmap(p, size);
+  }
+};
+
 struct Cache {
   std::array<std::vector<void*>, kClasses> free;  // small blocks by class
   std::size_t bytes = 0;
-  std::multimap<std::size_t, void*> idle;             // large blocks by mapped size
-  std::unordered_map<void*, std::size_t> mapped;      // every live or idle large block's size
-  std::size_t idle_bytes = 0;
-
-  std::byte* take_large(std::size_t n, std::size_t& capacity) {
-    const std::size_t want = (n + kPage - 1) / kPage * kPage;
-    auto fit = idle.lower_bound(want);
-    if (fit != idle.end() && fit->first <= 2 * want) {
-      void* p = fit->second;
-      capacity = fit->first;
-      idle_bytes -= fit->first;
-      idle.erase(fit);
-      return static_cast<std::byte*>(p);
-    }
-    // Trade idle blocks too small for this one against it, smallest first.
-    std::size_t released = 0;
-    for (auto it = idle.begin(); it != idle.end() && it->first < want && released < want;) {
-      ::munmap(it->second, it->first);
-      mapped.erase(it->second);
-      released += it->first;
-      idle_bytes -= it->first;
-      it = idle.erase(it);
-    }
-    std::byte* p = map_block(want);
-    mapped[p] = want;
-    capacity = want;
-    return p;
-  }
-  bool owns(void* p, std::size_t size) const {
-    auto it = mapped.find(p);
-    return it != mapped.end() && it->second == size;
-  }
-  void give_back_large(void* p, std::size_t size) {
-    idle.emplace(size, p);
-    idle_bytes += size;
-    while (idle_bytes > kMaxIdleLarge) {  // the largest idle blocks go first
-      auto last = std::prev(idle.end());
-      ::munmap(last->second, last->first);
-      mapped.erase(last->second);
-      idle_bytes -= last->first;
-      idle.erase(last);
-    }
-  }
+  LargeArena large;
   ~Cache() {
     for (std::size_t c = 0; c < kClasses; ++c)
       for (void* p : free[c]) system_free(p);
-    for (auto& [size, p] : idle) ::munmap(p, size);
   }
 };
 
@@ -146,8 +175,7 @@ Cache* thread_cache() {
   return &owner.cache;
 }
 
-// A large block whose thread's cache is gone (or that another thread frees): its size is a
-// page-rounded multiple of the request, recorded in a header-less way by rounding again.
+// The pages a large block of n bytes takes.
 std::size_t mapped_size(std::size_t nbytes) { return (nbytes + kPage - 1) / kPage * kPage; }
 
 }  // namespace
@@ -158,9 +186,8 @@ std::byte* allocate_storage(std::size_t nbytes, std::size_t& capacity) {
   if (nbytes >= kHugeBlock) return map_huge(nbytes);
   Cache* cache = thread_cache();
   if (nbytes > kLargeBlock) {
-    if (cache) return cache->take_large(nbytes, capacity);
     capacity = mapped_size(nbytes);
-    return map_block(capacity);
+    return cache ? cache->large.take(capacity) : map_block(capacity);
   }
   const std::size_t c = size_class(nbytes, capacity);
   if (cache && !cache->free[c].empty()) {
@@ -180,8 +207,8 @@ void free_storage(std::byte* data, std::size_t nbytes, std::size_t capacity) {
   }
   Cache* cache = thread_cache();
   if (nbytes > kLargeBlock) {
-    // Kept for reuse by the thread that mapped it; freed by another thread, simply unmapped.
-    if (cache && cache->owns(data, capacity)) return cache->give_back_large(data, capacity);
+    // Pages are pages: whichever thread frees a range keeps it for its own reuse.
+    if (cache) return cache->large.give_back(data, capacity);
     ::munmap(data, capacity);
     return;
   }
