@@ -284,3 +284,17 @@ TEST_CASE("hooks refuse bad use with clear errors") {
   y.register_hook([](const Tensor&) { return tensor({1.0}); });
   CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("register_hook: a hook returned a gradient of shape (1)"), Error);
 }
+
+// A graph held by a global tensor is destroyed at exit, after the engine's thread-locals: it
+// must not touch them (a heap-use-after-free under ASan before).
+namespace {
+const Tensor global_graph = [] {
+  Tensor w = tensor({1.0, 2.0}).requires_grad_();
+  return ((w * 2.0).tanh() * w).sum();
+}();
+}  // namespace
+
+TEST_CASE("a graph held by a global tensor is alive during the tests and torn down safely at exit") {
+  CHECK(global_graph.requires_grad());
+  CHECK(global_graph.grad_fn_name() == "sum");
+}

@@ -180,3 +180,31 @@ TEST_CASE("corrupt npy files are clear errors") {
   write_bytes(p, f16);
   CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("unsupported dtype '<f2'"), Error);
 }
+
+TEST_CASE("hostile safetensors headers and paths are clear errors") {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  CHECK_THROWS_WITH_AS(load_safetensors(dir), doctest::Contains("is not a regular file"), Error);
+  auto write = [&](const std::string& name, const std::string& header) {
+    std::string bytes(8, '\0');
+    const std::uint64_t n = header.size();
+    std::memcpy(bytes.data(), &n, 8);
+    bytes += header;
+    const std::string path = dir + "/" + name;
+    std::ofstream(path, std::ios::binary) << bytes;
+    return path;
+  };
+  // 100 000 nested arrays: refused at depth 64, not a stack overflow.
+  const std::string deep = write("xgrad_deep.safetensors", "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  CHECK_THROWS_WITH_AS(load_safetensors(deep), doctest::Contains("nests deeper than 64 levels"), Error);
+  const std::string dup = write("xgrad_dup.safetensors",
+                                R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})");
+  CHECK_THROWS_WITH_AS(load_safetensors(dup), doctest::Contains("has the key 'a' twice"), Error);
+  std::filesystem::remove(deep);
+  std::filesystem::remove(dup);
+}
+
+TEST_CASE("shapes whose element count or byte size overflows are clear errors, not tiny buffers") {
+  CHECK_THROWS_WITH_AS(randn({std::int64_t{1} << 31, std::int64_t{1} << 31, 4}), doctest::Contains("more elements than an int64 can count"), Error);
+  CHECK_THROWS_WITH_AS(zeros({std::int64_t{1} << 62}), doctest::Contains("needs more bytes than memory can address"), Error);
+  CHECK_THROWS_WITH_AS(zeros({std::int64_t{1} << 50}), doctest::Contains("cannot allocate"), Error);  // 4 PB: beyond the address space
+}

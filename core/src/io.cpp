@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -77,6 +78,9 @@ void write_atomic(const std::string& path, const std::vector<Piece>& pieces, con
 }
 
 std::vector<char> read_all(const std::string& path, const char* op) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw Error(std::string(op) + ": '" + path + "' is not a regular file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(std::string(op) + ": cannot open '" + path + "'");
   const std::streamsize size = in.tellg();
@@ -172,9 +176,27 @@ SafetensorsFile load_safetensors(const std::string& path) {
   if (header_len > bytes.size() - 8)
     throw Error(where + "truncated: header length " + std::to_string(header_len) + " exceeds the " +
                 std::to_string(bytes.size() - 8) + " bytes after it");
+  // The header is parsed with a callback that bounds the nesting depth (a file of 100 000
+  // nested arrays would otherwise take the recursive teardown of the JSON value past the end
+  // of the stack) and refuses duplicate keys (the last would win silently).
   json header;
+  std::vector<std::vector<std::string>> keys;  // per open object, the keys seen so far
+  constexpr std::size_t kMaxDepth = 64;
+  auto check = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > static_cast<int>(kMaxDepth))
+      throw Error(where + "header nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    if (event == json::parse_event_t::object_start) keys.emplace_back();
+    else if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    else if (event == json::parse_event_t::key && !keys.empty()) {
+      const std::string key = parsed.get<std::string>();
+      if (std::find(keys.back().begin(), keys.back().end(), key) != keys.back().end())
+        throw Error(where + "header has the key '" + key + "' twice");
+      keys.back().push_back(key);
+    }
+    return true;
+  };
   try {
-    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len));
+    header = json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_len), check);
   } catch (const json::exception& e) {
     throw Error(where + "header is not valid JSON: " + e.what());
   }

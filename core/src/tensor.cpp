@@ -53,10 +53,26 @@ std::int64_t shape_numel(const Shape& shape) {
 // --- helpers shared by core ---------------------------------------------------------------------
 
 Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
-  for (auto e : shape)
+  // Every tensor's memory is sized here, once: the element count and the byte size must not
+  // overflow (a wrapped count would allocate a small buffer and write past it).
+  std::int64_t count = 1;
+  for (auto e : shape) {
     if (e < 0) throw Error(std::string(op) + ": negative extent in shape " + shape_str(shape));
-  auto bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
-  return Tensor(std::make_shared<TensorImpl>(std::make_shared<Storage>(bytes), shape, dtype));
+    if (__builtin_mul_overflow(count, e, &count))
+      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has more elements than an int64 can count");
+  }
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(count, static_cast<std::int64_t>(dtype_size(dtype)), &bytes))
+    throw Error(std::string(op) + ": shape " + shape_str(shape) + " of " + std::string(dtype_name(dtype)) +
+                " needs more bytes than memory can address");
+  std::shared_ptr<Storage> storage;
+  try {
+    storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    throw Error(std::string(op) + ": cannot allocate " + std::to_string(bytes) + " bytes for a tensor of shape " +
+                shape_str(shape) + " and dtype " + std::string(dtype_name(dtype)));
+  }
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, dtype));
 }
 
 std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op, bool scalar_ok) {
