@@ -208,3 +208,36 @@ TEST_CASE("shapes whose element count or byte size overflows are clear errors, n
   CHECK_THROWS_WITH_AS(zeros({std::int64_t{1} << 62}), doctest::Contains("needs more bytes than memory can address"), Error);
   CHECK_THROWS_WITH_AS(zeros({std::int64_t{1} << 50}), doctest::Contains("cannot allocate"), Error);  // 4 PB: beyond the address space
 }
+
+TEST_CASE("npy headers are parsed strictly by hand; bool data must be 0 or 1") {
+  TempDir dir;
+  const std::string p = dir.file("h.npy");
+  // A v1 file with the given dict as its header (padded as numpy pads) and `data` after it.
+  auto npy = [&](std::string dict, const std::string& data) {
+    const std::size_t total = 10 + dict.size() + 1;
+    dict.append((64 - total % 64) % 64, ' ');
+    dict += '\n';
+    std::string bytes = "\x93NUMPY";
+    bytes += '\x01';
+    bytes += '\x00';
+    const std::uint16_t len = static_cast<std::uint16_t>(dict.size());
+    bytes.append(reinterpret_cast<const char*>(&len), 2);
+    write_bytes(p, bytes + dict + data);
+  };
+  const std::string six_floats(24, '\0');
+  npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", six_floats);
+  CHECK(load_npy(p).shape() == Shape{3, 2});
+  npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-3, 2), }", six_floats);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("shape entries must be non-negative integers"), Error);
+  npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2.5,), }", six_floats);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("expected ',' or ')' in the shape"), Error);
+  npy("{'descr': '<f4', 'note': 'shape: (9,)', 'fortran_order': False, 'shape': (6,), }", six_floats);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("unexpected key 'note'"), Error);
+  npy("{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", six_floats);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("appears twice"), Error);
+  // A legal header with a 30 000-character descr (std::regex recursed per character).
+  npy("{'descr': '" + std::string(30000, 'x') + "', 'fortran_order': False, 'shape': (6,), }", six_floats);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("unsupported dtype"), Error);
+  npy("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", std::string("\x01\x00\x07", 3));
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("bool element 2 has the byte value 7"), Error);
+}

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <limits>
 #include <optional>
-#include <regex>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -308,6 +307,103 @@ void save_npy(const std::string& path, const Tensor& t) {
   write_atomic(path, {{head.data(), head.size()}, {impl_of(d).raw_bytes(), static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype())}}, "save_npy");
 }
 
+namespace {
+
+// The header of a .npy file, a Python dict literal such as
+// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }, parsed by hand and strictly:
+// exactly these three keys, once each, and non-negative decimal extents only.
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<std::uint64_t> shape;
+};
+
+NpyHeader parse_npy_header(std::string_view text, const std::string& where) {
+  std::size_t i = 0;
+  auto fail = [&](const std::string& what) {
+    return Error(where + "malformed header at byte " + std::to_string(i) + ": " + what);
+  };
+  auto skip = [&] {
+    while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
+  };
+  auto expect = [&](char c) {
+    skip();
+    if (i >= text.size() || text[i] != c) throw fail(std::string("expected '") + c + "'");
+    ++i;
+  };
+  auto quoted = [&] {
+    skip();
+    if (i >= text.size() || (text[i] != '\'' && text[i] != '"')) throw fail("expected a quoted string");
+    const char quote = text[i++];
+    const std::size_t end = text.find(quote, i);
+    if (end == std::string_view::npos) throw fail("unterminated string");
+    std::string out(text.substr(i, end - i));
+    i = end + 1;
+    return out;
+  };
+  auto word = [&](std::string_view w) {
+    if (text.substr(i, w.size()) != w) return false;
+    i += w.size();
+    return true;
+  };
+  NpyHeader h;
+  bool seen[3] = {false, false, false};
+  expect('{');
+  for (;;) {
+    skip();
+    if (i < text.size() && text[i] == '}') {
+      ++i;
+      break;
+    }
+    const std::string key = quoted();
+    expect(':');
+    skip();
+    int which = -1;
+    if (key == "descr") {
+      which = 0;
+      h.descr = quoted();
+    } else if (key == "fortran_order") {
+      which = 1;
+      if (word("True")) h.fortran_order = true;
+      else if (word("False")) h.fortran_order = false;
+      else throw fail("fortran_order must be True or False");
+    } else if (key == "shape") {
+      which = 2;
+      expect('(');
+      for (;;) {
+        skip();
+        if (i < text.size() && text[i] == ')') {
+          ++i;
+          break;
+        }
+        const std::size_t first = i;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+        if (i == first) throw fail("shape entries must be non-negative integers");
+        if (i - first > 18) throw fail("absurd extent " + std::string(text.substr(first, i - first)));
+        h.shape.push_back(std::stoull(std::string(text.substr(first, i - first))));
+        skip();
+        if (i < text.size() && text[i] == ',') ++i;
+        else if (i >= text.size() || text[i] != ')') throw fail("expected ',' or ')' in the shape");
+      }
+    } else {
+      throw fail("unexpected key '" + key + "'");
+    }
+    if (seen[which]) throw fail("the key '" + key + "' appears twice");
+    seen[which] = true;
+    skip();
+    if (i < text.size() && text[i] == ',') ++i;
+    else if (i >= text.size() || text[i] != '}') throw fail("expected ',' or '}'");
+  }
+  skip();
+  if (i != text.size()) throw fail("trailing characters after the dict");
+  if (!seen[0]) throw Error(where + "header has no descr");
+  if (!seen[1]) throw Error(where + "header has no fortran_order");
+  if (!seen[2]) throw Error(where + "header has no shape");
+  return h;
+}
+
+}  // namespace
+
 Tensor load_npy(const std::string& path) {
   const std::vector<char> bytes = read_all(path, "load_npy");
   const std::string where = "load_npy: '" + path + "': ";
@@ -329,30 +425,27 @@ Tensor load_npy(const std::string& path) {
     throw Error(where + "unsupported .npy version " + std::to_string(major));
   }
   if (header_len > bytes.size() - start) throw Error(where + "truncated header");
-  const std::string dict(bytes.data() + start, header_len);
-  std::smatch m;
-  if (!std::regex_search(dict, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) throw Error(where + "header has no descr");
-  const std::string descr = m[1];
+  const NpyHeader h = parse_npy_header(std::string_view(bytes.data() + start, header_len), where);
   std::optional<DType> dtype;
   for (DType d : {DType::f32, DType::f64, DType::i64, DType::b8})
-    if (descr == npy_descr(d)) dtype = d;
-  if (!dtype) throw Error(where + "unsupported dtype '" + descr + "' (xgrad reads <f4, <f8, <i8, |b1)");
-  if (!std::regex_search(dict, m, std::regex(R"('fortran_order'\s*:\s*(True|False))"))) throw Error(where + "header has no fortran_order");
-  if (m[1] == "True") throw Error(where + "Fortran-ordered arrays are not supported");
-  if (!std::regex_search(dict, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) throw Error(where + "header has no shape");
-  std::vector<std::uint64_t> extents;
-  const std::string dims = m[1];
-  std::regex number(R"(\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator(); ++it) {
-    if (it->str().size() > 18) throw Error(where + "absurd extent " + it->str());
-    extents.push_back(std::stoull(it->str()));
-  }
+    if (h.descr == npy_descr(d)) dtype = d;
+  if (!dtype) throw Error(where + "unsupported dtype '" + h.descr + "' (xgrad reads <f4, <f8, <i8, |b1)");
+  if (h.fortran_order) throw Error(where + "Fortran-ordered arrays are not supported");
+  const std::vector<std::uint64_t>& extents = h.shape;
+  std::string dims;
+  for (std::size_t i = 0; i < extents.size(); ++i) dims += (i ? ", " : "") + std::to_string(extents[i]);
   const auto numel = checked_numel(extents);
   const std::size_t data_size = bytes.size() - start - header_len;
   if (!numel || *numel > data_size / dtype_size(*dtype) || *numel * dtype_size(*dtype) != data_size)
     throw Error(where + "shape (" + dims + ") needs a different byte count than the " + std::to_string(data_size) + " data bytes");
+  const char* data = bytes.data() + start + header_len;
+  if (*dtype == DType::b8)
+    for (std::size_t i = 0; i < data_size; ++i)
+      if (static_cast<unsigned char>(data[i]) > 1)
+        throw Error(where + "bool element " + std::to_string(i) + " has the byte value " +
+                    std::to_string(static_cast<unsigned char>(data[i])) + " (only 0 and 1 are booleans)");
   Tensor t = make_empty(Shape(extents.begin(), extents.end()), *dtype);
-  std::memcpy(impl_of(t).storage->data, bytes.data() + start + header_len, data_size);
+  std::memcpy(impl_of(t).storage->data, data, data_size);
   return t;
 }
 
