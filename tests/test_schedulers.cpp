@@ -264,3 +264,21 @@ TEST_CASE("bad scheduler arguments throw naming the scheduler") {
   optim::StepLR sched(*opt, 3);
   CHECK(error_of([&] { sched.load_state_dict({}); }) == "StepLR.load_state_dict: missing key 'last_epoch'");
 }
+
+TEST_CASE("scheduler states with malformed counters are xgrad::Errors, not std::out_of_range") {
+  Tensor w = ones({1}).requires_grad_();
+  optim::SGD opt({w}, optim::SGDOptions(0.1));
+  optim::StepLR sched(opt, 2);
+  NamedTensors state = sched.state_dict();
+  for (auto& [name, t] : state)
+    if (name == "last_epoch") t = zeros({0}, DType::i64);
+  CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("'last_epoch' must be one int64 number"), Error);
+  for (auto& [name, t] : state)
+    if (name == "last_epoch") t = tensor({-5}, DType::i64).reshape({});
+  CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("must be at least -1 and 0"), Error);
+  optim::ReduceLROnPlateau plateau(opt);
+  NamedTensors pstate = plateau.state_dict();
+  for (auto& [name, t] : pstate)
+    if (name == "num_bad_epochs") t = zeros({0}, DType::i64);
+  CHECK_THROWS_WITH_AS(plateau.load_state_dict(pstate), doctest::Contains("'num_bad_epochs' must be one int64 number"), Error);
+}

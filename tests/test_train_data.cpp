@@ -175,3 +175,10 @@ TEST_CASE("Vocabulary save/load round-trips character vocabularies (newline, bac
   CHECK_THROWS_WITH_AS(train::Vocabulary::load(write(dir, "short.txt", "\\x4\n")), doctest::Contains("bad escape"), Error);
   CHECK_THROWS_WITH_AS(train::Vocabulary::load(write(dir, "nopad.txt", "a\nb\n")), doctest::Contains("<pad>"), Error);
 }
+
+TEST_CASE("read_json_records turns every JSON error into an xgrad::Error naming the file") {
+  TempDir dir;
+  const std::string p = dir.file("big.json");
+  std::ofstream(p) << R"([{"a": 1e999}])";
+  CHECK_THROWS_WITH_AS(train::read_json_records(p, {"a"}), doctest::Contains("big.json' is not valid JSON"), Error);
+}

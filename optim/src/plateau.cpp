@@ -82,10 +82,26 @@ void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
     if (it == entries.end()) throw Error(std::string("ReduceLROnPlateau.load_state_dict: missing key '") + key + "'");
     return it->second;
   };
-  const double best = get("best").item();
-  const auto last_epoch = get("last_epoch").to_vector<std::int64_t>().at(0);
-  const auto bad = get("num_bad_epochs").to_vector<std::int64_t>().at(0);
-  const auto cooldown = get("cooldown_counter").to_vector<std::int64_t>().at(0);
+  // One int64 number each, non-negative (last_epoch from -1); checked before anything is applied.
+  auto count = [&](const char* key, std::int64_t lowest) {
+    const Tensor& t = get(key);
+    if (t.numel() != 1 || t.dtype() != DType::i64)
+      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' must be one int64 number, got shape " +
+                  shape_str(t.shape()) + " and dtype " + std::string(dtype_name(t.dtype())));
+    const auto v = t.item<std::int64_t>();
+    if (v < lowest)
+      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' is " + std::to_string(v) +
+                  ", below " + std::to_string(lowest));
+    return v;
+  };
+  const Tensor& best_t = get("best");
+  if (best_t.numel() != 1 || !is_floating(best_t.dtype()))
+    throw Error("ReduceLROnPlateau.load_state_dict: 'best' must be one floating-point number, got shape " +
+                shape_str(best_t.shape()));
+  const double best = best_t.item();
+  const auto last_epoch = count("last_epoch", -1);
+  const auto bad = count("num_bad_epochs", 0);
+  const auto cooldown = count("cooldown_counter", 0);
   auto last_lr = get("last_lr").to_vector<double>();
   best_ = best;
   last_epoch_ = last_epoch;

@@ -93,8 +93,15 @@ void LRScheduler::load_state_dict(const NamedTensors& state) {
   if (base_lrs.numel() != groups || last_lr.numel() != groups)
     fail(fmt::format("load_state_dict: the state has {} learning rates, the optimizer {} parameter groups",
                      base_lrs.numel(), groups));
-  last_epoch_ = last_epoch.to_vector<std::int64_t>().at(0);
-  step_count_ = step_count.to_vector<std::int64_t>().at(0);
+  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"last_epoch", &last_epoch}, {"step_count", &step_count}})
+    if (t->numel() != 1 || t->dtype() != DType::i64)
+      fail(fmt::format("load_state_dict: '{}' must be one int64 number, got shape {} and dtype {}", name,
+                       shape_str(t->shape()), dtype_name(t->dtype())));
+  last_epoch_ = last_epoch.item<std::int64_t>();
+  step_count_ = step_count.item<std::int64_t>();
+  if (last_epoch_ < -1 || step_count_ < 0)
+    fail(fmt::format("load_state_dict: last_epoch {} and step_count {} must be at least -1 and 0", last_epoch_,
+                     step_count_));
   base_lrs_ = base_lrs.to_vector<double>();
   last_lr_ = last_lr.to_vector<double>();
 }

@@ -136,7 +136,7 @@ Table read_json_records(const std::string& path, const std::vector<std::string>&
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(read_text(path));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     throw Error("read_json_records: '" + path + "' is not valid JSON: " + e.what());
   }
   if (!doc.is_array()) throw Error("read_json_records: '" + path + "' does not hold a JSON array of records");
