@@ -241,3 +241,16 @@ TEST_CASE("npy headers are parsed strictly by hand; bool data must be 0 or 1") {
   npy("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", std::string("\x01\x00\x07", 3));
   CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("bool element 2 has the byte value 7"), Error);
 }
+
+TEST_CASE("a save removes the temporaries that killed saves of the same file left behind") {
+  TempDir dir;
+  const std::string target = dir.file("w.safetensors");
+  for (const char* stale : {"w.safetensors.tmp-a1B2c3", "w.safetensors.tmp-ZZZZZZ"})
+    std::ofstream(dir.file(stale)) << "half a file";
+  std::ofstream(dir.file("other.safetensors.tmp-a1B2c3")) << "another target's";
+  save_safetensors(target, {{"x", ones({2})}});
+  CHECK_FALSE(std::filesystem::exists(dir.file("w.safetensors.tmp-a1B2c3")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("w.safetensors.tmp-ZZZZZZ")));
+  CHECK(std::filesystem::exists(dir.file("other.safetensors.tmp-a1B2c3")));
+  CHECK(load_safetensors(target).at("x").to_vector<float>() == std::vector<float>{1, 1});
+}

@@ -36,9 +36,35 @@ struct Piece {
   std::size_t size;
 };
 
+// Removes `path`'s temporaries left by saves that were killed before their rename
+// (<name>.tmp-XXXXXX beside it); without this, each kill leaked a whole file forever.
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp-";
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 && entry.is_regular_file(ec))
+      fs::remove(entry.path(), ec);
+  }
+}
+
+// Makes a rename in `path`'s directory durable (the directory entry reaches the disk too).
+void sync_directory(const std::string& path) {
+  const std::filesystem::path target(path);
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);  // some filesystems refuse; the rename itself has happened either way
+  ::close(fd);
+}
+
 // Writes `pieces` to a temporary file beside `path`, flushes it to disk and renames it over
 // `path`: readers see the old file or the new one, never half of one.
 void write_atomic(const std::string& path, const std::vector<Piece>& pieces, const char* op) {
+  remove_stale_temporaries(path);
   std::string tmp = path + ".tmp-XXXXXX";
   int fd = ::mkstemp(tmp.data());
   if (fd < 0) throw Error(std::string(op) + ": cannot create a file beside '" + path + "': " + std::strerror(errno));
@@ -74,6 +100,7 @@ void write_atomic(const std::string& path, const std::vector<Piece>& pieces, con
     ::unlink(tmp.c_str());
     throw Error(std::string(op) + ": cannot rename into '" + path + "': " + std::strerror(err));
   }
+  sync_directory(path);
 }
 
 std::vector<char> read_all(const std::string& path, const char* op) {
