@@ -560,3 +560,40 @@ TEST_CASE("resume: N steps, save model, optimizer and scheduler, load into fresh
     }, warmup_cosine);
   }
 }
+
+TEST_CASE("loaded optimizer state is sanity-checked: negative steps, infinite hyper-parameters, negative second moments") {
+  Tensor w = ones({2}).requires_grad_();
+  optim::Adam opt({w});
+  w.set_grad(ones({2}));
+  opt.step();
+  const NamedTensors good = opt.state_dict();
+  auto with = [&](const std::string& key, const Tensor& value) {
+    NamedTensors s = good;
+    bool found = false;
+    for (auto& [k, t] : s)
+      if (k == key) {
+        t = value;
+        found = true;
+      }
+    REQUIRE_MESSAGE(found, key);
+    return s;
+  };
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(with("state.0.step", tensor({-1}, DType::i64).reshape({}))),
+                       doctest::Contains("a step count cannot be negative"), Error);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(with("param_groups.0.lr", full({}, INFINITY))),
+                       doctest::Contains("is not a finite number"), Error);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(with("state.0.exp_avg_sq", full({2}, -1.0))),
+                       doctest::Contains("has negative entries"), Error);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(with("state.0.exp_avg", full({2}, NAN))),
+                       doctest::Contains("holds NaN or Inf"), Error);
+  CHECK_NOTHROW(opt.load_state_dict(good));
+}
+
+TEST_CASE("parameter ids of the wrong dtype are named as such, not as a count mismatch") {
+  Tensor w = ones({2}).requires_grad_(), v = ones({2}).requires_grad_();
+  optim::SGD opt({w, v}, optim::SGDOptions(0.1));
+  NamedTensors s = opt.state_dict();
+  for (auto& [k, t] : s)
+    if (k == "param_groups.0.params") t = t.to(DType::f32);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(s), doctest::Contains("must be a 1-D int64 tensor of parameter ids"), Error);
+}

@@ -217,3 +217,21 @@ TEST_CASE("plot_csv writes a PNG when gnuplot is installed, and nothing otherwis
   if (plotted) CHECK(slurp(dir.file("loss.png")).substr(1, 3) == "PNG");
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == (plotted ? 2 : 1));
 }
+
+TEST_CASE("load_checkpoint is all or nothing: a bad optimizer part leaves the model's weights untouched") {
+  TempDir dir;
+  const std::string path = dir.file("ck.safetensors");
+  nn::Linear saved(2, 2), model(2, 2);
+  optim::SGD opt_saved(saved.parameters(), optim::SGDOptions(0.1));
+  train::save_checkpoint(path, saved, &opt_saved);
+  // The same file with an optimizer hyper-parameter that cannot be loaded.
+  SafetensorsFile file = load_safetensors(path);
+  for (auto& [k, t] : file.tensors)
+    if (k == "optimizer.param_groups.0.lr") t = full({}, INFINITY, t.dtype());
+  save_safetensors(path, file.tensors, file.metadata);
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.5));
+  const std::vector<float> before = model.weight.to_vector<float>();
+  CHECK_THROWS_WITH_AS(train::load_checkpoint(path, model, &opt), doctest::Contains("is not a finite number"), Error);
+  CHECK(model.weight.to_vector<float>() == before);
+  CHECK(opt.param_groups()[0].options().get_lr() == doctest::Approx(0.5));
+}

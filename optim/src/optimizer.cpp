@@ -1,9 +1,12 @@
 #include <xgrad/optim/optimizer.hpp>
 
+#include <cmath>
+
 #include <charconv>
 #include <set>
 
 #include <xgrad/core/autograd.hpp>
+#include <xgrad/core/ops.hpp>
 #include <xgrad/core/creation.hpp>
 
 #include "util.hpp"
@@ -175,7 +178,10 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       fail("load_state_dict: missing '" + prefix + "params' (the optimizer has " + std::to_string(groups_.size()) +
            " parameter groups)");
     const auto& params = groups_[g].params();
-    if (ids->dtype() != DType::i64 || ids->dim() != 1 || ids->numel() != static_cast<std::int64_t>(params.size()))
+    if (ids->dtype() != DType::i64 || ids->dim() != 1)
+      fail("load_state_dict: '" + prefix + "params' must be a 1-D int64 tensor of parameter ids, got shape " +
+           shape_str(ids->shape()) + " and dtype " + std::string(dtype_name(ids->dtype())));
+    if (ids->numel() != static_cast<std::int64_t>(params.size()))
       fail("load_state_dict: '" + prefix + "params' lists " + std::to_string(ids->numel()) +
            " parameters, but group " + std::to_string(g) + " has " + std::to_string(params.size()));
     const auto id_values = ids->to_vector<std::int64_t>();
@@ -188,6 +194,7 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       const Tensor* v = take(prefix + name);
       if (!v) fail("load_state_dict: missing hyper-parameter '" + prefix + name + "'");
       if (v->numel() != 1) fail("load_state_dict: '" + prefix + name + "' has shape " + shape_str(v->shape()) + ", expected a scalar");
+      if (!std::isfinite(v->item())) fail("load_state_dict: '" + prefix + name + "' is not a finite number");
       opts->set_value(name, v->item());
     }
     validate(*opts);
@@ -215,12 +222,19 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       if (t.numel() != 1 || t.dtype() != DType::i64)
         fail("load_state_dict: '" + key + "' must be an integer scalar");
       s.step = t.to_vector<std::int64_t>()[0];
+      if (s.step < 0) fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", a step count cannot be negative");
     } else {
       if (t.shape() != p.shape())
         fail("load_state_dict: '" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +
              shape_str(p.shape()));
       if (!is_floating(t.dtype()))
         fail("load_state_dict: '" + key + "' has dtype " + std::string(dtype_name(t.dtype())) + ", expected a float tensor");
+      if (has_nonfinite(t)) fail("load_state_dict: '" + key + "' holds NaN or Inf");
+      // Running means of squares (and Adagrad's sum of them) are never negative: a negative one
+      // would put NaN into the weights at the next step (a square root of it).
+      if ((name == "exp_avg_sq" || name == "max_exp_avg_sq" || name == "square_avg" || name == "sum") &&
+          min(t).item() < 0.0)
+        fail("load_state_dict: '" + key + "' has negative entries, which a running mean of squares cannot");
       Tensor copy = t.dtype() == p.dtype() ? t.detach().clone() : t.detach().to(p.dtype());
       s.buffers[name] = copy;
     }

@@ -80,12 +80,21 @@ CheckpointInfo load_checkpoint(const std::string& path, nn::Module& model, optim
   if (scheduler != nullptr) require(kSchedulerKey, scheduler->name(), "scheduler");
   const auto rng = file.metadata.find(kRngKey);
   if (rng == file.metadata.end()) throw Error("load_checkpoint: '" + path + "' has no '" + kRngKey + "' metadata");
+  // All or nothing: each part checks everything it loads before it changes anything, and the
+  // parts loaded before a failing one are put back, so a bad file leaves every object as it was.
+  // The model goes last (its strict load checks every key and shape first).
+  const NamedTensors optimizer_before = optimizer != nullptr ? optimizer->state_dict() : NamedTensors{};
+  const NamedTensors scheduler_before = scheduler != nullptr ? scheduler->state_dict() : NamedTensors{};
+  const std::string rng_before = rng_state();
   try {
-    model.load_state_dict(take_prefixed(file.tensors, "model."), true);
+    set_rng_state(rng->second);
     if (optimizer != nullptr) optimizer->load_state_dict(take_prefixed(file.tensors, "optimizer."));
     if (scheduler != nullptr) scheduler->load_state_dict(take_prefixed(file.tensors, "scheduler."));
-    set_rng_state(rng->second);
+    model.load_state_dict(take_prefixed(file.tensors, "model."), true);
   } catch (const Error& e) {
+    set_rng_state(rng_before);
+    if (optimizer != nullptr) optimizer->load_state_dict(optimizer_before);
+    if (scheduler != nullptr) scheduler->load_state_dict(scheduler_before);
     throw Error("load_checkpoint: '" + path + "': " + e.what());
   }
   CheckpointInfo info{file.metadata};
