@@ -2,6 +2,8 @@
 // flags; no transposed copy is ever materialised.
 #include <xgrad/core/ops.hpp>
 
+#include <atomic>
+
 #include <cblas.h>
 
 #include "kernels.hpp"
@@ -28,19 +30,33 @@ bool empty_product(std::int64_t M, std::int64_t N, std::int64_t K, T* C, T beta)
 // the GEMM runs on the calling thread alone; larger ones get OpenBLAS's threads.
 constexpr double kSmallGemm = 4.0 * 1024 * 1024;
 
+//
+// OpenBLAS's thread count is one setting for the whole process. While GEMMs run on several
+// threads at once (independent models trained in separate threads), each runs on its own
+// thread alone: the callers already keep the cores busy. The setting is only ever read and
+// written through atomics here, so concurrent callers never race on it in xgrad's code.
+std::atomic<int> gemm_callers{0};
+std::atomic<int> blas_threads_set{-1};
+
 void choose_blas_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
-  static const int all_threads = openblas_get_num_threads();
-  static int current = all_threads;
-  const int want = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSmallGemm ? 1 : all_threads;
-  if (want != current) {
-    openblas_set_num_threads(want);
-    current = want;
-  }
+  static const int all_threads = openblas_get_num_threads();  // initialised once, thread-safely
+  const bool small = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSmallGemm;
+  const int want = small || gemm_callers.load(std::memory_order_relaxed) > 1 ? 1 : all_threads;
+  if (blas_threads_set.exchange(want, std::memory_order_relaxed) != want) openblas_set_num_threads(want);
 }
+
+// Counts the threads inside a GEMM.
+struct GemmCaller {
+  GemmCaller() { gemm_callers.fetch_add(1, std::memory_order_relaxed); }
+  ~GemmCaller() { gemm_callers.fetch_sub(1, std::memory_order_relaxed); }
+  GemmCaller(const GemmCaller&) = delete;
+  GemmCaller& operator=(const GemmCaller&) = delete;
+};
 
 void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
           const float* B, std::int64_t ldb, float* C, float beta) {
   if (empty_product(M, N, K, C, beta)) return;
+  const GemmCaller caller;
   choose_blas_threads(M, N, K);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
               ldb, beta, C, N);
@@ -48,6 +64,7 @@ void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, cons
 void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
           const double* B, std::int64_t ldb, double* C, double beta) {
   if (empty_product(M, N, K, C, beta)) return;
+  const GemmCaller caller;
   choose_blas_threads(M, N, K);
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
               ldb, beta, C, N);
