@@ -263,7 +263,7 @@ void check_rebase(const TensorImpl& view, const char* op);
 
 // A view of `base` with the given geometry (offset and strides in elements of the storage),
 // recorded in the graph under `name` with `backward`, and linked to base's root for autograd
-// through in-place writes. `kind` says how it may be written to.
+// through in-place writes.
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset);
 Tensor record_view(const char* name, const Tensor& base, Tensor view, UnaryBackwardFn backward);
 std::vector<Tensor> record_views(const char* name, const Tensor& base, std::vector<Tensor> views, BackwardFn backward);
@@ -278,6 +278,10 @@ Tensor compact(const Tensor& t);
 // Copies src's elements into dst's (same shape; any layouts; dtypes converted). Elementwise
 // in row-major order, so an overlapping dst (stride 0) keeps the last write.
 void copy_elements(const TensorImpl& src, TensorImpl& dst);
+// A zero tensor of `in_shape` with g added at the elements of a view of it (g's shape, the
+// view's strides and offset inside a contiguous tensor of in_shape): the backward of narrow,
+// select and as_strided. Elements the view reaches twice accumulate.
+Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& strides, std::int64_t offset);
 // dst[i] += src[i] over dst's elements, any layouts (same shape and dtype); a dst position
 // reached twice (stride 0) accumulates both.
 void add_elements(const TensorImpl& src, TensorImpl& dst);

@@ -63,11 +63,6 @@ void for_each_gather(const Shape& is, const std::vector<std::int64_t>& a_strides
   }
 }
 
-std::vector<std::int64_t> strides_of(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
-  return st;
-}
 
 }  // namespace
 
@@ -117,7 +112,7 @@ Tensor gather(const Tensor& a_in, std::int64_t dim, const Tensor& index_in) {
   const std::int64_t* idx = impl_of(index).data<std::int64_t>();
   const std::int64_t n = a.dim() == 0 ? 1 : a.shape()[dim];
   for (std::int64_t j = 0; j < index.numel(); ++j) check_range(idx[j], n, dim, "gather");
-  const auto a_strides = strides_of(a.shape());
+  const auto a_strides = contiguous_strides(a.shape());
   const std::int64_t dim_stride = a.dim() == 0 ? 0 : a_strides[dim];
 
   Tensor out = make_empty(index.shape(), a.dtype());

@@ -353,10 +353,15 @@ NpyHeader parse_npy_header(std::string_view text, const std::string& where) {
   auto skip = [&] {
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
   };
-  auto expect = [&](char c) {
+  // Takes `c` (after blanks) when it comes next.
+  auto consume = [&](char c) {
     skip();
-    if (i >= text.size() || text[i] != c) throw fail(std::string("expected '") + c + "'");
+    if (i >= text.size() || text[i] != c) return false;
     ++i;
+    return true;
+  };
+  auto expect = [&](char c) {
+    if (!consume(c)) throw fail(std::string("expected '") + c + "'");
   };
   auto quoted = [&] {
     skip();
@@ -376,12 +381,7 @@ NpyHeader parse_npy_header(std::string_view text, const std::string& where) {
   NpyHeader h;
   bool seen[3] = {false, false, false};
   expect('{');
-  for (;;) {
-    skip();
-    if (i < text.size() && text[i] == '}') {
-      ++i;
-      break;
-    }
+  while (!consume('}')) {
     const std::string key = quoted();
     expect(':');
     skip();
@@ -397,29 +397,20 @@ NpyHeader parse_npy_header(std::string_view text, const std::string& where) {
     } else if (key == "shape") {
       which = 2;
       expect('(');
-      for (;;) {
-        skip();
-        if (i < text.size() && text[i] == ')') {
-          ++i;
-          break;
-        }
+      while (!consume(')')) {
         const std::size_t first = i;
         while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
         if (i == first) throw fail("shape entries must be non-negative integers");
         if (i - first > 18) throw fail("absurd extent " + std::string(text.substr(first, i - first)));
         h.shape.push_back(std::stoull(std::string(text.substr(first, i - first))));
-        skip();
-        if (i < text.size() && text[i] == ',') ++i;
-        else if (i >= text.size() || text[i] != ')') throw fail("expected ',' or ')' in the shape");
+        if (!consume(',') && (i >= text.size() || text[i] != ')')) throw fail("expected ',' or ')' in the shape");
       }
     } else {
       throw fail("unexpected key '" + key + "'");
     }
     if (seen[which]) throw fail("the key '" + key + "' appears twice");
     seen[which] = true;
-    skip();
-    if (i < text.size() && text[i] == ',') ++i;
-    else if (i >= text.size() || text[i] != '}') throw fail("expected ',' or '}'");
+    if (!consume(',') && (i >= text.size() || text[i] != '}')) throw fail("expected ',' or '}'");
   }
   skip();
   if (i != text.size()) throw fail("trailing characters after the dict");

@@ -75,15 +75,6 @@ Tensor reshape_view(const Tensor& a, Shape shape, Shape strides) {
                      [in_shape = a.shape()](const Tensor& g) { return Grads{reshape(g, in_shape)}; });
 }
 
-// Copies g into a zero tensor of `in_shape` at the elements a view (shape, strides relative to
-// a contiguous tensor of in_shape, offset) picked: the backward of narrow and select.
-Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& strides, std::int64_t offset) {
-  Tensor out = zeros(in_shape, g.dtype());
-  TensorImpl region(impl_of(out).storage, g.shape(), strides, offset, g.dtype());
-  copy_elements(impl_of(g), region);
-  return out;
-}
-
 // Concatenates along `dim` into a new contiguous tensor (no graph). Shapes are checked.
 Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shape& out_shape) {
   Tensor out = make_empty(out_shape, parts[0].dtype());

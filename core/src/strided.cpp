@@ -113,6 +113,13 @@ void copy_elements(const TensorImpl& src, TensorImpl& dst) {
   });
 }
 
+Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& strides, std::int64_t offset) {
+  Tensor out = zeros(in_shape, g.dtype());
+  TensorImpl region(impl_of(out).storage, g.shape(), strides, offset, g.dtype());
+  add_elements(impl_of(g), region);
+  return out;
+}
+
 void add_elements(const TensorImpl& src, TensorImpl& dst) {
   dispatch_numeric(dst.dtype, "add", [&]<class T>() {
     const T* s = src.raw<T>();
@@ -193,11 +200,8 @@ TensorImpl region_of(const Tensor& t, const Shape& shape, const RelativeGeometry
 Tensor record_as_strided(const Tensor& base, Tensor view) {
   const RelativeGeometry geometry = relative_to_base(impl_of(base), impl_of(view), "as_strided");
   return record_op("as_strided", {base}, std::move(view),
-                   [base_shape = base.shape(), shape = view.shape(), geometry](const Tensor& g) {
-                     Tensor gb = zeros(base_shape, g.dtype());
-                     TensorImpl region = region_of(gb, shape, geometry);
-                     add_elements(impl_of(g), region);
-                     return Grads{gb};
+                   [base_shape = base.shape(), geometry](const Tensor& g) {
+                     return Grads{scatter_into_zeros(g, base_shape, geometry.strides, geometry.offset)};
                    },
                    {});
 }

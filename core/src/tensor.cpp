@@ -340,6 +340,9 @@ bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*>
   for (const Tensor* o : others) needed = needed || o->requires_grad();
   if (!needed) return false;
   const std::string name(op);
+  if (!s.grad_fn && s.requires_grad)
+    throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
+                "the update in NoGradGuard (as optimizers do)");
   if (s.view_base) {
     const TensorImpl& base = *s.view_base;
     if (s.view_kind == ViewKind::multi_output)
@@ -351,13 +354,7 @@ bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*>
     if (!base.grad_fn && base.requires_grad)
       throw Error(name + ": a view of a leaf tensor that requires grad is being modified in place while grad mode is "
                   "on; wrap the update in NoGradGuard (as optimizers do), or clone() the leaf first");
-    if (!s.grad_fn && s.requires_grad)
-      throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
-                  "the update in NoGradGuard (as optimizers do)");
     check_rebase(s, op);
-  } else if (!s.grad_fn && s.requires_grad) {
-    throw Error(name + ": a leaf tensor that requires grad is being modified in place while grad mode is on; wrap "
-                "the update in NoGradGuard (as optimizers do)");
   }
   return true;
 }
