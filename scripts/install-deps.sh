@@ -4,6 +4,7 @@
 #
 #   scripts/install-deps.sh               # compiler, CMake, xtensor, OpenBLAS, fmt, doctest, gnuplot, ...
 #   scripts/install-deps.sh --with-torch  # also python3-torch (fixture generators, benchmarks)
+#   scripts/install-deps.sh --with-fuzz   # also clang (libFuzzer: scripts/fuzz.sh)
 set -euo pipefail
 
 # gnuplot-nox draws the examples' PNG plots (without it they write CSV only).
@@ -11,12 +12,13 @@ packages=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev lib
           doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox)
 
 usage() {
-  sed -n '2,6s/^# \{0,1\}//p' "$0"
+  sed -n '2,7s/^# \{0,1\}//p' "$0"
 }
 
 for arg in "$@"; do
   case "$arg" in
     --with-torch) packages+=(python3-torch) ;;
+    --with-fuzz) packages+=(clang) ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-deps: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
   esac

@@ -47,10 +47,10 @@ void ProgressBar::update(std::int64_t samples, const Metrics& metrics) {
   if (finished_) throw Error("ProgressBar::update: '" + label_ + "' is already finished");
   ++done_;
   samples_ += samples;
-  for (const auto& [name, value] : metrics) {
-    auto it = std::find_if(sums_.begin(), sums_.end(), [&](const auto& s) { return s.first == name; });
-    if (it == sums_.end()) it = sums_.insert(sums_.end(), {name, 0.0});
-    it->second += value * static_cast<double>(samples);
+  for (const auto& metric : metrics) {
+    auto it = std::find_if(sums_.begin(), sums_.end(), [&](const auto& s) { return s.first == metric.first; });
+    if (it == sums_.end()) it = sums_.insert(sums_.end(), {metric.first, 0.0});
+    it->second += metric.second * static_cast<double>(samples);
   }
   const auto now = std::chrono::steady_clock::now();
   last_update_ = now;
