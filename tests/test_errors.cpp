@@ -2,6 +2,9 @@
 // shapes, dtypes or indices, never crash.
 #include <doctest/doctest.h>
 
+#include <functional>
+#include <vector>
+
 #include <xgrad/xgrad.hpp>
 
 using namespace xgrad;
@@ -235,4 +238,42 @@ TEST_CASE("creation functions name themselves in shape errors") {
   CHECK_THROWS_WITH_AS(zeros({2, -1}), doctest::Contains("zeros: negative extent in shape (2, -1)"), Error);
   CHECK_THROWS_WITH_AS(eye(-2), doctest::Contains("eye: negative size -2"), Error);
   CHECK_THROWS_WITH_AS(arange(0.0, 1e20), doctest::Contains("arange:"), Error);
+}
+
+// Every way a shape can overflow: each row must throw an xgrad::Error naming the op and the
+// shape, never wrap around to a small buffer (a heap overflow), throw std::bad_alloc or hang.
+TEST_CASE("shape and size overflow table: an xgrad::Error naming the op and the shape, for every entry") {
+  constexpr std::int64_t k31 = std::int64_t{1} << 31, k40 = std::int64_t{1} << 40, k62 = std::int64_t{1} << 62;
+  const Tensor one = ones({1, 1});
+  struct Row {
+    const char* what;
+    std::function<void()> run;
+    const char* message;
+  };
+  const std::vector<Row> table = {
+      {"randn, count wraps to 0", [] { randn({k31, k31, 4}); },
+       "randn: shape (2147483648, 2147483648, 4) has more elements than an int64 can count"},
+      {"zeros, count overflows", [] { zeros({k62, 4}); }, "zeros: shape (4611686018427387904, 4) has more elements"},
+      {"rand, count overflows", [] { rand({k40, k40}); }, "rand: shape (1099511627776, 1099511627776) has more elements"},
+      {"bernoulli, count overflows", [] { bernoulli({k40, k40}, 0.5); }, "bernoulli: shape (1099511627776, 1099511627776)"},
+      {"randint, count overflows", [] { randint(0, 5, {k40, k40}); }, "randint: shape (1099511627776, 1099511627776)"},
+      {"empty f64, bytes overflow", [] { empty({k62}, DType::f64); }, "empty: shape (4611686018427387904) of float64 needs more bytes"},
+      {"full i64, bytes overflow", [] { full({k62}, 1.0, DType::i64); }, "full: shape (4611686018427387904) of int64 needs more bytes"},
+      {"zeros, beyond the address space", [] { zeros({std::int64_t{1} << 50}); }, "zeros: cannot allocate 4503599627370496 bytes for a tensor of shape (1125899906842624)"},
+      {"zeros, empty but its strides overflow", [] { zeros({0, k40, k40}); }, "zeros: shape (0, 1099511627776, 1099511627776) has more elements"},
+      {"negative extent", [] { ones({3, -2}); }, "ones: negative extent in shape (3, -2)"},
+      {"expand to an overflowing shape", [&] { one.expand({k40, k40}); }, "expand: shape (1099511627776, 1099511627776) has more elements"},
+      {"reshape, extents overflow", [] { zeros({4}).reshape({k62, 8}); }, "reshape: shape (4611686018427387904, 8) has more elements"},
+      {"reshape, empty but strides overflow", [] { zeros({0}).reshape({0, k40, k40}); }, "reshape: shape (0, 1099511627776, 1099511627776) has more elements"},
+      {"view with -1, known extents overflow", [] { zeros({4}).view({-1, k62, 4}); }, "view: shape (-1, 4611686018427387904, 4) has more elements"},
+      {"cat, extents add up past int64", [&] { cat({one.expand({k62, 1}), one.expand({k62, 1})}, 0); }, "cat: the extents along dim 0 add up"},
+      {"elementwise op on a huge expanded tensor", [&] { (one.expand({k40, 4}) + 1.0).numel(); }, "cannot allocate"},
+      {"matmul whose output overflows", [&] { matmul(one.expand({k40, 1}), one.expand({1, k40})); }, "matmul: shape (1099511627776, 1099511627776) has more elements"},
+      {"sum of a huge expanded tensor", [&] { one.expand({k62, 1}).sum(); }, "shape (4611686018427387904, 1) of float32 needs more bytes"},
+      {"from_vector, shape overflows", [] { from_vector(std::vector<float>{1, 2}, {k62, 4}); }, "from_vector: shape (4611686018427387904, 4) has more elements"},
+  };
+  for (const Row& row : table) {
+    CAPTURE(row.what);
+    CHECK_THROWS_WITH_AS(row.run(), doctest::Contains(row.message), Error);
+  }
 }

@@ -275,10 +275,52 @@ TEST_CASE("scheduler states with malformed counters are xgrad::Errors, not std::
   CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("'last_epoch' must be one int64 number"), Error);
   for (auto& [name, t] : state)
     if (name == "last_epoch") t = tensor({-5}, DType::i64).reshape({});
-  CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("must be at least -1 and 0"), Error);
+  CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("'last_epoch' is -5, outside [-1, 2^53]"), Error);
+  // Counting on from the largest int64 would overflow (undefined behaviour): refused.
+  for (auto& [name, t] : state)
+    if (name == "last_epoch") t = tensor({9.2e18}, DType::f64).to(DType::i64).reshape({});
+  CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("outside [-1, 2^53]"), Error);
   optim::ReduceLROnPlateau plateau(opt);
   NamedTensors pstate = plateau.state_dict();
   for (auto& [name, t] : pstate)
     if (name == "num_bad_epochs") t = zeros({0}, DType::i64);
   CHECK_THROWS_WITH_AS(plateau.load_state_dict(pstate), doctest::Contains("'num_bad_epochs' must be one int64 number"), Error);
+  for (auto& [name, t] : pstate)
+    if (name == "num_bad_epochs") t = tensor({9.2e18}, DType::f64).to(DType::i64).reshape({});
+  CHECK_THROWS_WITH_AS(plateau.load_state_dict(pstate), doctest::Contains("more than a run can count"), Error);
+}
+
+TEST_CASE("scheduler states: learning rates must be finite, and a refused state changes nothing") {
+  Tensor w = ones({1}).requires_grad_();
+  optim::SGD opt({w}, optim::SGDOptions(0.1));
+  optim::StepLR sched(opt, 2);
+  sched.step();
+  const NamedTensors good = sched.state_dict();
+  for (double bad : {std::nan(""), double(INFINITY), -0.5}) {
+    NamedTensors state = good;
+    for (auto& [name, t] : state)
+      if (name == "base_lrs") t = tensor({bad}, DType::f64);
+    CHECK_THROWS_WITH_AS(sched.load_state_dict(state), doctest::Contains("not a finite number >= 0"), Error);
+  }
+  NamedTensors two = good;
+  for (auto& [name, t] : two)
+    if (name == "last_lr") t = tensor({0.1, 0.1}, DType::f64);
+  CHECK_THROWS_WITH_AS(sched.load_state_dict(two), doctest::Contains("must hold 1 learning rates"), Error);
+
+  // A composite whose second part is refused: the first part keeps its previous state.
+  auto warm = std::make_shared<optim::LinearLR>(opt, optim::LinearLROptions().total_iters(3));
+  auto step = std::make_shared<optim::StepLR>(opt, 2);
+  optim::SequentialLR seq(opt, {warm, step}, {3});
+  for (int i = 0; i < 5; ++i) seq.step();
+  NamedTensors state = seq.state_dict();
+  const NamedTensors warm_before = warm->state_dict();
+  for (auto& [name, t] : state) {
+    if (name == "schedulers.0.last_epoch") t = tensor({1}, DType::i64).reshape({});
+    if (name == "schedulers.1.step_count") t = tensor({-1}, DType::i64).reshape({});
+  }
+  CHECK_THROWS_WITH_AS(seq.load_state_dict(state), doctest::Contains("'step_count' is -1"), Error);
+  const NamedTensors warm_after = warm->state_dict();
+  REQUIRE(warm_after.size() == warm_before.size());
+  for (std::size_t i = 0; i < warm_after.size(); ++i)
+    CHECK(warm_after[i].second.to(DType::f64).to_vector<double>() == warm_before[i].second.to(DType::f64).to_vector<double>());
 }

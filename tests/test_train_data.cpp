@@ -182,3 +182,18 @@ TEST_CASE("read_json_records turns every JSON error into an xgrad::Error naming 
   std::ofstream(p) << R"([{"a": 1e999}])";
   CHECK_THROWS_WITH_AS(train::read_json_records(p, {"a"}), doctest::Contains("big.json' is not valid JSON"), Error);
 }
+
+TEST_CASE("read_json_records bounds the nesting depth; the text readers refuse directories and devices") {
+  TempDir dir;
+  const std::string deep = dir.file("deep.json");
+  std::ofstream(deep) << std::string(100000, '[') << std::string(100000, ']');
+  CHECK_THROWS_WITH_AS(train::read_json_records(deep, {"a"}), doctest::Contains("nests deeper than 64 levels"), Error);
+  const std::string ok = dir.file("ok.json");
+  std::ofstream(ok) << R"([{"a": 1, "b": [[[[1]]]]}])";
+  CHECK(train::read_json_records(ok, {"a"}).rows.at(0).at(0) == "1");
+  for (const std::string& path : {dir.path.string(), std::string("/dev/zero")}) {
+    CHECK_THROWS_WITH_AS(train::read_text(path), doctest::Contains("is not a regular file"), Error);
+    CHECK_THROWS_WITH_AS(train::read_csv(path), doctest::Contains("is not a regular file"), Error);
+    CHECK_THROWS_WITH_AS(train::Vocabulary::load(path), doctest::Contains("is not a regular file"), Error);
+  }
+}

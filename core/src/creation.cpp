@@ -15,9 +15,10 @@ namespace {
 
 template <class S>
 Tensor from_values(const S* values, std::size_t count, const Shape& shape, DType dtype, const char* op) {
+  check_shape(shape, op);
   if (shape_numel(shape) != static_cast<std::int64_t>(count))
     throw Error(std::string(op) + ": " + std::to_string(count) + " values do not fill shape " + shape_str(shape));
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, op);
   dispatch_all(dtype, [&]<class T>() {
     T* p = impl_of(t).data<T>();
     for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<T>(values[i]);
@@ -62,12 +63,15 @@ Tensor zeros(const Shape& shape, DType dtype) {
   std::memset(impl_of(t).storage->data, 0, impl_of(t).storage->nbytes);
   return t;
 }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = make_empty(shape, dtype, "full");
+namespace {
+Tensor filled(const Shape& shape, double value, DType dtype, const char* op) {
+  Tensor t = make_empty(shape, dtype, op);
   dispatch_all(dtype, [&]<class T>() { std::fill_n(impl_of(t).data<T>(), impl_of(t).numel, static_cast<T>(value)); });
   return t;
 }
+}  // namespace
+Tensor ones(const Shape& shape, DType dtype) { return filled(shape, 1.0, dtype, "ones"); }
+Tensor full(const Shape& shape, double value, DType dtype) { return filled(shape, value, dtype, "full"); }
 
 Tensor arange(std::int64_t end) { return arange(0.0, static_cast<double>(end), 1.0, DType::i64); }
 Tensor arange(double start, double end, double step, DType dtype) {
@@ -117,11 +121,13 @@ void set_rng_state(const std::string& state) {
   generator = restored;
 }
 
-Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
-  if (!(low <= high)) throw Error("uniform: low " + std::to_string(low) + " is above high " + std::to_string(high));
-  Tensor t = make_empty(shape, dtype, "uniform");
+namespace {
+Tensor uniform_named(const Shape& shape, double low, double high, DType dtype, const char* op) {
+  if (!(low <= high))
+    throw Error(std::string(op) + ": low " + std::to_string(low) + " is above high " + std::to_string(high));
+  Tensor t = make_empty(shape, dtype, op);
   std::lock_guard lock(generator_mutex);
-  dispatch_floating(dtype, "uniform", [&]<class T>() {
+  dispatch_floating(dtype, op, [&]<class T>() {
     T* p = impl_of(t).data<T>();
     for (std::int64_t i = 0; i < impl_of(t).numel; ++i) {
       T v = static_cast<T>(low + (high - low) * uniform01());
@@ -130,7 +136,12 @@ Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
   });
   return t;
 }
-Tensor rand(const Shape& shape, DType dtype) { return uniform(shape, 0.0, 1.0, dtype); }
+}  // namespace
+
+Tensor uniform(const Shape& shape, double low, double high, DType dtype) {
+  return uniform_named(shape, low, high, dtype, "uniform");
+}
+Tensor rand(const Shape& shape, DType dtype) { return uniform_named(shape, 0.0, 1.0, dtype, "rand"); }
 
 Tensor randn(const Shape& shape, DType dtype) {
   Tensor t = make_empty(shape, dtype, "randn");
@@ -167,7 +178,7 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape) {
 
 Tensor bernoulli(const Shape& shape, double p, DType dtype) {
   if (!(p >= 0.0 && p <= 1.0)) throw Error("bernoulli: probability " + std::to_string(p) + " is not in [0, 1]");
-  Tensor t = make_empty(shape, dtype);
+  Tensor t = make_empty(shape, dtype, "bernoulli");
   std::lock_guard lock(generator_mutex);
   dispatch_all(dtype, [&]<class T>() {
     T* q = impl_of(t).data<T>();

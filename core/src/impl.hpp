@@ -336,6 +336,10 @@ void for_each_offset(const Shape& shape, const Shape& strides, F&& f) {
 // Shorthand used throughout core.
 inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }
 
+/// Throws, naming `op` and the shape, unless every extent is >= 0 and the product of the
+/// extents (zeros counted as 1, so an empty tensor's strides fit too) fits in an int64.
+/// Every shape a tensor is made with or viewed as passes this once.
+void check_shape(const Shape& shape, const char* op);
 // A new contiguous tensor with uninitialised data; `op` names the caller in errors.
 Tensor make_empty(const Shape& shape, DType dtype, const char* op = "empty");
 

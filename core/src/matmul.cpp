@@ -154,7 +154,7 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
   if (bs[0] != k) throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
   Shape out_shape(as.begin(), as.end() - 1);
   out_shape.push_back(m);
-  Tensor out = make_empty(out_shape, a.dtype());
+  Tensor out = make_empty(out_shape, a.dtype(), "matmul");
   const std::int64_t rows = shape_numel(Shape(as.begin(), as.end() - 1));  // right when k = 0 too
   const Matrix A = as_rows(a), B = as_matrix(b);
   dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
@@ -206,7 +206,7 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
   Shape out_shape = plan.batch;
   out_shape.push_back(n);
   out_shape.push_back(m);
-  Tensor out = make_empty(out_shape, a.dtype());
+  Tensor out = make_empty(out_shape, a.dtype(), "matmul");
   dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
     const T *A = impl_of(a).data<T>(), *B = impl_of(b).data<T>();
     T* C = impl_of(out).data<T>();
@@ -265,10 +265,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     if (broadcast_shapes(b.shape(), out_shape, "linear") != out_shape)
       throw Error("linear: the bias of shape " + shape_str(b.shape()) + " does not broadcast to the output " +
                   shape_str(out_shape));
-    out = make_empty(out_shape, x.dtype());
+    out = make_empty(out_shape, x.dtype(), "linear");
     copy_elements(impl_of(expand(b.detach(), out_shape)), impl_of(out));
   } else {
-    out = make_empty(out_shape, x.dtype());
+    out = make_empty(out_shape, x.dtype(), "linear");
   }
   const Matrix X = as_rows(x), W = as_matrix(w);
   dispatch_floating(x.dtype(), "linear", [&]<class T>() {

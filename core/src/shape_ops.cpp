@@ -56,14 +56,15 @@ Shape infer_shape(const Tensor& a, const Shape& shape, const char* op) {
       infer = static_cast<std::int64_t>(i);
     } else if (target[i] < 0) {
       throw Error(std::string(op) + ": invalid extent in " + shape_str(shape));
-    } else {
-      known *= target[i];
+    } else if (__builtin_mul_overflow(known, target[i], &known)) {
+      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has more elements than an int64 can count");
     }
   }
   if (infer >= 0 && known != 0 && a.numel() % known == 0) target[infer] = a.numel() / known;
   if (shape_numel(target) != a.numel() || (infer >= 0 && known == 0))
     throw Error(std::string(op) + ": cannot reshape " + shape_str(a.shape()) + " (" + std::to_string(a.numel()) +
                 " elements) into " + shape_str(shape));
+  check_shape(target, op);  // an empty tensor's extents may still overflow its strides
   return target;
 }
 
@@ -265,6 +266,7 @@ Tensor expand(const Tensor& a, const Shape& shape) {
     strides[i] = have == 1 && want != 1 ? 0 : a.strides()[i - lead];
   }
   if (out_shape == a.shape()) return a;
+  check_shape(out_shape, "expand");
   Tensor out = make_view(a, std::move(out_shape), std::move(strides), impl_of(a).offset);
   return record_view("expand", a, std::move(out), [in_shape = a.shape()](const Tensor& g) { return Grads{sum_to(g, in_shape)}; });
 }
@@ -338,7 +340,8 @@ Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim) {
     if (!ok)
       throw Error("cat: tensor " + std::to_string(i) + " has shape " + shape_str(t.shape()) +
                   ", expected " + shape_str(first.shape()) + " except along dim " + std::to_string(dim));
-    out_shape[dim] += t.shape()[dim];
+    if (__builtin_add_overflow(out_shape[dim], t.shape()[dim], &out_shape[dim]))
+      throw Error("cat: the extents along dim " + std::to_string(dim) + " add up to more than an int64 can count");
     sizes.push_back(t.shape()[dim]);
   }
   Tensor out = cat_kernel(tensors, dim, out_shape);

@@ -27,7 +27,9 @@ void dispatch_size(std::size_t size, F&& f) {
 
 Shape contiguous_strides(const Shape& shape) {
   Shape st(shape.size(), 1);
-  for (std::size_t i = shape.size(); i-- > 1;) st[i - 1] = st[i] * std::max<std::int64_t>(shape[i], 1);
+  for (std::size_t i = shape.size(); i-- > 1;)
+    if (__builtin_mul_overflow(st[i], std::max<std::int64_t>(shape[i], 1), &st[i - 1]))
+      throw Error("shape " + shape_str(shape) + ": its strides overflow an int64");
   return st;
 }
 

@@ -46,21 +46,28 @@ std::string shape_str(const Shape& shape) {
 
 std::int64_t shape_numel(const Shape& shape) {
   std::int64_t n = 1;
-  for (auto e : shape) n *= e;
+  for (auto e : shape)
+    if (__builtin_mul_overflow(n, e, &n))
+      throw Error("shape " + shape_str(shape) + " has more elements than an int64 can count");
   return n;
 }
 
 // --- helpers shared by core ---------------------------------------------------------------------
 
+void check_shape(const Shape& shape, const char* op) {
+  std::int64_t span = 1;
+  for (auto e : shape) {
+    if (e < 0) throw Error(std::string(op) + ": negative extent in shape " + shape_str(shape));
+    if (__builtin_mul_overflow(span, std::max<std::int64_t>(e, 1), &span))
+      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has more elements than an int64 can count");
+  }
+}
+
 Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
   // Every tensor's memory is sized here, once: the element count and the byte size must not
   // overflow (a wrapped count would allocate a small buffer and write past it).
-  std::int64_t count = 1;
-  for (auto e : shape) {
-    if (e < 0) throw Error(std::string(op) + ": negative extent in shape " + shape_str(shape));
-    if (__builtin_mul_overflow(count, e, &count))
-      throw Error(std::string(op) + ": shape " + shape_str(shape) + " has more elements than an int64 can count");
-  }
+  check_shape(shape, op);
+  const std::int64_t count = shape_numel(shape);
   std::int64_t bytes = 0;
   if (__builtin_mul_overflow(count, static_cast<std::int64_t>(dtype_size(dtype)), &bytes))
     throw Error(std::string(op) + ": shape " + shape_str(shape) + " of " + std::string(dtype_name(dtype)) +

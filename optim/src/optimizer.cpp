@@ -223,6 +223,8 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
         fail("load_state_dict: '" + key + "' must be an integer scalar");
       s.step = t.to_vector<std::int64_t>()[0];
       if (s.step < 0) fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", a step count cannot be negative");
+      if (s.step > detail::kMaxCount)
+        fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", more steps than a run can take (limit 2^53)");
     } else {
       if (t.shape() != p.shape())
         fail("load_state_dict: '" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +

@@ -92,6 +92,9 @@ void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
     if (v < lowest)
       throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' is " + std::to_string(v) +
                   ", below " + std::to_string(lowest));
+    if (v > detail::kMaxCount)
+      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' is " + std::to_string(v) +
+                  ", more than a run can count (limit 2^53)");
     return v;
   };
   const Tensor& best_t = get("best");

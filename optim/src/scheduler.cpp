@@ -31,6 +31,51 @@ NamedTensors with_prefix_removed(const NamedTensors& state, const std::string& p
   return out;
 }
 
+// A count saved by state_dict(): one int64 number in [lowest, 2^53]. Errors name `who` and `key`.
+std::int64_t count_entry(const NamedTensors& state, const std::string& key, const std::string& who,
+                         std::int64_t lowest) {
+  const Tensor& t = require(state, key, who);
+  if (t.numel() != 1 || t.dtype() != DType::i64)
+    throw Error(fmt::format("{}: load_state_dict: '{}' must be one int64 number, got shape {} and dtype {}", who, key,
+                            shape_str(t.shape()), dtype_name(t.dtype())));
+  const auto v = t.item<std::int64_t>();
+  if (v < lowest || v > detail::kMaxCount)
+    throw Error(fmt::format("{}: load_state_dict: '{}' is {}, outside [{}, 2^53]", who, key, v, lowest));
+  return v;
+}
+
+// Learning rates saved by state_dict(): one finite, non-negative number per parameter group.
+std::vector<double> lr_entry(const NamedTensors& state, const std::string& key, const std::string& who,
+                             std::size_t groups) {
+  const Tensor& t = require(state, key, who);
+  if (t.dim() != 1 || !is_floating(t.dtype()) || t.numel() != static_cast<std::int64_t>(groups))
+    throw Error(fmt::format("{}: load_state_dict: '{}' must hold {} learning rates (one per parameter group) in a "
+                            "1-D floating-point tensor, got shape {} and dtype {}",
+                            who, key, groups, shape_str(t.shape()), dtype_name(t.dtype())));
+  std::vector<double> lrs = t.to(DType::f64).to_vector<double>();
+  for (double lr : lrs)
+    if (!std::isfinite(lr) || lr < 0)
+      throw Error(fmt::format("{}: load_state_dict: '{}' holds the learning rate {}, not a finite number >= 0", who,
+                              key, lr));
+  return lrs;
+}
+
+// Loads each scheduler's part of `state` (under "schedulers.<i>."), all or nothing: when one
+// part is refused, the schedulers loaded before it get their previous state back.
+void load_parts(const std::vector<std::shared_ptr<LRScheduler>>& schedulers, const NamedTensors& state) {
+  std::vector<NamedTensors> before;
+  for (const auto& s : schedulers) before.push_back(s->state_dict());
+  std::size_t loaded = 0;
+  try {
+    for (; loaded < schedulers.size(); ++loaded)
+      schedulers[loaded]->load_state_dict(with_prefix_removed(state, "schedulers." + std::to_string(loaded) + "."));
+  } catch (...) {
+    for (std::size_t i = 0; i < loaded; ++i) schedulers[i]->load_state_dict(before[i]);
+    throw;
+  }
+}
+
+
 }  // namespace
 
 // --- LRScheduler -------------------------------------------------------------------------------
@@ -85,25 +130,16 @@ NamedTensors LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const NamedTensors& state) {
-  const Tensor& last_epoch = require(state, "last_epoch", name_);
-  const Tensor& step_count = require(state, "step_count", name_);
-  const Tensor& base_lrs = require(state, "base_lrs", name_);
-  const Tensor& last_lr = require(state, "last_lr", name_);
-  const auto groups = static_cast<std::int64_t>(optimizer_->param_groups().size());
-  if (base_lrs.numel() != groups || last_lr.numel() != groups)
-    fail(fmt::format("load_state_dict: the state has {} learning rates, the optimizer {} parameter groups",
-                     base_lrs.numel(), groups));
-  for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"last_epoch", &last_epoch}, {"step_count", &step_count}})
-    if (t->numel() != 1 || t->dtype() != DType::i64)
-      fail(fmt::format("load_state_dict: '{}' must be one int64 number, got shape {} and dtype {}", name,
-                       shape_str(t->shape()), dtype_name(t->dtype())));
-  last_epoch_ = last_epoch.item<std::int64_t>();
-  step_count_ = step_count.item<std::int64_t>();
-  if (last_epoch_ < -1 || step_count_ < 0)
-    fail(fmt::format("load_state_dict: last_epoch {} and step_count {} must be at least -1 and 0", last_epoch_,
-                     step_count_));
-  base_lrs_ = base_lrs.to_vector<double>();
-  last_lr_ = last_lr.to_vector<double>();
+  // Everything is checked before anything is applied: a refused state changes nothing.
+  const std::size_t groups = optimizer_->param_groups().size();
+  const auto epoch = count_entry(state, "last_epoch", name_, -1);
+  const auto steps = count_entry(state, "step_count", name_, 0);
+  auto base_lrs = lr_entry(state, "base_lrs", name_, groups);
+  auto last_lr = lr_entry(state, "last_lr", name_, groups);
+  last_epoch_ = epoch;
+  step_count_ = steps;
+  base_lrs_ = std::move(base_lrs);
+  last_lr_ = std::move(last_lr);
 }
 
 void LRScheduler::save(const std::string& path) const { save_safetensors(path, state_dict(), {{"xgrad.scheduler", name_}}); }
@@ -299,12 +335,11 @@ NamedTensors SequentialLR::state_dict() const {
 }
 
 void SequentialLR::load_state_dict(const NamedTensors& state) {
-  const Tensor& last_epoch = require(state, "last_epoch", name_);
-  const Tensor& last_lr = require(state, "last_lr", name_);
-  for (std::size_t i = 0; i < schedulers_.size(); ++i)
-    schedulers_[i]->load_state_dict(with_prefix_removed(state, "schedulers." + std::to_string(i) + "."));
-  last_epoch_ = last_epoch.to_vector<std::int64_t>().at(0);
-  last_lr_ = last_lr.to_vector<double>();
+  const auto epoch = count_entry(state, "last_epoch", name_, -1);
+  auto last_lr = lr_entry(state, "last_lr", name_, optimizer_->param_groups().size());
+  load_parts(schedulers_, state);
+  last_epoch_ = epoch;
+  last_lr_ = std::move(last_lr);
 }
 
 // --- ChainedScheduler --------------------------------------------------------------------------
@@ -339,10 +374,9 @@ NamedTensors ChainedScheduler::state_dict() const {
 }
 
 void ChainedScheduler::load_state_dict(const NamedTensors& state) {
-  const Tensor& last_lr = require(state, "last_lr", name_);
-  for (std::size_t i = 0; i < schedulers_.size(); ++i)
-    schedulers_[i]->load_state_dict(with_prefix_removed(state, "schedulers." + std::to_string(i) + "."));
-  last_lr_ = last_lr.to_vector<double>();
+  auto last_lr = lr_entry(state, "last_lr", name_, optimizer_->param_groups().size());
+  load_parts(schedulers_, state);
+  last_lr_ = std::move(last_lr);
 }
 
 }  // namespace xgrad::optim

@@ -13,6 +13,10 @@
 
 namespace xgrad::optim::detail {
 
+/// The largest step or epoch count a loaded state may hold: 2^53, the counts a double still
+/// represents exactly (no run takes that many steps). Above it, counting on overflows.
+inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 53;
+
 /// A 0-d i64 tensor.
 inline Tensor int_scalar(std::int64_t v) { return from_vector(std::vector<std::int64_t>{v}, {}); }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -133,9 +134,17 @@ Table read_csv(const std::string& path, char separator) {
 }
 
 Table read_json_records(const std::string& path, const std::vector<std::string>& fields) {
+  // The nesting depth is bounded while parsing: records are flat, and a file of 100 000
+  // nested arrays would otherwise take the recursive teardown of the value past the stack.
+  constexpr int kMaxDepth = 64;
+  const auto bound_depth = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxDepth)
+      throw Error("read_json_records: '" + path + "' nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    return true;
+  };
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(read_text(path));
+    doc = nlohmann::json::parse(read_text(path), bound_depth);
   } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
     throw Error("read_json_records: '" + path + "' is not valid JSON: " + e.what());
   }
@@ -161,6 +170,11 @@ Table read_json_records(const std::string& path, const std::vector<std::string>&
 }
 
 std::string read_text(const std::string& path) {
+  // Only regular files: a directory or a device (/dev/zero) has no end to read up to.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && status.type() != std::filesystem::file_type::regular)
+    throw Error("read_text: '" + path + "' is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("read_text: cannot open '" + path + "'");
   std::ostringstream text;

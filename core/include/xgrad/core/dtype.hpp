@@ -27,7 +27,7 @@ using Shape = std::vector<std::int64_t>;
 
 /// "(3, 4)"; "()" for a scalar.
 std::string shape_str(const Shape& shape);
-/// Product of the extents (1 for a scalar).
+/// Product of the extents (1 for a scalar); throws `Error` naming the shape when it overflows.
 std::int64_t shape_numel(const Shape& shape);
 
 }  // namespace xgrad
