@@ -11,12 +11,16 @@ namespace rnn_test {
 
 using namespace xgrad;
 
-/// max |a − b| over all elements (shapes must match).
+/// max |a − b| over all elements (shapes must match); NaN where only one of them is NaN
+/// (equal infinities and NaN against NaN count as equal).
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape()) return INFINITY;
   const std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
   double worst = 0.0;
-  for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(x[i]) != std::isnan(y[i])) return NAN;  // std::max would skip a NaN
+    if (!std::isnan(x[i])) worst = std::max(worst, x[i] == y[i] ? 0.0 : std::abs(x[i] - y[i]));
+  }
   return worst;
 }
 

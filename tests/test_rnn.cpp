@@ -200,6 +200,50 @@ TEST_CASE("variable lengths: padded input steps get no gradient, lengths may com
   CHECK(sum(abs(narrow(g, 0, 0, 1))).item() > 0.0);
 }
 
+TEST_CASE("variable lengths: NaN, Inf or huge values in the padding never reach any output or gradient") {
+  // A batch built with empty() and only the valid steps filled: whatever the padding holds,
+  // outputs, final states and every gradient equal those of zero padding (PyTorch never
+  // reads padding either).
+  const std::vector<std::int64_t> lengths = {5, 2, 4};
+  auto layers = every_layer(3, 4, 2, true);
+  layers.emplace_back("GRU batch_first",
+                      std::make_shared<nn::GRU>(nn::GRUOptions(3, 4).num_layers(2).bidirectional(true).batch_first(true)));
+  {
+    for (auto& [name, layer] : layers) {
+      CAPTURE(name);
+      const bool batch_first = layer->recurrent_options().batch_first();
+      manual_seed(5);
+      layer->to(DType::f64);
+      const Tensor clean = randn({5, 3, 3}, DType::f64);
+      auto run = [&](double pad) {
+        Tensor x = clean.clone();
+        for (std::int64_t b = 0; b < 3; ++b) {
+          const std::int64_t len = lengths[static_cast<std::size_t>(b)];
+          if (len < 5) narrow(select(x, 1, b), 0, len, 5 - len).fill_(pad);
+        }
+        if (batch_first) x = transpose(x, 0, 1).contiguous();
+        x.requires_grad_();
+        layer->zero_grad();
+        const nn::RecurrentOutput out = (*layer)(x, {}, nn::Lengths(lengths));
+        Tensor loss = (out.output * out.output).sum();
+        for (const Tensor& s : out.state) loss = loss + s.sum();
+        loss.backward();
+        std::vector<Tensor> results = {out.output.detach(), x.grad()};
+        for (const Tensor& s : out.state) results.push_back(s.detach());
+        for (const Tensor& p : layer->parameters()) results.push_back(p.grad().clone());
+        return results;
+      };
+      const std::vector<Tensor> reference = run(0.0);
+      for (double pad : {std::nan(""), double(INFINITY), -double(INFINITY), 1e300}) {
+        CAPTURE(pad);
+        const std::vector<Tensor> got = run(pad);
+        REQUIRE(got.size() == reference.size());
+        for (std::size_t i = 0; i < got.size(); ++i) CHECK(max_abs_diff(got[i], reference[i]) == 0.0);
+      }
+    }
+  }
+}
+
 TEST_CASE("batch_first only transposes input and output") {
   manual_seed(5);
   nn::LSTM a(nn::LSTMOptions(3, 4).num_layers(2).bidirectional(true));

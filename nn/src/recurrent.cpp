@@ -130,6 +130,23 @@ std::string Recurrent::extra_repr() const {
   return s + ", cell=" + cells_[0]->type_name();
 }
 
+namespace {
+
+// The input with its padded steps replaced by zeros. The layer never uses their values, but
+// the input projection and the steps past a sequence's end do compute with them: NaN or Inf
+// there would reach every weight's gradient through 0 · NaN. PyTorch never reads padding.
+Tensor zero_padding(const Tensor& x, const std::vector<std::int64_t>& len, std::int64_t time_dim) {
+  const std::int64_t T = x.size(time_dim), B = x.size(1 - time_dim);
+  std::vector<bool> valid(static_cast<std::size_t>(T * B));
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t b = 0; b < B; ++b)
+      valid[static_cast<std::size_t>(time_dim == 0 ? t * B + b : b * T + t)] = t < len[static_cast<std::size_t>(b)];
+  const Shape shape = time_dim == 0 ? Shape{T, B, 1} : Shape{B, T, 1};
+  return where(from_vector(valid, shape), x, zeros({}, x.dtype()));
+}
+
+}  // namespace
+
 RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial_state, const Lengths& lengths) {
   const std::string what = type_name();
   if (!input.defined() || input.dim() < 2 || input.dim() > 3)
@@ -160,6 +177,7 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
   // Per-step masks (B, 1), true where step t is valid; undefined where every sequence is.
   std::int64_t max_len = T;
   std::vector<Tensor> masks(static_cast<std::size_t>(T));
+  Tensor layer_input = x;
   if (lengths.given()) {
     if (unbatched) throw Error(what + ": lengths need a batched (3-D) input");
     const std::vector<std::int64_t>& len = lengths.values();
@@ -171,6 +189,7 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
       for (std::int64_t b = 0; b < B; ++b) valid[static_cast<std::size_t>(b)] = t < len[static_cast<std::size_t>(b)];
       masks[static_cast<std::size_t>(t)] = from_vector(valid, {B, 1});
     }
+    if (min_len < T) layer_input = zero_padding(x, len, time_dim);
   }
 
   // Initial state of each cell: entry k of cell c is (B, sizes[k]).
@@ -197,7 +216,6 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
 
   const Tensor zero = zeros({}, dtype);
   const Tensor zero_output = zeros({B, sizes[0]}, dtype);
-  Tensor layer_input = x;
   for (std::int64_t l = 0; l < L; ++l) {
     std::vector<Tensor> direction_outputs;
     for (std::int64_t d = 0; d < D; ++d) {
