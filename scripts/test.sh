@@ -3,6 +3,7 @@
 #
 #   scripts/test.sh                # Release build in build/release
 #   scripts/test.sh --sanitize     # Debug + AddressSanitizer/UBSan build in build/asan
+#   scripts/test.sh --tsan         # ThreadSanitizer build in build/tsan; runs test_threads
 #   scripts/test.sh -R autograd    # any other argument goes to ctest
 #
 # XGRAD_JOBS sets the number of parallel compile jobs (default: nproc).
@@ -12,18 +13,27 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=${XGRAD_JOBS:-$(nproc)}
 
 sanitize=0
+tsan=0
 ctest_args=()
 for arg in "$@"; do
   case "$arg" in
     --sanitize) sanitize=1 ;;
-    -h|--help) sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --tsan) tsan=1 ;;
+    -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) ctest_args+=("$arg") ;;
   esac
 done
 
 "$root/scripts/install-deps.sh"
 
-if ((sanitize)); then
+if ((tsan)); then
+  # Optimised (ThreadSanitizer is slow enough); the test that runs models on several threads.
+  build="$root/build/tsan"
+  config=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_SANITIZE_THREAD=ON
+          -DXGRAD_BUILD_BENCH=OFF -DXGRAD_BUILD_EXAMPLES=OFF)
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  ((${#ctest_args[@]})) || ctest_args=(-R '^test_threads$')
+elif ((sanitize)); then
   build="$root/build/asan"
   config=(-DCMAKE_BUILD_TYPE=Debug -DXGRAD_SANITIZE=ON -DXGRAD_NATIVE=ON
           -DXGRAD_BUILD_BENCH=OFF -DXGRAD_BUILD_EXAMPLES=OFF)
