@@ -64,7 +64,8 @@ std::string LSTM::extra_repr() const {
 GRU::GRU(const GRUOptions& options)
     : Recurrent(RecurrentOptions::from(options),
                 [options](std::int64_t in, std::int64_t hidden) {
-                  return std::make_shared<GRUCell>(GRUCellOptions(in, hidden).bias(options.bias()));
+                  return std::make_shared<GRUCell>(
+                      GRUCellOptions(in, hidden).bias(options.bias()).reset_after(options.reset_after()));
                 }),
       options_(options) {}
 
@@ -73,6 +74,6 @@ RNNOutput GRU::forward(const Tensor& input, const Tensor& h0, const Lengths& len
   return {r.output, r.state[0]};
 }
 
-std::string GRU::extra_repr() const { return sequence_repr(options_, ""); }
+std::string GRU::extra_repr() const { return sequence_repr(options_, options_.reset_after() ? "" : ", reset_after=false"); }
 
 }  // namespace xgrad::nn

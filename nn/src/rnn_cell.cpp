@@ -92,6 +92,21 @@ CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
   return {n + z * (h - n)};  // (1 − z) ⊙ n + z ⊙ h, one op fewer (as ATen)
 }
 
+// Keras's reset_after=False: xp holds x W_ihᵀ + b_ih, (B, 3H); r acts on h before the
+// matmul by the n rows of W_hh, so the recurrent matmul splits in two (r, z rows; n rows).
+CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const Tensor& w_hh) {
+  check_state("GRUCell", state, 1);
+  const Tensor& h = state[0];
+  const std::int64_t H = h.size(1);
+  const std::vector<Tensor> x3 = chunk(xp, 3, 1);               // r, z, n parts
+  const Tensor rz = linear(h, narrow(w_hh, 0, 0, 2 * H));     // (B, 2H)
+  const std::vector<Tensor> h2 = chunk(rz, 2, 1);
+  const Tensor r = sigmoid(x3[0] + h2[0]);
+  const Tensor z = sigmoid(x3[1] + h2[1]);
+  const Tensor n = tanh(linear(r * h, narrow(w_hh, 0, 2 * H, H), x3[2]));
+  return {n + z * (h - n)};
+}
+
 }  // namespace
 
 // --- RecurrentCell ---------------------------------------------------------------------------
@@ -210,7 +225,7 @@ GRUCell::GRUCell(const GRUCellOptions& options)
   weight_hh = register_parameter("weight_hh", init_uniform({3 * H, H}, H));
   if (options.bias()) {
     bias_ih = register_parameter("bias_ih", init_uniform({3 * H}, H));
-    bias_hh = register_parameter("bias_hh", init_uniform({3 * H}, H));
+    if (options.reset_after()) bias_hh = register_parameter("bias_hh", init_uniform({3 * H}, H));
   }
 }
 
@@ -219,11 +234,12 @@ Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_in
 Tensor GRUCell::project_input(const Tensor& x) const { return project(x, weight_ih, bias_ih); }
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state) const {
-  return gru_step(xp, state, weight_hh, bias_hh);
+  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hh) : gru_reset_before_step(xp, state, weight_hh);
 }
 
 std::string GRUCell::extra_repr() const {
-  return fmt::format("{}, {}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()));
+  return fmt::format("{}, {}{}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()),
+                     options_.reset_after() ? "" : ", reset_after=false");
 }
 
 }  // namespace xgrad::nn

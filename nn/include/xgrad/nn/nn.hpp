@@ -5,6 +5,7 @@
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
 #include <xgrad/nn/init.hpp>
+#include <xgrad/nn/keras.hpp>
 #include <xgrad/nn/layernorm.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/loss.hpp>

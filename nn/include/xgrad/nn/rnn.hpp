@@ -268,12 +268,17 @@ class LSTM : public Recurrent {
 class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
  public:
   using RecurrentOptionsBase::RecurrentOptionsBase;
-  /// Adds bias_ih and bias_hh (default true).
+  /// Adds bias_ih and bias_hh (default true); with reset_after false, bias_ih only.
   GRUOptions& bias(bool v) { bias_ = v; return *this; }
   bool bias() const { return bias_; }
+  /// PyTorch's GRU (default true, = Keras's `reset_after=True`), or Keras's
+  /// `reset_after=False`: the reset gate on h before the recurrent matmul (see GRUCell).
+  GRUOptions& reset_after(bool v) { reset_after_ = v; return *this; }
+  bool reset_after() const { return reset_after_; }
 
  private:
   bool bias_ = true;
+  bool reset_after_ = true;
 };
 
 /// A multi-layer GRU, as torch.nn.GRU: GRUCell run by the sequence driver.

@@ -224,13 +224,19 @@ class GRUCellOptions {
       : input_size_(input_size), hidden_size_(hidden_size) {}
   std::int64_t input_size() const { return input_size_; }
   std::int64_t hidden_size() const { return hidden_size_; }
-  /// Adds bias_ih and bias_hh (default true).
+  /// Adds bias_ih and bias_hh (default true); with reset_after false, bias_ih only.
   GRUCellOptions& bias(bool v) { bias_ = v; return *this; }
   bool bias() const { return bias_; }
+  /// Where the reset gate acts. true (default): on the recurrent term after its matmul, bias
+  /// included — PyTorch's GRU, and Keras's `reset_after=True`. false: on h before the matmul,
+  /// with one bias vector — Keras's `reset_after=False` (the original GRU of Cho et al.).
+  GRUCellOptions& reset_after(bool v) { reset_after_ = v; return *this; }
+  bool reset_after() const { return reset_after_; }
 
  private:
   std::int64_t input_size_, hidden_size_;
   bool bias_ = true;
+  bool reset_after_ = true;
 };
 
 /// A gated recurrent unit cell, as torch.nn.GRUCell, gates in PyTorch's order r, z, n; the
@@ -241,8 +247,13 @@ class GRUCellOptions {
 ///     n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))
 ///     h' = (1 − z) ⊙ n + z ⊙ h
 ///
-/// Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H), bias_hh (3H), all drawn
-/// from U(−1/√H, 1/√H).
+/// With `reset_after(false)` (Keras's `reset_after=False`) the reset gate acts on h before
+/// the matmul, and there is one bias, bias_ih:
+///
+///     n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ)
+///
+/// Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H), bias_hh (3H; not with
+/// reset_after false), all drawn from U(−1/√H, 1/√H).
 /// Example:
 ///     nn::GRUCell cell(4, 8);
 ///     Tensor h = cell(x0);
@@ -258,11 +269,12 @@ class GRUCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
-  /// "GRUCell(4, 8)", plus bias when not the default.
+  /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
   const GRUCellOptions& options() const { return options_; }
 
-  // The parameters, shared with the registry (bias_* undefined without bias).
+  // The parameters, shared with the registry (bias_* undefined without bias, bias_hh
+  // also with reset_after false).
   Tensor weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
