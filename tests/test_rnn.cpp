@@ -460,3 +460,53 @@ TEST_CASE("nn::gradcheck checks a user-written cell's parameters through the seq
   CHECK_FALSE(bad.ok);
   CHECK_MESSAGE(bad.message().find("all-zero gradient") != std::string::npos, bad.message());
 }
+
+TEST_CASE("the cells are children of the layer: eval(), to() and buffers reach them, keys stay PyTorch's") {
+  // A user cell with a buffer (a scale on the candidate) that acts differently in training.
+  struct ScaledCell : nn::RecurrentCell {
+    Tensor weight_ih, weight_hh, scale;
+    ScaledCell(std::int64_t in, std::int64_t hidden) : RecurrentCell(in, {hidden}) {
+      weight_ih = register_parameter("weight_ih", randn({hidden, in}) * 0.3);
+      weight_hh = register_parameter("weight_hh", randn({hidden, hidden}) * 0.3);
+      scale = register_buffer("scale", full({hidden}, 0.5));
+    }
+    Tensor project_input(const Tensor& x) const override { return matmul(x, weight_ih.t()); }
+    nn::CellState step(const Tensor& xp, const nn::CellState& s) const override {
+      const Tensor h = tanh(xp + matmul(s[0], weight_hh.t()));
+      return {is_training() ? h : h * scale};
+    }
+  };
+  nn::Recurrent layer(nn::RecurrentOptions(3, 4).num_layers(2).bidirectional(true),
+                      [](std::int64_t in, std::int64_t hidden) { return std::make_shared<ScaledCell>(in, hidden); });
+  // Children: one per layer and direction; the layer's keys as PyTorch names them.
+  std::vector<std::string> children;
+  for (const auto& [name, child] : layer.named_children()) children.push_back(name);
+  CHECK(children == std::vector<std::string>{"cell_l0", "cell_l0_reverse", "cell_l1", "cell_l1_reverse"});
+  std::vector<std::string> keys;
+  for (const auto& [key, t] : layer.state_dict()) keys.push_back(key);
+  CHECK(keys == std::vector<std::string>{"weight_ih_l0", "weight_hh_l0", "scale_l0", "weight_ih_l0_reverse",
+                                         "weight_hh_l0_reverse", "scale_l0_reverse", "weight_ih_l1", "weight_hh_l1",
+                                         "scale_l1", "weight_ih_l1_reverse", "weight_hh_l1_reverse",
+                                         "scale_l1_reverse"});
+  CHECK(layer.named_buffers().size() == 4);
+  CHECK(layer.repr() == "Recurrent(3, 4, num_layers=2, bidirectional=true, cell=ScaledCell)");
+  // eval() reaches the cells: the output changes to the scaled one.
+  const Tensor x = randn({5, 2, 3});
+  const Tensor trained = layer(x).output;
+  layer.eval();
+  for (const auto& cell : layer.cells()) CHECK_FALSE(cell->is_training());
+  CHECK(max_abs_diff(layer(x).output, trained) > 0.0);
+  // to(f64) converts the buffer too, and the layer runs in f64.
+  layer.to(DType::f64);
+  for (const auto& cell : layer.cells()) CHECK(dynamic_cast<ScaledCell&>(*cell).scale.dtype() == DType::f64);
+  CHECK(layer(x.to(DType::f64)).output.dtype() == DType::f64);
+  // The buffer round-trips through state_dict by its PyTorch-style key.
+  nn::Recurrent other(nn::RecurrentOptions(3, 4).num_layers(2).bidirectional(true),
+                      [](std::int64_t in, std::int64_t hidden) { return std::make_shared<ScaledCell>(in, hidden); });
+  other.to(DType::f64);
+  NamedTensors state = layer.state_dict();
+  for (auto& [key, t] : state)
+    if (key == "scale_l1_reverse") t = full({4}, 2.0, DType::f64);
+  other.load_state_dict(state);
+  CHECK(dynamic_cast<ScaledCell&>(other.cell(1, 1)).scale.to_vector<double>() == std::vector<double>(4, 2.0));
+}

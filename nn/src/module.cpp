@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <ostream>
@@ -70,22 +71,52 @@ Tensor Module::register_buffer(std::string name, Tensor tensor, bool persistent)
   return tensor;
 }
 
-void Module::add_child(std::string name, Module* module, std::shared_ptr<Module> owner) {
+void Module::add_child(std::string name, Module* module, std::shared_ptr<Module> owner, std::string key_suffix,
+                       bool inlined) {
   check_new_name(name, "register_module");
   if (module == nullptr) throw Error("register_module: '" + name + "' is null");
   for (const auto& [path, m] : module->named_modules())
     if (m == this) throw Error("register_module: '" + name + "' contains " + type_name() + " itself: modules form a tree");
-  children_.push_back({std::move(name), module, std::move(owner)});
+  children_.push_back({std::move(name), module, std::move(owner), std::move(key_suffix), inlined});
 }
 
 // --- traversal -------------------------------------------------------------------------------
 
+Module::KeyFn Module::child_keys(const KeyFn& key, const Child& c) {
+  if (!c.inlined) return [key, name = c.name](const std::string& entry) { return key(name + "." + entry); };
+  return [key, suffix = c.key_suffix](const std::string& entry) {
+    std::string flat = entry;
+    std::replace(flat.begin(), flat.end(), '.', '_');
+    return key(flat + suffix);
+  };
+}
+
+void Module::walk(const KeyFn& key, const std::function<void(const KeyFn&, const Module&)>& fn) const {
+  // Pre-order; a module shared under two names is visited once, under the first (as PyTorch).
+  std::set<const Module*> seen;
+  std::vector<std::pair<KeyFn, const Module*>> stack{{key, this}};
+  while (!stack.empty()) {
+    auto [k, m] = std::move(stack.back());
+    stack.pop_back();
+    if (!seen.insert(m).second) continue;
+    fn(k, *m);
+    for (auto it = m->children_.rbegin(); it != m->children_.rend(); ++it) stack.emplace_back(child_keys(k, *it), it->module);
+  }
+}
+
+namespace {
+const auto identity_key = [](const std::string& entry) { return entry; };
+}  // namespace
+
 NamedTensors Module::named_parameters(bool recurse) const {
   NamedTensors out;
   std::set<const void*> seen;
-  for (const auto& [prefix, m] : recurse ? named_modules() : std::vector<std::pair<std::string, Module*>>{{"", const_cast<Module*>(this)}})
-    for (const auto& [name, p] : m->parameters_)
-      if (seen.insert(p.impl().get()).second) out.emplace_back(dotted(prefix, name), p);
+  auto add = [&](const KeyFn& key, const Module& m) {
+    for (const auto& [name, p] : m.parameters_)
+      if (seen.insert(p.impl().get()).second) out.emplace_back(key(name), p);
+  };
+  if (recurse) walk(identity_key, add);
+  else add(identity_key, *this);
   return out;
 }
 
@@ -98,9 +129,12 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 NamedTensors Module::named_buffers(bool recurse) const {
   NamedTensors out;
   std::set<const void*> seen;
-  for (const auto& [prefix, m] : recurse ? named_modules() : std::vector<std::pair<std::string, Module*>>{{"", const_cast<Module*>(this)}})
-    for (const auto& b : m->buffers_)
-      if (seen.insert(b.tensor.impl().get()).second) out.emplace_back(dotted(prefix, b.name), b.tensor);
+  auto add = [&](const KeyFn& key, const Module& m) {
+    for (const auto& b : m.buffers_)
+      if (seen.insert(b.tensor.impl().get()).second) out.emplace_back(key(b.name), b.tensor);
+  };
+  if (recurse) walk(identity_key, add);
+  else add(identity_key, *this);
   return out;
 }
 
@@ -175,19 +209,19 @@ std::int64_t Module::num_parameters(bool trainable_only) const {
 
 // --- checkpoints -------------------------------------------------------------------------------
 
-void Module::collect_state(const std::string& prefix, NamedTensors& out) const {
+void Module::collect_state(const KeyFn& key, NamedTensors& out) const {
   // PyTorch's order: each module's parameters, then its persistent buffers, then children.
   // Unlike named_modules(), a module registered under two names is saved under both.
   // (Recursion depth is the nesting depth; add_child keeps the tree free of cycles.)
-  for (const auto& [name, p] : parameters_) out.emplace_back(dotted(prefix, name), p.detach());
+  for (const auto& [name, p] : parameters_) out.emplace_back(key(name), p.detach());
   for (const auto& b : buffers_)
-    if (b.persistent) out.emplace_back(dotted(prefix, b.name), b.tensor.detach());
-  for (const auto& c : children_) c.module->collect_state(dotted(prefix, c.name), out);
+    if (b.persistent) out.emplace_back(key(b.name), b.tensor.detach());
+  for (const auto& c : children_) c.module->collect_state(child_keys(key, c), out);
 }
 
 NamedTensors Module::state_dict() const {
   NamedTensors out;
-  collect_state("", out);
+  collect_state(identity_key, out);
   return out;
 }
 
@@ -267,8 +301,12 @@ std::string Module::repr() const {
     std::istringstream in(extra);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
   }
-  const bool only_extra = children_.empty();
-  for (const auto& c : children_) lines.push_back("(" + c.name + "): " + indent_tail(c.module->repr(), 2));
+  bool only_extra = true;
+  for (const auto& c : children_) {
+    if (c.inlined) continue;  // shown by this module's own line (an RNN's cells)
+    only_extra = false;
+    lines.push_back("(" + c.name + "): " + indent_tail(c.module->repr(), 2));
+  }
 
   std::string out = type_name() + "(";
   if (!lines.empty()) {

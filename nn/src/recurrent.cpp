@@ -101,13 +101,9 @@ Recurrent::Recurrent(const RecurrentOptions& options, const CellFactory& make_ce
         throw Error(fmt::format("{}: every cell must have the state sizes of the first, ({}) ; layer {} has ({})",
                                 what, fmt::join(cells_[0]->state_sizes(), ", "), l,
                                 fmt::join(cell->state_sizes(), ", ")));
-      // PyTorch's names: weight_ih → weight_ih_l0, weight_ih_l0_reverse, ...
+      // A child whose entries take PyTorch's names: weight_ih → weight_ih_l0, weight_ih_l0_reverse.
       const std::string suffix = fmt::format("_l{}{}", l, d == 1 ? "_reverse" : "");
-      for (const auto& [name, p] : cell->named_parameters()) {
-        std::string flat = name;
-        std::replace(flat.begin(), flat.end(), '.', '_');
-        register_parameter(flat + suffix, p, p.requires_grad());
-      }
+      register_inlined_module("cell" + suffix, cell, suffix);
       cells_.push_back(std::move(cell));
     }
     layer_input = D * cells_.back()->output_size();

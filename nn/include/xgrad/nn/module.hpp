@@ -86,6 +86,21 @@ class Module {
     return module;
   }
 
+  /// Registers a submodule whose entries are keyed in this module's own namespace, as
+  /// `<entry><key_suffix>` with dots in nested names turned into '_' — how PyTorch's RNN
+  /// names its per-layer weights (`weight_ih_l0`, `bias_hh_l1_reverse`). It is a child like
+  /// any other for train()/eval(), to(), apply(), children() and named_modules(); only the
+  /// keys of named_parameters(), named_buffers() and state_dict() differ, and repr() leaves
+  /// it to this module's own line. Returns it.
+  /// Example: `register_inlined_module("cell_l0", cell, "_l0");   // cell.weight_ih → weight_ih_l0`
+  template <class M>
+  std::shared_ptr<M> register_inlined_module(std::string name, std::shared_ptr<M> module, std::string key_suffix) {
+    static_assert(std::is_base_of_v<Module, M>, "register_inlined_module: M must derive from nn::Module");
+    Module* raw = module.get();
+    add_child(std::move(name), raw, std::static_pointer_cast<Module>(module), std::move(key_suffix), true);
+    return module;
+  }
+
   // --- traversal ---------------------------------------------------------------------------
   /// The parameters in registration order, this module's first, then each child's
   /// (recursively unless `recurse` is false). A tensor registered twice appears once.
@@ -174,7 +189,11 @@ class Module {
     std::string name;
     Module* module;
     std::shared_ptr<Module> owner;  // null for members registered by reference
+    std::string key_suffix;         // for an inlined child: its entries are keyed <entry><suffix>
+    bool inlined = false;
   };
+  // Maps an entry name of some module to its key from the module a walk started at.
+  using KeyFn = std::function<std::string(const std::string&)>;
   struct Buffer {
     std::string name;
     Tensor tensor;
@@ -182,8 +201,13 @@ class Module {
   };
 
   void check_new_name(const std::string& name, const char* what) const;
-  void add_child(std::string name, Module* module, std::shared_ptr<Module> owner);
-  void collect_state(const std::string& prefix, NamedTensors& out) const;
+  void add_child(std::string name, Module* module, std::shared_ptr<Module> owner, std::string key_suffix = {},
+                 bool inlined = false);
+  // The key function of child c, given this module's.
+  static KeyFn child_keys(const KeyFn& key, const Child& c);
+  // Calls fn(key, module) on this module and every submodule, pre-order; each module once.
+  void walk(const KeyFn& key, const std::function<void(const KeyFn&, const Module&)>& fn) const;
+  void collect_state(const KeyFn& key, NamedTensors& out) const;
 
   NamedTensors parameters_;
   std::vector<Buffer> buffers_;
