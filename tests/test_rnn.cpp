@@ -3,7 +3,10 @@
 // (Numbers against PyTorch: test_rnn_parity.cpp. Gradchecks: test_rnn_gradcheck.cpp.)
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -509,4 +512,87 @@ TEST_CASE("the cells are children of the layer: eval(), to() and buffers reach t
     if (key == "scale_l1_reverse") t = full({4}, 2.0, DType::f64);
   other.load_state_dict(state);
   CHECK(dynamic_cast<ScaledCell&>(other.cell(1, 1)).scale.to_vector<double>() == std::vector<double>(4, 2.0));
+}
+
+TEST_CASE("Keras's input_dropout: one mask per sequence, the same at every time step, off in eval()") {
+  manual_seed(3);
+  nn::LSTM lstm(nn::LSTMOptions(6, 4).input_dropout(0.5));
+  const Tensor x = randn({7, 3, 6}).requires_grad_();
+  lstm(x).output.sum().backward();
+  // A dropped feature of a sequence gets no gradient at any step; a kept one at every step.
+  const std::vector<float> g = x.grad().to_vector<float>();
+  int dropped = 0, kept = 0;
+  for (std::int64_t b = 0; b < 3; ++b)
+    for (std::int64_t i = 0; i < 6; ++i) {
+      int zero_steps = 0;
+      for (std::int64_t t = 0; t < 7; ++t) zero_steps += g[static_cast<std::size_t>((t * 3 + b) * 6 + i)] == 0.0f;
+      CHECK((zero_steps == 0 || zero_steps == 7));
+      (zero_steps == 7 ? dropped : kept) += 1;
+    }
+  CHECK(dropped > 0);
+  CHECK(kept > 0);
+  // eval(): no dropout, the output of the same weights without the option.
+  nn::LSTM plain(6, 4);
+  plain.load_state_dict(lstm.state_dict());
+  lstm.eval();
+  CHECK(max_abs_diff(lstm(x).output, plain(x).output) == 0.0);
+}
+
+TEST_CASE("Keras's recurrent_dropout: the recurrent matmul reads h times one mask per sequence") {
+  // Replayed by hand: seeded, the layer draws one (B, H) mask (input_dropout is off), then
+  // every step calls the cell with it; the state carried on is not dropped.
+  const std::int64_t B = 3, H = 4;
+  std::vector<std::pair<std::string, std::shared_ptr<nn::Recurrent>>> layers = {
+      {"RNN", std::make_shared<nn::RNN>(nn::RNNOptions(5, H).recurrent_dropout(0.4))},
+      {"LSTM", std::make_shared<nn::LSTM>(nn::LSTMOptions(5, H).recurrent_dropout(0.4))},
+      {"GRU", std::make_shared<nn::GRU>(nn::GRUOptions(5, H).recurrent_dropout(0.4))},
+      {"GRU reset_after=false", std::make_shared<nn::GRU>(nn::GRUOptions(5, H).reset_after(false).recurrent_dropout(0.4))},
+  };
+  for (auto& [name, layer] : layers) {
+    CAPTURE(name);
+    const Tensor x = randn({6, B, 5});
+    manual_seed(21);
+    const nn::RecurrentOutput out = layer->Recurrent::forward(x);
+    manual_seed(21);
+    const Tensor mask = nn::dropout(ones({B, H}), 0.4, true);
+    const nn::RecurrentCell& cell = layer->cell(0);
+    nn::CellState state = cell.zero_state(B);
+    std::vector<Tensor> steps;
+    for (std::int64_t t = 0; t < 6; ++t) {
+      state = cell.step(cell.project_input(select(x, 0, t)), state, mask);
+      steps.push_back(state[0]);
+    }
+    CHECK(max_abs_diff(out.output, stack(steps, 0)) < 1e-6);
+    // The mask mattered, and eval() turns it off.
+    layer->eval();
+    const Tensor plain = layer->Recurrent::forward(x).output;
+    CHECK(max_abs_diff(plain, out.output) > 1e-3);
+    nn::CellState s = cell.zero_state(B);
+    for (std::int64_t t = 0; t < 6; ++t) s = cell.step_input(select(x, 0, t), s);
+    CHECK(max_abs_diff(select(plain, 0, 5), s[0]) < 1e-6);
+  }
+}
+
+TEST_CASE("dropout options: ranges checked, a lone layer's dropout warns, a custom cell without support is named") {
+  CHECK_THROWS_WITH_AS(nn::LSTM(nn::LSTMOptions(2, 3).input_dropout(1.5)),
+                       "Recurrent: input_dropout must be in [0, 1], got 1.5", Error);
+  CHECK_THROWS_WITH_AS(nn::GRU(nn::GRUOptions(2, 3).recurrent_dropout(-0.1)),
+                       "Recurrent: recurrent_dropout must be in [0, 1], got -0.1", Error);
+  std::ostringstream captured;
+  std::streambuf* old = std::cerr.rdbuf(captured.rdbuf());
+  nn::LSTM lone(nn::LSTMOptions(16, 8).dropout(0.3));
+  nn::LSTM stacked(nn::LSTMOptions(16, 8).dropout(0.3).num_layers(2));
+  std::cerr.rdbuf(old);
+  const std::string warning = captured.str();
+  CHECK(warning.find("dropout=0.3 and num_layers=1") != std::string::npos);
+  CHECK(warning.find("input_dropout() and recurrent_dropout()") != std::string::npos);
+  CHECK(std::count(warning.begin(), warning.end(), '\n') == 1);  // the stacked layer did not warn
+  CHECK(nn::LSTM(nn::LSTMOptions(16, 8).input_dropout(0.3).recurrent_dropout(0.2)).repr() ==
+        "LSTM(16, 8, input_dropout=0.3, recurrent_dropout=0.2)");
+
+  nn::Recurrent custom(nn::RecurrentOptions(3, 4).recurrent_dropout(0.5), mgu_factory());
+  CHECK_THROWS_WITH_AS(custom(randn({2, 1, 3})), doctest::Contains("MGUCell: recurrent_dropout needs a cell that overrides"),
+                       Error);
+  custom.eval();
+  CHECK(custom(randn({2, 1, 3})).output.shape() == Shape{2, 1, 4});
 }

@@ -1,5 +1,6 @@
 // The sequence driver: any RecurrentCell over layers × directions × time steps, with
-// variable lengths, batch_first, dropout between layers and initial / final states.
+// variable lengths, batch_first, dropout (PyTorch's between layers, Keras's on inputs and
+// state) and initial / final states.
 #include <xgrad/nn/rnn.hpp>
 
 #include <algorithm>
@@ -8,8 +9,11 @@
 
 #include <fmt/format.h>
 
+#include <iostream>
+
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/nn/dropout.hpp>
 
 namespace xgrad::nn {
 
@@ -84,8 +88,16 @@ Recurrent::Recurrent(const RecurrentOptions& options, const CellFactory& make_ce
                             options.input_size(), options.hidden_size()));
   if (options.num_layers() < 1)
     throw Error(fmt::format("{}: num_layers must be at least 1, got {}", what, options.num_layers()));
-  if (!(options.dropout() >= 0.0 && options.dropout() <= 1.0))
-    throw Error(fmt::format("{}: dropout must be in [0, 1], got {}", what, options.dropout()));
+  for (const auto& [name, p] : {std::pair<const char*, double>{"dropout", options.dropout()},
+                                 {"input_dropout", options.input_dropout()},
+                                 {"recurrent_dropout", options.recurrent_dropout()}})
+    if (!(p >= 0.0 && p <= 1.0)) throw Error(fmt::format("{}: {} must be in [0, 1], got {}", what, name, p));
+  if (options.dropout() > 0.0 && options.num_layers() == 1)
+    std::cerr << fmt::format(
+        "xgrad warning: a recurrent layer with dropout={} and num_layers=1: PyTorch's dropout acts between "
+        "stacked layers only, so here it does nothing. For Keras's dropout on the layer's input and state, use "
+        "input_dropout() and recurrent_dropout().\n",
+        options.dropout());
   if (!make_cell) throw Error(what + ": the cell factory is empty");
 
   const std::int64_t D = num_directions();
@@ -117,14 +129,33 @@ RecurrentCell& Recurrent::cell(std::int64_t layer, std::int64_t direction) const
   return *cells_[static_cast<std::size_t>(layer * num_directions() + direction)];
 }
 
-std::string Recurrent::extra_repr() const {
-  std::string s = fmt::format("{}, {}", options_.input_size(), options_.hidden_size());
-  if (options_.num_layers() != 1) s += fmt::format(", num_layers={}", options_.num_layers());
-  if (options_.batch_first()) s += ", batch_first=true";
-  if (options_.dropout() != 0.0) s += fmt::format(", dropout={}", options_.dropout());
-  if (options_.bidirectional()) s += ", bidirectional=true";
-  return s + ", cell=" + cells_[0]->type_name();
+std::string Recurrent::options_repr(const std::string& extra, bool bias) const {
+  const RecurrentOptions& o = options_;
+  std::string s = fmt::format("{}, {}", o.input_size(), o.hidden_size()) + extra;
+  if (o.num_layers() != 1) s += fmt::format(", num_layers={}", o.num_layers());
+  if (!bias) s += ", bias=false";
+  if (o.batch_first()) s += ", batch_first=true";
+  if (o.dropout() != 0.0) s += fmt::format(", dropout={}", o.dropout());
+  if (o.bidirectional()) s += ", bidirectional=true";
+  if (o.input_dropout() != 0.0) s += fmt::format(", input_dropout={}", o.input_dropout());
+  if (o.recurrent_dropout() != 0.0) s += fmt::format(", recurrent_dropout={}", o.recurrent_dropout());
+  return s;
 }
+
+std::string Recurrent::extra_repr() const { return options_repr("") + ", cell=" + cells_[0]->type_name(); }
+
+// --- Recurrent::forward, in parts ------------------------------------------------------------------
+
+// One call's input, seen as a batch (T, B, I) or (B, T, I), and its padding.
+struct Recurrent::Steps {
+  Tensor input;                // padded steps zeroed (see zero_padding)
+  bool unbatched = false;      // the caller's input was (T, I)
+  std::int64_t time_dim = 0;   // 1 with batch_first
+  std::int64_t T = 0, B = 0;
+  std::int64_t max_len = 0;    // steps past it are padding in every sequence
+  std::vector<Tensor> masks;   // per step: (B, 1) true where valid; undefined where all are
+  DType dtype = DType::f32;
+};
 
 namespace {
 
@@ -141,9 +172,12 @@ Tensor zero_padding(const Tensor& x, const std::vector<std::int64_t>& len, std::
   return where(from_vector(valid, shape), x, zeros({}, x.dtype()));
 }
 
+// An inverted-dropout mask of `shape`: 0 with probability p, else 1 / (1 − p).
+Tensor dropout_mask(const Shape& shape, double p, DType dtype) { return dropout(ones(shape, dtype), p, true); }
+
 }  // namespace
 
-RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial_state, const Lengths& lengths) {
+Recurrent::Steps Recurrent::prepare(const Tensor& input, const Lengths& lengths) const {
   const std::string what = type_name();
   if (!input.defined() || input.dim() < 2 || input.dim() > 3)
     throw Error(fmt::format("{}: expected an input of shape (T, B, {}){}, got {}", what, options_.input_size(),
@@ -151,121 +185,146 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
                             input.defined() ? shape_str(input.shape()) : std::string("an undefined tensor")));
   if (!is_floating(input.dtype()))
     throw Error(fmt::format("{}: the input must be float32 or float64, got {}", what, dtype_name(input.dtype())));
+  Steps s;
   // Unbatched (T, I) runs as a batch of one: (T, 1, I), batch_first ignored (as PyTorch).
-  const bool unbatched = input.dim() == 2;
-  const Tensor x = unbatched ? unsqueeze(input, 1) : input;
-  const std::int64_t time_dim = !unbatched && options_.batch_first() ? 1 : 0;
-  const std::int64_t T = x.size(time_dim), B = x.size(1 - time_dim);
-  if (x.size(2) != options_.input_size())
+  s.unbatched = input.dim() == 2;
+  s.input = s.unbatched ? unsqueeze(input, 1) : input;
+  s.time_dim = !s.unbatched && options_.batch_first() ? 1 : 0;
+  s.T = s.input.size(s.time_dim);
+  s.B = s.input.size(1 - s.time_dim);
+  s.dtype = input.dtype();
+  if (s.input.size(2) != options_.input_size())
     throw Error(fmt::format("{}: expected {} input features (last dimension), got input of shape {}", what,
                             options_.input_size(), shape_str(input.shape())));
-  if (T == 0) throw Error(fmt::format("{}: the input has no time steps, shape {}", what, shape_str(input.shape())));
-  const DType dtype = input.dtype();
+  if (s.T == 0) throw Error(fmt::format("{}: the input has no time steps, shape {}", what, shape_str(input.shape())));
   for (const Tensor& p : cells_[0]->parameters())
-    if (p.dtype() != dtype)
+    if (p.dtype() != s.dtype)
       throw Error(fmt::format("{}: the input is {} but the parameters are {}; convert one of them with to()", what,
-                              dtype_name(dtype), dtype_name(p.dtype())));
+                              dtype_name(s.dtype), dtype_name(p.dtype())));
 
-  const std::int64_t D = num_directions(), L = options_.num_layers();
+  s.max_len = s.T;
+  s.masks.resize(static_cast<std::size_t>(s.T));
+  if (!lengths.given()) return s;
+  if (s.unbatched) throw Error(what + ": lengths need a batched (3-D) input");
+  const std::vector<std::int64_t>& len = lengths.values();
+  check_lengths(what, len, s.B, s.T, 0);
+  s.max_len = *std::max_element(len.begin(), len.end());
+  const std::int64_t min_len = *std::min_element(len.begin(), len.end());
+  for (std::int64_t t = min_len; t < s.max_len; ++t) {
+    std::vector<bool> valid(static_cast<std::size_t>(s.B));
+    for (std::int64_t b = 0; b < s.B; ++b) valid[static_cast<std::size_t>(b)] = t < len[static_cast<std::size_t>(b)];
+    s.masks[static_cast<std::size_t>(t)] = from_vector(valid, {s.B, 1});
+  }
+  if (min_len < s.T) s.input = zero_padding(s.input, len, s.time_dim);
+  return s;
+}
+
+std::vector<CellState> Recurrent::initial_states(const CellState& initial_state, const Steps& s) const {
+  // Entry k of cell c is (B, sizes[k]); given states are (L·D, B, sizes[k]), or (L·D, sizes[k])
+  // unbatched, and zeros where undefined.
+  const std::string what = type_name();
   const std::vector<std::int64_t>& sizes = cells_[0]->state_sizes();
   const std::size_t K = sizes.size();
-
-  // Per-step masks (B, 1), true where step t is valid; undefined where every sequence is.
-  std::int64_t max_len = T;
-  std::vector<Tensor> masks(static_cast<std::size_t>(T));
-  Tensor layer_input = x;
-  if (lengths.given()) {
-    if (unbatched) throw Error(what + ": lengths need a batched (3-D) input");
-    const std::vector<std::int64_t>& len = lengths.values();
-    check_lengths(what, len, B, T, 0);
-    max_len = *std::max_element(len.begin(), len.end());
-    const std::int64_t min_len = *std::min_element(len.begin(), len.end());
-    for (std::int64_t t = min_len; t < max_len; ++t) {
-      std::vector<bool> valid(static_cast<std::size_t>(B));
-      for (std::int64_t b = 0; b < B; ++b) valid[static_cast<std::size_t>(b)] = t < len[static_cast<std::size_t>(b)];
-      masks[static_cast<std::size_t>(t)] = from_vector(valid, {B, 1});
-    }
-    if (min_len < T) layer_input = zero_padding(x, len, time_dim);
-  }
-
-  // Initial state of each cell: entry k of cell c is (B, sizes[k]).
   if (!initial_state.empty() && initial_state.size() != K)
     throw Error(fmt::format("{}: expected an initial state of {} tensor(s), got {}", what, K, initial_state.size()));
   std::vector<CellState> states(cells_.size(), CellState(K));
+  const auto LD = static_cast<std::int64_t>(cells_.size());
   for (std::size_t k = 0; k < K; ++k) {
     const Tensor given = k < initial_state.size() ? initial_state[k] : Tensor();
     if (!given.defined()) {
-      const Tensor z = zeros({B, sizes[k]}, dtype);
-      for (auto& s : states) s[k] = z;
+      const Tensor z = zeros({s.B, sizes[k]}, s.dtype);
+      for (auto& state : states) state[k] = z;
       continue;
     }
-    const Shape expected = unbatched ? Shape{L * D, sizes[k]} : Shape{L * D, B, sizes[k]};
+    const Shape expected = s.unbatched ? Shape{LD, sizes[k]} : Shape{LD, s.B, sizes[k]};
     if (given.shape() != expected)
       throw Error(fmt::format("{}: expected initial state {} of shape {}, got {}", what, k, shape_str(expected),
                               shape_str(given.shape())));
-    if (given.dtype() != dtype)
+    if (given.dtype() != s.dtype)
       throw Error(fmt::format("{}: initial state {} has dtype {}, the input has {}", what, k,
-                              dtype_name(given.dtype()), dtype_name(dtype)));
-    const std::vector<Tensor> per_cell = unbind(unbatched ? unsqueeze(given, 1) : given, 0);  // one node
+                              dtype_name(given.dtype()), dtype_name(s.dtype)));
+    const std::vector<Tensor> per_cell = unbind(s.unbatched ? unsqueeze(given, 1) : given, 0);  // one node
     for (std::size_t c = 0; c < cells_.size(); ++c) states[c][k] = per_cell[c];
   }
+  return states;
+}
 
-  const Tensor zero = zeros({}, dtype);
-  const Tensor zero_output = zeros({B, sizes[0]}, dtype);
+// One layer in one direction: the cell over every time step of `input`, updating `state` in
+// place; returns the output sequence (T, B, H) or (B, T, H).
+Tensor Recurrent::run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+                                const Steps& s) const {
+  const std::string what = type_name();
+  const std::vector<std::int64_t>& sizes = cell.state_sizes();
+  const std::size_t K = sizes.size();
+  const bool training = is_training();
+  // Keras's dropout: one mask per sequence, the same at every step (variational).
+  Tensor x = input;
+  if (training && options_.input_dropout() > 0.0) {
+    const Tensor mask = dropout_mask({s.B, x.size(2)}, options_.input_dropout(), s.dtype);
+    x = x * unsqueeze(mask, s.time_dim);
+  }
+  Tensor recurrent_mask;
+  if (training && options_.recurrent_dropout() > 0.0)
+    recurrent_mask = dropout_mask({s.B, sizes[0]}, options_.recurrent_dropout(), s.dtype);
+
+  // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
+  // (unbind, not a split of the (T·B, G) rows: measured, the latter raised the step memory
+  // of an RNN of size M from 41 to 54 MB, with no gain in time.)
+  std::vector<Tensor> xp = unbind(cell.project_input(x), s.time_dim);
+  const StepFn step = recurrent_mask.defined()
+                          ? StepFn([&](const Tensor& xp_t, const CellState& st) { return cell.step(xp_t, st, recurrent_mask); })
+                          : cell.sequence_step();
+  const Tensor zero = zeros({}, s.dtype);
+  const Tensor zero_output = s.max_len < s.T ? zeros({s.B, sizes[0]}, s.dtype) : Tensor();
+  std::vector<Tensor> outputs(static_cast<std::size_t>(s.T));
+  for (std::int64_t i = 0; i < s.T; ++i) {
+    const std::int64_t t = reverse ? s.T - 1 - i : i;
+    const auto ti = static_cast<std::size_t>(t);
+    if (t >= s.max_len) {  // padding in every sequence: nothing to compute
+      outputs[ti] = zero_output;
+      continue;
+    }
+    // Each step's projection is let go as soon as the step has used it.
+    CellState next = step(std::exchange(xp[ti], Tensor()), state);
+    if (next.size() != K || next[0].shape() != Shape{s.B, sizes[0]})
+      throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
+                              "the first ({}, {})",
+                              what, next.size(), next.empty() ? "-" : shape_str(next[0].shape()), K, s.B, sizes[0]));
+    if (s.masks[ti].defined()) {
+      // Padded sequences keep their state and output zeros at this step.
+      outputs[ti] = where(s.masks[ti], next[0], zero);
+      for (std::size_t k = 0; k < K; ++k) next[k] = where(s.masks[ti], next[k], state[k]);
+    } else {
+      outputs[ti] = next[0];
+    }
+    state = std::move(next);
+  }
+  return join_steps(outputs, s.time_dim);
+}
+
+RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial_state, const Lengths& lengths) {
+  const Steps s = prepare(input, lengths);
+  std::vector<CellState> states = initial_states(initial_state, s);
+  const std::int64_t D = num_directions(), L = options_.num_layers();
+  Tensor layer_input = s.input;
   for (std::int64_t l = 0; l < L; ++l) {
-    std::vector<Tensor> direction_outputs;
+    std::vector<Tensor> outputs;
     for (std::int64_t d = 0; d < D; ++d) {
-      const std::size_t c = static_cast<std::size_t>(l * D + d);
-      const RecurrentCell& cell = *cells_[c];
-      // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
-      // (unbind, not a split of the (T·B, G) rows: measured, the latter raised the step memory
-      // of an RNN of size M from 41 to 54 MB, with no gain in time.)
-      std::vector<Tensor> xp = unbind(cell.project_input(layer_input), time_dim);
-      const StepFn step = cell.sequence_step();
-      CellState& state = states[c];
-      std::vector<Tensor> outputs(static_cast<std::size_t>(T));
-      for (std::int64_t s = 0; s < T; ++s) {
-        const std::int64_t t = d == 0 ? s : T - 1 - s;
-        const auto ti = static_cast<std::size_t>(t);
-        if (t >= max_len) {  // padding in every sequence: nothing to compute
-          outputs[ti] = zero_output;
-          continue;
-        }
-        // Each step's projection is let go as soon as the step has used it.
-        CellState next = step(std::exchange(xp[ti], Tensor()), state);
-        if (next.size() != K || next[0].shape() != Shape{B, sizes[0]})
-          throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
-                                  "the first ({}, {})",
-                                  what, next.size(), next.empty() ? "-" : shape_str(next[0].shape()), K, B, sizes[0]));
-        if (masks[ti].defined()) {
-          // Padded sequences keep their state and output zeros at this step.
-          outputs[ti] = where(masks[ti], next[0], zero);
-          for (std::size_t k = 0; k < K; ++k) next[k] = where(masks[ti], next[k], state[k]);
-        } else {
-          outputs[ti] = next[0];
-        }
-        state = std::move(next);
-      }
-      direction_outputs.push_back(join_steps(outputs, time_dim));  // (T, B, H) or (B, T, H)
+      const auto c = static_cast<std::size_t>(l * D + d);
+      outputs.push_back(run_direction(*cells_[c], layer_input, states[c], d == 1, s));
     }
-    Tensor layer_output = D == 1 ? direction_outputs[0] : cat(direction_outputs, 2);
-    const double p = options_.dropout();
-    if (is_training() && p > 0.0 && l + 1 < L) {
-      // Inverted dropout: keep with probability 1 − p and scale by 1 / (1 − p).
-      layer_output = p >= 1.0 ? layer_output * zeros_like(layer_output)
-                              : layer_output * (bernoulli(layer_output.shape(), 1.0 - p, dtype) / (1.0 - p));
-    }
-    layer_input = layer_output;
+    layer_input = D == 1 ? outputs[0] : cat(outputs, 2);
+    if (l + 1 < L) layer_input = dropout(layer_input, options_.dropout(), is_training());  // PyTorch's, between layers
   }
 
   RecurrentOutput result;
-  result.output = unbatched ? squeeze(layer_input, 1) : layer_input;
-  for (std::size_t k = 0; k < K; ++k) {
+  result.output = s.unbatched ? squeeze(layer_input, 1) : layer_input;
+  for (std::size_t k = 0; k < states[0].size(); ++k) {
     std::vector<Tensor> finals;
     finals.reserve(states.size());
-    for (const CellState& s : states) finals.push_back(s[k]);
+    for (const CellState& state : states) finals.push_back(state[k]);
     const Tensor stacked = stack(finals, 0);  // (L·D, B, sizes[k])
-    result.state.push_back(unbatched ? squeeze(stacked, 1) : stacked);
+    result.state.push_back(s.unbatched ? squeeze(stacked, 1) : stacked);
   }
   return result;
 }

@@ -5,21 +5,7 @@
 
 namespace xgrad::nn {
 
-namespace {
 
-// PyTorch's RNNBase.extra_repr: sizes, then only the options that differ from the defaults.
-template <class Options>
-std::string sequence_repr(const Options& o, std::string extra) {
-  std::string s = fmt::format("{}, {}", o.input_size(), o.hidden_size()) + extra;
-  if (o.num_layers() != 1) s += fmt::format(", num_layers={}", o.num_layers());
-  if (!o.bias()) s += ", bias=false";
-  if (o.batch_first()) s += ", batch_first=true";
-  if (o.dropout() != 0.0) s += fmt::format(", dropout={}", o.dropout());
-  if (o.bidirectional()) s += ", bidirectional=true";
-  return s;
-}
-
-}  // namespace
 
 // --- RNN -----------------------------------------------------------------------------------------
 
@@ -37,7 +23,7 @@ RNNOutput RNN::forward(const Tensor& input, const Tensor& h0, const Lengths& len
 }
 
 std::string RNN::extra_repr() const {
-  return sequence_repr(options_, options_.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "");
+  return options_repr(options_.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "", options_.bias());
 }
 
 // --- LSTM ----------------------------------------------------------------------------------------
@@ -56,7 +42,8 @@ LSTMOutput LSTM::forward(const Tensor& input, const LSTMState& state, const Leng
 }
 
 std::string LSTM::extra_repr() const {
-  return sequence_repr(options_, options_.proj_size() != 0 ? fmt::format(", proj_size={}", options_.proj_size()) : "");
+  return options_repr(options_.proj_size() != 0 ? fmt::format(", proj_size={}", options_.proj_size()) : "",
+                      options_.bias());
 }
 
 // --- GRU -----------------------------------------------------------------------------------------
@@ -74,6 +61,8 @@ RNNOutput GRU::forward(const Tensor& input, const Tensor& h0, const Lengths& len
   return {r.output, r.state[0]};
 }
 
-std::string GRU::extra_repr() const { return sequence_repr(options_, options_.reset_after() ? "" : ", reset_after=false"); }
+std::string GRU::extra_repr() const {
+  return options_repr(options_.reset_after() ? "" : ", reset_after=false", options_.bias());
+}
 
 }  // namespace xgrad::nn

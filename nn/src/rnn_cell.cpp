@@ -59,17 +59,23 @@ std::string bias_repr(bool bias) { return bias ? "" : ", bias=false"; }
 
 // --- the steps ----------------------------------------------------------------------------------
 
+// h with recurrent dropout's mask applied: what the recurrent matmul reads (h itself when
+// the mask is undefined). The state carried on (h, and c) is never dropped.
+Tensor recurrent_input(const Tensor& h, const Tensor& mask) { return mask.defined() ? h * mask : h; }
+
 // h' = act(xp + h W_hhᵀ); xp already holds x W_ihᵀ + b_ih + b_hh.
-CellState rnn_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, RNNNonlinearity act) {
+CellState rnn_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, RNNNonlinearity act,
+                   const Tensor& mask = {}) {
   check_state("RNNCell", state, 1);
-  Tensor pre = linear(state[0], w_hh, xp);  // (B, H)
+  Tensor pre = linear(recurrent_input(state[0], mask), w_hh, xp);  // (B, H)
   return {act == RNNNonlinearity::tanh ? tanh(pre) : relu(pre)};
 }
 
 // xp already holds x W_ihᵀ + b_ih + b_hh, (B, 4H); w_hr is undefined without a projection.
-CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& w_hr) {
+CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& w_hr,
+                    const Tensor& mask = {}) {
   check_state("LSTMCell", state, 2);
-  const Tensor gates = linear(state[0], w_hh, xp);   // (B, 4H)
+  const Tensor gates = linear(recurrent_input(state[0], mask), w_hh, xp);  // (B, 4H)
   const std::vector<Tensor> g = chunk(gates, 4, 1);  // i, f, g, o: (B, H) each
   const Tensor c = sigmoid(g[1]) * state[1] + sigmoid(g[0]) * tanh(g[2]);
   Tensor h = sigmoid(g[3]) * tanh(c);
@@ -78,10 +84,11 @@ CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh
 }
 
 // xp holds x W_ihᵀ + b_ih, (B, 3H); b_hh stays in the step because r multiplies b_hn.
-CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& bias_hh) {
+CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& bias_hh,
+                   const Tensor& mask = {}) {
   check_state("GRUCell", state, 1);
   const Tensor& h = state[0];
-  const Tensor hh = linear(h, w_hh, bias_hh);  // (B, 3H)
+  const Tensor hh = linear(recurrent_input(h, mask), w_hh, bias_hh);  // (B, 3H)
   const std::vector<Tensor> x3 = chunk(xp, 3, 1);  // r, z, n parts
   const std::vector<Tensor> h3 = chunk(hh, 3, 1);
   const Tensor r = sigmoid(x3[0] + h3[0]);
@@ -94,16 +101,18 @@ CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
 
 // Keras's reset_after=False: xp holds x W_ihᵀ + b_ih, (B, 3H); r acts on h before the
 // matmul by the n rows of W_hh, so the recurrent matmul splits in two (r, z rows; n rows).
-CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const Tensor& w_hh) {
+CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
+                                const Tensor& mask = {}) {
   check_state("GRUCell", state, 1);
   const Tensor& h = state[0];
+  const Tensor h_in = recurrent_input(h, mask);
   const std::int64_t H = h.size(1);
-  const std::vector<Tensor> x3 = chunk(xp, 3, 1);               // r, z, n parts
-  const Tensor rz = linear(h, narrow(w_hh, 0, 0, 2 * H));     // (B, 2H)
+  const std::vector<Tensor> x3 = chunk(xp, 3, 1);                // r, z, n parts
+  const Tensor rz = linear(h_in, narrow(w_hh, 0, 0, 2 * H));    // (B, 2H)
   const std::vector<Tensor> h2 = chunk(rz, 2, 1);
   const Tensor r = sigmoid(x3[0] + h2[0]);
   const Tensor z = sigmoid(x3[1] + h2[1]);
-  const Tensor n = tanh(linear(r * h, narrow(w_hh, 0, 2 * H, H), x3[2]));
+  const Tensor n = tanh(linear(r * h_in, narrow(w_hh, 0, 2 * H, H), x3[2]));
   return {n + z * (h - n)};
 }
 
@@ -128,6 +137,11 @@ RecurrentCell::RecurrentCell(std::int64_t input_size, std::vector<std::int64_t> 
 
 StepFn RecurrentCell::sequence_step() const {
   return [this](const Tensor& xp, const CellState& state) { return step(xp, state); };
+}
+
+CellState RecurrentCell::step(const Tensor&, const CellState&, const Tensor&) const {
+  throw Error(type_name() + ": recurrent_dropout needs a cell that overrides step(xp, state, recurrent_mask) "
+              "(the built-in RNN, LSTM and GRU cells do)");
 }
 
 CellState RecurrentCell::zero_state(std::int64_t batch, DType dtype) const {
@@ -172,6 +186,10 @@ CellState RNNCell::step(const Tensor& xp, const CellState& state) const {
   return rnn_step(xp, state, weight_hh, options_.nonlinearity());
 }
 
+CellState RNNCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+  return rnn_step(xp, state, weight_hh, options_.nonlinearity(), recurrent_mask);
+}
+
 std::string RNNCell::extra_repr() const {
   return fmt::format("{}, {}{}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()),
                      options_.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "");
@@ -211,6 +229,10 @@ CellState LSTMCell::step(const Tensor& xp, const CellState& state) const {
   return lstm_step(xp, state, weight_hh, weight_hr);
 }
 
+CellState LSTMCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+  return lstm_step(xp, state, weight_hh, weight_hr, recurrent_mask);
+}
+
 std::string LSTMCell::extra_repr() const {
   return fmt::format("{}, {}{}{}", options_.input_size(), options_.hidden_size(), bias_repr(options_.bias()),
                      options_.proj_size() > 0 ? fmt::format(", proj_size={}", options_.proj_size()) : "");
@@ -233,8 +255,11 @@ Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_in
 
 Tensor GRUCell::project_input(const Tensor& x) const { return project(x, weight_ih, bias_ih); }
 
-CellState GRUCell::step(const Tensor& xp, const CellState& state) const {
-  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hh) : gru_reset_before_step(xp, state, weight_hh);
+CellState GRUCell::step(const Tensor& xp, const CellState& state) const { return step(xp, state, Tensor()); }
+
+CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hh, recurrent_mask)
+                                : gru_reset_before_step(xp, state, weight_hh, recurrent_mask);
 }
 
 std::string GRUCell::extra_repr() const {

@@ -77,9 +77,21 @@ class RecurrentOptionsBase {
   /// Input and output are (B, T, F) instead of (T, B, F); states keep (L·D, B, H).
   Derived& batch_first(bool v) { batch_first_ = v; return self(); }
   bool batch_first() const { return batch_first_; }
-  /// Dropout probability on the output of every layer but the last, in training mode only.
+  /// PyTorch's dropout: probability of zeroing the output of every layer but the last, in
+  /// training mode only (so it needs num_layers > 1; with one layer it warns, as PyTorch).
   Derived& dropout(double v) { dropout_ = v; return self(); }
   double dropout() const { return dropout_; }
+  /// Keras's `dropout`: probability of zeroing each input feature of each layer, with one
+  /// mask per sequence held for all its time steps (variational dropout, Gal & Ghahramani
+  /// 2016). Training mode only.
+  Derived& input_dropout(double v) { input_dropout_ = v; return self(); }
+  double input_dropout() const { return input_dropout_; }
+  /// Keras's `recurrent_dropout`: probability of zeroing each feature of h where the
+  /// recurrent matmul reads it, one mask per sequence held for all its time steps; the state
+  /// carried on is not dropped. Training mode only; the cell must implement
+  /// `step(xp, state, recurrent_mask)` (the built-in cells do).
+  Derived& recurrent_dropout(double v) { recurrent_dropout_ = v; return self(); }
+  double recurrent_dropout() const { return recurrent_dropout_; }
   /// Adds a reverse direction per layer; outputs are concatenated (forward first).
   Derived& bidirectional(bool v) { bidirectional_ = v; return self(); }
   bool bidirectional() const { return bidirectional_; }
@@ -90,6 +102,8 @@ class RecurrentOptionsBase {
   std::int64_t num_layers_ = 1;
   bool batch_first_ = false;
   double dropout_ = 0.0;
+  double input_dropout_ = 0.0;
+  double recurrent_dropout_ = 0.0;
   bool bidirectional_ = false;
 };
 
@@ -105,6 +119,8 @@ class RecurrentOptions : public RecurrentOptionsBase<RecurrentOptions> {
         .num_layers(o.num_layers())
         .batch_first(o.batch_first())
         .dropout(o.dropout())
+        .input_dropout(o.input_dropout())
+        .recurrent_dropout(o.recurrent_dropout())
         .bidirectional(o.bidirectional());
   }
 };
@@ -127,7 +143,10 @@ struct RecurrentOutput {
 /// - Variable lengths: a padded step leaves the state unchanged and outputs zeros; the final
 ///   state of each sequence is the one after its last valid step; the reverse direction
 ///   starts at each sequence's own last valid step.
-/// - Dropout (training mode only) on the output of every layer but the last.
+/// - Dropout (training mode only): PyTorch's on the output of every layer but the last;
+///   Keras's on each layer's input and on the state the recurrent matmul reads, one mask per
+///   sequence for all time steps. Masks are drawn layer by layer, forward direction first,
+///   the input mask before the recurrent one, then the mask between layers.
 /// - Parameters are registered as PyTorch names them: each cell parameter `name` becomes
 ///   `name_l{layer}` and `name_l{layer}_reverse` (dots in nested names become '_').
 ///
@@ -159,7 +178,18 @@ class Recurrent : public Module {
   /// E.g. "3, 8, num_layers=2, bidirectional=true, cell=MyCell".
   std::string extra_repr() const override;
 
+ protected:
+  /// PyTorch's RNNBase.extra_repr: "I, H", then `extra` (cell-specific options), then the
+  /// driver's options that differ from their defaults; `bias` false adds ", bias=false".
+  std::string options_repr(const std::string& extra, bool bias = true) const;
+
  private:
+  struct Steps;  // one call's inputs, lengths and masks (recurrent.cpp)
+  Steps prepare(const Tensor& input, const Lengths& lengths) const;
+  std::vector<CellState> initial_states(const CellState& initial_state, const Steps& steps) const;
+  Tensor run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+                       const Steps& steps) const;
+
   RecurrentOptions options_;
   std::vector<std::shared_ptr<RecurrentCell>> cells_;
 };

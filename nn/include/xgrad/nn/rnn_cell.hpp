@@ -73,6 +73,12 @@ class RecurrentCell : public Module {
   /// One time step: the projected input of this step (B, G) and the state (entries
   /// (B, state_sizes()[k])) → the next state.
   virtual CellState step(const Tensor& xp, const CellState& state) const = 0;
+  /// One time step with recurrent dropout (Keras's `recurrent_dropout`): the same as
+  /// `step(xp, state)`, except that the recurrent matmul reads `state[0] * recurrent_mask`
+  /// (the mask (B, output_size) is fixed for a whole sequence); the state carried to the
+  /// next step is not dropped. The built-in cells implement it; the default throws, naming
+  /// the cell. Override it for a custom cell to run with `recurrent_dropout`.
+  virtual CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const;
 
   /// The step the driver calls at every time step of one sequence. The default calls
   /// `step`. Override it to do per-sequence work once instead of once per step (a cell that
@@ -136,6 +142,7 @@ class RNNCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
   /// "RNNCell(4, 8)", plus bias / nonlinearity when not the defaults.
   std::string extra_repr() const override;
   const RNNCellOptions& options() const { return options_; }
@@ -203,6 +210,7 @@ class LSTMCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
   /// "LSTMCell(4, 8)", plus bias / proj_size when not the defaults.
   std::string extra_repr() const override;
   const LSTMCellOptions& options() const { return options_; }
@@ -269,6 +277,7 @@ class GRUCell : public RecurrentCell {
 
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
   /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
   const GRUCellOptions& options() const { return options_; }
