@@ -15,6 +15,7 @@ jobs=${XGRAD_JOBS:-$(nproc)}
 sanitize=0
 tsan=0
 ctest_args=()
+targets=()
 for arg in "$@"; do
   case "$arg" in
     --sanitize) sanitize=1 ;;
@@ -33,6 +34,7 @@ if ((tsan)); then
           -DXGRAD_BUILD_BENCH=OFF -DXGRAD_BUILD_EXAMPLES=OFF)
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
   ((${#ctest_args[@]})) || ctest_args=(-R '^test_threads$')
+  targets=(--target xgrad_tests)
 elif ((sanitize)); then
   build="$root/build/asan"
   config=(-DCMAKE_BUILD_TYPE=Debug -DXGRAD_SANITIZE=ON -DXGRAD_NATIVE=ON
@@ -45,5 +47,5 @@ else
 fi
 
 cmake -S "$root" -B "$build" "${config[@]}"
-cmake --build "$build" -j"$jobs"
+cmake --build "$build" -j"$jobs" "${targets[@]}"
 ctest --test-dir "$build" --output-on-failure --no-tests=error "${ctest_args[@]}"

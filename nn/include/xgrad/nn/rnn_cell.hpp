@@ -104,23 +104,33 @@ class RecurrentCell : public Module {
 /// The nonlinearity of an Elman RNN (PyTorch's `nonlinearity="tanh"` / `"relu"`).
 enum class RNNNonlinearity { tanh, relu };
 
-/// Options of RNNCell. Example: `nn::RNNCellOptions(4, 8).nonlinearity(nn::RNNNonlinearity::relu)`
-class RNNCellOptions {
+/// The options the three built-in cells share: sizes and bias. `RNNCellOptions`,
+/// `LSTMCellOptions` and `GRUCellOptions` derive from it; setters chain.
+template <class Derived>
+class CellOptionsBase {
  public:
-  RNNCellOptions(std::int64_t input_size, std::int64_t hidden_size)
+  CellOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
   std::int64_t input_size() const { return input_size_; }
   std::int64_t hidden_size() const { return hidden_size_; }
-  /// Adds bias_ih and bias_hh (default true).
-  RNNCellOptions& bias(bool v) { bias_ = v; return *this; }
+  /// Adds bias_ih and bias_hh (default true; a GRU with reset_after false has bias_ih only).
+  Derived& bias(bool v) { bias_ = v; return static_cast<Derived&>(*this); }
   bool bias() const { return bias_; }
+
+ private:
+  std::int64_t input_size_, hidden_size_;
+  bool bias_ = true;
+};
+
+/// Options of RNNCell. Example: `nn::RNNCellOptions(4, 8).nonlinearity(nn::RNNNonlinearity::relu)`
+class RNNCellOptions : public CellOptionsBase<RNNCellOptions> {
+ public:
+  using CellOptionsBase::CellOptionsBase;
   /// tanh (default) or relu.
   RNNCellOptions& nonlinearity(RNNNonlinearity v) { nonlinearity_ = v; return *this; }
   RNNNonlinearity nonlinearity() const { return nonlinearity_; }
 
  private:
-  std::int64_t input_size_, hidden_size_;
-  bool bias_ = true;
   RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
 };
 
@@ -167,22 +177,14 @@ struct LSTMState {
 };
 
 /// Options of LSTMCell. Example: `nn::LSTMCellOptions(4, 8).proj_size(3)`
-class LSTMCellOptions {
+class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
  public:
-  LSTMCellOptions(std::int64_t input_size, std::int64_t hidden_size)
-      : input_size_(input_size), hidden_size_(hidden_size) {}
-  std::int64_t input_size() const { return input_size_; }
-  std::int64_t hidden_size() const { return hidden_size_; }
-  /// Adds bias_ih and bias_hh (default true).
-  LSTMCellOptions& bias(bool v) { bias_ = v; return *this; }
-  bool bias() const { return bias_; }
+  using CellOptionsBase::CellOptionsBase;
   /// When > 0, h is projected to this size by weight_hr (as torch.nn.LSTM's proj_size).
   LSTMCellOptions& proj_size(std::int64_t v) { proj_size_ = v; return *this; }
   std::int64_t proj_size() const { return proj_size_; }
 
  private:
-  std::int64_t input_size_, hidden_size_;
-  bool bias_ = true;
   std::int64_t proj_size_ = 0;
 };
 
@@ -225,16 +227,10 @@ class LSTMCell : public RecurrentCell {
 
 // --- GRUCell -----------------------------------------------------------------------------------
 
-/// Options of GRUCell. Example: `nn::GRUCellOptions(4, 8).bias(false)`
-class GRUCellOptions {
+/// Options of GRUCell. Example: `nn::GRUCellOptions(4, 8).reset_after(false)`
+class GRUCellOptions : public CellOptionsBase<GRUCellOptions> {
  public:
-  GRUCellOptions(std::int64_t input_size, std::int64_t hidden_size)
-      : input_size_(input_size), hidden_size_(hidden_size) {}
-  std::int64_t input_size() const { return input_size_; }
-  std::int64_t hidden_size() const { return hidden_size_; }
-  /// Adds bias_ih and bias_hh (default true); with reset_after false, bias_ih only.
-  GRUCellOptions& bias(bool v) { bias_ = v; return *this; }
-  bool bias() const { return bias_; }
+  using CellOptionsBase::CellOptionsBase;
   /// Where the reset gate acts. true (default): on the recurrent term after its matmul, bias
   /// included — PyTorch's GRU, and Keras's `reset_after=True`. false: on h before the matmul,
   /// with one bias vector — Keras's `reset_after=False` (the original GRU of Cho et al.).
@@ -242,8 +238,6 @@ class GRUCellOptions {
   bool reset_after() const { return reset_after_; }
 
  private:
-  std::int64_t input_size_, hidden_size_;
-  bool bias_ = true;
   bool reset_after_ = true;
 };
 
