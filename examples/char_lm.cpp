@@ -70,37 +70,46 @@ struct Streams {
   }
 };
 
+// The recurrent layer named on the command line. Every layer is an nn::Recurrent with one
+// state and output type, so the model holds whichever it is by value.
+nn::Recurrent make_rnn(const std::string& cell, std::int64_t input, std::int64_t hidden, std::int64_t layers) {
+  if (cell == "lstm") return nn::LSTM(nn::LSTMOptions(input, hidden).num_layers(layers));
+  return nn::GRU(nn::GRUOptions(input, hidden).num_layers(layers));
+}
+
 // Embedding → GRU or LSTM → Linear: ids (T, B) → logits (T, B, vocab), and the final state
 // (h, plus c for an LSTM; each (layers, B, hidden)).
 struct CharLM : nn::Module {
-  std::shared_ptr<nn::Embedding> embed;
-  std::shared_ptr<nn::Recurrent> rnn;
-  std::shared_ptr<nn::Linear> head;
   std::int64_t layers, hidden;
+  nn::Embedding embed;
+  nn::Recurrent rnn;
+  nn::Linear head;
 
   CharLM(const std::string& cell, std::int64_t vocab, std::int64_t embed_dim, std::int64_t hidden_size,
          std::int64_t num_layers)
-      : layers(num_layers), hidden(hidden_size) {
-    embed = register_module("embed", std::make_shared<nn::Embedding>(vocab, embed_dim));
-    if (cell == "lstm") rnn = std::make_shared<nn::LSTM>(nn::LSTMOptions(embed_dim, hidden).num_layers(layers));
-    else rnn = std::make_shared<nn::GRU>(nn::GRUOptions(embed_dim, hidden).num_layers(layers));
+      : layers(num_layers),
+        hidden(hidden_size),
+        embed(vocab, embed_dim),
+        rnn(make_rnn(cell, embed_dim, hidden_size, num_layers)),
+        head(hidden_size, vocab) {
+    register_module("embed", embed);
     register_module("rnn", rnn);
-    head = register_module("head", std::make_shared<nn::Linear>(hidden, vocab));
+    register_module("head", head);
   }
 
   struct Output {
     Tensor logits;
-    nn::CellState state;
+    nn::RecurrentState state;
   };
-  Output forward(const Tensor& ids, const nn::CellState& state) {
-    nn::RecurrentOutput out = rnn->forward((*embed)(ids), state);
-    return {(*head)(out.output), out.state};
+  Output forward(const Tensor& ids, const nn::RecurrentState& state) {
+    nn::RecurrentOutput out = rnn(embed(ids), state);
+    return {head(out.output), out.state};
   }
 
   // The state before the first character: zeros, one entry per state tensor of the cell.
-  nn::CellState zero_state(std::int64_t batch) const {
+  nn::RecurrentState zero_state(std::int64_t batch) const {
     nn::CellState state;
-    for (std::size_t k = 0; k < rnn->cell(0).state_sizes().size(); ++k) state.push_back(zeros({layers, batch, hidden}));
+    for (std::size_t k = 0; k < rnn.cell(0).state_sizes().size(); ++k) state.push_back(zeros({layers, batch, hidden}));
     return state;
   }
 };
@@ -109,7 +118,7 @@ struct CharLM : nn::Module {
 // the next chunk ("model.carry_0", …), so a run resumed mid-epoch continues exactly.
 struct TrainingState : nn::Module {
   std::vector<Tensor> carry;
-  TrainingState(CharLM& lm, const nn::CellState& state) {
+  TrainingState(CharLM& lm, const nn::RecurrentState& state) {
     register_module("lm", lm);
     for (std::size_t k = 0; k < state.size(); ++k)
       carry.push_back(register_buffer("carry_" + std::to_string(k), state[k].clone()));
@@ -121,7 +130,7 @@ double bits_per_char(CharLM& model, const std::vector<std::int64_t>& ids, std::i
   NoGradGuard no_grad;
   model.eval();
   const Streams s(ids, batch);
-  nn::CellState state = model.zero_state(batch);
+  nn::RecurrentState state = model.zero_state(batch);
   double nats = 0;
   std::int64_t count = 0;
   for (std::int64_t k = 0; k < s.chunks(bptt); ++k) {
@@ -155,7 +164,7 @@ std::string sample(CharLM& model, const train::Vocabulary& vocab, const std::str
   NoGradGuard no_grad;
   model.eval();
   std::mt19937_64 rng(seed);
-  nn::CellState state = model.zero_state(1);
+  nn::RecurrentState state = model.zero_state(1);
   std::vector<std::int64_t> input = vocab.encode(train::tokenize_chars(prime.empty() ? std::string("\n") : prime));
   std::string text;
   for (std::int64_t i = 0; i < length; ++i) {
@@ -247,7 +256,7 @@ int main(int argc, char** argv) {
                            {"step", "epoch", "train_loss", "train_bpc", "val_bpc"}, resume);
 
   std::int64_t step = 0;  // steps done
-  nn::CellState state = model.zero_state(batch);
+  nn::RecurrentState state = model.zero_state(batch);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double loss_first = nan, loss_last = nan, val_bpc = nan, seconds = 0;
   if (resume) {
@@ -278,7 +287,9 @@ int main(int argc, char** argv) {
     loss_last = info.number("loss_last");
     val_bpc = info.number("val_bpc");
     seconds = info.number("train_seconds");
-    for (std::size_t k = 0; k < state.size(); ++k) state[k] = checkpointed.carry[k].clone();
+    nn::CellState resumed;
+    for (const Tensor& carried : checkpointed.carry) resumed.push_back(carried.clone());
+    state = resumed;
     metrics.truncate(static_cast<std::size_t>(info.integer("rows")));  // drop rows logged after the checkpoint
     fmt::print("resumed from {} at step {}\n", checkpoint, step);
   }
@@ -298,7 +309,7 @@ int main(int argc, char** argv) {
       loss.backward();
       nn::clip_grad_norm(model.parameters(), clip);
       opt.step();
-      state = nn::detach(next);  // the values flow into the next chunk, the gradient stops here
+      state = next.detach();  // the values flow into the next chunk, the gradient stops here
       bar.update(x.numel(), {{"loss", loss.item()}});
     }
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

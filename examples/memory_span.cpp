@@ -83,24 +83,30 @@ Batch recall_batch(std::mt19937_64& rng, std::int64_t lag, std::int64_t batch) {
   return {from_vector(x, {lag + 1, batch, kVocab}), from_vector(targets, {batch})};
 }
 
+// The recurrent layer named on the command line; every layer is an nn::Recurrent.
+nn::Recurrent make_rnn(const std::string& cell, std::int64_t hidden) {
+  if (cell == "lstm") return nn::LSTM(nn::LSTMOptions(kVocab, hidden));
+  if (cell == "gru") return nn::GRU(nn::GRUOptions(kVocab, hidden));
+  return nn::RNN(nn::RNNOptions(kVocab, hidden));
+}
+
 // The recurrent layer's last hidden state through a linear head.
 struct Recaller : nn::Module {
-  std::shared_ptr<nn::Recurrent> rnn;
-  std::shared_ptr<nn::Linear> head;
-  Recaller(const std::string& cell, std::int64_t hidden, double gate_bias) {
-    if (cell == "lstm") rnn = std::make_shared<nn::LSTM>(nn::LSTMOptions(kVocab, hidden));
-    else if (cell == "gru") rnn = std::make_shared<nn::GRU>(nn::GRUOptions(kVocab, hidden));
-    else rnn = std::make_shared<nn::RNN>(nn::RNNOptions(kVocab, hidden));
+  nn::Recurrent rnn;
+  nn::Linear head;
+  Recaller(const std::string& cell, std::int64_t hidden, double gate_bias)
+      : rnn(make_rnn(cell, hidden)), head(hidden, kSignals) {
     register_module("rnn", rnn);
-    head = register_module("head", std::make_shared<nn::Linear>(hidden, kSignals));
+    register_module("head", head);
     // Start out remembering: the GRU's update gate z (gates r, z, n) at +gate_bias, so that
     // h' = (1 − z) n + z h keeps ≈ σ(b) of the state and writes ≈ σ(−b); the LSTM's forget
     // gate f at +gate_bias and its input gate i at −gate_bias (gates i, f, g, o), the same
-    // keep / write split. The blocks are H entries each, set in bias_ih (bias_hh stays).
+    // keep / write split. The blocks are H entries each, set in bias_ih_l0 (bias_hh stays).
     if (cell != "rnn" && gate_bias != 0.0) {
       NoGradGuard no_grad;
-      Tensor bias = cell == "lstm" ? dynamic_cast<nn::LSTMCell&>(rnn->cell(0)).bias_ih
-                                   : dynamic_cast<nn::GRUCell&>(rnn->cell(0)).bias_ih;
+      Tensor bias;
+      for (const auto& [name, p] : rnn.named_parameters())
+        if (name == "bias_ih_l0") bias = p;
       std::vector<float> b = bias.to_vector<float>();
       const auto keep = b.begin() + hidden, write = b.begin();  // LSTM: f and i; GRU: z
       std::fill(keep, keep + hidden, static_cast<float>(gate_bias));
@@ -108,7 +114,7 @@ struct Recaller : nn::Module {
       bias.copy_(from_vector(b, bias.shape()));  // in place: the registry shares the tensor
     }
   }
-  Tensor forward(const Tensor& x) { return (*head)(nn::last_step(rnn->forward(x).output)); }
+  Tensor forward(const Tensor& x) { return head(nn::last_step(rnn(x).output)); }
 };
 
 double accuracy(const Tensor& logits, const Tensor& targets) {
@@ -123,7 +129,7 @@ double accuracy(const Tensor& logits, const Tensor& targets) {
 std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, double& mismatch) {
   model.to(DType::f64);
   const Batch b{batch_f32.x.to(DType::f64), batch_f32.targets};
-  const nn::RecurrentCell& cell = model.rnn->cell(0);
+  const nn::RecurrentCell& cell = model.rnn.cell(0);
   // The input part of every step, (T+1, B, G), cut into T+1 steps (B, G) by one node (T+1
   // `select`s would each send back a gradient of the whole (T+1, B, G)).
   const std::vector<Tensor> xp = cell.project_input(b.x).unbind(0);
@@ -134,11 +140,11 @@ std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, d
     state[0].retain_grad();
     hidden.push_back(state[0]);
   }
-  Tensor loss = nn::cross_entropy((*model.head)(state[0]), b.targets);
+  Tensor loss = nn::cross_entropy(model.head(state[0]), b.targets);
   loss.backward();
   {
     NoGradGuard no_grad;
-    const Tensor layer_h = nn::last_step(model.rnn->forward(b.x).output);
+    const Tensor layer_h = nn::last_step(model.rnn(b.x).output);
     mismatch = max(abs(layer_h - state[0])).item();
   }
   std::vector<double> norms;

@@ -78,40 +78,47 @@ Batch make_batch(const std::vector<Review>& reviews, const std::vector<std::int6
   return {from_vector(ids, {b, t_max}), from_vector(labels, {b}), lengths};
 }
 
+// The recurrent layer named on the command line; every layer is an nn::Recurrent.
+nn::Recurrent make_rnn(const std::string& cell, std::int64_t embed_dim, std::int64_t hidden, bool bidirectional) {
+  if (cell == "lstm")
+    return nn::LSTM(nn::LSTMOptions(embed_dim, hidden).batch_first(true).bidirectional(bidirectional));
+  return nn::GRU(nn::GRUOptions(embed_dim, hidden).batch_first(true).bidirectional(bidirectional));
+}
+
 // Embedding (padding id 0) → LSTM or GRU, optionally bidirectional → Linear to two logits.
 struct SentimentNet : nn::Module {
-  std::shared_ptr<nn::Embedding> embed;
-  std::shared_ptr<nn::Recurrent> rnn;
-  std::shared_ptr<nn::Dropout> dropout;
-  std::shared_ptr<nn::Linear> head;
   std::int64_t hidden;
   bool bidirectional;
+  nn::Embedding embed;
+  nn::Recurrent rnn;
+  nn::Dropout dropout;
+  nn::Linear head;
 
   SentimentNet(std::int64_t vocab, std::int64_t embed_dim, std::int64_t hidden, const std::string& cell, bool bidirectional,
                double p)
-      : hidden(hidden), bidirectional(bidirectional) {
-    embed = register_module("embed", std::make_shared<nn::Embedding>(nn::EmbeddingOptions(vocab, embed_dim).padding_idx(0)));
-    if (cell == "lstm")
-      rnn = std::make_shared<nn::LSTM>(nn::LSTMOptions(embed_dim, hidden).batch_first(true).bidirectional(bidirectional));
-    else
-      rnn = std::make_shared<nn::GRU>(nn::GRUOptions(embed_dim, hidden).batch_first(true).bidirectional(bidirectional));
+      : hidden(hidden),
+        bidirectional(bidirectional),
+        embed(nn::EmbeddingOptions(vocab, embed_dim).padding_idx(0)),
+        rnn(make_rnn(cell, embed_dim, hidden, bidirectional)),
+        dropout(p),
+        head((bidirectional ? 2 : 1) * hidden, 2) {
+    register_module("embed", embed);
     register_module("rnn", rnn);
-    dropout = register_module("dropout", std::make_shared<nn::Dropout>(p));
-    const std::int64_t directions = bidirectional ? 2 : 1;
-    head = register_module("head", std::make_shared<nn::Linear>(directions * hidden, 2));
+    register_module("dropout", dropout);
+    register_module("head", head);
   }
 
   // ids (B, T), lengths (B) → logits (B, 2).
   Tensor forward(const Tensor& ids, const std::vector<std::int64_t>& lengths) {
-    const Tensor words = (*dropout)((*embed)(ids));                      // (B, T, E)
-    const Tensor out = rnn->forward(words, {}, lengths).output;          // (B, T, D·H), zeros past each end
+    const Tensor words = dropout(embed(ids));                            // (B, T, E)
+    const Tensor out = rnn(words, {}, lengths).output;                   // (B, T, D·H), zeros past each end
     Tensor summary = nn::last_step(out, lengths, /*batch_first=*/true);  // (B, D·H)
     if (bidirectional) {
       // The forward direction has read the whole sentence at its last word; the reverse one,
       // which starts at the last word and runs back, has read it all at the first word.
       summary = cat({summary.narrow(1, 0, hidden), out.select(1, 0).narrow(1, hidden, hidden)}, 1);
     }
-    return (*head)((*dropout)(summary));
+    return head(dropout(summary));
   }
 };
 

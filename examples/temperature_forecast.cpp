@@ -84,18 +84,23 @@ Batch make_batch(const Series& s, const std::vector<std::int64_t>& last, std::in
   return {from_vector(xs, {b, window, kFeatures}), from_vector(ys, {b, 1})};
 }
 
+// The recurrent layer named on the command line; every layer is an nn::Recurrent.
+nn::Recurrent make_rnn(const std::string& cell, std::int64_t hidden, std::int64_t layers) {
+  if (cell == "lstm") return nn::LSTM(nn::LSTMOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
+  if (cell == "gru") return nn::GRU(nn::GRUOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
+  return nn::RNN(nn::RNNOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
+}
+
 // Recurrent layer (batch_first) → Linear on its last step.
 struct Forecaster : nn::Module {
-  std::shared_ptr<nn::Recurrent> rnn;
-  std::shared_ptr<nn::Linear> head;
-  Forecaster(const std::string& cell, std::int64_t hidden, std::int64_t layers) {
-    if (cell == "lstm") rnn = std::make_shared<nn::LSTM>(nn::LSTMOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
-    else if (cell == "gru") rnn = std::make_shared<nn::GRU>(nn::GRUOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
-    else rnn = std::make_shared<nn::RNN>(nn::RNNOptions(kFeatures, hidden).num_layers(layers).batch_first(true));
+  nn::Recurrent rnn;
+  nn::Linear head;
+  Forecaster(const std::string& cell, std::int64_t hidden, std::int64_t layers)
+      : rnn(make_rnn(cell, hidden, layers)), head(hidden, 1) {
     register_module("rnn", rnn);
-    head = register_module("head", std::make_shared<nn::Linear>(hidden, 1));
+    register_module("head", head);
   }
-  Tensor forward(const Tensor& x) { return (*head)(nn::last_step(rnn->forward(x).output, {}, true)); }
+  Tensor forward(const Tensor& x) { return head(nn::last_step(rnn(x).output, {}, true)); }
 };
 
 // Forecasts in °C for the windows `last`: the last reading plus the predicted change.

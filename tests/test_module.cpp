@@ -320,3 +320,24 @@ TEST_CASE("repr nests children like PyTorch and prints with fmt and iostreams") 
   os << nn::Dropout(0.25);
   CHECK(os.str() == "Dropout(p=0.25)");
 }
+
+TEST_CASE("modules move when their submodules are owned; a member registered by reference refuses, naming it") {
+  nn::Linear a(3, 2);
+  const Tensor w = a.weight;
+  nn::Linear b = std::move(a);
+  CHECK(b.named_parameters().at(0).second.impl() == w.impl());  // the same parameter tensors
+  CHECK(a.named_parameters().empty());
+  nn::Sequential seq{std::make_shared<nn::Linear>(3, 4), std::make_shared<nn::Tanh>()};
+  nn::Sequential moved = std::move(seq);
+  CHECK(moved.size() == 2);
+  CHECK(moved(randn({2, 3})).shape() == Shape{2, 4});
+
+  struct Holder : nn::Module {
+    nn::Linear inner{2, 2};
+    Holder() { register_module("inner", inner); }
+  };
+  Holder h;
+  CHECK_THROWS_WITH_AS(Holder(std::move(h)), doctest::Contains("submodule 'inner' is a member registered by reference"),
+                       Error);
+  CHECK(h.named_parameters().size() == 2);  // a refused move leaves the module as it was
+}

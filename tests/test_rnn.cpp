@@ -126,13 +126,13 @@ TEST_CASE("outputs and final states have PyTorch's shapes") {
   nn::LSTM lstm(nn::LSTMOptions(4, 5).num_layers(2).bidirectional(true).proj_size(3));
   auto [out, state] = lstm(x);
   CHECK(out.shape() == Shape{6, 3, 6});
-  CHECK(state.h.shape() == Shape{4, 3, 3});
-  CHECK(state.c.shape() == Shape{4, 3, 5});
+  CHECK(state.h().shape() == Shape{4, 3, 3});
+  CHECK(state.c().shape() == Shape{4, 3, 5});
 
   nn::GRU gru(nn::GRUOptions(4, 5).batch_first(true));
   auto [gout, h_n] = gru(randn({3, 6, 4}));
   CHECK(gout.shape() == Shape{3, 6, 5});
-  CHECK(h_n.shape() == Shape{1, 3, 5});
+  CHECK(h_n.h().shape() == Shape{1, 3, 5});
 }
 
 TEST_CASE("the cells run alone and step by step reproduce the sequence layer") {
@@ -147,14 +147,14 @@ TEST_CASE("the cells run alone and step by step reproduce the sequence layer") {
     s = cell(select(x, 0, t), s);
     CHECK(max_abs_diff(s.h, select(out, 0, t)) < 1e-6);
   }
-  CHECK(max_abs_diff(s.c, select(state.c, 0, 0)) < 1e-6);
+  CHECK(max_abs_diff(s.c, select(state.c(), 0, 0)) < 1e-6);
 
   nn::GRU gru(3, 4);
   auto [gout, h_n] = gru(x);
   auto& gcell = dynamic_cast<nn::GRUCell&>(gru.cell(0));
   Tensor h;
   for (std::int64_t t = 0; t < 4; ++t) h = gcell(select(x, 0, t), h);
-  CHECK(max_abs_diff(h, select(h_n, 0, 0)) < 1e-6);
+  CHECK(max_abs_diff(h, select(h_n.h(), 0, 0)) < 1e-6);
 
   nn::RNNCell rnn_cell(nn::RNNCellOptions(3, 4).nonlinearity(nn::RNNNonlinearity::relu));
   const Tensor hr = rnn_cell(select(x, 0, 0));
@@ -197,7 +197,7 @@ TEST_CASE("variable lengths: padded input steps get no gradient, lengths may com
   nn::GRU gru(nn::GRUOptions(2, 3).bidirectional(true).batch_first(true));
   const Tensor x = randn({2, 4, 2}).requires_grad_();
   auto [out, h_n] = gru(x, {}, from_vector(std::vector<std::int64_t>{4, 1}, {2}));
-  (sum(out) + sum(h_n)).backward();
+  (sum(out) + sum(h_n.h())).backward();
   const Tensor g = x.grad();
   CHECK(sum(abs(narrow(narrow(g, 0, 1, 1), 1, 1, 3))).item() == 0.0);  // sequence 1, steps 1..3
   CHECK(sum(abs(narrow(g, 0, 0, 1))).item() > 0.0);
@@ -257,8 +257,8 @@ TEST_CASE("batch_first only transposes input and output") {
   auto [out_a, state_a] = a(x, s0, {5, 3});
   auto [out_b, state_b] = b(transpose(x, 0, 1), s0, {5, 3});
   CHECK(max_abs_diff(transpose(out_a, 0, 1), out_b) < 1e-6);
-  CHECK(max_abs_diff(state_a.h, state_b.h) < 1e-6);  // states are never batch-first
-  CHECK(max_abs_diff(state_a.c, state_b.c) < 1e-6);
+  CHECK(max_abs_diff(state_a.h(), state_b.h()) < 1e-6);  // states are never batch-first
+  CHECK(max_abs_diff(state_a.c(), state_b.c()) < 1e-6);
 }
 
 TEST_CASE("unbatched input runs as a batch of one") {
@@ -267,10 +267,10 @@ TEST_CASE("unbatched input runs as a batch of one") {
   const Tensor h0 = randn({2, 4});
   auto [out, h_n] = gru(x, h0);
   CHECK(out.shape() == Shape{5, 4});
-  CHECK(h_n.shape() == Shape{2, 4});
+  CHECK(h_n.h().shape() == Shape{2, 4});
   auto [out1, h_n1] = gru(unsqueeze(x, 1), unsqueeze(h0, 1));
   CHECK(max_abs_diff(out, squeeze(out1, 1)) < 1e-6);
-  CHECK(max_abs_diff(h_n, squeeze(h_n1, 1)) < 1e-6);
+  CHECK(max_abs_diff(h_n.h(), squeeze(h_n1.h(), 1)) < 1e-6);
 }
 
 // Recomputations are compared with a tolerance, not bitwise: two evaluations of the same
@@ -359,8 +359,8 @@ TEST_CASE("last_step picks each sequence's last valid output") {
   const Tensor x = randn({5, 3, 3});
   auto [out, h_n] = gru(x, {}, lengths);
   // For one forward layer, the last valid output is the final hidden state.
-  CHECK(max_abs_diff(nn::last_step(out, lengths), select(h_n, 0, 0)) == 0.0);
-  CHECK(max_abs_diff(nn::last_step(transpose(out, 0, 1), lengths, true), select(h_n, 0, 0)) == 0.0);
+  CHECK(max_abs_diff(nn::last_step(out, lengths), select(h_n.h(), 0, 0)) == 0.0);
+  CHECK(max_abs_diff(nn::last_step(transpose(out, 0, 1), lengths, true), select(h_n.h(), 0, 0)) == 0.0);
   CHECK(max_abs_diff(nn::last_step(out), select(out, 0, 4)) == 0.0);
 
   // The gradient reaches only the picked steps.
@@ -595,4 +595,63 @@ TEST_CASE("dropout options: ranges checked, a lone layer's dropout warns, a cust
                        Error);
   custom.eval();
   CHECK(custom(randn({2, 1, 3})).output.shape() == Shape{2, 1, 4});
+}
+
+TEST_CASE("one state and output type for every layer; a layer moves into an nn::Recurrent value intact") {
+  // Code that picks the cell at run time: a function returning any layer by value.
+  auto make = [](const std::string& kind) -> nn::Recurrent {
+    if (kind == "lstm") return nn::LSTM(nn::LSTMOptions(3, 4).num_layers(2));
+    if (kind == "gru") return nn::GRU(nn::GRUOptions(3, 4).reset_after(false));
+    return nn::RNN(3, 4);
+  };
+  const Tensor x = randn({5, 2, 3});
+  for (const std::string kind : {"lstm", "gru", "rnn"}) {
+    CAPTURE(kind);
+    manual_seed(8);
+    nn::Recurrent layer = make(kind);
+    nn::RecurrentOutput out = layer(x);
+    const std::int64_t L = kind == "lstm" ? 2 : 1;
+    CHECK(out.state.h().shape() == Shape{L, 2, 4});
+    CHECK(out.state.size() == (kind == "lstm" ? 2u : 1u));
+    if (kind == "lstm") CHECK(out.state.c().shape() == Shape{2, 2, 4});
+    else CHECK_THROWS_WITH_AS(out.state.c(), doctest::Contains("only an LSTM's has c"), Error);
+    // Continue from the state; its detached copy carries values only.
+    const nn::RecurrentState carried = out.state.detach();
+    CHECK_FALSE(carried.h().requires_grad());
+    CHECK(layer(x, carried).output.shape() == out.output.shape());
+    // The moved layer keeps its name, repr and keys, and computes what the original does.
+    manual_seed(8);
+    nn::Recurrent original = make(kind);
+    CHECK(layer.repr() == original.repr());
+    CHECK(layer.repr().rfind(kind == "lstm" ? "LSTM(3, 4, num_layers=2)" : kind == "gru" ? "GRU(3, 4, reset_after=false)" : "RNN(3, 4)", 0) == 0);
+    CHECK(names(layer) == names(original));
+    CHECK(max_abs_diff(original(x).output, out.output) == 0.0);
+  }
+  // The typed layers take the same states: h0 alone, or {h0, c0} / an LSTMState.
+  nn::LSTM lstm(3, 4);
+  const nn::LSTMState s{zeros({1, 2, 4}), zeros({1, 2, 4})};
+  CHECK(max_abs_diff(lstm(x, s).output, lstm(x).output) == 0.0);
+  CHECK(max_abs_diff(lstm(x, {s.h, s.c}).output, lstm(x).output) == 0.0);
+}
+
+TEST_CASE("Sequential holds Embedding → LSTM → last step → Linear, the Keras tutorial's model") {
+  manual_seed(4);
+  auto embedding = std::make_shared<nn::Embedding>(50, 6);
+  auto lstm = std::make_shared<nn::LSTM>(nn::LSTMOptions(6, 5).batch_first(true));
+  auto dense = std::make_shared<nn::Linear>(5, 1);
+  nn::Sequential model{embedding, std::make_shared<nn::SequenceOutput>(lstm),
+                       std::make_shared<nn::LastStep>(/*batch_first=*/true), dense};
+  const Tensor ids = randint(0, 50, {3, 7});
+  const Tensor by_hand = (*dense)(nn::last_step((*lstm)((*embedding)(ids)).output, {}, true));
+  CHECK(max_abs_diff(model(ids), by_hand) == 0.0);
+  std::vector<std::string> keys;
+  for (const auto& [key, t] : model.state_dict()) keys.push_back(key);
+  CHECK(keys == std::vector<std::string>{"0.weight", "1.weight_ih_l0", "1.weight_hh_l0", "1.bias_ih_l0", "1.bias_hh_l0",
+                                         "3.weight", "3.bias"});
+  CHECK(model.repr() ==
+        "Sequential(\n  (0): Embedding(50, 6)\n  (1): SequenceOutput(LSTM(6, 5, batch_first=true))\n"
+        "  (2): LastStep(batch_first=true)\n  (3): Linear(in_features=5, out_features=1, bias=true)\n)");
+  // eval() reaches the LSTM's cells through the adapter.
+  model.eval();
+  CHECK_FALSE(lstm->cell(0).is_training());
 }

@@ -133,7 +133,7 @@ TEST_CASE("learning: truncated BPTT across the chunks of one long sequence") {
       opt.zero_grad();
       loss.backward();
       opt.step();
-      h = h_n.detach();  // values flow into the next chunk, gradients stop here
+      h = h_n.h().detach();  // values flow into the next chunk, gradients stop here
       if (start > 0)
         boundary_loss += nn::mse_loss(narrow(pred, 0, 0, delay), narrow(target, 0, 0, delay)).item();
     }

@@ -60,18 +60,11 @@ struct Run {
   Tensor output, h_n, c_n;
 };
 
-// Forward through the typed API each layer offers (LSTM's state struct, RNN/GRU's h0).
+// Forward through the one API every layer shares: h0 alone, or (h0, c0) for an LSTM.
 Run run(nn::Recurrent& layer, const Tensor& x, const Tensor& h0, const Tensor& c0, const nn::Lengths& lengths) {
-  if (auto* lstm = dynamic_cast<nn::LSTM*>(&layer)) {
-    auto [out, state] = (*lstm)(x, {h0, c0}, lengths);
-    return {out, state.h, state.c};
-  }
-  if (auto* gru = dynamic_cast<nn::GRU*>(&layer)) {
-    auto [out, h_n] = (*gru)(x, h0, lengths);
-    return {out, h_n, {}};
-  }
-  auto [out, h_n] = dynamic_cast<nn::RNN&>(layer)(x, h0, lengths);
-  return {out, h_n, {}};
+  const bool lstm = dynamic_cast<nn::LSTM*>(&layer) != nullptr;
+  auto [out, state] = layer(x, lstm ? nn::RecurrentState(h0, c0) : nn::RecurrentState(h0), lengths);
+  return {out, state.h(), lstm ? state.c() : Tensor()};
 }
 
 struct Outcome {

@@ -38,6 +38,40 @@ std::string indent_tail(const std::string& s, int spaces) {
 
 }  // namespace
 
+// --- moving ------------------------------------------------------------------------------------
+
+void Module::check_movable() const {
+  for (const auto& c : children_)
+    if (!c.owner)
+      throw Error(type_name() + ": cannot move a module whose submodule '" + c.name +
+                  "' is a member registered by reference (the registry would point at the moved-from member); "
+                  "register it through a std::shared_ptr, or keep the module in place");
+}
+
+Module::Module(Module&& other) {
+  other.check_movable();
+  parameters_ = std::move(other.parameters_);
+  buffers_ = std::move(other.buffers_);
+  children_ = std::move(other.children_);
+  training_ = other.training_;
+  other.parameters_.clear();
+  other.buffers_.clear();
+  other.children_.clear();
+}
+
+Module& Module::operator=(Module&& other) {
+  if (this == &other) return *this;
+  other.check_movable();
+  parameters_ = std::move(other.parameters_);
+  buffers_ = std::move(other.buffers_);
+  children_ = std::move(other.children_);
+  training_ = other.training_;
+  other.parameters_.clear();
+  other.buffers_.clear();
+  other.children_.clear();
+  return *this;
+}
+
 // --- registration ---------------------------------------------------------------------------
 
 void Module::check_new_name(const std::string& name, const char* what) const {

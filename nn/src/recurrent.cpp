@@ -129,8 +129,11 @@ RecurrentCell& Recurrent::cell(std::int64_t layer, std::int64_t direction) const
   return *cells_[static_cast<std::size_t>(layer * num_directions() + direction)];
 }
 
-std::string Recurrent::options_repr(const std::string& extra, bool bias) const {
-  const RecurrentOptions& o = options_;
+namespace {
+
+// PyTorch's RNNBase.extra_repr: sizes, `extra`, then only the options that differ from the
+// defaults.
+std::string options_repr(const RecurrentOptions& o, const std::string& extra, bool bias) {
   std::string s = fmt::format("{}, {}", o.input_size(), o.hidden_size()) + extra;
   if (o.num_layers() != 1) s += fmt::format(", num_layers={}", o.num_layers());
   if (!bias) s += ", bias=false";
@@ -142,7 +145,43 @@ std::string Recurrent::options_repr(const std::string& extra, bool bias) const {
   return s;
 }
 
-std::string Recurrent::extra_repr() const { return options_repr("") + ", cell=" + cells_[0]->type_name(); }
+}  // namespace
+
+void Recurrent::describe(std::string name, const std::string& extra, bool bias) {
+  name_ = std::move(name);
+  repr_ = options_repr(options_, extra, bias);
+}
+
+std::string Recurrent::extra_repr() const {
+  return repr_.empty() ? options_repr(options_, "", true) + ", cell=" + cells_[0]->type_name() : repr_;
+}
+
+// --- RecurrentState ------------------------------------------------------------------------------
+
+RecurrentState::RecurrentState(Tensor h) : entries_{std::move(h)} {}
+RecurrentState::RecurrentState(Tensor h, Tensor c) : entries_{std::move(h), std::move(c)} {}
+RecurrentState::RecurrentState(CellState entries) : entries_(std::move(entries)) {}
+RecurrentState::RecurrentState(const LSTMState& state) : entries_{state.h, state.c} {}
+
+const Tensor& RecurrentState::operator[](std::size_t k) const {
+  if (k >= entries_.size())
+    throw Error(fmt::format("RecurrentState: no entry {} in a state of {} entries", k, entries_.size()));
+  return entries_[k];
+}
+
+const Tensor& RecurrentState::h() const {
+  if (entries_.empty()) throw Error("RecurrentState::h: the state is empty (zeros)");
+  return entries_[0];
+}
+
+const Tensor& RecurrentState::c() const {
+  if (entries_.size() < 2)
+    throw Error(fmt::format("RecurrentState::c: the state has {} entries; only an LSTM's has c (entry 1)",
+                            entries_.size()));
+  return entries_[1];
+}
+
+RecurrentState RecurrentState::detach() const { return nn::detach(entries_); }
 
 // --- Recurrent::forward, in parts ------------------------------------------------------------------
 
@@ -219,7 +258,7 @@ Recurrent::Steps Recurrent::prepare(const Tensor& input, const Lengths& lengths)
   return s;
 }
 
-std::vector<CellState> Recurrent::initial_states(const CellState& initial_state, const Steps& s) const {
+std::vector<CellState> Recurrent::initial_states(const RecurrentState& initial_state, const Steps& s) const {
   // Entry k of cell c is (B, sizes[k]); given states are (L·D, B, sizes[k]), or (L·D, sizes[k])
   // unbatched, and zeros where undefined.
   const std::string what = type_name();
@@ -302,7 +341,7 @@ Tensor Recurrent::run_direction(const RecurrentCell& cell, const Tensor& input, 
   return join_steps(outputs, s.time_dim);
 }
 
-RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial_state, const Lengths& lengths) {
+RecurrentOutput Recurrent::forward(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths) {
   const Steps s = prepare(input, lengths);
   std::vector<CellState> states = initial_states(initial_state, s);
   const std::int64_t D = num_directions(), L = options_.num_layers();
@@ -317,16 +356,24 @@ RecurrentOutput Recurrent::forward(const Tensor& input, const CellState& initial
     if (l + 1 < L) layer_input = dropout(layer_input, options_.dropout(), is_training());  // PyTorch's, between layers
   }
 
-  RecurrentOutput result;
-  result.output = s.unbatched ? squeeze(layer_input, 1) : layer_input;
+  CellState final_state;
   for (std::size_t k = 0; k < states[0].size(); ++k) {
     std::vector<Tensor> finals;
     finals.reserve(states.size());
     for (const CellState& state : states) finals.push_back(state[k]);
     const Tensor stacked = stack(finals, 0);  // (L·D, B, sizes[k])
-    result.state.push_back(s.unbatched ? squeeze(stacked, 1) : stacked);
+    final_state.push_back(s.unbatched ? squeeze(stacked, 1) : stacked);
   }
-  return result;
+  return {s.unbatched ? squeeze(layer_input, 1) : layer_input, RecurrentState(std::move(final_state))};
 }
+
+// --- SequenceOutput ------------------------------------------------------------------------------
+
+SequenceOutput::SequenceOutput(std::shared_ptr<Recurrent> layer) : layer_(std::move(layer)) {
+  if (!layer_) throw Error("SequenceOutput: the layer is null");
+  register_inlined_module("layer", layer_, "");
+}
+
+Tensor SequenceOutput::forward(const Tensor& input) { return (*layer_)(input).output; }
 
 }  // namespace xgrad::nn

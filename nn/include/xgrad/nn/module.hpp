@@ -35,7 +35,10 @@ struct LoadStateDictResult {
 /// values in place (`copy_`, `set_data`, the `nn::init` functions), never by assigning a new
 /// tensor to the member: the registry would keep the old one.
 ///
-/// Modules are neither copyable nor movable (a parent holds pointers to its members).
+/// Modules are not copyable. They move when every submodule is owned (registered through a
+/// `std::shared_ptr`, as the built-in layers' are), so a function can return an `nn::LSTM`
+/// or a `Sequential` by value; moving a module with a member registered by reference throws,
+/// naming it (the parent holds a pointer to the member, which would stay behind).
 ///
 /// Example:
 ///     struct Forecaster : nn::Module {
@@ -50,8 +53,8 @@ class Module {
   virtual ~Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
-  Module(Module&&) = delete;
-  Module& operator=(Module&&) = delete;
+  Module(Module&& other);
+  Module& operator=(Module&& other);
 
   // --- registration ---------------------------------------------------------------------
   /// Registers `tensor` as a parameter called `name` and returns the handle to keep in the
@@ -201,6 +204,7 @@ class Module {
   };
 
   void check_new_name(const std::string& name, const char* what) const;
+  void check_movable() const;
   void add_child(std::string name, Module* module, std::shared_ptr<Module> owner, std::string key_suffix = {},
                  bool inlined = false);
   // The key function of child c, given this module's.

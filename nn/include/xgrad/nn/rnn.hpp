@@ -12,7 +12,7 @@
 /// Truncated backpropagation through time: run a long sequence in chunks and carry the final
 /// state into the next chunk detached, so each backward stops at the chunk boundary:
 ///
-///     nn::LSTMState state;                              // zeros for the first chunk
+///     nn::RecurrentState state;                         // zeros for the first chunk
 ///     for (const Tensor& chunk : split(x, 50, 0)) {     // (50, B, I) pieces of (T, B, I)
 ///       auto [out, next] = lstm(chunk, state);
 ///       Tensor loss = ...;  loss.backward();  /* optimizer step */
@@ -56,7 +56,7 @@ class Lengths {
 /// gradient flows only into the picked steps. For a bidirectional layer, the reverse half of
 /// the last step has seen one input only: prefer its h_n for a summary of the sequence.
 /// Example:
-///     auto [out, h_n] = gru(x, {}, lengths);           // out (T, B, H)
+///     auto [out, state] = gru(x, {}, lengths);         // out (T, B, H)
 ///     Tensor logits = head(nn::last_step(out, lengths)); // (B, classes)
 Tensor last_step(const Tensor& output, const Lengths& lengths = {}, bool batch_first = false);
 
@@ -129,11 +129,45 @@ class RecurrentOptions : public RecurrentOptionsBase<RecurrentOptions> {
 /// (the layer input for layer 0, D times the cell's output width above).
 using CellFactory = std::function<std::shared_ptr<RecurrentCell>(std::int64_t input_size, std::int64_t hidden_size)>;
 
-/// What the driver returns: the output at every step and the final state, one tensor per
-/// state entry, each (L·D, B, state_sizes()[k]).
+/// The state of a recurrent layer — one type for every layer, so code that picks the cell
+/// at run time handles one state type: a tensor per state entry, h first, then the cell's
+/// extra entries (an LSTM's c), each (L·D, B, size_k), or (L·D, size_k) unbatched. Undefined
+/// entries (or an empty state) stand for zeros.
+/// Example:
+///     nn::RecurrentState s;                 // zeros
+///     s = gru_h0;                           // h only (RNN, GRU)
+///     s = {h0, c0};                         // LSTM
+///     Tensor h = out.state.h(), c = out.state.c();
+class RecurrentState {
+ public:
+  RecurrentState() = default;
+  RecurrentState(Tensor h);                // NOLINT: implicit, h alone
+  RecurrentState(Tensor h, Tensor c);      // an LSTM's (h, c)
+  RecurrentState(CellState entries);       // NOLINT: implicit, any cell's entries
+  RecurrentState(const LSTMState& state);  // NOLINT: implicit, {h, c}
+  /// Entry 0, h; throws when the state is empty.
+  const Tensor& h() const;
+  /// Entry 1, an LSTM's c; throws when the state has no second entry.
+  const Tensor& c() const;
+  /// Entry k; throws when out of range.
+  const Tensor& operator[](std::size_t k) const;
+  std::size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  const CellState& entries() const { return entries_; }
+  CellState::const_iterator begin() const { return entries_.begin(); }
+  CellState::const_iterator end() const { return entries_.end(); }
+  /// Every entry detached from the graph (truncated BPTT).
+  RecurrentState detach() const;
+
+ private:
+  CellState entries_;
+};
+
+/// What every recurrent layer returns: the output at every step and the final state.
+/// Example: `auto [out, state] = lstm(x);   // state.h(), state.c(): (L·D, B, H)`
 struct RecurrentOutput {
   Tensor output;
-  CellState state;
+  RecurrentState state;
 };
 
 /// The sequence driver: runs a cell over layers × directions × time steps.
@@ -159,11 +193,15 @@ class Recurrent : public Module {
  public:
   Recurrent(const RecurrentOptions& options, const CellFactory& make_cell);
 
-  /// Runs the sequence. `initial_state[k]` is (L·D, B, state_sizes()[k]); an empty vector
+  Recurrent(Recurrent&&) = default;
+  Recurrent& operator=(Recurrent&&) = default;
+
+  /// Runs the sequence. `initial_state[k]` is (L·D, B, state_sizes()[k]); an empty state
   /// or undefined entries mean zeros. `lengths` gives each sequence's valid length
   /// (0 ≤ length ≤ T).
-  RecurrentOutput forward(const Tensor& input, const CellState& initial_state = {}, const Lengths& lengths = {});
-  RecurrentOutput operator()(const Tensor& input, const CellState& initial_state = {}, const Lengths& lengths = {}) {
+  RecurrentOutput forward(const Tensor& input, const RecurrentState& initial_state = {}, const Lengths& lengths = {});
+  RecurrentOutput operator()(const Tensor& input, const RecurrentState& initial_state = {},
+                             const Lengths& lengths = {}) {
     return forward(input, initial_state, lengths);
   }
 
@@ -175,23 +213,65 @@ class Recurrent : public Module {
   RecurrentCell& cell(std::int64_t layer, std::int64_t direction = 0) const;
   /// Every cell, layer by layer, forward before reverse.
   const std::vector<std::shared_ptr<RecurrentCell>>& cells() const { return cells_; }
-  /// E.g. "3, 8, num_layers=2, bidirectional=true, cell=MyCell".
+  /// "Recurrent", or the layer it was built as ("LSTM", ...) — kept when an LSTM is moved
+  /// into a `Recurrent` value, as is everything else (cells, options, repr).
+  std::string type_name() const override { return name_.empty() ? Module::type_name() : name_; }
+  /// E.g. "3, 8, num_layers=2, bidirectional=true, cell=MyCell", or PyTorch's for RNN, LSTM
+  /// and GRU: "4, 8, num_layers=2".
   std::string extra_repr() const override;
 
  protected:
-  /// PyTorch's RNNBase.extra_repr: "I, H", then `extra` (cell-specific options), then the
-  /// driver's options that differ from their defaults; `bias` false adds ", bias=false".
-  std::string options_repr(const std::string& extra, bool bias = true) const;
+  /// For RNN, LSTM and GRU: the name and the cell-specific part of PyTorch's repr ("I, H",
+  /// then `extra`, then the driver's options that differ from their defaults; `bias` false
+  /// adds ", bias=false").
+  void describe(std::string name, const std::string& extra, bool bias);
 
  private:
   struct Steps;  // one call's inputs, lengths and masks (recurrent.cpp)
   Steps prepare(const Tensor& input, const Lengths& lengths) const;
-  std::vector<CellState> initial_states(const CellState& initial_state, const Steps& steps) const;
+  std::vector<CellState> initial_states(const RecurrentState& initial_state, const Steps& steps) const;
   Tensor run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                        const Steps& steps) const;
 
   RecurrentOptions options_;
   std::vector<std::shared_ptr<RecurrentCell>> cells_;
+  std::string name_;  // empty for a generic driver
+  std::string repr_;  // PyTorch's extra_repr for RNN, LSTM and GRU
+};
+
+// --- in a Sequential ---------------------------------------------------------------------------
+
+/// A recurrent layer as a one-in, one-out module for `Sequential`: the layer's output at
+/// every step, run from a zero state over the whole input (Keras's `return_sequences=True`).
+/// The layer is shared; its entries keep their own keys under the Sequential's index
+/// (`1.weight_ih_l0`). Follow it with `LastStep` for Keras's `return_sequences=False`.
+/// Example (the Keras tutorial's Embedding → LSTM → Dense):
+///     auto lstm = std::make_shared<nn::LSTM>(nn::LSTMOptions(16, 8).batch_first(true));
+///     nn::Sequential model{std::make_shared<nn::Embedding>(500, 16), std::make_shared<nn::SequenceOutput>(lstm),
+///                          std::make_shared<nn::LastStep>(/*batch_first=*/true), std::make_shared<nn::Linear>(8, 1)};
+///     Tensor logits = model(ids);   // ids (B, T) int64 → (B, 1)
+class SequenceOutput : public UnaryModule {
+ public:
+  explicit SequenceOutput(std::shared_ptr<Recurrent> layer);
+  Tensor forward(const Tensor& input) override;
+  Recurrent& layer() const { return *layer_; }
+  /// The layer's own repr.
+  std::string extra_repr() const override { return layer_->repr(); }
+
+ private:
+  std::shared_ptr<Recurrent> layer_;
+};
+
+/// The last step of a sequence output, (T, B, F) → (B, F), or (B, T, F) with batch_first:
+/// `nn::last_step` as a module, for `Sequential` (all sequences full length).
+class LastStep : public UnaryModule {
+ public:
+  explicit LastStep(bool batch_first = false) : batch_first_(batch_first) {}
+  Tensor forward(const Tensor& input) override { return last_step(input, {}, batch_first_); }
+  std::string extra_repr() const override { return batch_first_ ? "batch_first=true" : ""; }
+
+ private:
+  bool batch_first_;
 };
 
 // --- RNN ------------------------------------------------------------------------------------------
@@ -212,30 +292,16 @@ class RNNOptions : public RecurrentOptionsBase<RNNOptions> {
   RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
 };
 
-/// The output and final hidden state of an RNN or GRU: output (T, B, D·H) (batch-first
-/// when the layer is), h_n (L·D, B, H).
-struct RNNOutput {
-  Tensor output;
-  Tensor h_n;
-};
-
 /// A multi-layer Elman RNN, as torch.nn.RNN: RNNCell run by the sequence driver.
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
 /// Example:
 ///     nn::RNN rnn(nn::RNNOptions(4, 8).batch_first(true));
-///     auto [out, h_n] = rnn(x);            // x (B, T, 4) → out (B, T, 8), h_n (1, B, 8)
+///     auto [out, state] = rnn(x);          // x (B, T, 4) → out (B, T, 8), state.h() (1, B, 8)
 class RNN : public Recurrent {
  public:
   explicit RNN(const RNNOptions& options);
   RNN(std::int64_t input_size, std::int64_t hidden_size) : RNN(RNNOptions(input_size, hidden_size)) {}
-  /// `h0` (L·D, B, H), undefined for zeros; `lengths` for a padded batch.
-  RNNOutput forward(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {});
-  RNNOutput operator()(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {}) {
-    return forward(input, h0, lengths);
-  }
   const RNNOptions& options() const { return options_; }
-  /// PyTorch's repr: "RNN(4, 8, num_layers=2, nonlinearity=relu)" (only non-defaults).
-  std::string extra_repr() const override;
 
  private:
   RNNOptions options_;
@@ -260,33 +326,18 @@ class LSTMOptions : public RecurrentOptionsBase<LSTMOptions> {
   std::int64_t proj_size_ = 0;
 };
 
-/// The output and final state of an LSTM: output (T, B, D·R) (batch-first when the layer
-/// is), state.h (L·D, B, R), state.c (L·D, B, H), with R = proj_size or hidden_size.
-struct LSTMOutput {
-  Tensor output;
-  LSTMState state;
-};
-
 /// A multi-layer LSTM, as torch.nn.LSTM: LSTMCell run by the sequence driver.
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, weight_hr_l{k}
 /// (with proj_size) and their _reverse twins, in PyTorch's order and shapes.
 /// Example:
 ///     nn::LSTM lstm(nn::LSTMOptions(1, 64).num_layers(2).batch_first(true));
-///     auto [out, state] = lstm(x);         // out (B, T, 64); state.h, state.c (2, B, 64)
+///     auto [out, state] = lstm(x);         // out (B, T, 64); state.h(), state.c() (2, B, 64)
 ///     auto [out2, s2] = lstm(x2, state);   // continue from a state
 class LSTM : public Recurrent {
  public:
   explicit LSTM(const LSTMOptions& options);
   LSTM(std::int64_t input_size, std::int64_t hidden_size) : LSTM(LSTMOptions(input_size, hidden_size)) {}
-  /// `state.h` (L·D, B, R) and `state.c` (L·D, B, H), undefined for zeros; `lengths` for a
-  /// padded batch.
-  LSTMOutput forward(const Tensor& input, const LSTMState& state = {}, const Lengths& lengths = {});
-  LSTMOutput operator()(const Tensor& input, const LSTMState& state = {}, const Lengths& lengths = {}) {
-    return forward(input, state, lengths);
-  }
   const LSTMOptions& options() const { return options_; }
-  /// PyTorch's repr: "LSTM(1, 64, num_layers=2, batch_first=true)" (only non-defaults).
-  std::string extra_repr() const override;
 
  private:
   LSTMOptions options_;
@@ -315,19 +366,12 @@ class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
 /// Example:
 ///     nn::GRU gru(nn::GRUOptions(4, 8).bidirectional(true));
-///     auto [out, h_n] = gru(x, {}, {5, 2, 4});   // lengths of a padded (5, 3, 4) batch
+///     auto [out, state] = gru(x, {}, {5, 2, 4});   // lengths of a padded (5, 3, 4) batch; state.h()
 class GRU : public Recurrent {
  public:
   explicit GRU(const GRUOptions& options);
   GRU(std::int64_t input_size, std::int64_t hidden_size) : GRU(GRUOptions(input_size, hidden_size)) {}
-  /// `h0` (L·D, B, H), undefined for zeros; `lengths` for a padded batch.
-  RNNOutput forward(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {});
-  RNNOutput operator()(const Tensor& input, const Tensor& h0 = {}, const Lengths& lengths = {}) {
-    return forward(input, h0, lengths);
-  }
   const GRUOptions& options() const { return options_; }
-  /// PyTorch's repr: "GRU(4, 8, bidirectional=true)" (only non-defaults).
-  std::string extra_repr() const override;
 
  private:
   GRUOptions options_;
