@@ -184,6 +184,17 @@ Tensor le(const Tensor& a, const Tensor& b) { return compare(a, b, "le", [](auto
 Tensor gt(const Tensor& a, const Tensor& b) { return compare(a, b, "gt", [](auto&& x, auto&& y) { return xt::greater(x, y); }); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare(a, b, "ge", [](auto&& x, auto&& y) { return xt::greater_equal(x, y); }); }
 
+Tensor eq(const Tensor& a, double b) { return eq(a, scalar_like(b, a, "eq")); }
+Tensor ne(const Tensor& a, double b) { return ne(a, scalar_like(b, a, "ne")); }
+Tensor lt(const Tensor& a, double b) { return lt(a, scalar_like(b, a, "lt")); }
+Tensor le(const Tensor& a, double b) { return le(a, scalar_like(b, a, "le")); }
+Tensor gt(const Tensor& a, double b) { return gt(a, scalar_like(b, a, "gt")); }
+Tensor ge(const Tensor& a, double b) { return ge(a, scalar_like(b, a, "ge")); }
+Tensor operator<(const Tensor& a, double b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, double b) { return le(a, b); }
+Tensor operator>(const Tensor& a, double b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, double b) { return ge(a, b); }
+
 bool has_nonfinite(const Tensor& a) {
   require_defined(a, "has_nonfinite");
   if (!is_floating(a.dtype())) return false;

@@ -83,4 +83,15 @@ PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_f
   return {stack(padded, batch_first ? 0 : 1), from_vector(lengths, {static_cast<std::int64_t>(lengths.size())})};
 }
 
+Tensor one_hot(const Tensor& ids, std::int64_t num_classes, DType dtype) {
+  if (!ids.defined() || ids.dtype() != DType::i64)
+    throw Error("one_hot: expected int64 ids, got " +
+                (ids.defined() ? std::string(dtype_name(ids.dtype())) : std::string("an undefined tensor")));
+  if (num_classes <= 0) throw Error("one_hot: num_classes must be positive, got " + std::to_string(num_classes));
+  for (std::int64_t id : ids.to_vector<std::int64_t>())
+    if (id < 0 || id >= num_classes)
+      throw Error("one_hot: id " + std::to_string(id) + " is outside [0, " + std::to_string(num_classes) + ")");
+  return eq(unsqueeze(ids, -1), arange(num_classes)).to(dtype);
+}
+
 }  // namespace xgrad::nn

@@ -154,6 +154,18 @@ Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
+/// The comparisons with a number (cast to a's dtype, as the arithmetic operators do), and
+/// as operators. Example: `Tensor positive = logits > 0.0;  Tensor mask = gt(ids, 0.0);`
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+Tensor operator<(const Tensor& a, double b);
+Tensor operator<=(const Tensor& a, double b);
+Tensor operator>(const Tensor& a, double b);
+Tensor operator>=(const Tensor& a, double b);
 
 // --- reductions -----------------------------------------------------------------------------
 /// Sum of all elements (0-d). b8 and i64 tensors sum to i64.

@@ -38,4 +38,9 @@ struct PaddedSequences {
 PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first = false,
                               double padding_value = 0.0);
 
+/// One-hot rows: ids (any shape, int64, each in [0, num_classes)) → (..., num_classes) of
+/// `dtype`, 1 at each id. Keras's `to_categorical`, and the one-hot input of the tutorial's
+/// second model. Example: `Tensor x = nn::one_hot(ids, 500);   // (B, T) → (B, T, 500)`
+Tensor one_hot(const Tensor& ids, std::int64_t num_classes, DType dtype = DType::f32);
+
 }  // namespace xgrad::nn

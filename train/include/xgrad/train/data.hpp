@@ -71,7 +71,20 @@ void shuffle(std::vector<std::int64_t>& items, std::uint64_t seed);
 /// Example:
 ///     train::BatchSampler batches(train_indices, 64, /*shuffle=*/true, seed);
 ///     for (const auto& idx : batches.epoch(e)) { ... index_select(x, 0, from_vector(idx)) ... }
-class BatchSampler {
+/// What decides the batches of an epoch: the interface `DataLoader` and `fit` draw from, so a
+/// distributed sampler can give each process its own shard without changing either.
+class Sampler {
+ public:
+  virtual ~Sampler() = default;
+  /// The batches (lists of sample indices) of epoch `epoch`.
+  virtual std::vector<std::vector<std::int64_t>> epoch(std::int64_t epoch) const = 0;
+  /// Batches per epoch.
+  virtual std::int64_t num_batches() const = 0;
+  /// Samples per epoch.
+  virtual std::int64_t num_samples() const = 0;
+};
+
+class BatchSampler : public Sampler {
  public:
   BatchSampler(std::vector<std::int64_t> indices, std::int64_t batch_size, bool shuffle = false,
                std::uint64_t seed = 0, bool drop_last = false);
@@ -80,9 +93,9 @@ class BatchSampler {
                bool drop_last = false);
 
   /// The batches of epoch `epoch` (any integer; shuffled by seed and epoch when shuffling).
-  std::vector<std::vector<std::int64_t>> epoch(std::int64_t epoch) const;
-  std::int64_t num_batches() const;
-  std::int64_t num_samples() const;  ///< samples per epoch (fewer than the indices with drop_last)
+  std::vector<std::vector<std::int64_t>> epoch(std::int64_t epoch) const override;
+  std::int64_t num_batches() const override;
+  std::int64_t num_samples() const override;  ///< per epoch (fewer than the indices with drop_last)
 
  private:
   std::vector<std::int64_t> indices_;

@@ -3,7 +3,9 @@
 /// vocabularies, progress bars, CSV metrics, checkpoints and plots.
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/data.hpp>
+#include <xgrad/train/loader.hpp>
 #include <xgrad/train/logger.hpp>
+#include <xgrad/train/metrics.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
 #include <xgrad/train/text.hpp>

@@ -1,0 +1,159 @@
+#pragma once
+/// \file Data in batches: Keras's `pad_sequences`, an in-memory dataset and a `DataLoader`
+/// that yields ready tensors (padded sequences trimmed to the batch's longest), and sampling
+/// from logits.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/rnn.hpp>
+#include <xgrad/train/data.hpp>
+
+namespace xgrad::train {
+
+/// Where pad_sequences pads or truncates: before the sequence (Keras's default) or after.
+enum class Side { pre, post };
+
+/// Options of pad_sequences, Keras's defaults.
+/// Example: `train::PadOptions().maxlen(100).padding(train::Side::post)`
+struct PadOptions {
+  /// Length of every row; 0 (default) means the longest sequence's.
+  PadOptions& maxlen(std::int64_t v) { maxlen_ = v; return *this; }
+  PadOptions& padding(Side v) { padding_ = v; return *this; }
+  PadOptions& truncating(Side v) { truncating_ = v; return *this; }
+  PadOptions& value(std::int64_t v) { value_ = v; return *this; }
+  std::int64_t maxlen() const { return maxlen_; }
+  Side padding() const { return padding_; }
+  Side truncating() const { return truncating_; }
+  std::int64_t value() const { return value_; }
+
+ private:
+  std::int64_t maxlen_ = 0;
+  Side padding_ = Side::pre;
+  Side truncating_ = Side::pre;
+  std::int64_t value_ = 0;
+};
+
+/// Keras's `pad_sequences` for id lists: an int64 tensor (N, maxlen). Sequences longer than
+/// maxlen lose their start (truncating pre, the default) or their end (post); shorter ones
+/// are filled with `value` before (padding pre, the default) or after (post).
+/// Example:
+///     Tensor ids = train::pad_sequences(encoded, train::PadOptions().maxlen(100));   // (N, 100)
+Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options = {});
+
+/// Each sequence's length after pad_sequences' truncation: min(size, maxlen) — with padding
+/// post, what a recurrent layer's `lengths` argument wants.
+std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
+                                           std::int64_t maxlen = 0);
+
+/// A dataset held in memory: sample i is inputs[i] and targets[i] (along dimension 0), and,
+/// for padded sequences (post-padded along dimension 1 of inputs), its valid length.
+struct TensorDataset {
+  Tensor inputs;
+  Tensor targets;
+  std::vector<std::int64_t> lengths;  ///< empty when the samples are not sequences
+
+  /// Checks that the parts agree on the number of samples, naming them when not.
+  TensorDataset(Tensor inputs, Tensor targets, std::vector<std::int64_t> lengths = {});
+  std::int64_t size() const { return inputs.size(0); }
+};
+
+/// One batch: the samples' inputs and targets, their indices in the dataset, and for
+/// sequences their lengths, with the inputs trimmed to the longest of them.
+struct Batch {
+  Tensor inputs;
+  Tensor targets;
+  nn::Lengths lengths;                ///< not given for a dataset without lengths
+  std::vector<std::int64_t> indices;  ///< the samples, in batch order
+  std::int64_t size() const { return static_cast<std::int64_t>(indices.size()); }
+};
+
+/// Options of DataLoader. Example: `train::LoaderOptions().batch_size(64).shuffle(true).seed(1)`
+struct LoaderOptions {
+  LoaderOptions& batch_size(std::int64_t v) { batch_size_ = v; return *this; }
+  /// Reshuffled every epoch, by (seed, epoch) only: a resumed run sees the same batches.
+  LoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
+  LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
+  LoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
+  /// Trim a batch of sequences to its longest length (default true; needs lengths).
+  LoaderOptions& trim(bool v) { trim_ = v; return *this; }
+  std::int64_t batch_size() const { return batch_size_; }
+  bool shuffle() const { return shuffle_; }
+  std::uint64_t seed() const { return seed_; }
+  bool drop_last() const { return drop_last_; }
+  bool trim() const { return trim_; }
+
+ private:
+  std::int64_t batch_size_ = 32;
+  bool shuffle_ = false;
+  std::uint64_t seed_ = 0;
+  bool drop_last_ = false;
+  bool trim_ = true;
+};
+
+/// Batches of a TensorDataset, made on demand. The order comes from a Sampler: by default a
+/// BatchSampler built from the options; pass another (e.g. a distributed one) to replace it.
+/// Example:
+///     train::DataLoader loader(train::TensorDataset(ids, labels, lengths),
+///                              train::LoaderOptions().batch_size(64).shuffle(true));
+///     for (std::int64_t epoch = 0; epoch < 10; ++epoch)
+///       for (const train::Batch& b : loader.epoch(epoch)) {
+///         auto [out, state] = lstm(embedding(b.inputs), {}, b.lengths);  ...
+///       }
+class DataLoader {
+ public:
+  DataLoader(TensorDataset dataset, const LoaderOptions& options = {});
+  DataLoader(TensorDataset dataset, std::shared_ptr<const Sampler> sampler, const LoaderOptions& options = {});
+
+  /// The batches of one epoch, each made when the loop reaches it.
+  class Epoch {
+   public:
+    class iterator {
+     public:
+      iterator(const DataLoader* loader, const std::vector<std::vector<std::int64_t>>* batches, std::size_t i)
+          : loader_(loader), batches_(batches), i_(i) {}
+      Batch operator*() const { return loader_->batch((*batches_)[i_]); }
+      iterator& operator++() { ++i_; return *this; }
+      bool operator!=(const iterator& other) const { return i_ != other.i_; }
+      bool operator==(const iterator& other) const { return i_ == other.i_; }
+
+     private:
+      const DataLoader* loader_;
+      const std::vector<std::vector<std::int64_t>>* batches_;
+      std::size_t i_;
+    };
+    Epoch(const DataLoader* loader, std::vector<std::vector<std::int64_t>> batches)
+        : loader_(loader), batches_(std::move(batches)) {}
+    iterator begin() const { return {loader_, &batches_, 0}; }
+    iterator end() const { return {loader_, &batches_, batches_.size()}; }
+    std::size_t size() const { return batches_.size(); }
+
+   private:
+    const DataLoader* loader_;
+    std::vector<std::vector<std::int64_t>> batches_;
+  };
+
+  Epoch epoch(std::int64_t epoch) const { return Epoch(this, sampler_->epoch(epoch)); }
+  /// The batch of the given samples.
+  Batch batch(const std::vector<std::int64_t>& indices) const;
+  std::int64_t num_batches() const { return sampler_->num_batches(); }
+  std::int64_t num_samples() const { return sampler_->num_samples(); }
+  const TensorDataset& dataset() const { return dataset_; }
+  const Sampler& sampler() const { return *sampler_; }
+
+ private:
+  TensorDataset dataset_;
+  std::shared_ptr<const Sampler> sampler_;
+  LoaderOptions options_;
+};
+
+/// Draws one class per row of `logits` ((C) or (B, C)) from softmax(logits / temperature),
+/// with core's generator (seeded by manual_seed): an int64 tensor (or (B)). Temperature → 0
+/// approaches argmax; temperature > 1 flattens.
+/// Example: `std::int64_t next = train::sample_categorical(logits.select(0, -1), 0.8).item<std::int64_t>();`
+Tensor sample_categorical(const Tensor& logits, double temperature = 1.0);
+
+}  // namespace xgrad::train

@@ -1,0 +1,146 @@
+// pad_sequences, TensorDataset, DataLoader and sample_categorical.
+#include <xgrad/train/loader.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/ops.hpp>
+
+namespace xgrad::train {
+
+// --- pad_sequences -------------------------------------------------------------------------------
+
+namespace {
+
+std::int64_t longest(const std::vector<std::vector<std::int64_t>>& sequences) {
+  std::size_t n = 0;
+  for (const auto& s : sequences) n = std::max(n, s.size());
+  return static_cast<std::int64_t>(n);
+}
+
+}  // namespace
+
+Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options) {
+  if (options.maxlen() < 0) throw Error(fmt::format("pad_sequences: maxlen must be >= 0, got {}", options.maxlen()));
+  const std::int64_t N = static_cast<std::int64_t>(sequences.size());
+  const std::int64_t T = options.maxlen() > 0 ? options.maxlen() : longest(sequences);
+  std::vector<std::int64_t> out(static_cast<std::size_t>(N * T), options.value());
+  for (std::int64_t i = 0; i < N; ++i) {
+    const auto& s = sequences[static_cast<std::size_t>(i)];
+    const auto n = static_cast<std::int64_t>(s.size());
+    const std::int64_t kept = std::min(n, T);
+    // Truncating pre keeps the last `kept` ids, post the first.
+    const auto first = s.begin() + (options.truncating() == Side::pre ? n - kept : 0);
+    // Padding pre puts them at the end of the row, post at its start.
+    const std::int64_t at = i * T + (options.padding() == Side::pre ? T - kept : 0);
+    std::copy(first, first + kept, out.begin() + at);
+  }
+  return from_vector(out, {N, T});
+}
+
+std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
+                                           std::int64_t maxlen) {
+  std::vector<std::int64_t> out;
+  out.reserve(sequences.size());
+  for (const auto& s : sequences) {
+    const auto n = static_cast<std::int64_t>(s.size());
+    out.push_back(maxlen > 0 ? std::min(n, maxlen) : n);
+  }
+  return out;
+}
+
+// --- TensorDataset and DataLoader -------------------------------------------------------------------
+
+TensorDataset::TensorDataset(Tensor inputs_, Tensor targets_, std::vector<std::int64_t> lengths_)
+    : inputs(std::move(inputs_)), targets(std::move(targets_)), lengths(std::move(lengths_)) {
+  if (!inputs.defined() || inputs.dim() == 0)
+    throw Error("TensorDataset: inputs must be a tensor with a sample dimension (dimension 0)");
+  const std::int64_t n = inputs.size(0);
+  if (targets.defined() && (targets.dim() == 0 || targets.size(0) != n))
+    throw Error(fmt::format("TensorDataset: {} inputs but targets of shape {}", n, shape_str(targets.shape())));
+  if (lengths.empty()) return;
+  if (static_cast<std::int64_t>(lengths.size()) != n)
+    throw Error(fmt::format("TensorDataset: {} inputs but {} lengths", n, lengths.size()));
+  if (inputs.dim() < 2)
+    throw Error(fmt::format("TensorDataset: lengths need sequences (N, T, ...), got inputs of shape {}",
+                            shape_str(inputs.shape())));
+  for (std::size_t i = 0; i < lengths.size(); ++i)
+    if (lengths[i] < 0 || lengths[i] > inputs.size(1))
+      throw Error(fmt::format("TensorDataset: length {} of sample {} is outside [0, {}]", lengths[i], i,
+                              inputs.size(1)));
+}
+
+DataLoader::DataLoader(TensorDataset dataset, const LoaderOptions& options)
+    : DataLoader(std::move(dataset), nullptr, options) {}
+
+DataLoader::DataLoader(TensorDataset dataset, std::shared_ptr<const Sampler> sampler, const LoaderOptions& options)
+    : dataset_(std::move(dataset)), sampler_(std::move(sampler)), options_(options) {
+  if (options.batch_size() <= 0)
+    throw Error(fmt::format("DataLoader: batch_size must be positive, got {}", options.batch_size()));
+  if (!sampler_)
+    sampler_ = std::make_shared<BatchSampler>(dataset_.size(), options.batch_size(), options.shuffle(), options.seed(),
+                                              options.drop_last());
+}
+
+Batch DataLoader::batch(const std::vector<std::int64_t>& indices) const {
+  NoGradGuard no_grad;  // a batch is data, not part of any graph
+  Batch b;
+  b.indices = indices;
+  const Tensor index = from_vector(indices, {static_cast<std::int64_t>(indices.size())});
+  b.inputs = index_select(dataset_.inputs, 0, index);
+  if (dataset_.targets.defined()) b.targets = index_select(dataset_.targets, 0, index);
+  if (dataset_.lengths.empty()) return b;
+  std::vector<std::int64_t> lengths;
+  lengths.reserve(indices.size());
+  for (std::int64_t i : indices) {
+    if (i < 0 || i >= dataset_.size())
+      throw Error(fmt::format("DataLoader: sample {} is outside the dataset of {}", i, dataset_.size()));
+    lengths.push_back(dataset_.lengths[static_cast<std::size_t>(i)]);
+  }
+  if (options_.trim() && !lengths.empty()) {
+    const std::int64_t longest_len = std::max<std::int64_t>(1, *std::max_element(lengths.begin(), lengths.end()));
+    if (longest_len < b.inputs.size(1)) b.inputs = narrow(b.inputs, 1, 0, longest_len).contiguous();
+  }
+  b.lengths = nn::Lengths(std::move(lengths));
+  return b;
+}
+
+// --- sampling ------------------------------------------------------------------------------------------
+
+Tensor sample_categorical(const Tensor& logits, double temperature) {
+  if (!logits.defined() || logits.dim() < 1 || logits.dim() > 2 || !is_floating(logits.dtype()))
+    throw Error("sample_categorical: expected floating-point logits of shape (C) or (B, C), got " +
+                (logits.defined() ? shape_str(logits.shape()) + " " + std::string(dtype_name(logits.dtype()))
+                                  : std::string("an undefined tensor")));
+  if (!(temperature > 0.0) || !std::isfinite(temperature))
+    throw Error(fmt::format("sample_categorical: temperature must be a positive number, got {}", temperature));
+  NoGradGuard no_grad;
+  const Tensor rows = logits.dim() == 1 ? unsqueeze(logits, 0) : logits;
+  const std::int64_t B = rows.size(0), C = rows.size(1);
+  if (C == 0) throw Error("sample_categorical: no classes to draw from");
+  const std::vector<double> z = rows.to(DType::f64).to_vector<double>();
+  const std::vector<double> u = rand({B}, DType::f64).to_vector<double>();
+  std::vector<std::int64_t> out(static_cast<std::size_t>(B));
+  std::vector<double> cumulative(static_cast<std::size_t>(C));
+  for (std::int64_t b = 0; b < B; ++b) {
+    const double* row = z.data() + b * C;
+    for (std::int64_t c = 0; c < C; ++c)
+      if (std::isnan(row[c])) throw Error(fmt::format("sample_categorical: row {} of the logits holds NaN", b));
+    const double top = *std::max_element(row, row + C);
+    if (top == -INFINITY) throw Error(fmt::format("sample_categorical: every logit of row {} is -inf", b));
+    double total = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) cumulative[static_cast<std::size_t>(c)] = total += std::exp((row[c] - top) / temperature);
+    const double target = u[static_cast<std::size_t>(b)] * total;
+    const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), target);
+    out[static_cast<std::size_t>(b)] = std::min<std::int64_t>(it - cumulative.begin(), C - 1);
+  }
+  const Tensor ids = from_vector(out, {B});
+  return logits.dim() == 1 ? squeeze(ids, 0) : ids;
+}
+
+}  // namespace xgrad::train
