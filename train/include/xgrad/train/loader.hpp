@@ -143,6 +143,7 @@ class DataLoader {
   std::int64_t num_samples() const { return sampler_->num_samples(); }
   const TensorDataset& dataset() const { return dataset_; }
   const Sampler& sampler() const { return *sampler_; }
+  const LoaderOptions& options() const { return options_; }
 
  private:
   TensorDataset dataset_;

@@ -3,6 +3,7 @@
 /// vocabularies, progress bars, CSV metrics, checkpoints and plots.
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/data.hpp>
+#include <xgrad/train/fit.hpp>
 #include <xgrad/train/loader.hpp>
 #include <xgrad/train/logger.hpp>
 #include <xgrad/train/metrics.hpp>

@@ -1,0 +1,175 @@
+// train::fit, evaluate, predict and the callbacks: fit equals a hand-written loop bit for
+// bit, early stopping fires at the right epoch and restores the best weights, checkpoints are
+// written only on improvement, and a fit resumed from its checkpoint ends exactly where the
+// uninterrupted one does.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <xgrad/xgrad.hpp>
+
+#include "temp_dir.hpp"
+
+using namespace xgrad;
+using xgrad_test::TempDir;
+
+namespace {
+
+// y = tanh(2 x0) + x1 / 2 + noise, 40 samples of 2 features.
+train::TensorDataset regression_data() {
+  manual_seed(17);
+  const Tensor x = randn({40, 2});
+  const Tensor y = (tanh(x.select(1, 0) * 2.0) + x.select(1, 1) * 0.5 + randn({40}) * 0.05).reshape({40, 1});
+  return train::TensorDataset(x, y);
+}
+
+nn::Sequential make_model(double dropout = 0.0) {
+  manual_seed(3);
+  nn::Sequential m{std::make_shared<nn::Linear>(2, 8), std::make_shared<nn::Tanh>()};
+  if (dropout > 0) m.push_back(std::make_shared<nn::Dropout>(dropout));
+  m.push_back(std::make_shared<nn::Linear>(8, 1));
+  return m;
+}
+
+const train::Loss mse = [](const Tensor& p, const Tensor& y) { return nn::mse_loss(p, y); };
+
+std::vector<std::vector<float>> weights(const nn::Module& m) {
+  std::vector<std::vector<float>> out;
+  for (const Tensor& p : m.parameters()) out.push_back(p.to_vector<float>());
+  return out;
+}
+
+// Sets logs[name] from a list per epoch, so callbacks can be tested on a known sequence.
+struct Inject : train::Callback {
+  std::string name;
+  std::vector<double> values;
+  Inject(std::string n, std::vector<double> v) : name(std::move(n)), values(std::move(v)) {}
+  void on_epoch_end(train::FitState&, std::int64_t epoch, train::Logs& logs) override {
+    logs[name] = values.at(static_cast<std::size_t>(epoch));
+  }
+};
+
+// Records the weights after every epoch.
+struct Snapshots : train::Callback {
+  std::vector<std::vector<std::vector<float>>> after;
+  void on_epoch_end(train::FitState& s, std::int64_t, train::Logs&) override { after.push_back(weights(s.model)); }
+};
+
+}  // namespace
+
+TEST_CASE("fit is the hand-written loop: same batches, same steps, the same weights bit for bit") {
+  const train::TensorDataset data = regression_data();
+  const train::DataLoader loader(data, train::LoaderOptions().batch_size(8).shuffle(true).seed(5));
+  nn::Sequential a = make_model();
+  optim::Adam opt_a(a.parameters(), optim::AdamOptions(0.01));
+  const train::History h = train::fit(a, mse, opt_a, loader, train::FitOptions().epochs(3).verbose(false).metrics({"mae"}));
+
+  nn::Sequential b = make_model();
+  optim::Adam opt_b(b.parameters(), optim::AdamOptions(0.01));
+  std::vector<double> losses, maes;
+  for (std::int64_t e = 0; e < 3; ++e) {
+    double sum = 0, abs_sum = 0;
+    for (const train::Batch& batch : loader.epoch(e)) {
+      const Tensor p = b(batch.inputs);
+      Tensor loss = nn::mse_loss(p, batch.targets);
+      opt_b.zero_grad();
+      loss.backward();
+      opt_b.step();
+      sum += loss.item() * static_cast<double>(batch.size());
+      abs_sum += abs(p.to(DType::f64) - batch.targets.to(DType::f64)).sum().item();
+    }
+    losses.push_back(sum / 40);
+    maes.push_back(abs_sum / 40);
+  }
+  CHECK(weights(a) == weights(b));
+  REQUIRE(h.size() == 3);
+  for (std::size_t e = 0; e < 3; ++e) {
+    CHECK(h.values("loss")[e] == doctest::Approx(losses[e]).epsilon(1e-12));
+    CHECK(h.values("mae")[e] == doctest::Approx(maes[e]).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH_AS(h.values("val_loss"), doctest::Contains("no 'val_loss' in the logs"), Error);
+}
+
+TEST_CASE("EarlyStopping fires after `patience` epochs without improvement and restores the best weights") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(10));
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.05));
+  // Improvements at epochs 0, 1, 2; then 3.5 (worse), 2.95 (better, but not by min_delta 0.1:
+  // EarlyStopping waits, ModelCheckpoint, without min_delta, saves), 3.05 (worse): stop at 5.
+  auto inject = std::make_shared<Inject>("score", std::vector<double>{5, 4, 3, 3.5, 2.95, 3.05, 1, 1});
+  auto snapshots = std::make_shared<Snapshots>();
+  auto stop = std::make_shared<train::EarlyStopping>(
+      train::EarlyStoppingOptions().monitor("score").patience(2).min_delta(0.1).restore_best_weights(true));
+  auto checkpoint_dir = TempDir();
+  auto best_only = std::make_shared<train::ModelCheckpoint>(checkpoint_dir.file("best.safetensors"), "score");
+  const train::History h = train::fit(model, mse, opt, loader,
+                                      train::FitOptions().epochs(8).verbose(false).callbacks({inject, snapshots, stop, best_only}));
+  CHECK(h.size() == 6);               // epochs 0..5, stopped at 5
+  CHECK(stop->stopped_epoch() == 5);
+  CHECK(stop->best_epoch() == 2);
+  CHECK(weights(model) == snapshots->after.at(2));  // restored bit for bit
+  CHECK(best_only->saved_epochs() == std::vector<std::int64_t>{0, 1, 2, 4});
+  nn::Sequential reloaded = make_model();
+  reloaded.load(checkpoint_dir.file("best.safetensors"));
+  CHECK(weights(reloaded) == snapshots->after.at(4));
+  // A monitor the logs lack is named.
+  auto missing = std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions().monitor("val_accuracy"));
+  CHECK_THROWS_WITH_AS(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).callbacks({missing})),
+                       doctest::Contains("EarlyStopping: the logs have no 'val_accuracy'"), Error);
+}
+
+TEST_CASE("a fit resumed from its checkpoint ends exactly where the uninterrupted fit does") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8).shuffle(true).seed(2));
+  TempDir dir;
+  auto run = [&](std::int64_t epochs, const std::string& path, bool resume) {
+    nn::Sequential model = make_model(/*dropout=*/0.3);  // dropout: the random generator must resume too
+    optim::Adam opt(model.parameters(), optim::AdamOptions(0.02));
+    train::History h = train::fit(model, mse, opt, loader,
+                                  train::FitOptions().epochs(epochs).verbose(false).checkpoint(path).resume(resume));
+    return std::make_pair(weights(model), h);
+  };
+  manual_seed(99);
+  const auto [whole, whole_history] = run(4, dir.file("whole.safetensors"), false);
+  manual_seed(99);
+  run(2, dir.file("parts.safetensors"), false);           // interrupted after epoch 2
+  manual_seed(12345);                                      // a new process: another seed, fresh weights
+  const auto [resumed, resumed_history] = run(4, dir.file("parts.safetensors"), true);
+  CHECK(resumed == whole);
+  REQUIRE(resumed_history.size() == 4);
+  CHECK(resumed_history.values("loss") == whole_history.values("loss"));
+}
+
+TEST_CASE("validation_split, evaluate, predict, ReduceLROnPlateau, CsvLog and TerminateOnNaN") {
+  const train::TensorDataset data = regression_data();
+  const train::DataLoader loader(data, train::LoaderOptions().batch_size(8));
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.1));
+  TempDir dir;
+  auto plateau = std::make_shared<train::ReduceLROnPlateau>(optim::ReduceLROnPlateauOptions().patience(0).factor(0.5), "loss_up");
+  auto inject = std::make_shared<Inject>("loss_up", std::vector<double>{1, 2, 3});
+  auto csv = std::make_shared<train::CsvLog>(dir.file("log.csv"));
+  const train::History h = train::fit(model, mse, opt, loader,
+                                      train::FitOptions().epochs(3).verbose(false).validation_split(0.25).callbacks({inject, plateau, csv}));
+  // The last 10 samples validate: val_loss is evaluate() on them with the final weights.
+  const train::DataLoader last(train::TensorDataset(narrow(data.inputs, 0, 30, 10), narrow(data.targets, 0, 30, 10)),
+                               train::LoaderOptions().batch_size(8));
+  const train::Forward forward = [&](const train::Batch& b) { return model(b.inputs); };
+  CHECK(h.values("val_loss").back() == doctest::Approx(train::evaluate(model, forward, mse, last).at("loss")).epsilon(1e-12));
+  CHECK(h.values("lr") == std::vector<double>{0.1, 0.05, 0.025});  // no improvement after epoch 0
+  std::ifstream in(dir.file("log.csv"));
+  std::string header;
+  std::getline(in, header);
+  CHECK(header == "epoch,loss,loss_up,lr,seconds,val_loss");
+  // predict joins the batches in order; evaluate and predict leave the mode as it was.
+  model.train();
+  const Tensor p = train::predict(model, forward, loader);
+  CHECK(p.shape() == Shape{40, 1});
+  CHECK(model.is_training());
+  // A NaN loss stops fit after that batch.
+  auto nan_loss = [](const Tensor& p, const Tensor&) { return p.sum() * NAN; };
+  const train::History stopped = train::fit(model, nan_loss, opt, loader,
+                                            train::FitOptions().epochs(5).verbose(false).callbacks({std::make_shared<train::TerminateOnNaN>()}));
+  CHECK(stopped.size() == 1);
+  CHECK_THROWS_WITH_AS(train::make_metric("f1"), doctest::Contains("unknown metric 'f1'"), Error);
+}

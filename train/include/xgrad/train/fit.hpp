@@ -1,0 +1,216 @@
+#pragma once
+/// \file Keras's `fit`, `evaluate` and `predict`, and its callbacks. They are written with
+/// the same public pieces a hand-written loop uses (DataLoader, metrics, ProgressBar,
+/// checkpoints): a loop of your own stays a first-class way to train.
+///
+/// Example (the Keras tutorial's model, a Sequential ending in one logit):
+///     auto bce = [](const Tensor& logits, const Tensor& y) {
+///       return nn::binary_cross_entropy_with_logits(logits.reshape({-1}), y); };
+///     train::History history = train::fit(model, bce, opt, train_loader,
+///         train::FitOptions().epochs(100).validation_split(0.2).metrics({"binary_accuracy"})
+///             .callbacks({std::make_shared<train::EarlyStopping>(
+///                 train::EarlyStoppingOptions().patience(3).restore_best_weights(true))}));
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/module.hpp>
+#include <xgrad/optim/optimizer.hpp>
+#include <xgrad/optim/scheduler.hpp>
+#include <xgrad/train/loader.hpp>
+#include <xgrad/train/logger.hpp>
+#include <xgrad/train/metrics.hpp>
+
+namespace xgrad::train {
+
+/// One epoch's (or one batch's) values by name: "loss", "accuracy", "val_loss", "lr", ...
+using Logs = std::map<std::string, double>;
+
+/// What fit returns: the logs of every epoch, in order.
+struct History {
+  std::vector<Logs> epochs;
+  /// The values of `name` over the epochs; throws naming the names there are when absent.
+  std::vector<double> values(const std::string& name) const;
+  std::size_t size() const { return epochs.size(); }
+};
+
+/// What callbacks see and may change while fit runs.
+struct FitState {
+  nn::Module& model;
+  optim::Optimizer& optimizer;
+  History& history;
+  std::int64_t epochs;           ///< the epoch count fit runs to
+  bool stop_training = false;    ///< set it to end fit after the current epoch (or batch)
+};
+
+/// Hooks into fit, all optional. `on_epoch_end` may add entries to the logs (they reach the
+/// history and the later callbacks).
+/// Example:
+///     struct PrintLr : train::Callback {
+///       void on_epoch_end(train::FitState& s, std::int64_t, train::Logs&) override {
+///         fmt::print("lr {}\n", s.optimizer.param_groups()[0].lr()); }
+///     };
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_train_begin(FitState&) {}
+  virtual void on_epoch_begin(FitState&, std::int64_t /*epoch*/) {}
+  virtual void on_batch_begin(FitState&, std::int64_t /*batch*/) {}
+  virtual void on_batch_end(FitState&, std::int64_t /*batch*/, const Logs& /*logs*/) {}
+  virtual void on_epoch_end(FitState&, std::int64_t /*epoch*/, Logs& /*logs*/) {}
+  virtual void on_train_end(FitState&) {}
+};
+
+/// A model's forward on one batch. For a one-in, one-out module it is `model(batch.inputs)`;
+/// a sequence model passes the lengths: `[&](const train::Batch& b) { return net(b.inputs, b.lengths); }`.
+using Forward = std::function<Tensor(const Batch&)>;
+/// A batch's loss: (predictions, targets) → a scalar, the mean over the batch.
+using Loss = std::function<Tensor(const Tensor& predictions, const Tensor& targets)>;
+
+/// A metric by its Keras name: "accuracy", "binary_accuracy", "mae", "rmse", "bpc".
+std::unique_ptr<Metric> make_metric(const std::string& name);
+
+/// Options of fit. Example: `train::FitOptions().epochs(10).validation(&val_loader).metrics({"accuracy"})`
+struct FitOptions {
+  FitOptions& epochs(std::int64_t v) { epochs_ = v; return *this; }
+  /// Validation after every epoch on this loader ("val_loss", "val_<metric>")...
+  FitOptions& validation(const DataLoader* v) { validation_ = v; return *this; }
+  /// ... or on the last fraction of the training data, as Keras's validation_split (taken
+  /// before any shuffling; the training loader keeps its options for the rest).
+  FitOptions& validation_split(double v) { validation_split_ = v; return *this; }
+  FitOptions& metrics(std::vector<std::string> v) { metrics_ = std::move(v); return *this; }
+  FitOptions& callbacks(std::vector<std::shared_ptr<Callback>> v) { callbacks_ = std::move(v); return *this; }
+  /// A progress bar per epoch (default true; XGRAD_PROGRESS still chooses bar or lines).
+  FitOptions& verbose(bool v) { verbose_ = v; return *this; }
+  /// Clip the gradients' total norm before each step (0: off).
+  FitOptions& clip_grad_norm(double v) { clip_grad_norm_ = v; return *this; }
+  /// After every epoch, the whole training state (model, optimizer, random generator, epoch,
+  /// history) goes to this safetensors file, atomically; with `resume`, fit continues from
+  /// it when it exists, exactly as the uninterrupted run would have.
+  FitOptions& checkpoint(std::string path) { checkpoint_ = std::move(path); return *this; }
+  FitOptions& resume(bool v) { resume_ = v; return *this; }
+
+  std::int64_t epochs_ = 1;
+  const DataLoader* validation_ = nullptr;
+  double validation_split_ = 0.0;
+  std::vector<std::string> metrics_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  bool verbose_ = true;
+  double clip_grad_norm_ = 0.0;
+  std::string checkpoint_;
+  bool resume_ = false;
+};
+
+/// Trains `model` on `train` for the given epochs: per batch forward, loss, backward, an
+/// optimizer step; per epoch the training loss and metrics (batch-size weighted), then
+/// validation in eval mode without gradients, then the callbacks. Returns the history.
+History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
+            const DataLoader& train, const FitOptions& options = {});
+/// The same for a one-in, one-out module (a Sequential): the forward is `model(inputs)`.
+History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
+            const FitOptions& options = {});
+
+/// The loss and metrics over `data`, in eval mode without gradients (the mode is restored).
+Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
+              const std::vector<std::string>& metrics = {});
+/// The predictions for every batch of `data` (epoch 0's order), joined along dimension 0;
+/// eval mode, no gradients. Batches must give predictions of one shape but for dimension 0.
+Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data);
+
+// --- callbacks ----------------------------------------------------------------------------------
+
+/// Whether a larger or a smaller monitored value is better; `automatic` is Keras's rule: max
+/// for names containing "acc", min otherwise.
+enum class Mode { automatic, min, max };
+
+/// Options of EarlyStopping (Keras's defaults). Example:
+/// `train::EarlyStoppingOptions().monitor("val_loss").patience(3).restore_best_weights(true)`
+struct EarlyStoppingOptions {
+  EarlyStoppingOptions& monitor(std::string v) { monitor_ = std::move(v); return *this; }
+  EarlyStoppingOptions& mode(Mode v) { mode_ = v; return *this; }
+  EarlyStoppingOptions& patience(std::int64_t v) { patience_ = v; return *this; }
+  EarlyStoppingOptions& min_delta(double v) { min_delta_ = v; return *this; }
+  EarlyStoppingOptions& restore_best_weights(bool v) { restore_best_weights_ = v; return *this; }
+  std::string monitor_ = "val_loss";
+  Mode mode_ = Mode::automatic;
+  std::int64_t patience_ = 0;
+  double min_delta_ = 0.0;
+  bool restore_best_weights_ = false;
+};
+
+/// Stops training when the monitored value has not improved by more than min_delta for
+/// `patience` epochs; with restore_best_weights, puts back the weights of the best epoch
+/// (bit for bit) when it stops or when training ends.
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingOptions options = {});
+  void on_train_begin(FitState& state) override;
+  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
+  void on_train_end(FitState& state) override;
+  /// The epoch training stopped at (-1 while it has not), and the best epoch so far.
+  std::int64_t stopped_epoch() const { return stopped_epoch_; }
+  std::int64_t best_epoch() const { return best_epoch_; }
+
+ private:
+  EarlyStoppingOptions options_;
+  double best_ = 0.0;
+  std::int64_t wait_ = 0, best_epoch_ = -1, stopped_epoch_ = -1;
+  NamedTensors best_weights_;
+};
+
+/// Saves the model's state dict to `path` (safetensors, atomically) after an epoch — only
+/// when the monitored value improves with `save_best_only` (the default).
+class ModelCheckpoint : public Callback {
+ public:
+  ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = true,
+                  Mode mode = Mode::automatic);
+  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
+  /// Epochs at which the file was written.
+  const std::vector<std::int64_t>& saved_epochs() const { return saved_; }
+
+ private:
+  std::string path_, monitor_;
+  bool save_best_only_;
+  Mode mode_;
+  bool have_best_ = false;
+  double best_ = 0.0;
+  std::vector<std::int64_t> saved_;
+};
+
+/// optim::ReduceLROnPlateau driven by a monitored value of the logs (default "val_loss");
+/// adds "lr" (group 0's learning rate) to the epoch's logs.
+class ReduceLROnPlateau : public Callback {
+ public:
+  explicit ReduceLROnPlateau(optim::ReduceLROnPlateauOptions options = {}, std::string monitor = "val_loss");
+  void on_train_begin(FitState& state) override;
+  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
+
+ private:
+  optim::ReduceLROnPlateauOptions options_;
+  std::string monitor_;
+  std::unique_ptr<optim::ReduceLROnPlateau> scheduler_;
+};
+
+/// Keras's CSVLogger: one row per epoch ("epoch" and every log entry) to `path`, written
+/// atomically after each epoch.
+class CsvLog : public Callback {
+ public:
+  explicit CsvLog(std::string path) : path_(std::move(path)) {}
+  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
+
+ private:
+  std::string path_;
+  std::unique_ptr<CsvLogger> logger_;
+};
+
+/// Stops training at the first batch whose loss is NaN or infinite (Keras's TerminateOnNaN).
+class TerminateOnNaN : public Callback {
+ public:
+  void on_batch_end(FitState& state, std::int64_t batch, const Logs& logs) override;
+};
+
+}  // namespace xgrad::train

@@ -1,0 +1,327 @@
+// fit, evaluate, predict and the callbacks: a training loop written with train's public
+// pieces (DataLoader, Metric, ProgressBar, checkpoints), as a user's own loop would be.
+#include <xgrad/train/fit.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <optional>
+#include <filesystem>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/ops.hpp>
+#include <xgrad/nn/utils.hpp>
+#include <xgrad/train/checkpoint.hpp>
+#include <xgrad/train/progress.hpp>
+
+namespace xgrad::train {
+
+// --- History and metrics by name -------------------------------------------------------------------
+
+std::vector<double> History::values(const std::string& name) const {
+  std::vector<double> out;
+  for (const Logs& logs : epochs) {
+    auto it = logs.find(name);
+    if (it == logs.end()) {
+      std::string names;
+      for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
+      throw Error("History: no '" + name + "' in the logs (they hold: " + names + ")");
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+std::unique_ptr<Metric> make_metric(const std::string& name) {
+  if (name == "accuracy") return std::make_unique<Accuracy>();
+  if (name == "binary_accuracy") return std::make_unique<BinaryAccuracy>();
+  if (name == "mae") return std::make_unique<MeanAbsoluteError>();
+  if (name == "rmse") return std::make_unique<RootMeanSquaredError>();
+  if (name == "bpc") return std::make_unique<BitsPerCharacter>();
+  throw Error("make_metric: unknown metric '" + name + "' (accuracy, binary_accuracy, mae, rmse, bpc)");
+}
+
+namespace {
+
+std::vector<std::unique_ptr<Metric>> make_metrics(const std::vector<std::string>& names) {
+  std::vector<std::unique_ptr<Metric>> out;
+  for (const auto& name : names) out.push_back(make_metric(name));
+  return out;
+}
+
+// Restores the module's mode on scope exit.
+struct ModeGuard {
+  nn::Module& model;
+  bool training;
+  explicit ModeGuard(nn::Module& m) : model(m), training(m.is_training()) {}
+  ~ModeGuard() { model.train(training); }
+};
+
+// The history as checkpoint metadata: one line per epoch, "name=value" pairs with exact
+// (round-trip) numbers.
+std::string encode_history(const History& history) {
+  std::string out;
+  for (const Logs& logs : history.epochs) {
+    for (const auto& [name, value] : logs) out += fmt::format("{}={};", name, value);
+    out += '\n';
+  }
+  return out;
+}
+
+History decode_history(const std::string& text, const std::string& path) {
+  History h;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    Logs logs;
+    std::istringstream items(line);
+    for (std::string item; std::getline(items, item, ';');) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos) throw Error("fit: checkpoint '" + path + "' has a malformed history entry '" + item + "'");
+      try {
+        logs[item.substr(0, eq)] = std::stod(item.substr(eq + 1));
+      } catch (const std::exception&) {
+        throw Error("fit: checkpoint '" + path + "' has a malformed history value '" + item + "'");
+      }
+    }
+    h.epochs.push_back(std::move(logs));
+  }
+  return h;
+}
+
+bool better(Mode mode, const std::string& monitor, double value, double best, double min_delta) {
+  const bool maximize = mode == Mode::max || (mode == Mode::automatic && monitor.find("acc") != std::string::npos);
+  return maximize ? value > best + min_delta : value < best - min_delta;
+}
+
+double monitored(const Logs& logs, const std::string& monitor, const char* who) {
+  auto it = logs.find(monitor);
+  if (it == logs.end()) {
+    std::string names;
+    for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
+    throw Error(std::string(who) + ": the logs have no '" + monitor + "' (they hold: " + names +
+                "); validation data gives val_loss and val_<metric>");
+  }
+  return it->second;
+}
+
+}  // namespace
+
+// --- evaluate and predict ---------------------------------------------------------------------------
+
+Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
+              const std::vector<std::string>& metric_names) {
+  ModeGuard mode(model);
+  model.eval();
+  NoGradGuard no_grad;
+  auto metrics = make_metrics(metric_names);
+  double loss_sum = 0.0;
+  std::int64_t samples = 0;
+  for (const Batch& b : data.epoch(0)) {
+    const Tensor predictions = forward(b);
+    loss_sum += loss(predictions, b.targets).item() * static_cast<double>(b.size());
+    samples += b.size();
+    for (auto& m : metrics) m->update(predictions, b.targets);
+  }
+  if (samples == 0) throw Error("evaluate: the loader gave no batch");
+  Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
+  for (const auto& m : metrics) logs[m->name()] = m->value();
+  return logs;
+}
+
+Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data) {
+  ModeGuard mode(model);
+  model.eval();
+  NoGradGuard no_grad;
+  std::vector<Tensor> parts;
+  for (const Batch& b : data.epoch(0)) parts.push_back(forward(b));
+  if (parts.empty()) throw Error("predict: the loader gave no batch");
+  return cat(parts, 0);
+}
+
+// --- fit -------------------------------------------------------------------------------------------------
+
+History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
+            const FitOptions& options) {
+  return fit(model, [&model](const Batch& b) { return model(b.inputs); }, loss, optimizer, train, options);
+}
+
+History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
+            const DataLoader& train_in, const FitOptions& options) {
+  if (options.epochs_ < 0) throw Error(fmt::format("fit: epochs must be >= 0, got {}", options.epochs_));
+  if (!(options.validation_split_ >= 0.0 && options.validation_split_ < 1.0))
+    throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split_));
+  if (options.validation_split_ > 0.0 && options.validation_)
+    throw Error("fit: give validation data or a validation_split, not both");
+
+  // Keras's validation_split: the last fraction of the samples, before shuffling.
+  const DataLoader* train = &train_in;
+  const DataLoader* validation = options.validation_;
+  std::unique_ptr<DataLoader> split_train, split_validation;
+  if (options.validation_split_ > 0.0) {
+    const std::int64_t n = train_in.dataset().size();
+    const auto n_val = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * options.validation_split_));
+    if (n_val == 0 || n_val == n)
+      throw Error(fmt::format("fit: validation_split {} of {} samples leaves an empty part", options.validation_split_, n));
+    std::vector<std::int64_t> first(static_cast<std::size_t>(n - n_val)), last(static_cast<std::size_t>(n_val));
+    for (std::int64_t i = 0; i < n; ++i) (i < n - n_val ? first[static_cast<std::size_t>(i)] : last[static_cast<std::size_t>(i - (n - n_val))]) = i;
+    const LoaderOptions& o = train_in.options();
+    split_train = std::make_unique<DataLoader>(
+        train_in.dataset(), std::make_shared<BatchSampler>(first, o.batch_size(), o.shuffle(), o.seed(), o.drop_last()), o);
+    split_validation = std::make_unique<DataLoader>(
+        train_in.dataset(), std::make_shared<BatchSampler>(last, o.batch_size(), false, 0, false), o);
+    train = split_train.get();
+    validation = split_validation.get();
+  }
+
+  History history;
+  FitState state{model, optimizer, history, options.epochs_};
+  std::int64_t first_epoch = 0;
+  if (options.resume_ && !options.checkpoint_.empty() && std::filesystem::exists(options.checkpoint_)) {
+    const CheckpointInfo info = load_checkpoint(options.checkpoint_, model, &optimizer);
+    first_epoch = info.integer("fit.epochs_done");
+    auto it = info.metadata.find("fit.history");
+    if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint_);
+    if (options.verbose_) fmt::print("resumed from {} after epoch {}\n", options.checkpoint_, first_epoch);
+  }
+
+  const auto& callbacks = options.callbacks_;
+  for (auto& cb : callbacks) cb->on_train_begin(state);
+  const std::vector<Tensor> params = model.parameters();
+  for (std::int64_t epoch = first_epoch; epoch < options.epochs_ && !state.stop_training; ++epoch) {
+    for (auto& cb : callbacks) cb->on_epoch_begin(state, epoch);
+    model.train();
+    auto metrics = make_metrics(options.metrics_);
+    std::optional<ProgressBar> bar;
+    if (options.verbose_) bar.emplace(fmt::format("epoch {}/{}", epoch + 1, options.epochs_), train->num_batches());
+    const auto start = std::chrono::steady_clock::now();
+    double train_seconds = 0.0;
+    double loss_sum = 0.0;
+    std::int64_t samples = 0, batch_index = 0;
+    for (const Batch& b : train->epoch(epoch)) {
+      for (auto& cb : callbacks) cb->on_batch_begin(state, batch_index);
+      const Tensor predictions = forward(b);
+      const Tensor batch_loss = loss(predictions, b.targets);
+      optimizer.zero_grad();
+      batch_loss.backward();
+      if (options.clip_grad_norm_ > 0.0) nn::clip_grad_norm(params, options.clip_grad_norm_);
+      optimizer.step();
+      const double value = batch_loss.item();
+      loss_sum += value * static_cast<double>(b.size());
+      samples += b.size();
+      Logs batch_logs{{"loss", value}};
+      for (auto& m : metrics) m->update(predictions, b.targets);
+      if (bar) bar->update(b.size(), {{"loss", value}});
+      train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      for (auto& cb : callbacks) cb->on_batch_end(state, batch_index, batch_logs);
+      ++batch_index;
+      if (state.stop_training) break;
+    }
+    if (samples == 0) throw Error("fit: the training loader gave no batch");
+    Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
+    for (const auto& m : metrics) logs[m->name()] = m->value();
+    if (validation) {
+      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics_))
+        logs["val_" + name] = value;
+    }
+    logs["seconds"] = train_seconds;
+    for (auto& cb : callbacks) cb->on_epoch_end(state, epoch, logs);
+    if (bar) {
+      Metrics shown;  // the training means are the bar's own; validation and lr are appended
+      for (const auto& [name, value] : logs)
+        if (name.rfind("val_", 0) == 0 || name == "lr") shown.emplace_back(name, value);
+      bar->finish(shown);
+    }
+    history.epochs.push_back(logs);
+    if (!options.checkpoint_.empty())
+      save_checkpoint(options.checkpoint_, model, &optimizer, nullptr,
+                      {{"fit.epochs_done", std::to_string(epoch + 1)}, {"fit.history", encode_history(history)}});
+  }
+  for (auto& cb : callbacks) cb->on_train_end(state);
+  return history;
+}
+
+// --- callbacks --------------------------------------------------------------------------------------------
+
+EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
+  if (options_.patience_ < 0) throw Error(fmt::format("EarlyStopping: patience must be >= 0, got {}", options_.patience_));
+  if (options_.min_delta_ < 0) throw Error(fmt::format("EarlyStopping: min_delta must be >= 0, got {}", options_.min_delta_));
+}
+
+void EarlyStopping::on_train_begin(FitState&) {
+  wait_ = 0;
+  best_epoch_ = -1;
+  stopped_epoch_ = -1;
+  best_weights_.clear();
+}
+
+void EarlyStopping::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
+  const double value = monitored(logs, options_.monitor_, "EarlyStopping");
+  if (best_epoch_ < 0 || better(options_.mode_, options_.monitor_, value, best_, options_.min_delta_)) {
+    best_ = value;
+    best_epoch_ = epoch;
+    wait_ = 0;
+    if (options_.restore_best_weights_) {
+      best_weights_.clear();
+      for (auto& [name, t] : state.model.state_dict()) best_weights_.emplace_back(name, t.clone());
+    }
+    return;
+  }
+  if (++wait_ > options_.patience_) {
+    stopped_epoch_ = epoch;
+    state.stop_training = true;
+  }
+}
+
+void EarlyStopping::on_train_end(FitState& state) {
+  if (options_.restore_best_weights_ && !best_weights_.empty()) state.model.load_state_dict(best_weights_);
+}
+
+ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool save_best_only, Mode mode)
+    : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode) {}
+
+void ModelCheckpoint::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
+  if (save_best_only_) {
+    const double value = monitored(logs, monitor_, "ModelCheckpoint");
+    if (have_best_ && !better(mode_, monitor_, value, best_, 0.0)) return;
+    have_best_ = true;
+    best_ = value;
+  }
+  state.model.save(path_);  // atomic: a temporary file renamed over the old one
+  saved_.push_back(epoch);
+}
+
+ReduceLROnPlateau::ReduceLROnPlateau(optim::ReduceLROnPlateauOptions options, std::string monitor)
+    : options_(std::move(options)), monitor_(std::move(monitor)) {}
+
+void ReduceLROnPlateau::on_train_begin(FitState& state) {
+  scheduler_ = std::make_unique<optim::ReduceLROnPlateau>(state.optimizer, options_);
+}
+
+void ReduceLROnPlateau::on_epoch_end(FitState& state, std::int64_t, Logs& logs) {
+  scheduler_->step(monitored(logs, monitor_, "ReduceLROnPlateau"));
+  logs["lr"] = state.optimizer.param_groups()[0].lr();
+}
+
+void CsvLog::on_epoch_end(FitState&, std::int64_t epoch, Logs& logs) {
+  if (!logger_) {
+    std::vector<std::string> columns{"epoch"};
+    for (const auto& [name, value] : logs) columns.push_back(name);
+    logger_ = std::make_unique<CsvLogger>(path_, columns);
+  }
+  Metrics row{{"epoch", static_cast<double>(epoch + 1)}};
+  for (const auto& [name, value] : logs) row.emplace_back(name, value);
+  logger_->log_metrics(row);
+}
+
+void TerminateOnNaN::on_batch_end(FitState& state, std::int64_t batch, const Logs& logs) {
+  auto it = logs.find("loss");
+  if (it != logs.end() && !std::isfinite(it->second)) {
+    fmt::print(stderr, "TerminateOnNaN: batch {} has loss {}; stopping\n", batch, it->second);
+    state.stop_training = true;
+  }
+}
+
+}  // namespace xgrad::train
