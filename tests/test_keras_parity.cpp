@@ -197,6 +197,10 @@ TEST_CASE("keras::initialize: glorot-uniform kernels, orthogonal recurrent kerne
   CHECK(max_abs(gram - eye(8)) < 1e-5);
   CHECK(equal(cell.bias_ih, cat({zeros({8}), ones({8}), zeros({16})})));
   CHECK(max_abs(cell.bias_hh) == 0.0);
+  CHECK_FALSE(cell.bias_hh.requires_grad());  // Keras's LSTM has one bias
+  // Trainable parameters as Keras counts them: Embedding 8000, LSTM 4·8·(16 + 8 + 1) = 800,
+  // GRU (reset_after=False) 3·6·(8 + 6 + 1) = 270, Dense 7.
+  CHECK(model.num_parameters(/*trainable_only=*/true) == 8000 + 800 + 270 + 7);
   // GRU reset_after=false: one bias, zero; the recurrent kernel orthogonal too.
   const nn::GRUCell& gcell = dynamic_cast<const nn::GRUCell&>(model.gru.cell(0));
   CHECK(max_abs(gcell.bias_ih) == 0.0);

@@ -116,6 +116,10 @@ void initialize_cell(RecurrentCell& cell) {
   if (k.b_ih->defined()) k.b_ih->zero_();
   if (k.b_hh->defined()) k.b_hh->zero_();
   if (k.gates == 4 && k.b_ih->defined()) narrow(*k.b_ih, 0, k.hidden, k.hidden).fill_(1.0);  // unit_forget_bias
+  // Keras's SimpleRNN and LSTM have one bias where PyTorch's have two that are only added.
+  // Trained both, an adaptive optimizer (RMSprop, Adam) would move their sum twice as fast as
+  // Keras moves its one bias: bias_hh stays zero and frozen, so training is Keras's.
+  if (!k.swap_first_two && k.b_hh->defined()) k.b_hh->requires_grad_(false);
 }
 
 }  // namespace

@@ -49,7 +49,10 @@ RecurrentWeights get_weights(const Recurrent& layer, std::int64_t layer_index, s
 /// Re-initialises every layer in `module` (itself and all submodules) as Keras initialises
 /// its counterpart, drawing from xgrad's generator (seed it with `manual_seed`):
 /// - RNN, LSTM, GRU cells: the input kernel glorot-uniform, the recurrent kernel orthogonal,
-///   biases zero, except an LSTM's forget-gate bias, one (Keras's `unit_forget_bias`);
+///   biases zero, except an LSTM's forget-gate bias, one (Keras's `unit_forget_bias`). RNN
+///   and LSTM cells have two biases that are only added, where Keras has one: `bias_hh` is
+///   frozen at zero (requires_grad false), so adaptive optimizers train what Keras trains and
+///   `num_parameters(true)` counts what Keras counts;
 /// - Linear (Keras's Dense): glorot-uniform weight, zero bias;
 /// - Embedding: uniform in [−0.05, 0.05].
 /// Other modules keep their values. Example: `nn::keras::initialize(model);`
