@@ -48,16 +48,7 @@ void Module::check_movable() const {
                   "register it through a std::shared_ptr, or keep the module in place");
 }
 
-Module::Module(Module&& other) {
-  other.check_movable();
-  parameters_ = std::move(other.parameters_);
-  buffers_ = std::move(other.buffers_);
-  children_ = std::move(other.children_);
-  training_ = other.training_;
-  other.parameters_.clear();
-  other.buffers_.clear();
-  other.children_.clear();
-}
+Module::Module(Module&& other) { *this = std::move(other); }
 
 Module& Module::operator=(Module&& other) {
   if (this == &other) return *this;

@@ -5,11 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <utility>
 
 #include <fmt/format.h>
-
-#include <iostream>
 
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <optional>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -166,7 +167,8 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     if (n_val == 0 || n_val == n)
       throw Error(fmt::format("fit: validation_split {} of {} samples leaves an empty part", options.validation_split_, n));
     std::vector<std::int64_t> first(static_cast<std::size_t>(n - n_val)), last(static_cast<std::size_t>(n_val));
-    for (std::int64_t i = 0; i < n; ++i) (i < n - n_val ? first[static_cast<std::size_t>(i)] : last[static_cast<std::size_t>(i - (n - n_val))]) = i;
+    std::iota(first.begin(), first.end(), 0);
+    std::iota(last.begin(), last.end(), n - n_val);
     const LoaderOptions& o = train_in.options();
     split_train = std::make_unique<DataLoader>(
         train_in.dataset(), std::make_shared<BatchSampler>(first, o.batch_size(), o.shuffle(), o.seed(), o.drop_last()), o);
