@@ -125,10 +125,9 @@ void initialize_cell(RecurrentCell& cell) {
 }  // namespace
 
 void initialize(Module& module) {
+  // Every submodule once, children first; a recurrent layer's cells are its children.
   module.apply([](Module& m) {
-    if (auto* layer = dynamic_cast<Recurrent*>(&m)) {
-      for (const auto& cell : layer->cells()) initialize_cell(*cell);
-    } else if (auto* cell = dynamic_cast<RecurrentCell*>(&m)) {
+    if (auto* cell = dynamic_cast<RecurrentCell*>(&m)) {
       initialize_cell(*cell);
     } else if (auto* linear = dynamic_cast<Linear*>(&m)) {
       init::xavier_uniform_(linear->weight);
