@@ -90,7 +90,8 @@ struct FitOptions {
   FitOptions& clip_grad_norm(double v) { clip_grad_norm_ = v; return *this; }
   /// After every epoch, the whole training state (model, optimizer, random generator, epoch,
   /// history) goes to this safetensors file, atomically; with `resume`, fit continues from
-  /// it when it exists, exactly as the uninterrupted run would have.
+  /// it when it exists, exactly as the uninterrupted run would have. Callbacks start afresh
+  /// (an EarlyStopping's patience counts from the resumed epoch), as Keras's do.
   FitOptions& checkpoint(std::string path) { checkpoint_ = std::move(path); return *this; }
   FitOptions& resume(bool v) { resume_ = v; return *this; }
 
