@@ -84,18 +84,7 @@ void ReduceLROnPlateau::load_state_dict(const NamedTensors& state) {
   };
   // One int64 number each, non-negative (last_epoch from -1); checked before anything is applied.
   auto count = [&](const char* key, std::int64_t lowest) {
-    const Tensor& t = get(key);
-    if (t.numel() != 1 || t.dtype() != DType::i64)
-      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' must be one int64 number, got shape " +
-                  shape_str(t.shape()) + " and dtype " + std::string(dtype_name(t.dtype())));
-    const auto v = t.item<std::int64_t>();
-    if (v < lowest)
-      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' is " + std::to_string(v) +
-                  ", below " + std::to_string(lowest));
-    if (v > detail::kMaxCount)
-      throw Error(std::string("ReduceLROnPlateau.load_state_dict: '") + key + "' is " + std::to_string(v) +
-                  ", more than a run can count (limit 2^53)");
-    return v;
+    return detail::count_value(get(key), "ReduceLROnPlateau.load_state_dict", key, lowest);
   };
   const Tensor& best_t = get("best");
   if (best_t.numel() != 1 || !is_floating(best_t.dtype()))

@@ -31,17 +31,10 @@ NamedTensors with_prefix_removed(const NamedTensors& state, const std::string& p
   return out;
 }
 
-// A count saved by state_dict(): one int64 number in [lowest, 2^53]. Errors name `who` and `key`.
+// A count saved by state_dict(), checked (detail::count_value).
 std::int64_t count_entry(const NamedTensors& state, const std::string& key, const std::string& who,
                          std::int64_t lowest) {
-  const Tensor& t = require(state, key, who);
-  if (t.numel() != 1 || t.dtype() != DType::i64)
-    throw Error(fmt::format("{}: load_state_dict: '{}' must be one int64 number, got shape {} and dtype {}", who, key,
-                            shape_str(t.shape()), dtype_name(t.dtype())));
-  const auto v = t.item<std::int64_t>();
-  if (v < lowest || v > detail::kMaxCount)
-    throw Error(fmt::format("{}: load_state_dict: '{}' is {}, outside [{}, 2^53]", who, key, v, lowest));
-  return v;
+  return detail::count_value(require(state, key, who), who + ": load_state_dict", key, lowest);
 }
 
 // Learning rates saved by state_dict(): one finite, non-negative number per parameter group.

@@ -17,6 +17,18 @@ namespace xgrad::optim::detail {
 /// represents exactly (no run takes that many steps). Above it, counting on overflows.
 inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 53;
 
+/// A count saved by a state_dict(), checked: one int64 number in [lowest, 2^53]. Errors begin
+/// with `where` ("StepLR: load_state_dict") and name `key`.
+inline std::int64_t count_value(const Tensor& t, const std::string& where, const std::string& key,
+                                std::int64_t lowest) {
+  if (t.numel() != 1 || t.dtype() != DType::i64)
+    throw Error(fmt::format("{}: '{}' must be one int64 number, got shape {} and dtype {}", where, key,
+                            shape_str(t.shape()), dtype_name(t.dtype())));
+  const auto v = t.item<std::int64_t>();
+  if (v < lowest || v > kMaxCount) throw Error(fmt::format("{}: '{}' is {}, outside [{}, 2^53]", where, key, v, lowest));
+  return v;
+}
+
 /// A 0-d i64 tensor.
 inline Tensor int_scalar(std::int64_t v) { return from_vector(std::vector<std::int64_t>{v}, {}); }
 
