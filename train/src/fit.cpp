@@ -22,15 +22,22 @@ namespace xgrad::train {
 
 // --- History and metrics by name -------------------------------------------------------------------
 
+namespace {
+
+// "loss, val_loss, ...": the names a Logs holds, for error messages.
+std::string names_in(const Logs& logs) {
+  std::string names;
+  for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
+  return names;
+}
+
+}  // namespace
+
 std::vector<double> History::values(const std::string& name) const {
   std::vector<double> out;
   for (const Logs& logs : epochs) {
     auto it = logs.find(name);
-    if (it == logs.end()) {
-      std::string names;
-      for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
-      throw Error("History: no '" + name + "' in the logs (they hold: " + names + ")");
-    }
+    if (it == logs.end()) throw Error("History: no '" + name + "' in the logs (they hold: " + names_in(logs) + ")");
     out.push_back(it->second);
   }
   return out;
@@ -99,12 +106,9 @@ bool better(Mode mode, const std::string& monitor, double value, double best, do
 
 double monitored(const Logs& logs, const std::string& monitor, const char* who) {
   auto it = logs.find(monitor);
-  if (it == logs.end()) {
-    std::string names;
-    for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
-    throw Error(std::string(who) + ": the logs have no '" + monitor + "' (they hold: " + names +
+  if (it == logs.end())
+    throw Error(std::string(who) + ": the logs have no '" + monitor + "' (they hold: " + names_in(logs) +
                 "); validation data gives val_loss and val_<metric>");
-  }
   return it->second;
 }
 
