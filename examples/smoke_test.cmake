@@ -1,8 +1,11 @@
 # A CTest smoke test for a training example: runs it with tiny settings and its --json flag,
 # then checks that the run learned something — the JSON's "loss_last" is below "loss_first"
-# (the training loss of the first and last epoch or logging interval).
+# (the training loss of the first and last epoch or logging interval) — and that it beat its
+# baselines: every entry of the JSON's "checks" (train::RunSummary::check) must have its
+# "value" on the right side of its "threshold" ("better": lower or higher), the baseline moved
+# by the example's margin. With -DCHECKS=n the JSON must hold at least n checks.
 #
-#   cmake -DEXE=<example> -DJSON=<file> "-DARGS=--epochs|2|..." -P smoke_test.cmake   (arguments split at |)
+#   cmake -DEXE=<example> -DJSON=<file> "-DARGS=--epochs|2|..." [-DCHECKS=1] -P smoke_test.cmake   (arguments split at |)
 if(NOT EXE OR NOT JSON)
   message(FATAL_ERROR "smoke_test.cmake: pass -DEXE=... and -DJSON=...")
 endif()
@@ -19,4 +22,40 @@ message(STATUS "training loss: first ${first}, last ${last}")
 # if(LESS) compares the two as real numbers (C doubles).
 if(NOT last LESS first)
   message(FATAL_ERROR "the training loss did not go down: first ${first}, last ${last}")
+endif()
+
+string(JSON checks ERROR_VARIABLE no_checks GET "${metrics}" checks)
+set(count 0)
+if(NOT no_checks)
+  string(JSON count LENGTH "${metrics}" checks)
+endif()
+if(CHECKS AND count LESS CHECKS)
+  message(FATAL_ERROR "the JSON holds ${count} baseline checks, expected at least ${CHECKS}")
+endif()
+if(count GREATER 0)
+  math(EXPR last_check "${count} - 1")
+  foreach(i RANGE ${last_check})
+    foreach(field metric value baseline baseline_value better margin threshold)
+      string(JSON ${field} GET "${metrics}" checks ${i} ${field})
+    endforeach()
+    set(what "${metric} ${value} vs ${baseline} ${baseline_value} (${better} is better, margin ${margin}, threshold ${threshold})")
+    # A null value (NaN) or a threshold on the baseline's wrong side fails too.
+    if(better STREQUAL "lower")
+      set(ok FALSE)
+      if(value LESS_EQUAL threshold AND threshold LESS_EQUAL baseline_value)
+        set(ok TRUE)
+      endif()
+    elseif(better STREQUAL "higher")
+      set(ok FALSE)
+      if(value GREATER_EQUAL threshold AND threshold GREATER_EQUAL baseline_value)
+        set(ok TRUE)
+      endif()
+    else()
+      message(FATAL_ERROR "check ${i}: \"better\" is \"${better}\", not lower or higher")
+    endif()
+    if(NOT ok)
+      message(FATAL_ERROR "did not beat the baseline: ${what}")
+    endif()
+    message(STATUS "beat the baseline: ${what}")
+  endforeach()
 endif()
