@@ -5,6 +5,8 @@
 #include <xgrad/xgrad.hpp>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "tensor_approx.hpp"
 
@@ -283,6 +285,66 @@ TEST_CASE("hooks refuse bad use with clear errors") {
   Tensor y = x * 2.0;
   y.register_hook([](const Tensor&) { return tensor({1.0}); });
   CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("register_hook: a hook returned a gradient of shape (1)"), Error);
+}
+
+TEST_CASE("a post-accumulate hook runs once per backward, after the leaf's gradient is complete") {
+  // w is used by linear at every "time step": from the second backward on, linear adds its
+  // gradient straight into w.grad() (a sink); the hook must still run once, after the last.
+  Tensor w = tensor({0.1, 0.2, 0.3, 0.4}, DType::f64).reshape({2, 2}).requires_grad_();
+  Tensor unused = tensor({1.0}, DType::f64).requires_grad_();
+  const Tensor x = tensor({1.0, -1.0, 0.5, 2.0}, DType::f64).reshape({2, 2});
+  std::vector<Tensor> seen;
+  std::vector<std::string> order;
+  HookHandle h = w.register_post_accumulate_grad_hook([&](const Tensor& leaf) {
+    order.push_back("hook");
+    seen.push_back(leaf.grad().clone());
+    queue_callback([&] { order.push_back("callback"); });
+  });
+  unused.register_post_accumulate_grad_hook([&](const Tensor&) { order.push_back("unused"); });
+  auto loss = [&] {
+    Tensor h1 = linear(x, w).tanh();
+    Tensor h2 = linear(h1, w).tanh();
+    return linear(h2, w).sum();
+  };
+  Tensor expected;
+  {
+    Tensor w2 = w.detach().clone().requires_grad_();
+    Tensor h1 = linear(x, w2).tanh(), h2 = linear(h1, w2).tanh();
+    linear(h2, w2).sum().backward();
+    expected = w2.grad();
+  }
+  loss().backward();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0] == approx(expected));
+  loss().backward();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[1] == approx(expected * 2.0));
+  CHECK(order == std::vector<std::string>{"hook", "callback", "hook", "callback"});
+  h.remove();
+  loss().backward();
+  CHECK(seen.size() == 2);
+  // Backward of the leaf itself runs its post hooks too.
+  int calls = 0;
+  unused.register_post_accumulate_grad_hook([&](const Tensor& leaf) { calls += static_cast<int>(leaf.grad().item()); });
+  unused.backward(tensor({3.0}, DType::f64));
+  CHECK(calls == 3);
+}
+
+TEST_CASE("post-accumulate hooks and queue_callback refuse bad use") {
+  Tensor w = tensor({1.0, 2.0}).requires_grad_();
+  CHECK_THROWS_WITH_AS((w * 2.0).register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       "register_post_accumulate_grad_hook: needs a leaf that requires grad, got a tensor of shape (2) made by 'mul'",
+                       Error);
+  CHECK_THROWS_WITH_AS(tensor({1.0}).register_post_accumulate_grad_hook([](const Tensor&) {}),
+                       doctest::Contains("that does not require grad"), Error);
+  CHECK_THROWS_WITH_AS(queue_callback([] {}), doctest::Contains("queue_callback: no backward pass is running"), Error);
+  // A callback that throws ends backward with its exception; the next backward runs normally.
+  HookHandle h = w.register_post_accumulate_grad_hook(
+      [](const Tensor&) { queue_callback([] { throw Error("callback failed"); }); });
+  CHECK_THROWS_WITH_AS((w * 2.0).sum().backward(), "callback failed", Error);
+  h.remove();
+  (w * 2.0).sum().backward();
+  CHECK(w.grad() == approx(tensor({4.0, 4.0})));
 }
 
 // A graph held by a global tensor is destroyed at exit, after the engine's thread-locals: it

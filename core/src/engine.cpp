@@ -22,6 +22,42 @@ NoGradGuard::~NoGradGuard() { grad_enabled = previous_; }
 EnableGradGuard::EnableGradGuard() : previous_(grad_enabled) { grad_enabled = true; }
 EnableGradGuard::~EnableGradGuard() { grad_enabled = previous_; }
 
+namespace {
+// The callbacks queued during the backward pass running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* backward_callbacks = nullptr;
+
+// Collects the callbacks of one backward pass and runs them at its end (run()); a pass that
+// throws drops them.
+class CallbackScope {
+ public:
+  CallbackScope() : previous_(backward_callbacks) { backward_callbacks = &callbacks_; }
+  ~CallbackScope() { backward_callbacks = previous_; }
+  CallbackScope(const CallbackScope&) = delete;
+  CallbackScope& operator=(const CallbackScope&) = delete;
+  void run() {
+    // A callback may queue another: it runs too, after the ones before it.
+    for (std::size_t i = 0; i < callbacks_.size(); ++i) {
+      auto callback = std::move(callbacks_[i]);
+      callback();
+    }
+    callbacks_.clear();
+  }
+
+ private:
+  std::vector<std::function<void()>> callbacks_;
+  std::vector<std::function<void()>>* previous_;
+};
+
+bool has_post_hooks(const TensorImpl& leaf) { return leaf.hooks && !leaf.hooks->post.empty(); }
+bool has_hooks(const TensorImpl& leaf) { return leaf.hooks && !leaf.hooks->empty(); }
+}  // namespace
+
+void queue_callback(std::function<void()> callback) {
+  if (!callback) throw Error("queue_callback: empty callback");
+  if (!backward_callbacks) throw Error("queue_callback: no backward pass is running on this thread; call it from a gradient hook");
+  backward_callbacks->push_back(std::move(callback));
+}
+
 bool is_anomaly_enabled() { return anomaly_enabled; }
 AnomalyGuard::AnomalyGuard() : previous_(anomaly_enabled) { anomaly_enabled = true; }
 AnomalyGuard::~AnomalyGuard() { anomaly_enabled = previous_; }
@@ -133,7 +169,7 @@ std::span<Tensor* const> sinks_for(Node& node, std::vector<Tensor*>& sinks) {
       slot = &e.fn->grads[e.output_nr];
       shape = &e.fn->outputs[e.output_nr].shape;
       dtype = e.fn->outputs[e.output_nr].dtype;
-    } else if (e.leaf && !(e.leaf->hooks && !e.leaf->hooks->empty())) {
+    } else if (e.leaf && !has_hooks(*e.leaf)) {
       slot = &e.leaf->grad;
       shape = &e.leaf->shape;
       dtype = e.leaf->dtype;
@@ -182,29 +218,33 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
                 " and dtype " + std::string(dtype_name(dtype())));
   }
   NoGradGuard no_grad;
+  CallbackScope callbacks;
   sync_grad_fn(*impl_);
   if (!impl_->grad_fn) {
-    if (impl_->hooks && !impl_->hooks->empty()) run_hooks(*impl_->hooks, seed);
+    if (has_hooks(*impl_)) run_hooks(*impl_->hooks, seed);
     accumulate(impl_->grad, seed.detach(), /*leaf=*/true);
+    if (has_post_hooks(*impl_)) run_post_hooks(*impl_->hooks, impl_);
+    callbacks.run();
     return;
   }
 
   // Count, for every node reachable from the root, how many edges lead into it, and for every
-  // leaf with hooks, how many lead into it (its hooks see the sum). Iterative depth-first
-  // walk; `epoch` marks nodes seen in this pass.
+  // leaf with hooks, how many lead into it (its hooks see the sum; its post-accumulate hooks
+  // run after the last). Iterative depth-first walk; `epoch` marks nodes seen in this pass.
   std::shared_ptr<Node> root = impl_->grad_fn;
   const std::uint64_t epoch = next_epoch++;
   std::vector<std::shared_ptr<Node>> all{root};
   struct HookedLeaf {
     std::int64_t pending = 0;
-    Tensor grad;
+    Tensor grad;           // gathered for the hooks that see it (has_hooks)
+    bool arrived = false;  // some gradient reached the leaf (post hooks run only then)
   };
   std::unordered_map<TensorImpl*, HookedLeaf> hooked_leaves;
   root->epoch = epoch;
   root->dependencies = 0;
   for (std::size_t k = 0; k < all.size(); ++k) {
     for (Edge& e : all[k]->next) {
-      if (e.leaf && e.leaf->hooks && !e.leaf->hooks->empty()) ++hooked_leaves[e.leaf.get()].pending;
+      if (e.leaf && (has_hooks(*e.leaf) || has_post_hooks(*e.leaf))) ++hooked_leaves[e.leaf.get()].pending;
       if (!e.fn) continue;
       if (e.fn->epoch != epoch) {
         e.fn->epoch = epoch;
@@ -232,6 +272,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
       for (const Tensor& g : grads) any = any || g.defined();
 
       std::vector<Tensor> input_grads;
+      std::span<Tensor* const> node_sinks;  // where run_backward added gradients in place
       if (gathers(*node)) {
         // The outputs' gradients were gathered into one buffer as they arrived: it is the input's.
         any = node->gather->buffer.defined();
@@ -251,7 +292,8 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
           if (!grads[i].defined()) grads[i] = zeros(node->outputs[i].shape, node->outputs[i].dtype);
         for (std::size_t i = 0; i < node->hooks.size() && i < grads.size(); ++i)
           if (node->hooks[i] && !node->hooks[i]->empty()) run_hooks(*node->hooks[i], grads[i]);
-        input_grads = node->run_backward(grads, sinks_for(*node, sinks));
+        node_sinks = sinks_for(*node, sinks);
+        input_grads = node->run_backward(grads, node_sinks);
         grads.clear();  // release our references, so gradients can be adopted in place
         if (input_grads.size() != node->next.size())
           throw Error("backward of '" + node->name + "' returned " + std::to_string(input_grads.size()) +
@@ -279,12 +321,23 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
               accumulate(e.leaf->grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype), /*leaf=*/true);
             continue;
           }
-          // A leaf with hooks: gather its gradient over all uses, then hook and accumulate.
+          // A leaf with hooks: gather its gradient over all uses, then hook and accumulate. A
+          // leaf with post-accumulate hooks only accumulates as usual (sinks included).
           HookedLeaf& h = hooked->second;
-          if (g.defined()) accumulate(h.grad, fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype));
-          if (--h.pending == 0 && h.grad.defined()) {
-            run_hooks(*e.leaf->hooks, h.grad);
-            accumulate(e.leaf->grad, std::move(h.grad), /*leaf=*/true);
+          const bool gather = has_hooks(*e.leaf);
+          if (g.defined()) {
+            g = fit_gradient(*node, i, std::move(g), e.leaf->shape, e.leaf->dtype);
+            if (gather) accumulate(h.grad, std::move(g));
+            else accumulate(e.leaf->grad, std::move(g), /*leaf=*/true);
+            h.arrived = true;
+          }
+          if (i < node_sinks.size() && node_sinks[i]) h.arrived = true;
+          if (--h.pending == 0) {
+            if (gather && h.grad.defined()) {
+              run_hooks(*e.leaf->hooks, h.grad);
+              accumulate(e.leaf->grad, std::move(h.grad), /*leaf=*/true);
+            }
+            if (h.arrived && has_post_hooks(*e.leaf)) run_post_hooks(*e.leaf->hooks, e.leaf);
           }
         }
       }
@@ -300,6 +353,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
     }
     throw;
   }
+  callbacks.run();
 }
 
 }  // namespace xgrad

@@ -74,14 +74,20 @@ enum class ViewKind : std::uint8_t {
 
 // A user's gradient hook; returns the replacement gradient or an undefined tensor.
 using GradHook = std::function<Tensor(const Tensor&)>;
+// A leaf's hook that runs once its gradient has been accumulated (it receives the leaf).
+using PostAccumulateHook = std::function<void(const Tensor&)>;
 struct HookList {
   std::vector<std::pair<std::uint64_t, GradHook>> hooks;  // (id, hook), run in order
   std::weak_ptr<TensorImpl> retain;                       // retain_grad(): accumulate the result here
+  std::vector<std::pair<std::uint64_t, PostAccumulateHook>> post;  // leaves only, after accumulation
+  // True when no hook sees the gradient before it is accumulated (post hooks don't).
   bool empty() const { return hooks.empty() && retain.expired(); }
 };
 // Runs `list`'s hooks on `grad` (replacing it when one returns a tensor), then stores it for
 // retain_grad. `name` names the tensor in errors.
 void run_hooks(const HookList& list, Tensor& grad);
+// Runs a leaf's post-accumulate hooks on the leaf.
+void run_post_hooks(const HookList& list, const std::shared_ptr<TensorImpl>& leaf);
 
 // The row-major strides of a shape, in elements.
 Shape contiguous_strides(const Shape& shape);

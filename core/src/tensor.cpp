@@ -558,8 +558,10 @@ std::shared_ptr<HookList>& hook_list(TensorImpl& im) {
 }  // namespace
 
 void HookHandle::remove() {
-  if (auto list = list_.lock())
+  if (auto list = list_.lock()) {
     std::erase_if(list->hooks, [this](const auto& h) { return h.first == id_; });
+    std::erase_if(list->post, [this](const auto& h) { return h.first == id_; });
+  }
 }
 
 HookHandle Tensor::register_hook(std::function<Tensor(const Tensor& grad)> hook) {
@@ -572,6 +574,19 @@ HookHandle Tensor::register_hook(std::function<Tensor(const Tensor& grad)> hook)
   if (!list) list = std::make_shared<HookList>();
   const std::uint64_t id = next_hook_id++;
   list->hooks.emplace_back(id, std::move(hook));
+  return HookHandle(list, id);
+}
+
+HookHandle Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor& leaf)> hook) {
+  require_defined(*this, "register_post_accumulate_grad_hook");
+  if (!requires_grad() || !is_leaf())
+    throw Error("register_post_accumulate_grad_hook: needs a leaf that requires grad, got a tensor of shape " +
+                shape_str(shape()) + (requires_grad() ? " made by '" + grad_fn_name() + "'" : " that does not require grad"));
+  if (!hook) throw Error("register_post_accumulate_grad_hook: empty hook");
+  auto& list = impl_->hooks;
+  if (!list) list = std::make_shared<HookList>();
+  const std::uint64_t id = next_hook_id++;
+  list->post.emplace_back(id, std::move(hook));
   return HookHandle(list, id);
 }
 
@@ -604,6 +619,12 @@ void run_hooks(const HookList& list, Tensor& grad) {
     grad = replaced;
   }
   if (auto t = list.retain.lock()) t->grad = t->grad.defined() ? t->grad + grad : dense(grad).clone();
+}
+
+void run_post_hooks(const HookList& list, const std::shared_ptr<TensorImpl>& leaf) {
+  const auto hooks = list.post;  // a copy, as in run_hooks
+  const Tensor t(leaf);
+  for (const auto& [id, hook] : hooks) hook(t);
 }
 
 // --- method forms ------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 #pragma once
-/// \file Switches of the autograd engine: grad mode and anomaly detection.
+/// \file Switches of the autograd engine: grad mode and anomaly detection; callbacks at the
+/// end of a backward pass.
+#include <functional>
 
 namespace xgrad {
 
@@ -35,5 +37,11 @@ class AnomalyGuard {
  private:
   bool previous_;
 };
+
+/// Runs `callback` once the backward pass now running on this thread has finished (after
+/// every gradient is accumulated and every hook has run), as PyTorch's
+/// `Variable._execution_engine.queue_callback`. Call it from a hook; throws outside backward.
+/// Callbacks run in the order queued; one that throws ends backward with its exception.
+void queue_callback(std::function<void()> callback);
 
 }  // namespace xgrad

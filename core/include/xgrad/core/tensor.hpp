@@ -124,6 +124,11 @@ class Tensor {
   /// dtype), an undefined one keeps it. On a leaf the hook sees the sum over all its uses.
   /// Example: `w.register_hook([](const Tensor& g) { return g.clamp(-1, 1); });`
   HookHandle register_hook(std::function<Tensor(const Tensor& grad)> hook);
+  /// Calls `hook(leaf)` each time a backward pass has finished accumulating this leaf's
+  /// gradient into grad(), i.e. once its gradient for the pass is complete (PyTorch's
+  /// `register_post_accumulate_grad_hook`). Leaves that require grad only. Data-parallel
+  /// training starts a gradient's allreduce here, while backward goes on.
+  HookHandle register_post_accumulate_grad_hook(std::function<void(const Tensor& leaf)> hook);
   /// Reverse-mode differentiation from this tensor. `seed` is d(something)/d(this); it may be
   /// omitted for one-element tensors (taken as 1). Gradients accumulate into the `grad()` of
   /// every leaf that requires grad. The graph is freed unless `retain_graph`.
