@@ -4,19 +4,21 @@
 //
 // A seeded random split (train / validation / test = 70 / 15 / 15 %); the word vocabulary
 // is built from the training sentences only, so validation and test meet unknown words as
-// real input would. Each batch is padded to its longest sentence and the recurrent layer is
-// given the lengths:
+// real input would. The sentences are padded after their end (train::pad_sequences) into a
+// TensorDataset with their lengths; the DataLoader trims each batch to its longest sentence,
+// and the recurrent layer is given the lengths:
 //
 //   token ids (B, T) → Embedding + Dropout (B, T, E) → LSTM or GRU (B, T, D·H) → the output
 //   after each sentence's last word (B, D·H) → Dropout → Linear (B, 2) → cross entropy
 //
-// The model of the epoch with the best validation accuracy is kept (early stopping) and
-// tested once at the end. Test accuracy is reported beside the majority-class baseline
-// (always answering the test split's most frequent label).
+// train::fit trains it; a best-only ModelCheckpoint keeps the model of the epoch with the
+// best validation accuracy, which is tested once at the end. Test accuracy is reported beside
+// the majority-class baseline (always answering the test split's most frequent label); the
+// program exits with 1 unless it is at least --margin (default 20 %) above it, i.e. 60 %
+// against a 50 % baseline.
 //
 //   build/release/examples/sentiment [--cell lstm|gru] [--bidirectional] [--optim adam|rmsprop] ...
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -26,7 +28,6 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 #include <xgrad/xgrad.hpp>
 
@@ -57,25 +58,19 @@ std::vector<Review> load_reviews(const std::string& dir) {
   return reviews;
 }
 
-// A batch padded to its longest sentence: ids (B, T) with Vocabulary::pad after each
-// sentence's end, labels (B), and each sentence's length for the recurrent layer.
-struct Batch {
-  Tensor ids, labels;
-  std::vector<std::int64_t> lengths;
-};
-
-Batch make_batch(const std::vector<Review>& reviews, const std::vector<std::int64_t>& index) {
-  const auto b = static_cast<std::int64_t>(index.size());
-  std::int64_t t_max = 1;
-  for (std::int64_t i : index) t_max = std::max<std::int64_t>(t_max, reviews[i].ids.size());
-  std::vector<std::int64_t> ids(b * t_max, train::Vocabulary::pad), labels, lengths;
-  for (std::int64_t r = 0; r < b; ++r) {
-    const Review& review = reviews[index[r]];
-    std::copy(review.ids.begin(), review.ids.end(), ids.begin() + r * t_max);
-    labels.push_back(review.label);
-    lengths.push_back(std::max<std::int64_t>(1, review.ids.size()));  // an empty sentence reads one <pad>
+// The sentences `index` as a dataset: ids (N, T) padded with Vocabulary::pad after each
+// sentence's end to the longest, labels (N), and each sentence's length (an empty sentence
+// reads one <pad>).
+train::TensorDataset make_dataset(const std::vector<Review>& reviews, const std::vector<std::int64_t>& index) {
+  std::vector<std::vector<std::int64_t>> ids;
+  std::vector<std::int64_t> labels, lengths;
+  for (std::int64_t i : index) {
+    ids.push_back(reviews[i].ids);
+    labels.push_back(reviews[i].label);
+    lengths.push_back(std::max<std::int64_t>(1, reviews[i].ids.size()));
   }
-  return {from_vector(ids, {b, t_max}), from_vector(labels, {b}), lengths};
+  const Tensor padded = train::pad_sequences(ids, train::PadOptions().padding(train::Side::post).value(train::Vocabulary::pad));
+  return train::TensorDataset(padded, from_vector(labels, {static_cast<std::int64_t>(labels.size())}), lengths);
 }
 
 // The recurrent layer named on the command line; every layer is an nn::Recurrent.
@@ -109,7 +104,7 @@ struct SentimentNet : nn::Module {
   }
 
   // ids (B, T), lengths (B) → logits (B, 2).
-  Tensor forward(const Tensor& ids, const std::vector<std::int64_t>& lengths) {
+  Tensor forward(const Tensor& ids, const nn::Lengths& lengths) {
     const Tensor words = dropout(embed(ids));                            // (B, T, E)
     const Tensor out = rnn(words, {}, lengths).output;                   // (B, T, D·H), zeros past each end
     Tensor summary = nn::last_step(out, lengths, /*batch_first=*/true);  // (B, D·H)
@@ -122,33 +117,12 @@ struct SentimentNet : nn::Module {
   }
 };
 
-struct Score {
-  double loss = 0, accuracy = 0;
-};
-
-// Mean cross entropy and accuracy over the sentences `index`, in evaluation mode.
-Score evaluate(SentimentNet& model, const std::vector<Review>& reviews, const std::vector<std::int64_t>& index) {
-  NoGradGuard no_grad;
-  model.eval();
-  Score s;
-  for (const auto& idx : train::BatchSampler(index, 256).epoch(0)) {
-    const Batch b = make_batch(reviews, idx);
-    const Tensor logits = model.forward(b.ids, b.lengths);
-    s.loss += nn::cross_entropy(logits, b.labels).item() * static_cast<double>(idx.size());
-    s.accuracy += eq(logits.argmax(1), b.labels).sum().item();
-  }
-  model.train();
-  s.loss /= static_cast<double>(index.size());
-  s.accuracy /= static_cast<double>(index.size());
-  return s;
-}
-
 int main(int argc, char** argv) {
   std::string data_dir = std::string(XGRAD_EXAMPLES_DATA_DIR) + "/sentiment";
   std::string cell = "lstm", optimizer = "adam", out_dir = "runs/sentiment", json_path;
   bool bidirectional = false;
   std::int64_t embed_dim = 64, hidden = 64, epochs = 10, batch = 32, min_count = 2;
-  double lr = 3e-3, p_dropout = 0.3;
+  double lr = 3e-3, p_dropout = 0.3, margin = 0.2;
   std::uint64_t seed = 0;
   CLI::App app{"Classify review sentences (IMDb, Yelp, Amazon) as positive or negative with an LSTM or GRU"};
   app.add_option("--data-dir", data_dir, "directory holding imdb.json, yelp.json and amazon.json")->capture_default_str();
@@ -164,6 +138,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 0.99))->capture_default_str();
   app.add_option("--min-count", min_count, "training occurrences a word needs to enter the vocabulary")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--margin", margin, "how far above the majority-class baseline test accuracy must be (0.2: 20 %)")
+      ->check(CLI::Range(0.0, 0.99))->capture_default_str();
   app.add_option("--seed", seed, "random seed (split, initialisation, shuffling, dropout)")->capture_default_str();
   app.add_option("--out", out_dir, "directory for metrics.csv (and PNG plots with gnuplot)")->capture_default_str();
   app.add_option("--json", json_path, "write the final metrics to this file as JSON");
@@ -185,79 +161,67 @@ int main(int argc, char** argv) {
   fmt::print("{} sentences: train {} / val {} / test {}; vocabulary {} words (seen >= {} times in training)\n",
              reviews.size(), train_idx.size(), val_idx.size(), test_idx.size(), vocab.size(), min_count);
 
+  const train::DataLoader train_loader(make_dataset(reviews, train_idx),
+                                      train::LoaderOptions().batch_size(batch).shuffle(true).seed(seed));
+  const train::DataLoader val_loader(make_dataset(reviews, val_idx), train::LoaderOptions().batch_size(256));
+  const train::DataLoader test_loader(make_dataset(reviews, test_idx), train::LoaderOptions().batch_size(256));
+
   SentimentNet model(vocab.size(), embed_dim, hidden, cell, bidirectional, p_dropout);
   std::unique_ptr<optim::Optimizer> opt;
   if (optimizer == "adam") opt = std::make_unique<optim::Adam>(model.parameters(), optim::AdamOptions(lr));
   else opt = std::make_unique<optim::RMSprop>(model.parameters(), optim::RMSpropOptions(lr));
 
-  // Training: one progress bar per epoch, finished with the validation metrics.
+  // Training: fit shows a progress bar per epoch with the validation metrics; the model of
+  // the best validation accuracy is kept in best.safetensors.
   std::filesystem::create_directories(out_dir);
-  const std::string csv = out_dir + "/metrics.csv";
-  train::CsvLogger log(csv, {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"});
-  train::BatchSampler batches(train_idx, batch, /*shuffle=*/true, seed);
-  const std::string best_path = out_dir + "/best.safetensors";
-  double loss_first = 0, loss_last = 0, best_val_acc = -1;
-  std::int64_t best_epoch = 0;
-  const auto start = std::chrono::steady_clock::now();
-  for (std::int64_t epoch = 1; epoch <= epochs; ++epoch) {
-    train::ProgressBar bar(fmt::format("epoch {}/{}", epoch, epochs), batches.num_batches());
-    for (const auto& idx : batches.epoch(epoch)) {
-      const Batch b = make_batch(reviews, idx);
-      const Tensor logits = model.forward(b.ids, b.lengths);
-      Tensor loss = nn::cross_entropy(logits, b.labels);
-      opt->zero_grad();
-      loss.backward();
-      nn::clip_grad_norm(model.parameters(), 5.0);
-      opt->step();
-      const double correct = eq(logits.argmax(1), b.labels).sum().item();
-      bar.update(static_cast<std::int64_t>(idx.size()), {{"loss", loss.item()}, {"acc", correct / idx.size()}});
-    }
-    const Score val = evaluate(model, reviews, val_idx);
-    bar.finish({{"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    const double train_loss = bar.mean("loss");
-    if (epoch == 1) loss_first = train_loss;
-    loss_last = train_loss;
-    log.log_metrics({{"epoch", static_cast<double>(epoch)}, {"train_loss", train_loss}, {"train_acc", bar.mean("acc")},
-                     {"val_loss", val.loss}, {"val_acc", val.accuracy}});
-    if (!std::isfinite(train_loss)) {
-      fmt::print(stderr, "the loss diverged; try a smaller --lr\n");
-      return 1;
-    }
-    if (val.accuracy > best_val_acc) {  // early stopping: keep the model that validates best
-      best_val_acc = val.accuracy;
-      best_epoch = epoch;
-      model.save(best_path);
-    }
+  const std::string csv = out_dir + "/metrics.csv", best_path = out_dir + "/best.safetensors";
+  const auto forward = [&](const train::Batch& b) { return model.forward(b.inputs, b.lengths); };
+  const auto loss = [](const Tensor& logits, const Tensor& labels) { return nn::cross_entropy(logits, labels); };
+  auto best = std::make_shared<train::ModelCheckpoint>(best_path, "val_accuracy");
+  const train::History history = train::fit(
+      model, forward, loss, *opt, train_loader,
+      train::FitOptions().epochs(epochs).validation(&val_loader).metrics({"accuracy"}).clip_grad_norm(5.0).callbacks(
+          {best, std::make_shared<train::CsvLog>(csv), std::make_shared<train::TerminateOnNaN>()}));
+  const std::vector<double> train_loss = history.values("loss"), val_acc = history.values("val_accuracy");
+  if (!std::isfinite(train_loss.back())) {
+    fmt::print(stderr, "the loss diverged; try a smaller --lr\n");
+    return 1;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = 0;
+  for (double t : history.values("seconds")) seconds += t;
+  const std::int64_t best_epoch = best->saved_epochs().back() + 1;
 
   // Test: held out until now, on the model of the best validation epoch.
   model.load(best_path);
-  const Score test = evaluate(model, reviews, test_idx);
-  fmt::print("trained in {:.1f} s; best validation accuracy {:.1f} % after epoch {} (saved as {})\n", seconds,
-             100 * best_val_acc, best_epoch, best_path);
-  fmt::print("test accuracy {:.1f} % ({} sentences)   majority-class baseline {:.1f} %\n", 100 * test.accuracy, n_test,
-             100 * baseline);
+  const train::Logs test = train::evaluate(model, forward, loss, test_loader, {"accuracy"});
+  fmt::print("trained in {}; best validation accuracy {:.1f} % after epoch {} (saved as {})\n",
+             train::format_duration(seconds), 100 * val_acc[best_epoch - 1], best_epoch, best_path);
+  fmt::print("test accuracy {:.1f} % ({} sentences)   majority-class baseline {:.1f} %\n", 100 * test.at("accuracy"),
+             n_test, 100 * baseline);
 
+  // metrics.csv (CsvLog): epoch, accuracy, loss, seconds, val_accuracy, val_loss.
   const auto plot = train::PlotOptions().xlabel("epoch").points(true);
-  if (train::plot_csv(csv, out_dir + "/loss.png", train::PlotOptions(plot).title("cross entropy").y_columns({2, 4})) &&
-      train::plot_csv(csv, out_dir + "/accuracy.png", train::PlotOptions(plot).title("accuracy").y_columns({3, 5})))
+  if (train::plot_csv(csv, out_dir + "/loss.png", train::PlotOptions(plot).title("cross entropy").y_columns({3, 6})) &&
+      train::plot_csv(csv, out_dir + "/accuracy.png", train::PlotOptions(plot).title("accuracy").y_columns({2, 5})))
     fmt::print("wrote {0}/metrics.csv, {0}/loss.png and {0}/accuracy.png\n", out_dir);
   else
     fmt::print("wrote {}/metrics.csv; {}\n", out_dir, train::gnuplot_notice());
 
-  if (!json_path.empty()) {
-    const nlohmann::json config = {{"cell", cell},         {"bidirectional", bidirectional}, {"embed", embed_dim},
-                                   {"hidden", hidden},     {"epochs", epochs},               {"batch", batch},
-                                   {"lr", lr},             {"optim", optimizer},             {"dropout", p_dropout},
-                                   {"min_count", min_count}, {"seed", seed}};
-    const nlohmann::json j = {{"loss_first", loss_first},             {"loss_last", loss_last},
-                              {"val_acc", best_val_acc},              {"best_epoch", best_epoch},
-                              {"test_acc", test.accuracy},            {"test_loss", test.loss},
-                              {"baseline_acc", baseline},             {"test_sentences", n_test},
-                              {"train_sentences", train_idx.size()},  {"vocab_size", vocab.size()},
-                              {"train_seconds", seconds},             {"config", config}};
-    write_file_atomic(json_path, j.dump(2) + "\n");
+  train::RunSummary config, summary;
+  config.set("cell", cell).set("bidirectional", bidirectional).set("embed", embed_dim).set("hidden", hidden)
+      .set("epochs", epochs).set("batch", batch).set("lr", lr).set("optim", optimizer).set("dropout", p_dropout)
+      .set("min_count", min_count).set("seed", seed);
+  summary.set("loss_first", train_loss.front()).set("loss_last", train_loss.back())
+      .set("val_acc", val_acc[best_epoch - 1]).set("best_epoch", best_epoch)
+      .set("test_acc", test.at("accuracy")).set("test_loss", test.at("loss")).set("baseline_acc", baseline)
+      .set("test_sentences", n_test).set("train_sentences", train_idx.size()).set("vocab_size", vocab.size())
+      .set("train_seconds", seconds).set("config", config);
+  summary.check("test_acc", test.at("accuracy"), "baseline_acc", baseline, train::Better::higher, margin);
+  for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
+  if (!json_path.empty()) summary.write(json_path);
+  if (!summary.passed()) {
+    fmt::print(stderr, "the classifier is not {:g} % above the majority-class baseline\n", 100 * margin);
+    return 1;
   }
   return 0;
 }

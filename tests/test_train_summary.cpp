@@ -70,8 +70,13 @@ TEST_CASE("RunSummary::check needs the margin below (or above) the baseline") {
   CHECK(j["checks"][1]["passed"] == false);
   CHECK(j["checks"][2]["value"].is_null());
   CHECK(h.check_lines()[1] == "test_acc 0.59 >= 0.6 (majority_acc 0.5 + 20 %): FAILED");
+  CHECK(h.check("acc", 0.75, "chance", 0.25, train::Better::higher, 2.0));  // 3 × chance
   CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::lower, -0.1),
                        "RunSummary::check: the margin of a over b must be in [0, 1), got -0.1", Error);
+  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::lower, 1.0),
+                       "RunSummary::check: the margin of a over b must be in [0, 1), got 1", Error);
+  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::higher, -1.0),
+                       "RunSummary::check: the margin of a over b must be in [0, inf), got -1", Error);
 }
 
 TEST_CASE("RunSummary::write writes the file that json() shows, and copies are independent") {

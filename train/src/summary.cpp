@@ -127,9 +127,9 @@ RunSummary& RunSummary::append(const std::string& key, const RunSummary& object)
 
 bool RunSummary::check(const std::string& metric, double value, const std::string& baseline, double baseline_value,
                        Better better, double margin) {
-  if (!(margin >= 0.0 && margin < 1.0))
-    throw Error(fmt::format("RunSummary::check: the margin of {} over {} must be in [0, 1), got {}", metric, baseline,
-                            margin));
+  if (!(margin >= 0.0) || (better == Better::lower && !(margin < 1.0)))
+    throw Error(fmt::format("RunSummary::check: the margin of {} over {} must be in [0, {}), got {}", metric, baseline,
+                            better == Better::lower ? "1" : "inf", margin));
   const double threshold = better == Better::lower ? (1.0 - margin) * baseline_value : (1.0 + margin) * baseline_value;
   const bool passed = better == Better::lower ? value <= threshold : value >= threshold;  // false for NaN
   auto& checks = impl_->values["checks"];

@@ -82,7 +82,8 @@ class RunSummary {
 
   /// Records that `metric` (= value) must beat `baseline` (= baseline_value) by `margin`, a
   /// fraction of the baseline: lower is better → value ≤ (1 − margin)·baseline; higher →
-  /// value ≥ (1 + margin)·baseline. NaN never passes. Returns whether it passed.
+  /// value ≥ (1 + margin)·baseline. The margin is ≥ 0 (and < 1 when lower is better). NaN
+  /// never passes. Returns whether it passed.
   /// Example: `summary.check("test_acc", acc, "majority_acc", 0.5, train::Better::higher, 0.2)` needs acc ≥ 0.6.
   bool check(const std::string& metric, double value, const std::string& baseline, double baseline_value,
              Better better, double margin = 0.0);
