@@ -388,8 +388,8 @@ int main(int argc, char** argv) {
   // The run summary (--json). loss_first / loss_last: the training loss over the first and
   // over the last logging interval, averaged over every trained configuration.
   double loss_first = 0, loss_last = 0;
-  train::RunSummary acc, params, seconds, cpu_seconds, init, trained, summary;
-  std::map<std::string, std::vector<double>> acc_of, seconds_of, cpu_of;
+  train::RunSummary params, summary;
+  std::map<std::string, std::vector<double>> acc, seconds, cpu_seconds;
   for (const Run& r : runs) {
     loss_first += r.curve_loss.front() / static_cast<double>(runs.size());
     loss_last += r.curve_loss.back() / static_cast<double>(runs.size());
@@ -397,24 +397,17 @@ int main(int argc, char** argv) {
                                   .set("params", r.params).set("train_seconds", r.seconds).set("cpu_seconds", r.cpu_seconds)
                                   .set("cpu_ms_per_step", 1000.0 * r.cpu_seconds / static_cast<double>(s.steps))
                                   .set("loss_first", r.curve_loss.front()).set("loss_last", r.curve_loss.back()));
-    acc_of[r.cell].push_back(r.accuracy);
-    seconds_of[r.cell].push_back(r.seconds);
-    cpu_of[r.cell].push_back(r.cpu_seconds);
+    acc[r.cell].push_back(r.accuracy);
+    seconds[r.cell].push_back(r.seconds);
+    cpu_seconds[r.cell].push_back(r.cpu_seconds);
     params.set(r.cell, r.params);
-  }
-  for (const auto& c : cells) {
-    acc.set(c, acc_of[c]);
-    seconds.set(c, seconds_of[c]);
-    cpu_seconds.set(c, cpu_of[c]);
-    init.set(c, norms_init[c]);
-    trained.set(c, norms_trained[c]);
   }
   summary.set("task", "delayed recall").set("chance", 1.0 / kSignals).set("cells", cells).set("lengths", lengths)
       .set("hidden", s.hidden).set("steps", s.steps).set("batch", s.batch).set("lr", s.lr).set("gate_bias", s.gate_bias)
       .set("seed", s.seed).set("loss_first", loss_first).set("loss_last", loss_last).set("accuracy", acc)
       .set("params", params).set("train_seconds", seconds).set("cpu_seconds", cpu_seconds)
       .set("total_seconds", total_seconds)
-      .set("grad_norms", train::RunSummary().set("T", longest).set("init", init).set("trained", trained));
+      .set("grad_norms", train::RunSummary().set("T", longest).set("init", norms_init).set("trained", norms_trained));
   // What the example claims: the gated cells remember at every T (3 × chance at least).
   for (const Run& r : runs)
     if (r.cell != "rnn")

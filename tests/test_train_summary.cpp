@@ -38,12 +38,16 @@ TEST_CASE("RunSummary nests objects, appends to arrays and writes NaN as null") 
   run.set("cell", "gru").set("accuracy", 0.75);
   s.append("results", run).append("results", run.set("accuracy", 1.0)).set("config", run);
   s.set("nan", std::nan(""));
+  s.set("by_cell", std::map<std::string, std::vector<double>>{{"lstm", {1.0, 0.5}}, {"gru", {}}});
   const auto j = nlohmann::json::parse(s.json());
   REQUIRE(j["results"].size() == 2);
   CHECK(j["results"][0]["accuracy"].get<double>() == 0.75);
   CHECK(j["results"][1]["accuracy"].get<double>() == 1.0);
   CHECK(j["config"]["cell"] == "gru");
   CHECK(j["nan"].is_null());
+  CHECK(j["by_cell"]["lstm"][1].get<double>() == 0.5);
+  CHECK(j["by_cell"]["gru"].is_array());
+  CHECK(j["by_cell"]["gru"].empty());
   CHECK_THROWS_WITH_AS(s.append("config", run), "RunSummary::append: \"config\" holds a object, not an array", Error);
   CHECK_THROWS_WITH_AS(s.number("missing"), "RunSummary::number: there is no \"missing\"", Error);
   CHECK_THROWS_WITH_AS(s.number("nan"), "RunSummary::number: \"nan\" holds a null, not a number", Error);

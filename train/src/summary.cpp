@@ -111,6 +111,11 @@ RunSummary& RunSummary::set(const std::string& key, const std::vector<std::strin
   impl_->values[key] = values;
   return *this;
 }
+RunSummary& RunSummary::set(const std::string& key, const std::map<std::string, std::vector<double>>& arrays) {
+  RunSummary object;
+  for (const auto& [name, values] : arrays) object.set(name, values);
+  return set(key, object);
+}
 RunSummary& RunSummary::set(const std::string& key, const RunSummary& object) {
   impl_->values[key] = object.impl_->values;
   return *this;

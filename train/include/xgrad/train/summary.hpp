@@ -5,6 +5,7 @@
 #include <concepts>
 #include <cstdint>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -75,6 +76,8 @@ class RunSummary {
   RunSummary& set(const std::string& key, const std::vector<double>& values);
   RunSummary& set(const std::string& key, const std::vector<std::int64_t>& values);
   RunSummary& set(const std::string& key, const std::vector<std::string>& values);
+  /// An object of number arrays by name, e.g. {"lstm": [1, 1], "gru": [1, 0.98]}.
+  RunSummary& set(const std::string& key, const std::map<std::string, std::vector<double>>& arrays);
   /// A nested object.
   RunSummary& set(const std::string& key, const RunSummary& object);
   /// Appends `object` to the array `key` (made on first use); throws if `key` holds something else.
