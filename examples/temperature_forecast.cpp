@@ -227,14 +227,14 @@ int main(int argc, char** argv) {
   // Test: the network against persistence and against itself untrained, in °C.
   const Tensor forecast = train::predict(model, [&](const train::Batch& b) { return model(b.inputs); }, test_loader);
   const Errors net = errors(forecast, test_targets, scale);
-  fmt::print("test RMSE (°C, {} windows)  {:>10}", test_windows.size(), "all");
+  fmt::print("{:<34}{:>10}", fmt::format("test RMSE (°C, {} windows)", test_windows.size()), "all");
   for (const auto& a : ahead) fmt::print("{:>10}", a);
   const auto row = [&](const char* name, const Errors& e) {
     fmt::print("\n{:<34}{:>10.4f}", name, e.overall);
     for (double r : e.rmse) fmt::print("{:>10.4f}", r);
   };
   row("trained network", net);
-  row("untrained network (its initial weights)", untrained);
+  row("untrained (its initial weights)", untrained);
   row("persistence (the last reading)", persistence);
   fmt::print("\n");
 
