@@ -2,14 +2,15 @@
 # Installs the Debian 12 packages xgrad needs to build and test, and only those missing.
 # Prints nothing when everything is already installed.
 #
-#   scripts/install-deps.sh               # compiler, CMake, xtensor, OpenBLAS, fmt, doctest, gnuplot, ...
+#   scripts/install-deps.sh               # compiler, CMake, xtensor, OpenBLAS, fmt, doctest, gnuplot, OpenMPI, ...
 #   scripts/install-deps.sh --with-torch  # also python3-torch (fixture generators, benchmarks)
 #   scripts/install-deps.sh --with-fuzz   # also clang (libFuzzer: scripts/fuzz.sh)
 set -euo pipefail
 
-# gnuplot-nox draws the examples' PNG plots (without it they write CSV only).
+# gnuplot-nox draws the examples' PNG plots (without it they write CSV only). OpenMPI builds
+# the optional dist module (data-parallel training) and runs its tests under mpirun.
 packages=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
-          doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox)
+          doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin)
 
 usage() {
   sed -n '2,7s/^# \{0,1\}//p' "$0"

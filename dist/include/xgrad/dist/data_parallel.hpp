@@ -1,0 +1,97 @@
+#pragma once
+/// \file Data-parallel training: every rank runs the same model on its own share of each batch,
+/// and after backward every rank holds the mean of all ranks' gradients (PyTorch's
+/// DistributedDataParallel, for C++ training scripts).
+///
+/// Example (`mpirun -np 4 ./train`; each rank reads a quarter of every batch):
+///     dist::Context mpi(argc, argv);
+///     nn::LSTM lstm(nn::LSTMOptions(8, 64));
+///     dist::DataParallel ddp(lstm);               // rank 0's weights everywhere, hooks set
+///     optim::Adam opt(lstm.parameters(), optim::AdamOptions(1e-3));
+///     for (...) {
+///       opt.zero_grad();
+///       loss(lstm, local_batch).backward();       // gradients averaged while backward runs
+///       opt.step();                               // the same step on every rank
+///     }
+#include <cstdint>
+#include <memory>
+
+#include <xgrad/nn/module.hpp>
+
+namespace xgrad::dist {
+
+/// Options of DataParallel. Example: `dist::DataParallelOptions().bucket_cap_mb(4)`
+struct DataParallelOptions {
+  /// Gradients travel in buckets of about this many megabytes (PyTorch's default, 25).
+  DataParallelOptions& bucket_cap_mb(double v) { bucket_cap_mb_ = v; return *this; }
+  /// Start each bucket's allreduce as soon as backward has produced its gradients (default),
+  /// or all of them after backward (to measure what the overlap hides).
+  DataParallelOptions& overlap(bool v) { overlap_ = v; return *this; }
+  double bucket_cap_mb() const { return bucket_cap_mb_; }
+  bool overlap() const { return overlap_; }
+
+ private:
+  double bucket_cap_mb_ = 25.0;
+  bool overlap_ = true;
+};
+
+/// Makes `model` train data-parallel across the ranks of the job. At construction it checks
+/// that every rank's model has the same parameters and buffers (names, shapes, dtypes; a clear
+/// error otherwise) and copies rank 0's values to every rank. Then, in every backward pass,
+/// each parameter's gradient joins a bucket as soon as it is complete (a post-accumulate
+/// hook); a full bucket's non-blocking allreduce starts at once, in bucket order on every
+/// rank, so communication overlaps the rest of backward; when backward ends, every gradient is
+/// the mean over the ranks.
+///
+/// A parameter that gets no gradient on a rank in a pass contributes the gradient it already
+/// holds (zero when it has none); one that has no gradient on any rank keeps none, so the
+/// optimizer skips it as it would in one process. Every rank must run backward the same
+/// number of times (DistributedSampler gives each rank the same number of batches).
+///
+/// The model must outlive this object, which removes its hooks when destroyed.
+class DataParallel {
+ public:
+  explicit DataParallel(nn::Module& model, const DataParallelOptions& options = {});
+  ~DataParallel();
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  nn::Module& module() { return model_; }
+
+  /// While the returned guard lives, backward accumulates gradients on each rank without
+  /// communicating (gradient accumulation); the first backward after it averages everything
+  /// accumulated. Example: `{ auto guard = ddp.no_sync(); loss1.backward(); } loss2.backward();`
+  class NoSync {
+   public:
+    explicit NoSync(DataParallel& ddp);
+    ~NoSync();
+    NoSync(const NoSync&) = delete;
+    NoSync& operator=(const NoSync&) = delete;
+
+   private:
+    DataParallel& ddp_;
+    bool previous_;
+  };
+  NoSync no_sync() { return NoSync(*this); }
+
+  /// Copies rank 0's buffers (e.g. running statistics) to every rank.
+  void broadcast_buffers();
+
+  /// Where the time went in the last synchronised backward: seconds spent waiting for
+  /// allreduces after backward had finished (communication not hidden), and the number of
+  /// buckets.
+  struct Stats {
+    double wait_seconds = 0;
+    std::int64_t buckets = 0;
+    std::int64_t buckets_launched_early = 0;  ///< started while backward was still running
+  };
+  const Stats& last_stats() const;
+
+ private:
+  struct State;
+  nn::Module& model_;
+  bool sync_ = true;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace xgrad::dist

@@ -1,0 +1,57 @@
+#pragma once
+/// \file Processes that train together over MPI: start-up and shut-down, rank and size, and
+/// collectives on tensors. The module is optional (built when CMake finds MPI); MPI itself
+/// stays behind it, as xtensor stays behind core: no public header includes <mpi.h>.
+///
+/// Example (run with `mpirun -np 2 ./train`):
+///     int main(int argc, char** argv) {
+///       dist::Context mpi(argc, argv);
+///       Tensor t = full({3}, dist::rank());
+///       dist::all_reduce(t, dist::ReduceOp::sum);   // 0 + 1 + ... on every rank
+///     }
+#include <string>
+
+#include <xgrad/core/tensor.hpp>
+
+namespace xgrad::dist {
+
+/// Starts MPI for this process and finalises it when destroyed; one per process, in main. A
+/// program started without mpirun is a job of one process.
+///
+/// A failure on one rank ends the whole job rather than leaving the others waiting forever in
+/// a collective: an exception that escapes main prints "xgrad.dist: rank R failed: <message>"
+/// and aborts the job (MPI_Abort, exit code 1); one that unwinds past the Context (caught
+/// further out, in main) ends the job with code 1 when the process exits.
+class Context {
+ public:
+  Context(int& argc, char**& argv);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+ private:
+  bool owns_ = false;  // false when MPI was already running (someone else finalises it)
+};
+
+/// True between a Context's start and its end.
+bool initialized();
+/// This process's rank, 0 .. world_size() - 1; throws unless a Context is alive.
+int rank();
+int world_size();
+/// Returns on every rank once all ranks have called it.
+void barrier();
+/// Prints "xgrad.dist: rank R: <message>" on stderr and ends every process of the job.
+[[noreturn]] void abort(const std::string& message, int code = 1);
+
+enum class ReduceOp { sum, mean, max, min };
+
+/// In place on every rank: `t` becomes the reduction of all ranks' `t` (f32, f64 or i64; the
+/// same shape and dtype on every rank, checked). Not recorded by autograd. `mean` needs a
+/// floating dtype.
+void all_reduce(Tensor& t, ReduceOp op = ReduceOp::sum);
+/// In place: every rank's `t` takes the values of rank `root`'s (same shape and dtype).
+void broadcast(Tensor& t, int root = 0);
+/// Every rank's `t`, stacked in rank order: shape (world_size, t's shape).
+Tensor all_gather(const Tensor& t);
+
+}  // namespace xgrad::dist

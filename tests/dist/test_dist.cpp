@@ -1,0 +1,262 @@
+// dist under mpirun (CTest runs this with 2 and with 4 ranks): collectives, DataParallel
+// against one process on the whole batch, no_sync, unused parameters, DistributedSampler,
+// and the errors for models or tensors that differ across ranks.
+#include <doctest/doctest.h>
+
+#include <xgrad/dist/dist.hpp>
+#include <xgrad/xgrad.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace xgrad;
+
+namespace {
+
+double max_abs_diff(const Tensor& a, const Tensor& b) { return max((a - b).abs()).item(); }
+
+// The model of the equivalence tests: a 2-layer LSTM (dropout off) and a linear head on the
+// last step.
+struct Net : nn::Module {
+  nn::LSTM lstm{nn::LSTMOptions(3, 5).num_layers(2).batch_first(true)};
+  nn::Linear head{5, 2};
+  Net() {
+    register_module("lstm", lstm);
+    register_module("head", head);
+  }
+  Tensor forward(const Tensor& x) { return head(lstm(x).output.select(1, -1)); }
+};
+
+Tensor batch_loss(Net& net, const Tensor& x, const Tensor& y) { return nn::mse_loss(net.forward(x), y); }
+
+using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
+
+// k steps of one process on global batches of B, and of this rank on its B / W share of the
+// same batches (DistributedSampler), from the same initial weights: the parameters must agree.
+void check_equivalence(DType dtype, const MakeOptimizer& make_optimizer, double tolerance) {
+  const int W = dist::world_size();
+  const std::int64_t B = 8, steps = 3, T = 6;
+  manual_seed(42);
+  const Tensor x = randn({B * steps, T, 3}, dtype), y = randn({B * steps, 2}, dtype);
+  manual_seed(7);
+  Net reference;
+  reference.to(dtype);
+  // Rank 0's initial weights reach every rank through DataParallel: the others start elsewhere.
+  manual_seed(dist::rank() == 0 ? 7 : 1000 + static_cast<std::uint64_t>(dist::rank()));
+  Net net;
+  net.to(dtype);
+  dist::DataParallel ddp(net, dist::DataParallelOptions().bucket_cap_mb(0.001));  // several buckets
+  auto ref_opt = make_optimizer(reference.parameters());
+  auto opt = make_optimizer(net.parameters());
+  const train::BatchSampler whole(B * steps, B, /*shuffle=*/true, /*seed=*/3);
+  const dist::DistributedSampler share(B * steps, dist::DistributedSamplerOptions().batch_size(B / W).shuffle(true).seed(3));
+  REQUIRE(share.num_batches() == steps);
+  const auto whole_batches = whole.epoch(0), my_batches = share.epoch(0);
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const Tensor all = from_vector(whole_batches[static_cast<std::size_t>(s)], {B});
+    const Tensor mine = from_vector(my_batches[static_cast<std::size_t>(s)], {B / W});
+    ref_opt->zero_grad();
+    batch_loss(reference, x.index_select(0, all), y.index_select(0, all)).backward();
+    ref_opt->step();
+    opt->zero_grad();
+    batch_loss(net, x.index_select(0, mine), y.index_select(0, mine)).backward();
+    opt->step();
+  }
+  const auto ref_params = reference.named_parameters();
+  const auto params = net.named_parameters();
+  REQUIRE(ref_params.size() == params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    INFO(params[i].first);
+    CHECK(max_abs_diff(params[i].second, ref_params[i].second) <= tolerance);
+  }
+  CHECK(ddp.last_stats().buckets > 1);
+}
+
+}  // namespace
+
+TEST_CASE("rank and world size come from mpirun") {
+  CHECK(dist::initialized());
+  CHECK(dist::rank() >= 0);
+  CHECK(dist::rank() < dist::world_size());
+  dist::barrier();
+}
+
+TEST_CASE("all_reduce sums, averages, takes the max and min, for f32, f64 and i64") {
+  const int W = dist::world_size();
+  const double r = dist::rank();
+  const double sum_ranks = W * (W - 1) / 2.0;
+  for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
+    INFO(dtype_name(dtype));
+    Tensor t = tensor({r, 2 * r, 1.0}, dtype);
+    dist::all_reduce(t, dist::ReduceOp::sum);
+    CHECK(t.to_vector<double>() == std::vector<double>{sum_ranks, 2 * sum_ranks, static_cast<double>(W)});
+    Tensor m = tensor({r, -r}, dtype);
+    dist::all_reduce(m, dist::ReduceOp::max);
+    CHECK(m.to_vector<double>() == std::vector<double>{W - 1.0, 0.0});
+    Tensor n = tensor({r, -r}, dtype);
+    dist::all_reduce(n, dist::ReduceOp::min);
+    CHECK(n.to_vector<double>() == std::vector<double>{0.0, 1.0 - W});
+  }
+  Tensor mean = tensor({r, 1.0}, DType::f64);
+  dist::all_reduce(mean, dist::ReduceOp::mean);
+  CHECK(mean.to_vector<double>() == std::vector<double>{sum_ranks / W, 1.0});
+  Tensor ints = tensor({1.0}, DType::i64);
+  CHECK_THROWS_WITH_AS(dist::all_reduce(ints, dist::ReduceOp::mean), "dist::all_reduce: mean needs a floating dtype, got i64",
+                       Error);
+}
+
+TEST_CASE("all_reduce writes through a strided view into its base") {
+  const int W = dist::world_size();
+  Tensor base = zeros({2, 3}, DType::f64);
+  Tensor column = base.select(1, 1);  // strided: elements 1 and 4
+  column.fill_(1.0);
+  dist::all_reduce(column, dist::ReduceOp::sum);
+  CHECK(base.to_vector<double>() == std::vector<double>{0, static_cast<double>(W), 0, 0, static_cast<double>(W), 0});
+}
+
+TEST_CASE("broadcast copies the root's values; all_gather stacks every rank's tensor in rank order") {
+  const int W = dist::world_size();
+  Tensor t = full({2, 2}, dist::rank() + 10.0);
+  dist::broadcast(t, W - 1);
+  CHECK(t.to_vector<double>() == std::vector<double>(4, W - 1 + 10.0));
+  const Tensor g = dist::all_gather(tensor({static_cast<double>(dist::rank()), 1.0}, DType::i64));
+  CHECK(g.shape() == Shape{W, 2});
+  for (int r = 0; r < W; ++r) CHECK(g.at({r, 0}) == r);
+  Tensor x = full({1}, 1.0);
+  CHECK_THROWS_WITH_AS(dist::broadcast(x, W), doctest::Contains(("dist::broadcast: root " + std::to_string(W) + " is not a rank").c_str()), Error);
+}
+
+TEST_CASE("a collective on tensors that differ across ranks throws on every rank, naming the shapes") {
+  const int W = dist::world_size();
+  if (W < 2) return;
+  Tensor t = zeros({dist::rank() == 1 ? 3 : 2});
+  const std::string expected = "dist::all_reduce: the ranks passed tensors of different shapes or dtypes (rank " +
+                               std::to_string(dist::rank()) + " has (" + (dist::rank() == 1 ? "3" : "2") + ") float32)";
+  CHECK_THROWS_WITH_AS(dist::all_reduce(t), doctest::Contains(expected.c_str()), Error);
+  Tensor d = zeros({2}, dist::rank() == 0 ? DType::f64 : DType::f32);
+  CHECK_THROWS_AS(dist::broadcast(d), Error);
+  // The ranks are still in step afterwards.
+  Tensor ok = ones({1});
+  dist::all_reduce(ok);
+  CHECK(ok.item() == W);
+}
+
+TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, SGD with momentum, f64 to 1e-12") {
+  check_equivalence(DType::f64, [](std::vector<Tensor> p) {
+    return std::make_unique<optim::SGD>(std::move(p), optim::SGDOptions(0.1).momentum(0.9));
+  }, 1e-12);
+}
+
+TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, Adam, f64 to 1e-12 and f32 to 1e-6") {
+  const MakeOptimizer adam = [](std::vector<Tensor> p) { return std::make_unique<optim::Adam>(std::move(p), optim::AdamOptions(1e-2)); };
+  check_equivalence(DType::f64, adam, 1e-12);
+  check_equivalence(DType::f32, adam, 1e-6);
+}
+
+TEST_CASE("no_sync accumulates locally; the next backward averages everything, as one big step") {
+  const int W = dist::world_size();
+  const std::int64_t B = 4 * W;
+  manual_seed(5);
+  const Tensor x = randn({2 * B, 4, 3}, DType::f64), y = randn({2 * B, 2}, DType::f64);
+  manual_seed(11);
+  Net reference;
+  reference.to(DType::f64);
+  manual_seed(11);
+  Net net;
+  net.to(DType::f64);
+  dist::DataParallel ddp(net);
+  // One process: two micro-batches of B accumulated.
+  batch_loss(reference, x.narrow(0, 0, B), y.narrow(0, 0, B)).backward();
+  batch_loss(reference, x.narrow(0, B, B), y.narrow(0, B, B)).backward();
+  // Each rank: its quarter of each micro-batch, the first under no_sync.
+  const std::int64_t b = B / W, at = dist::rank() * b;
+  {
+    auto guard = ddp.no_sync();
+    batch_loss(net, x.narrow(0, at, b), y.narrow(0, at, b)).backward();
+  }
+  batch_loss(net, x.narrow(0, B + at, b), y.narrow(0, B + at, b)).backward();
+  const auto ref = reference.named_parameters(), mine = net.named_parameters();
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    INFO(mine[i].first);
+    CHECK(max_abs_diff(mine[i].second.grad(), ref[i].second.grad()) <= 1e-12);
+  }
+}
+
+TEST_CASE("a parameter unused on some ranks gets the mean with zeros for them; unused everywhere keeps no gradient") {
+  const int W = dist::world_size();
+  struct Three : nn::Module {
+    Tensor a, b, never;
+    Three() {
+      a = register_parameter("a", tensor({0.5, -1.0}, DType::f64));
+      b = register_parameter("b", tensor({2.0, 1.0}, DType::f64));
+      never = register_parameter("never", tensor({1.0}, DType::f64));
+    }
+  } model;
+  dist::DataParallel ddp(model);
+  const Tensor x = tensor({1.0, 2.0}, DType::f64);
+  Tensor loss = (model.a * x).sum();
+  if (dist::rank() == 0) loss = loss + 3.0 * (model.b * x).sum();  // b only on rank 0
+  loss.backward();
+  CHECK(model.a.grad().to_vector<double>() == std::vector<double>{1.0, 2.0});
+  CHECK(model.b.grad().to_vector<double>() == std::vector<double>{3.0 / W, 6.0 / W});
+  CHECK_FALSE(model.never.grad().defined());
+  CHECK(ddp.last_stats().buckets == 1);
+}
+
+TEST_CASE("DataParallel refuses models that differ across ranks, naming the parameter on the rank that differs") {
+  const int W = dist::world_size();
+  if (W < 2) return;
+  nn::Linear odd(3, dist::rank() == 1 ? 5 : 4);
+  if (dist::rank() == 1)
+    CHECK_THROWS_WITH_AS(dist::DataParallel{odd},
+                         "dist::DataParallel: the model differs across ranks: rank 1 has 'weight' (5, 3) float32 where rank 0 has "
+                         "'weight' (4, 3) float32 (parameters, then buffers, in registration order)",
+                         Error);
+  else
+    CHECK_THROWS_WITH_AS(dist::DataParallel{odd}, doctest::Contains("dist::DataParallel: the model differs across ranks (the other"),
+                         Error);
+}
+
+TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the same order as one process, equal batch counts") {
+  const int W = dist::world_size();
+  for (std::int64_t n : {0, 1, 7, 8, 13, 24}) {
+    for (bool shuffle : {false, true}) {
+      INFO("n = " << n << ", shuffle " << shuffle);
+      const dist::DistributedSampler s(n, dist::DistributedSamplerOptions().batch_size(3).shuffle(shuffle).seed(9));
+      for (std::int64_t epoch : {0, 1}) {
+        std::vector<std::int64_t> mine;
+        for (const auto& batch : s.epoch(epoch)) mine.insert(mine.end(), batch.begin(), batch.end());
+        REQUIRE(static_cast<std::int64_t>(mine.size()) == s.num_samples());
+        if (n == 0) continue;
+        // Every rank has the same number of samples and batches (all_gather needs equal shapes).
+        const Tensor all = dist::all_gather(from_vector(mine, {s.num_samples()}));
+        std::vector<int> seen(static_cast<std::size_t>(n), 0);
+        for (std::int64_t v : all.to_vector<std::int64_t>()) ++seen[static_cast<std::size_t>(v)];
+        // Every sample at least once; the shares are evened by repeating the order from its start.
+        const auto order = train::BatchSampler(n, n, shuffle, 9).epoch(epoch).front();
+        std::vector<int> expected(static_cast<std::size_t>(n), 0);
+        for (std::int64_t i = 0; i < s.num_samples() * W; ++i) ++expected[static_cast<std::size_t>(order[static_cast<std::size_t>(i % n)])];
+        CHECK(std::count(seen.begin(), seen.end(), 0) == 0);
+        CHECK(seen == expected);
+        if (n % W == 0) CHECK(std::count(seen.begin(), seen.end(), 1) == n);
+        // Interleaved: position i of the one-process order goes to rank i % W.
+        for (std::size_t i = 0; i < mine.size(); ++i)
+          CHECK(mine[i] == order[(static_cast<std::size_t>(dist::rank()) + i * static_cast<std::size_t>(W)) % static_cast<std::size_t>(n)]);
+      }
+      // Uneven shares for evaluation: no sample twice.
+      const dist::DistributedSampler e(n, dist::DistributedSamplerOptions().batch_size(3).even(false));
+      Tensor count = full({1}, static_cast<double>(e.num_samples()), DType::i64);
+      dist::all_reduce(count);
+      CHECK(count.item<std::int64_t>() == n);
+      const dist::DistributedSampler d(n, dist::DistributedSamplerOptions().batch_size(3).drop_last(true));
+      CHECK(d.num_samples() == n / W);
+    }
+  }
+  CHECK_THROWS_WITH_AS(dist::DistributedSampler(4, dist::DistributedSamplerOptions().batch_size(0)),
+                       "dist::DistributedSampler: batch_size must be positive, got 0", Error);
+  CHECK_THROWS_WITH_AS(dist::DistributedSampler(4, dist::DistributedSamplerOptions().rank(5).world_size(2)),
+                       "dist::DistributedSampler: rank 5 is not below the world size 2", Error);
+}
