@@ -123,17 +123,18 @@ struct Errors {
   double overall = 0;        // the root of the mean square over every horizon
 };
 Errors errors(const Tensor& predicted, const Tensor& target, const std::vector<double>& scale) {
-  const std::vector<float> p = predicted.to_vector<float>(), y = target.to_vector<float>();
-  const std::size_t k = scale.size(), n = y.size() / k;
+  const auto k = static_cast<std::int64_t>(scale.size());
+  const Tensor to_celsius = from_vector(std::vector<float>(scale.begin(), scale.end()), {1, k});
+  const Tensor p = predicted * to_celsius, y = target * to_celsius;  // (N, K) °C
   Errors e;
-  e.rmse.assign(k, 0.0);
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < k; ++j) e.rmse[j] += std::pow((p[i * k + j] - y[i * k + j]) * scale[j], 2);
-  for (double& r : e.rmse) {
-    e.overall += r / static_cast<double>(n * k);
-    r = std::sqrt(r / static_cast<double>(n));
+  train::RootMeanSquaredError all;
+  all.update(p, y);
+  e.overall = all.value();
+  for (std::int64_t j = 0; j < k; ++j) {
+    train::RootMeanSquaredError one;
+    one.update(p.select(1, j), y.select(1, j));
+    e.rmse.push_back(one.value());
   }
-  e.overall = std::sqrt(e.overall);
   return e;
 }
 
