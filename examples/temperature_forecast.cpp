@@ -204,9 +204,9 @@ int main(int argc, char** argv) {
   Forecaster model(cell, hidden, layers, static_cast<std::int64_t>(horizons.size()));
   optim::Adam opt(model.parameters(), optim::AdamOptions(lr));
   fmt::print("{} {}×{}: {} parameters\n", cell, layers, hidden, model.num_parameters());
+  const auto forward = [&](const train::Batch& b) { return model(b.inputs); };
   const Tensor test_targets = test_loader.dataset().targets;
-  const Errors untrained = errors(train::predict(model, [&](const train::Batch& b) { return model(b.inputs); }, test_loader),
-                                  test_targets, scale);
+  const Errors untrained = errors(train::predict(model, forward, test_loader), test_targets, scale);
   const Errors persistence = errors(zeros_like(test_targets), test_targets, scale);
 
   // Training: fit keeps the weights of the best validation loss (normalised MSE) in best.safetensors.
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   }
 
   // Test: the network against persistence and against itself untrained, in °C.
-  const Tensor forecast = train::predict(model, [&](const train::Batch& b) { return model(b.inputs); }, test_loader);
+  const Tensor forecast = train::predict(model, forward, test_loader);
   const Errors net = errors(forecast, test_targets, scale);
   fmt::print("{:<34}{:>10}", fmt::format("test RMSE (°C, {} windows)", test_windows.size()), "all");
   for (const auto& a : ahead) fmt::print("{:>10}", a);
