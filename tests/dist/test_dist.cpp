@@ -7,6 +7,9 @@
 #include <xgrad/xgrad.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
 #include <functional>
 #include <memory>
 #include <string>
@@ -259,4 +262,95 @@ TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the s
                        "dist::DistributedSampler: batch_size must be positive, got 0", Error);
   CHECK_THROWS_WITH_AS(dist::DistributedSampler(4, dist::DistributedSamplerOptions().rank(5).world_size(2)),
                        "dist::DistributedSampler: rank 5 is not below the world size 2", Error);
+}
+
+namespace {
+
+// A directory every rank agrees on (rank 0 draws its name), removed by rank 0 at the end.
+struct SharedDir {
+  std::filesystem::path path;
+  SharedDir() {
+    Tensor id = full({1}, dist::rank() == 0 ? static_cast<double>(std::random_device{}() % 1000000000u) : 0.0, DType::i64);
+    dist::broadcast(id);
+    path = std::filesystem::temp_directory_path() / ("xgrad_dist_test_" + std::to_string(id.item<std::int64_t>()));
+    if (dist::rank() == 0) std::filesystem::create_directories(path);
+    dist::barrier();
+  }
+  ~SharedDir() {
+    dist::barrier();
+    if (dist::rank() == 0) std::filesystem::remove_all(path);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+struct Fitted {
+  train::History history;
+  NamedTensors params;
+};
+
+// fit for `epochs` on 24 samples: one process on batches of 8, or this rank on its share with
+// DataParallel and the job's process group; validation on 10 samples (uneven shares).
+Fitted fit_net(bool distributed, std::int64_t epochs, std::uint64_t init_seed, const std::string& checkpoint = "",
+               std::vector<std::shared_ptr<train::Callback>> callbacks = {}) {
+  manual_seed(21);
+  const Tensor x = randn({24, 5, 3}, DType::f64), y = randn({24, 2}, DType::f64);
+  const Tensor vx = randn({10, 5, 3}, DType::f64), vy = randn({10, 2}, DType::f64);
+  manual_seed(init_seed);
+  Net net;
+  net.to(DType::f64);
+  std::unique_ptr<dist::DataParallel> ddp;
+  if (distributed) ddp = std::make_unique<dist::DataParallel>(net);
+  optim::Adam opt(net.parameters(), optim::AdamOptions(1e-2));
+  const int W = distributed ? dist::world_size() : 1;
+  const auto sampler = [&](std::int64_t n, std::int64_t batch, bool even) -> std::shared_ptr<const train::Sampler> {
+    if (!distributed) return std::make_shared<train::BatchSampler>(n, batch, /*shuffle=*/even, /*seed=*/4);
+    return std::make_shared<dist::DistributedSampler>(n, dist::DistributedSamplerOptions().batch_size(batch / W).shuffle(even).seed(4).even(even));
+  };
+  const train::DataLoader loader(train::TensorDataset(x, y), sampler(24, 8, true));
+  const train::DataLoader val(train::TensorDataset(vx, vy), sampler(10, W * 3, false));
+  const train::Forward forward = [&](const train::Batch& b) { return net.forward(b.inputs); };
+  const train::Loss mse = [](const Tensor& p, const Tensor& t) { return nn::mse_loss(p, t); };
+  train::FitOptions options = train::FitOptions().epochs(epochs).validation(&val).metrics({"mae"}).verbose(false)
+                                  .callbacks(std::move(callbacks));
+  if (!checkpoint.empty()) options.checkpoint(checkpoint).resume(true);
+  if (distributed) options.process_group(dist::process_group());
+  Fitted out;
+  out.history = train::fit(net, forward, mse, opt, loader, options);
+  for (const auto& [name, p] : net.named_parameters()) out.params.emplace_back(name, p.clone());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("fit with DataParallel, DistributedSampler and the process group equals one process's fit, logs included") {
+  const Fitted one = fit_net(false, 2, 8), many = fit_net(true, 2, dist::rank() == 0 ? 8 : 99);
+  for (std::size_t i = 0; i < one.params.size(); ++i) {
+    INFO(one.params[i].first);
+    CHECK(max_abs_diff(many.params[i].second, one.params[i].second) <= 1e-12);
+  }
+  for (const char* name : {"loss", "mae", "val_loss", "val_mae"}) {
+    INFO(name);
+    const auto a = one.history.values(name), b = many.history.values(name);
+    REQUIRE(a.size() == b.size());
+    for (std::size_t e = 0; e < a.size(); ++e) CHECK(std::abs(a[e] - b[e]) <= 1e-12 * std::max(1.0, std::abs(a[e])));
+  }
+}
+
+TEST_CASE("distributed fit: only rank 0 writes files; every rank resumes from the same checkpoint") {
+  SharedDir dir;
+  const std::string rank_log = dir.file("log_rank" + std::to_string(dist::rank()) + ".csv");
+  const std::string best = dir.file("best_rank" + std::to_string(dist::rank()) + ".safetensors");
+  const Fitted straight = fit_net(true, 3, 8);
+  fit_net(true, 1, 8, dir.file("state.safetensors"),
+          {std::make_shared<train::CsvLog>(rank_log), std::make_shared<train::ModelCheckpoint>(best)});
+  dist::barrier();
+  CHECK(std::filesystem::exists(rank_log) == (dist::rank() == 0));
+  CHECK(std::filesystem::exists(best) == (dist::rank() == 0));
+  // A new job (other initial weights) resumes after epoch 1 and ends where the straight run did.
+  const Fitted resumed = fit_net(true, 3, 1234 + static_cast<std::uint64_t>(dist::rank()), dir.file("state.safetensors"));
+  for (std::size_t i = 0; i < straight.params.size(); ++i) {
+    INFO(straight.params[i].first);
+    CHECK(max_abs_diff(resumed.params[i].second, straight.params[i].second) <= 1e-12);
+  }
+  CHECK(resumed.history.values("loss") == straight.history.values("loss"));
 }

@@ -116,8 +116,26 @@ double monitored(const Logs& logs, const std::string& monitor, const char* who) 
 
 // --- evaluate and predict ---------------------------------------------------------------------------
 
+namespace {
+
+// Sums the loss and the metrics' (sum, count) over the processes of `group`, in place.
+void reduce(const ProcessGroup* group, double& loss_sum, std::int64_t& samples, std::vector<std::unique_ptr<Metric>>& metrics) {
+  if (group == nullptr || group->size() == 1) return;
+  std::vector<double> values{loss_sum, static_cast<double>(samples)};
+  for (const auto& m : metrics) values.insert(values.end(), {m->sum(), m->count()});
+  group->sum(values);
+  loss_sum = values[0];
+  samples = static_cast<std::int64_t>(values[1]);
+  for (std::size_t i = 0; i < metrics.size(); ++i) {
+    metrics[i]->reset();
+    metrics[i]->add(values[2 + 2 * i], values[3 + 2 * i]);
+  }
+}
+
+}  // namespace
+
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
-              const std::vector<std::string>& metric_names) {
+              const std::vector<std::string>& metric_names, const ProcessGroup* group) {
   ModeGuard mode(model);
   model.eval();
   NoGradGuard no_grad;
@@ -130,6 +148,7 @@ Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const
     samples += b.size();
     for (auto& m : metrics) m->update(predictions, b.targets);
   }
+  reduce(group, loss_sum, samples, metrics);
   if (samples == 0) throw Error("evaluate: the loader gave no batch");
   Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
   for (const auto& m : metrics) logs[m->name()] = m->value();
@@ -160,6 +179,13 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split_));
   if (options.validation_split_ > 0.0 && options.validation_)
     throw Error("fit: give validation data or a validation_split, not both");
+  const ProcessGroup* group = options.group_.get();
+  const bool distributed = group != nullptr && group->size() > 1;
+  if (distributed && options.validation_split_ > 0.0)
+    throw Error("fit: validation_split cannot shard the data across processes; pass validation data whose loader has a "
+                "dist::DistributedSampler (even(false))");
+  const bool main_process = group == nullptr || group->rank() == 0;
+  const bool verbose = options.verbose_ && main_process;
 
   // Keras's validation_split: the last fraction of the samples, before shuffling.
   const DataLoader* train = &train_in;
@@ -184,13 +210,14 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
 
   History history;
   FitState state{model, optimizer, history, options.epochs_};
+  state.group = group;
   std::int64_t first_epoch = 0;
   if (options.resume_ && !options.checkpoint_.empty() && std::filesystem::exists(options.checkpoint_)) {
     const CheckpointInfo info = load_checkpoint(options.checkpoint_, model, &optimizer);
     first_epoch = info.integer("fit.epochs_done");
     auto it = info.metadata.find("fit.history");
     if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint_);
-    if (options.verbose_) fmt::print("resumed from {} after epoch {}\n", options.checkpoint_, first_epoch);
+    if (verbose) fmt::print("resumed from {} after epoch {}\n", options.checkpoint_, first_epoch);
   }
 
   const auto& callbacks = options.callbacks_;
@@ -201,7 +228,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     model.train();
     auto metrics = make_metrics(options.metrics_);
     std::optional<ProgressBar> bar;
-    if (options.verbose_) bar.emplace(fmt::format("epoch {}/{}", epoch + 1, options.epochs_), train->num_batches());
+    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch + 1, options.epochs_), train->num_batches());
     const auto start = std::chrono::steady_clock::now();
     double train_seconds = 0.0;
     double loss_sum = 0.0;
@@ -223,13 +250,19 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       for (auto& cb : callbacks) cb->on_batch_end(state, batch_index, batch_logs);
       ++batch_index;
+      if (distributed) {  // one process's stop stops all, so none waits for the others' gradients
+        std::vector<double> stop{state.stop_training ? 1.0 : 0.0};
+        group->sum(stop);
+        state.stop_training = stop[0] > 0;
+      }
       if (state.stop_training) break;
     }
+    reduce(group, loss_sum, samples, metrics);
     if (samples == 0) throw Error("fit: the training loader gave no batch");
     Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
     for (const auto& m : metrics) logs[m->name()] = m->value();
     if (validation) {
-      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics_))
+      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics_, group))
         logs["val_" + name] = value;
     }
     logs["seconds"] = train_seconds;
@@ -241,7 +274,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       bar->finish(shown);
     }
     history.epochs.push_back(logs);
-    if (!options.checkpoint_.empty())
+    if (!options.checkpoint_.empty() && main_process)
       save_checkpoint(options.checkpoint_, model, &optimizer, nullptr,
                       {{"fit.epochs_done", std::to_string(epoch + 1)}, {"fit.history", encode_history(history)}});
   }
@@ -289,6 +322,7 @@ ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool sav
     : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode) {}
 
 void ModelCheckpoint::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
+  if (!state.main_process()) return;
   if (save_best_only_) {
     const double value = monitored(logs, monitor_, "ModelCheckpoint");
     if (have_best_ && !better(mode_, monitor_, value, best_, 0.0)) return;
@@ -311,7 +345,8 @@ void ReduceLROnPlateau::on_epoch_end(FitState& state, std::int64_t, Logs& logs) 
   logs["lr"] = state.optimizer.param_groups()[0].lr();
 }
 
-void CsvLog::on_epoch_end(FitState&, std::int64_t epoch, Logs& logs) {
+void CsvLog::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
+  if (!state.main_process()) return;
   if (!logger_) {
     std::vector<std::string> columns{"epoch"};
     for (const auto& [name, value] : logs) columns.push_back(name);

@@ -3,4 +3,5 @@
 ///     #include <xgrad/dist/dist.hpp>
 #include <xgrad/dist/data_parallel.hpp>
 #include <xgrad/dist/process.hpp>
+#include <xgrad/dist/process_group.hpp>
 #include <xgrad/dist/sampler.hpp>

@@ -38,6 +38,18 @@ struct History {
   std::size_t size() const { return epochs.size(); }
 };
 
+/// The processes that train one model together, as fit and evaluate see them: their number,
+/// this one's rank, and sums across them. `dist::process_group()` gives one over MPI (train
+/// never depends on dist); without one, a single process trains.
+class ProcessGroup {
+ public:
+  virtual ~ProcessGroup() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Replaces `values`, on every process, by their element-wise sums over the processes.
+  virtual void sum(std::vector<double>& values) const = 0;
+};
+
 /// What callbacks see and may change while fit runs.
 struct FitState {
   nn::Module& model;
@@ -45,6 +57,9 @@ struct FitState {
   History& history;
   std::int64_t epochs;           ///< the epoch count fit runs to
   bool stop_training = false;    ///< set it to end fit after the current epoch (or batch)
+  const ProcessGroup* group = nullptr;  ///< the processes training together (null: just this one)
+  /// True on the process that prints and writes files (rank 0, or the only one).
+  bool main_process() const { return group == nullptr || group->rank() == 0; }
 };
 
 /// Hooks into fit, all optional. `on_epoch_end` may add entries to the logs (they reach the
@@ -94,6 +109,13 @@ struct FitOptions {
   /// (an EarlyStopping's patience counts from the resumed epoch), as Keras's do.
   FitOptions& checkpoint(std::string path) { checkpoint_ = std::move(path); return *this; }
   FitOptions& resume(bool v) { resume_ = v; return *this; }
+  /// Train on several processes (see dist::DataParallel and dist::DistributedSampler): the
+  /// epoch's loss and metrics, and validation's, are reduced over all of them, so every
+  /// process sees the same logs and callbacks decide alike; a batch-level stop on one stops
+  /// all; only rank 0 shows progress and writes the checkpoint, ModelCheckpoint's and
+  /// CsvLog's files. Every process resumes from the same checkpoint (it holds rank 0's
+  /// random generator: seed every rank alike for an exact resume).
+  FitOptions& process_group(std::shared_ptr<const ProcessGroup> v) { group_ = std::move(v); return *this; }
 
   std::int64_t epochs_ = 1;
   const DataLoader* validation_ = nullptr;
@@ -104,6 +126,7 @@ struct FitOptions {
   double clip_grad_norm_ = 0.0;
   std::string checkpoint_;
   bool resume_ = false;
+  std::shared_ptr<const ProcessGroup> group_;
 };
 
 /// Trains `model` on `train` for the given epochs: per batch forward, loss, backward, an
@@ -116,8 +139,9 @@ History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimize
             const FitOptions& options = {});
 
 /// The loss and metrics over `data`, in eval mode without gradients (the mode is restored).
+/// With a process group, over all processes' batches (each process evaluates its share).
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
-              const std::vector<std::string>& metrics = {});
+              const std::vector<std::string>& metrics = {}, const ProcessGroup* group = nullptr);
 /// The predictions for every batch of `data` (epoch 0's order), joined along dimension 0;
 /// eval mode, no gradients. Batches must give predictions of one shape but for dimension 0.
 Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data);
