@@ -32,4 +32,11 @@ cmake --build "$tmp/consumer" -j"$jobs"
 
 echo "check-install: running the consumer"
 "$tmp/consumer/app"
+if [[ -x "$tmp/consumer/dist_app" ]]; then
+  echo "check-install: running the dist consumer under mpirun -np 2"
+  OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 "$tmp/consumer/dist_app"
+elif [[ -f "$build/dist/libxgrad_dist.a" ]]; then
+  echo "check-install: the build has the dist module but the consumer did not find it" >&2
+  exit 1
+fi
 echo "check-install: OK"
