@@ -26,6 +26,13 @@
 // had before, the untrained network tied persistence too: 0.0382 vs 0.0383 °C.)
 //
 //   build/release/examples/temperature_forecast [--cell lstm] [--window 30] [--horizons 6,12,24] [--margin 0.15] ...
+//
+// With the dist module (built when MPI is installed), it trains data-parallel on the ranks of
+// an MPI job: every rank takes batch / N windows of each batch (dist::DistributedSampler),
+// dist::DataParallel averages the gradients, and fit reduces the losses; rank 0 prints and
+// writes the files. The global batches are one process's, so the result is the same:
+//
+//   mpirun -np 2 build/release/examples/temperature_forecast --distributed
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -39,6 +46,12 @@
 #include <fmt/ranges.h>
 
 #include <xgrad/xgrad.hpp>
+#ifdef XGRAD_HAVE_DIST
+#include <cstdio>
+#include <optional>
+
+#include <xgrad/dist/dist.hpp>
+#endif
 
 using namespace xgrad;
 namespace fs = std::filesystem;
@@ -46,6 +59,14 @@ namespace fs = std::filesystem;
 #ifndef XGRAD_EXAMPLES_DATA_DIR
 #define XGRAD_EXAMPLES_DATA_DIR "examples/data"
 #endif
+
+// This process's rank in a --distributed run (0 otherwise).
+int dist_rank() {
+#ifdef XGRAD_HAVE_DIST
+  if (dist::initialized()) return dist::rank();
+#endif
+  return 0;
+}
 
 // One mote's readings in time order: temperature (°C) and the dataset's anomaly label.
 struct Series {
@@ -164,7 +185,21 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed (initialisation and shuffling)")->capture_default_str();
   app.add_option("--out", out_dir, "directory for metrics.csv, forecast.csv, best.safetensors and PNG plots")->capture_default_str();
   app.add_option("--json", json_path, "write the final metrics to this file as JSON");
+  bool distributed = false;
+#ifdef XGRAD_HAVE_DIST
+  app.add_flag("--distributed", distributed, "train data-parallel on the ranks of an MPI job (mpirun -np N ...)");
+#endif
   CLI11_PARSE(app, argc, argv);
+#ifdef XGRAD_HAVE_DIST
+  std::optional<dist::Context> mpi;
+  if (distributed) {
+    mpi.emplace(argc, argv);
+    if (batch % dist::world_size() != 0)
+      throw Error(fmt::format("temperature_forecast: --batch {} does not divide among {} ranks", batch, dist::world_size()));
+    if (dist::rank() != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 alone reports
+  }
+#endif
+  const bool main_process = !distributed || dist_rank() == 0;
   manual_seed(seed);
   std::sort(horizons.begin(), horizons.end());
   horizons.erase(std::unique(horizons.begin(), horizons.end()), horizons.end());
@@ -192,8 +227,23 @@ int main(int argc, char** argv) {
   const auto make = [&](const std::vector<std::int64_t>& last) {
     return make_dataset(s, last, window, horizons, scale.front(), scale);
   };
-  const train::DataLoader train_loader(make(train_windows), train::LoaderOptions().batch_size(batch).shuffle(true).seed(seed));
-  const train::DataLoader val_loader(make(val_windows), train::LoaderOptions().batch_size(1024));
+  // Every rank takes its share of each batch: the global batches stay one process's.
+  std::shared_ptr<const train::Sampler> train_sampler, val_sampler;
+#ifdef XGRAD_HAVE_DIST
+  if (distributed) {
+    train_sampler = std::make_shared<dist::DistributedSampler>(
+        static_cast<std::int64_t>(train_windows.size()),
+        dist::DistributedSamplerOptions().batch_size(batch / dist::world_size()).shuffle(true).seed(seed));
+    val_sampler = std::make_shared<dist::DistributedSampler>(static_cast<std::int64_t>(val_windows.size()),
+                                                             dist::DistributedSamplerOptions().batch_size(1024).even(false));
+  }
+#endif
+  if (!train_sampler) {
+    train_sampler = std::make_shared<train::BatchSampler>(static_cast<std::int64_t>(train_windows.size()), batch, true, seed);
+    val_sampler = std::make_shared<train::BatchSampler>(static_cast<std::int64_t>(val_windows.size()), 1024);
+  }
+  const train::DataLoader train_loader(make(train_windows), train_sampler);
+  const train::DataLoader val_loader(make(val_windows), val_sampler);
   const train::DataLoader test_loader(make(test_windows), train::LoaderOptions().batch_size(1024));
   std::vector<std::string> ahead;
   for (std::int64_t h : horizons) ahead.push_back(fmt::format("{} s", 5 * h));
@@ -204,6 +254,15 @@ int main(int argc, char** argv) {
   Forecaster model(cell, hidden, layers, static_cast<std::int64_t>(horizons.size()));
   optim::Adam opt(model.parameters(), optim::AdamOptions(lr));
   fmt::print("{} {}×{}: {} parameters\n", cell, layers, hidden, model.num_parameters());
+  train::FitOptions fit_options;
+#ifdef XGRAD_HAVE_DIST
+  std::optional<dist::DataParallel> ddp;
+  if (distributed) {
+    ddp.emplace(model);  // rank 0's initial weights on every rank; gradients averaged in backward
+    fit_options.process_group(dist::process_group());
+    fmt::print("data-parallel on {} ranks, {} windows per rank per batch\n", dist::world_size(), batch / dist::world_size());
+  }
+#endif
   const auto forward = [&](const train::Batch& b) { return model(b.inputs); };
   const Tensor test_targets = test_loader.dataset().targets;
   const Errors untrained = errors(train::predict(model, forward, test_loader), test_targets, scale);
@@ -215,10 +274,13 @@ int main(int argc, char** argv) {
   auto best = std::make_shared<train::ModelCheckpoint>(best_path, "val_loss");
   const train::History history =
       train::fit(model, [](const Tensor& p, const Tensor& y) { return nn::mse_loss(p, y); }, opt, train_loader,
-                 train::FitOptions().epochs(epochs).validation(&val_loader).clip_grad_norm(1.0).callbacks(
+                 fit_options.epochs(epochs).validation(&val_loader).clip_grad_norm(1.0).callbacks(
                      {best, std::make_shared<train::CsvLog>(dir + "/metrics.csv"), std::make_shared<train::TerminateOnNaN>()}));
   double seconds = 0;
   for (double t : history.size() ? history.values("seconds") : std::vector<double>{}) seconds += t;
+#ifdef XGRAD_HAVE_DIST
+  if (distributed) dist::barrier();  // rank 0 has written best.safetensors
+#endif
   if (!best->saved_epochs().empty()) {
     model.load(best_path);
     fmt::print("trained in {}; best validation loss at epoch {} (weights in {})\n", train::format_duration(seconds),
@@ -239,27 +301,30 @@ int main(int argc, char** argv) {
   row("persistence (the last reading)", persistence);
   fmt::print("\n");
 
-  // forecast.csv: the longest horizon's forecast on the test part, reading numbered from 1 as in the data.
-  const std::vector<float> delta = forecast.to_vector<float>();
-  const std::size_t k = horizons.size();
-  std::string fc_csv = "reading,truth,forecast,persistence\n";
-  for (std::size_t i = 0; i < test_windows.size(); ++i) {
-    const std::int64_t t = test_windows[i];
-    fc_csv += fmt::format("{},{:.2f},{:.4f},{:.2f}\n", t + longest + 1, s.temperature[t + longest],
-                          s.temperature[t] + delta[i * k + k - 1] * scale.back(), s.temperature[t]);
+  // forecast.csv: the longest horizon's forecast on the test part, reading numbered from 1 as
+  // in the data. Rank 0 writes the files.
+  if (main_process) {
+    const std::vector<float> delta = forecast.to_vector<float>();
+    const std::size_t k = horizons.size();
+    std::string fc_csv = "reading,truth,forecast,persistence\n";
+    for (std::size_t i = 0; i < test_windows.size(); ++i) {
+      const std::int64_t t = test_windows[i];
+      fc_csv += fmt::format("{},{:.2f},{:.4f},{:.2f}\n", t + longest + 1, s.temperature[t + longest],
+                            s.temperature[t] + delta[i * k + k - 1] * scale.back(), s.temperature[t]);
+    }
+    write_file_atomic(dir + "/forecast.csv", fc_csv);
+    const bool plotted =
+        train::plot_csv(dir + "/forecast.csv", dir + "/forecast.png",
+                        train::PlotOptions().title(fmt::format("mote {}: temperature {} s ahead, test part", mote, 5 * longest))
+                            .xlabel("reading (5 s)").ylabel("°C").y_columns({2, 3, 4})) &&
+        (history.size() == 0 ||
+         train::plot_csv(dir + "/metrics.csv", dir + "/loss_curve.png",
+                         train::PlotOptions().title("training and validation loss (normalised MSE)").xlabel("epoch")
+                             .y_columns({2, 4}).log_y(true).points(true)));
+    fmt::print("wrote {0}/forecast.csv{1}{2}\n", dir, history.size() ? " and metrics.csv" : "",
+               plotted ? " and their plots" : "");
+    if (!plotted) fmt::print("{}\n", train::gnuplot_notice());
   }
-  write_file_atomic(dir + "/forecast.csv", fc_csv);
-  const bool plotted =
-      train::plot_csv(dir + "/forecast.csv", dir + "/forecast.png",
-                      train::PlotOptions().title(fmt::format("mote {}: temperature {} s ahead, test part", mote, 5 * longest))
-                          .xlabel("reading (5 s)").ylabel("°C").y_columns({2, 3, 4})) &&
-      (history.size() == 0 ||
-       train::plot_csv(dir + "/metrics.csv", dir + "/loss_curve.png",
-                       train::PlotOptions().title("training and validation loss (normalised MSE)").xlabel("epoch")
-                           .y_columns({2, 4}).log_y(true).points(true)));
-  fmt::print("wrote {0}/forecast.csv{1}{2}\n", dir, history.size() ? " and metrics.csv" : "",
-             plotted ? " and their plots" : "");
-  if (!plotted) fmt::print("{}\n", train::gnuplot_notice());
 
   train::RunSummary summary;
   summary.set("mote", mote).set("cell", cell).set("hidden", hidden).set("layers", layers).set("window", window)
@@ -277,7 +342,7 @@ int main(int argc, char** argv) {
   summary.check("test_rmse", net.overall, "persistence_rmse", persistence.overall, train::Better::lower, margin);
   summary.check("test_rmse", net.overall, "untrained_rmse", untrained.overall, train::Better::lower, margin);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
-  if (!json_path.empty()) summary.write(json_path);
+  if (!json_path.empty() && main_process) summary.write(json_path);
   if (!summary.passed()) {
     fmt::print(stderr, "the network is not {:g} % better than persistence and than itself untrained\n", 100 * margin);
     return 1;

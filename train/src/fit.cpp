@@ -322,14 +322,15 @@ ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool sav
     : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode) {}
 
 void ModelCheckpoint::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  if (!state.main_process()) return;
   if (save_best_only_) {
     const double value = monitored(logs, monitor_, "ModelCheckpoint");
     if (have_best_ && !better(mode_, monitor_, value, best_, 0.0)) return;
     have_best_ = true;
     best_ = value;
   }
-  state.model.save(path_);  // atomic: a temporary file renamed over the old one
+  // atomic: a temporary file renamed over the old one; with several processes, rank 0 writes
+  // (saved_epochs() is the same on all).
+  if (state.main_process()) state.model.save(path_);
   saved_.push_back(epoch);
 }
 

@@ -194,7 +194,7 @@ class ModelCheckpoint : public Callback {
   ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = true,
                   Mode mode = Mode::automatic);
   void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-  /// Epochs at which the file was written.
+  /// Epochs at which the file was written (by rank 0 when several processes train).
   const std::vector<std::int64_t>& saved_epochs() const { return saved_; }
 
  private:

@@ -1,0 +1,40 @@
+# The flagship trained data-parallel on two ranks (mpiexec -n 2 ... --distributed) must end
+# where one process ends: the same global batches, the gradients averaged, so the test RMSE
+# agrees to float32 rounding (checked at 1e-3 relative), and both pass the example's checks.
+#   cmake -DEXE=... -DMPIEXEC=... -DDIR=... "-DARGS=--epochs|5|..." -P distributed_test.cmake
+string(REPLACE "|" ";" args "${ARGS}")
+execute_process(COMMAND "${EXE}" ${args} --out "${DIR}/one" --json "${DIR}/one.json" RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "one process: ${EXE} exited with ${rc}")
+endif()
+execute_process(COMMAND "${MPIEXEC}" -n 2 "${EXE}" --distributed ${args} --out "${DIR}/two" --json "${DIR}/two.json"
+                RESULT_VARIABLE rc TIMEOUT 600)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "two ranks: ${EXE} --distributed exited with ${rc}")
+endif()
+file(READ "${DIR}/one.json" one)
+file(READ "${DIR}/two.json" two)
+string(JSON a GET "${one}" test_rmse)
+string(JSON b GET "${two}" test_rmse)
+string(JSON ea GET "${one}" best_epoch)
+string(JSON eb GET "${two}" best_epoch)
+message(STATUS "test RMSE: one process ${a} (best epoch ${ea}), two ranks ${b} (best epoch ${eb})")
+# CMake's math() knows integers only: the RMSEs (plain decimals, e.g. 0.0376) in units of 1e-9.
+function(to_nano value out)
+  if(NOT value MATCHES "^([0-9]+)\\.?([0-9]*)$")
+    message(FATAL_ERROR "test_rmse '${value}' is not a plain decimal")
+  endif()
+  string(SUBSTRING "${CMAKE_MATCH_2}000000000" 0 9 frac)
+  math(EXPR nano "${CMAKE_MATCH_1} * 1000000000 + 1${frac} - 1000000000")  # "1" keeps leading zeros decimal
+  set(${out} ${nano} PARENT_SCOPE)
+endfunction()
+to_nano("${a}" na)
+to_nano("${b}" nb)
+math(EXPR diff "${na} - ${nb}")
+if(diff LESS 0)
+  math(EXPR diff "-${diff}")
+endif()
+math(EXPR allowed "${na} / 1000")
+if(diff GREATER allowed)
+  message(FATAL_ERROR "two ranks' test RMSE ${b} differs from one process's ${a} by more than 1e-3 relative")
+endif()
