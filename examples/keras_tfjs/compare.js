@@ -18,6 +18,9 @@
  *                                        and accuracy, and the wall time per model
  *   node compare.js table TFJS.json XGRAD.json
  *                                        the README's side-by-side table of a train run
+ *   node compare.js embedding DIR STEPS  model 3 with tfjs's own Embedding layer against the
+ *                                        one-hot × kernel model, STEPS steps side by side;
+ *                                        exits 1 when a loss differs by more than 1e-6
  *
  * The models are the tutorial's Keras lines, with two substitutions that compute the same
  * function:
@@ -257,6 +260,41 @@ async function train(dir, out, epochs) {
   fs.writeFileSync(out, JSON.stringify(Object.assign(meta(run), {dropout: 0.3, models}), null, 1) + '\n');
 }
 
+// The substitution checked: tfjs's own Embedding(500, 16) → LSTM(8) (model 3) takes the first
+// steps beside the one-hot × kernel model, from the same weights on the same batches.
+async function embeddingCheck(dir, steps) {
+  const run = JSON.parse(fs.readFileSync(`${dir}/run.json`, 'utf8'));
+  const data = readSafetensors(`${dir}/data.safetensors`);
+  const w = readSafetensors(`${dir}/model3.safetensors`);
+  const t = name => tf.tensor(w[name].data, w[name].shape);
+  const onehot = buildModel(3, 0, `${dir}/model3.safetensors`, run.lr);
+  const layers = [tf.layers.embedding({inputDim: VOCAB, outputDim: EMBED, inputLength: MAXLEN}), lstm({}),
+                  tf.layers.dense({units: 1, activation: 'sigmoid'})];
+  const model = tf.sequential({layers});
+  model.compile({optimizer: tf.train.rmsprop(run.lr), loss: 'binaryCrossentropy'});
+  layers[0].setWeights([t('0.embeddings')]);
+  layers[1].setWeights([t('1.kernel'), t('1.recurrent_kernel'), t('1.bias')]);
+  layers[2].setWeights([t('3.kernel'), t('3.bias')]);
+  const order = run.batches.flat();
+  let worst = 0;
+  for (let s = 0; s < steps; ++s) {
+    const {x, y} = batchTensors(data.train_ids, data.train_labels, order[s]);
+    const ids = tf.tensor2d(Int32Array.from(order[s].flatMap(r => Array.from(data.train_ids.data.subarray(r * MAXLEN, (r + 1) * MAXLEN)))),
+                            [order[s].length, MAXLEN], 'int32');
+    let t0 = Date.now();
+    const a = await onehot.trainOnBatch(x, y);
+    const ta = Date.now() - t0;
+    t0 = Date.now();
+    const b = await model.trainOnBatch(ids, y);
+    const tb = Date.now() - t0;
+    worst = Math.max(worst, Math.abs(a - b) / Math.abs(b));
+    console.log(`step ${s + 1}: one-hot × kernel ${a} (${ta} ms), Embedding ${b} (${tb} ms)`);
+    tf.dispose([x, y, ids]);
+  }
+  console.log(`max relative difference ${worst.toExponential(2)}`);
+  if (!(worst <= 1e-6)) process.exitCode = 1;
+}
+
 // The README's table: after the last epoch, both frameworks' validation loss and accuracy and
 // the wall time of the whole run (training and per-epoch validation).
 function table(tfjsFile, xgradFile) {
@@ -280,7 +318,8 @@ async function main() {
   await tf.setBackend('cpu');
   if (mode === 'steps') return steps(args[0], args[1]);
   if (mode === 'train') return train(args[0], args[1], Number(args[2]));
-  throw new Error('usage: compare.js steps DIR OUT.json | train DIR OUT.json EPOCHS | table TFJS.json XGRAD.json');
+  if (mode === 'embedding') return embeddingCheck(args[0], Number(args[1]));
+  throw new Error('usage: compare.js steps DIR OUT.json | train DIR OUT.json EPOCHS | table TFJS.json XGRAD.json | embedding DIR STEPS');
 }
 
 main().catch(e => { console.error(e); process.exit(2); });

@@ -4,6 +4,7 @@
 #
 #     examples/keras_tfjs/compare.sh steps [KERAS_TUTORIAL]   # writes tfjs_steps.json
 #     examples/keras_tfjs/compare.sh train [KERAS_TUTORIAL]   # writes tfjs_train.json, xgrad_train.json
+#     examples/keras_tfjs/compare.sh embedding [KERAS_TUTORIAL]   # tfjs's Embedding vs one-hot × kernel
 #
 # KERAS_TUTORIAL: the built example (default build/release/examples/keras_tutorial). Needs
 # node (>= 18) and npm with access to the npm registry; tfjs is installed into a temporary
@@ -14,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mode="${1:-}"
 exe="${2:-$here/../../build/release/examples/keras_tutorial}"
 lr=1e-3 steps=50 epochs=10
-[[ "$mode" == steps || "$mode" == train ]] || { echo "usage: $0 steps|train [KERAS_TUTORIAL]" >&2; exit 2; }
+[[ "$mode" == steps || "$mode" == train || "$mode" == embedding ]] || { echo "usage: $0 steps|train|embedding [KERAS_TUTORIAL]" >&2; exit 2; }
 [[ -x "$exe" ]] || { echo "$0: $exe is not built" >&2; exit 2; }
 
 tmp="$(mktemp -d)"
@@ -23,7 +24,10 @@ trap 'rm -rf "$tmp"' EXIT
    --no-audit --no-fund --ignore-scripts --no-save --loglevel=error)
 export NODE_PATH="$tmp/node_modules"
 
-if [[ "$mode" == steps ]]; then
+if [[ "$mode" == embedding ]]; then
+  "$exe" --export "$tmp/export" --lr $lr --steps 3 --epochs 1 --models 3
+  node "$here/compare.js" embedding "$tmp/export" 3
+elif [[ "$mode" == steps ]]; then
   "$exe" --export "$tmp/export" --lr $lr --steps $steps --epochs 2
   node "$here/compare.js" steps "$tmp/export" "$here/tfjs_steps.json"
 else
