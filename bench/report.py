@@ -7,7 +7,9 @@ Reads RESULTS_DIR/rnn/{xgrad,pytorch}/*.json (bench_rnn and rnn_bench.py) and, w
 RESULTS_DIR/op_overhead.{xgrad,pytorch}.json. speedup = PyTorch time / xgrad time: above 1,
 xgrad is faster (for memory: PyTorch MB / xgrad MB, above 1 xgrad needs less). It also checks
 that both sides computed the same thing (first-step loss and gradient norm, inference output)
-and whether the targets of issue 6 are met. Only the standard library is used.
+and whether the targets of issue 14 are met (step memory: issue 6's). The GEMM floor of a
+train / infer workload (bench_rnn times it, see bench/README.md) is the same work for both
+frameworks, so each side's step time is divided by it. Only the standard library is used.
 """
 import argparse
 import datetime
@@ -20,9 +22,13 @@ from bench_common import machine
 # Relative tolerances of the checks: float32 sums over up to 6.5 million terms, summed in
 # different orders by the two frameworks.
 CHECKS = {"first_loss": 1e-4, "first_grad_norm": 1e-3, "output_mean_abs": 1e-4}
-# Issue 6: minimum speedup of a training step per size; per-op overhead in µs.
-TRAIN_TARGET = {"S": 2.0, "M": 1.2, "L": 1.2}
-OP_OVERHEAD_TARGET_US = 1.0
+# Issue 14: minimum speedup of a training step per size and of inference; per-op overhead in
+# µs; the largest xgrad step time ÷ GEMM floor per size (none at S); xgrad's CPU time per
+# step at most PyTorch's.
+TRAIN_TARGET = {"S": 3.0, "M": 1.5, "L": 1.3}
+INFER_TARGET = 1.3
+OP_OVERHEAD_TARGET_US = 0.6
+FLOOR_TARGET = {"M": 1.25, "L": 1.25}
 
 
 def load_side(results_dir, framework):
@@ -39,6 +45,10 @@ def load_side(results_dir, framework):
 
 def ratio(num, den):
     return num / den if num is not None and den else None
+
+
+def e_val(row, key):
+    return row.get(key) if row else None
 
 
 def fmt_num(v, digits=2):
@@ -101,6 +111,7 @@ def main():
 
     # In run order: by size, then cell (then the GEMMs in the order they ran).
     sizes, cells = ["S", "M", "L"], ["rnn", "lstm", "gru"]
+    floor_rows, floor_mismatches = [], []
     ids = sorted(dict.fromkeys(list(xg) + list(pt)),
                  key=lambda k: (sizes.index((xg.get(k) or pt.get(k))["size"]),
                                 cells.index((xg.get(k) or pt.get(k))["cell"])))
@@ -111,14 +122,44 @@ def main():
             xr, pr = xg.get(k), pt.get(k)
             if (xr or pr)["kind"] != kind:
                 continue
+            floor = xr and xr.get("floor_ms")
             e = add(section, xr, pr, key, unit,
-                    extra={"xgrad_cpu": xr and xr.get("cpu_ms"), "pytorch_cpu": pr and pr.get("cpu_ms")})
+                    extra={"xgrad_cpu": xr and xr.get("cpu_ms"), "pytorch_cpu": pr and pr.get("cpu_ms"),
+                           "floor_ms": floor, "floor_cpu_ms": xr and xr.get("floor_cpu_ms"),
+                           "floor_gflop": xr and xr.get("floor_gflop"),
+                           "gemm_calls": xr and xr.get("gemm_calls"),
+                           "gemm_list_ok": None if floor is None else bool(xr.get("gemm_list_ok")),
+                           "xgrad_per_floor": ratio(e_val(xr, key), floor),
+                           "pytorch_per_floor": ratio(e_val(pr, key), floor)})
+            # The floor's FLOPs (the same work on both sides) per second of each side's step.
+            e["xgrad_gflops"] = ratio(e["floor_gflop"] and 1e3 * e["floor_gflop"], e["xgrad"])
+            e["pytorch_gflops"] = ratio(e["floor_gflop"] and 1e3 * e["floor_gflop"], e["pytorch"])
             size = (xr or pr)["size"]
-            if kind == "train" and e["speedup"] is not None:
-                met = e["speedup"] >= TRAIN_TARGET[size]
-                e["target"] = TRAIN_TARGET[size]
+            want = TRAIN_TARGET[size] if kind == "train" else INFER_TARGET
+            if e["speedup"] is not None:
+                met = e["speedup"] >= want
+                e["target"] = want
                 e["target_met"] = met
-                targets.append((f"{e['id']} speedup >= {TRAIN_TARGET[size]}", met, f"{e['speedup']:.2f}"))
+                targets.append((f"{e['id']} speedup >= {want}", met, f"{e['speedup']:.2f}"))
+            if e["xgrad_per_floor"] is not None and size in FLOOR_TARGET:
+                met = e["xgrad_per_floor"] <= FLOOR_TARGET[size]
+                e["floor_target_met"] = met
+                targets.append((f"{e['id']} xgrad / GEMM floor <= {FLOOR_TARGET[size]}", met,
+                                f"{e['xgrad_per_floor']:.2f}"))
+            if e["xgrad_cpu"] is not None and e["pytorch_cpu"] is not None:
+                met = e["xgrad_cpu"] <= e["pytorch_cpu"]
+                e["cpu_target_met"] = met
+                targets.append((f"{e['id']} xgrad CPU ms <= PyTorch CPU ms", met,
+                                f"{e['xgrad_cpu']:.2f} vs {e['pytorch_cpu']:.2f}"))
+            if e["gemm_list_ok"] is False:
+                floor_mismatches.append(f"{e['id']}: the GEMM floor's list differs from the GEMMs xgrad called "
+                                        f"(bench_rnn --gemms --filter {e['id']} prints the list and the difference)")
+            floor_rows.append([e["id"], fmt_num(e["gemm_calls"], 0), fmt_num(e["floor_gflop"], 3),
+                               fmt_num(floor), fmt_num(e["xgrad"]), fmt_num(e["xgrad_per_floor"]),
+                               fmt_num(e["pytorch_per_floor"]), fmt_num(e["xgrad_gflops"], 1),
+                               fmt_num(e["pytorch_gflops"], 1),
+                               fmt_num(e["floor_cpu_ms"]),
+                               "-" if e["gemm_list_ok"] is None else "ok" if e["gemm_list_ok"] else "DIFFERS"])
             rows.append([e["id"], fmt_num(e["xgrad"]), fmt_num(e["pytorch"]), fmt_num(e["speedup"]),
                          fmt_num(e["xgrad_cpu"]), fmt_num(e["pytorch_cpu"]),
                          fmt_num(xr and xr.get("first_loss", xr.get("output_mean_abs")), 6), e.get("check", "-")])
@@ -126,6 +167,13 @@ def main():
             print_table(f"{section}: median {unit}; speedup = PyTorch / xgrad (above 1: xgrad is faster)",
                         ["workload", "xgrad", "PyTorch", "speedup", "xgrad CPU", "PyTorch CPU",
                          "loss" if kind == "train" else "mean abs out", "check"], rows)
+
+    if floor_rows:
+        print_table("GEMM floor: the step's own GEMMs alone, back to back through cblas_sgemm (bench_rnn); "
+                    "time / floor: above 1, what the framework adds; GFLOP/s: the floor's FLOPs in the step's "
+                    "time; list: derived GEMM list = xgrad's recorded calls",
+                    ["workload", "GEMMs", "GFLOP", "floor ms", "xgrad ms", "xgrad/floor", "PyTorch/floor",
+                     "xgrad GFLOP/s", "PyTorch GFLOP/s", "floor CPU", "list"], floor_rows)
 
     rows = []
     for k in ids:
@@ -193,8 +241,14 @@ def main():
             print("  " + m)
     elif xg and pt:
         print("\ncheck: first-step losses, gradient norms and inference outputs agree")
+    if floor_mismatches:
+        print("\nWARNING: a GEMM floor is not the step's GEMMs, its ratio means nothing:")
+        for m in floor_mismatches:
+            print("  " + m)
+    elif floor_rows:
+        print("check: every GEMM floor's list matches the GEMMs xgrad's step called")
     if targets:
-        print("\ntargets (issue 6):")
+        print("\ntargets (issue 14; step memory: issue 6):")
         for name, met, value in targets:
             print(f"  {'met    ' if met else 'NOT met'}  {name}: {value}")
 
@@ -211,6 +265,8 @@ def main():
             "speedup": "pytorch / xgrad (time); pytorch / xgrad (memory)",
             "checks_agree": not mismatches,
             "mismatches": mismatches,
+            "gemm_floor_lists_agree": not floor_mismatches,
+            "gemm_floor_mismatches": floor_mismatches,
             "targets": [{"target": n, "met": m, "value": v} for n, m, v in targets],
             "table": table,
         }

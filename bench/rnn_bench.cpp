@@ -4,6 +4,9 @@
 //   train_<cell>_<size>   one SGD training step: zero_grad, forward, MSE against a fixed
 //                         target, backward, step                                (ms / step)
 //   infer_<cell>_<size>   the forward pass under NoGradGuard                    (ms / pass)
+//                         Both also time their GEMM floor (gemm_floor.hpp), alternating
+//                         with the step, and check its GEMM list against the calls
+//                         xgrad's first step makes.
 //   matmul_<cell>_<size>  the layer's GEMMs, Y (m, n) = X (m, k) · W (n, k)ᵀ, forward and
 //                         forward + backward, as the layers call matmul, next to raw
 //                         cblas_sgemm on the same buffers                        (µs / call)
@@ -18,11 +21,12 @@
 // first step, which bench/report.py compares.
 //
 // Usage: bench_rnn [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N]
-//                  [--inputs DIR] [--json FILE]
+//                  [--inputs DIR] [--json FILE] [--gemms]
 //        bench_rnn --peak-mem CELL SIZE [--inputs DIR]      (one line of JSON on stdout)
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
+#include "gemm_floor.hpp"
 
 #include <cblas.h>
 #include <fmt/format.h>
@@ -35,10 +39,12 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <time.h>
@@ -81,6 +87,7 @@ struct Options {
   long reps = -1, warmup = -1;  // -1: the default of the size
   std::string inputs = "bench-inputs";
   std::string json;
+  bool gemms = false;  // print the GEMM list of every train / infer workload
   std::string peak_cell, peak_size;  // --peak-mem mode
 };
 
@@ -114,19 +121,48 @@ struct Timing {
   double median_s = 0, min_s = 0, cpu_s = 0;  // per call; cpu: CPU time of the whole process
 };
 
+// Wall and process CPU seconds per call, over `inner` calls of f.
+struct Sample {
+  double wall, cpu;
+};
+template <class F>
+Sample measure(long inner, F&& f) {
+  const double c0 = process_cpu_seconds();
+  const auto t0 = Clock::now();
+  for (long i = 0; i < inner; ++i) f();
+  const double n = static_cast<double>(inner);
+  return {std::chrono::duration<double>(Clock::now() - t0).count() / n, (process_cpu_seconds() - c0) / n};
+}
+
+Timing summarize(const std::vector<Sample>& samples) {
+  std::vector<double> wall, cpu;
+  for (const Sample& s : samples) {
+    wall.push_back(s.wall);
+    cpu.push_back(s.cpu);
+  }
+  return {median(wall), *std::min_element(wall.begin(), wall.end()), median(cpu)};
+}
+
 // `warmup` untimed calls of f, then `reps` timed ones of `inner` calls each.
 template <class F>
 Timing time_calls(long warmup, long reps, long inner, F&& f) {
   for (long r = 0; r < warmup; ++r) f();
-  std::vector<double> wall, cpu;
+  std::vector<Sample> samples;
+  for (long r = 0; r < reps; ++r) samples.push_back(measure(inner, f));
+  return summarize(samples);
+}
+
+// As time_calls for f and g, one call each, alternating: on a shared machine both see the
+// same load, so their ratio is steadier than either time.
+template <class F, class G>
+std::pair<Timing, Timing> time_alternating(long warmup, long reps, F&& f, G&& g) {
+  for (long r = 0; r < warmup; ++r) f(), g();
+  std::vector<Sample> fs, gs;
   for (long r = 0; r < reps; ++r) {
-    const double c0 = process_cpu_seconds();
-    const auto t0 = Clock::now();
-    for (long i = 0; i < inner; ++i) f();
-    wall.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / static_cast<double>(inner));
-    cpu.push_back((process_cpu_seconds() - c0) / static_cast<double>(inner));
+    fs.push_back(measure(1, f));
+    gs.push_back(measure(1, g));
   }
-  return {median(wall), *std::min_element(wall.begin(), wall.end()), median(cpu)};
+  return {summarize(fs), summarize(gs)};
 }
 
 // Calls per timed repetition so that one repetition lasts about 5 ms (tiny GEMMs).
@@ -207,25 +243,76 @@ void print_row(const Row& r) {
   std::fflush(stdout);
 }
 
+// --- the GEMM floor ---------------------------------------------------------------------------------
+
+bench::RecurrentShape recurrent_shape(const std::string& cell, const Size& s) {
+  return {s.batch, s.seq, s.input, s.hidden, s.layers, gates(cell)};
+}
+
+// The cblas_sgemm calls (shapes and threads) the process makes while running f.
+template <class F>
+std::vector<bench::GemmShape> record_gemms(F&& f) {
+  const bench::GemmRecorder recorder;
+  f();
+  return recorder.calls();
+}
+
+// The floor's columns of a train / infer row: its time, the step's time over it, the GFLOP/s
+// of the floor's FLOPs in the step's time, and whether the derived GEMM list matches the calls
+// xgrad made (`recorded`); a mismatch is reported on stderr, never only in the JSON.
+std::vector<std::pair<std::string, double>> floor_values(const Options& o, const std::string& id,
+                                                         const bench::GemmFloor& floor,
+                                                         const std::vector<bench::GemmShape>& recorded,
+                                                         const Timing& step, const Timing& f) {
+  const std::vector<std::string> differences = bench::compare_gemms(floor.shapes(), recorded);
+  if (!differences.empty()) {
+    fmt::print(stderr, "bench_rnn: {}: the GEMM floor's list differs from the GEMMs xgrad called:\n", id);
+    for (const std::string& d : differences) fmt::print(stderr, "  {}\n", d);
+  }
+  if (o.gemms) {
+    fmt::print("{}: {} GEMMs, {:.3f} GFLOP; xgrad's untimed first run made {}\n", id, floor.shapes().size(),
+               floor.flops() * 1e-9, differences.empty() ? "the same calls" : "DIFFERENT (see stderr)");
+    for (const std::string& line : floor.listing()) fmt::print("  {}\n", line);
+  }
+  double recorded_flops = 0;
+  for (const bench::GemmShape& g : recorded) recorded_flops += g.flops();
+  return {{"floor_ms", 1e3 * f.median_s},
+          {"floor_cpu_ms", 1e3 * f.cpu_s},
+          {"floor_gflop", floor.flops() * 1e-9},
+          {"step_per_floor", step.median_s / f.median_s},
+          {"gflops", floor.flops() / step.median_s * 1e-9},
+          {"gemm_calls", static_cast<double>(floor.shapes().size())},
+          {"gemm_calls_recorded", static_cast<double>(recorded.size())},
+          {"gemm_gflop_recorded", recorded_flops * 1e-9},
+          {"gemm_list_ok", differences.empty() ? 1.0 : 0.0}};
+}
+
 // --- the workloads -------------------------------------------------------------------------------------
 
 Row run_train(const Options& o, const std::string& cell, const Size& s) {
   auto model = make_model(cell, s);
   const Data d = load_inputs(o.inputs, cell, s, *model);
   optim::SGD opt(model->parameters(), optim::SGDOptions(kLearningRate));
-  // The first step is a check, not timed: its loss and gradients come from the shared weights.
+  // The first step is a check, not timed: its loss and gradients come from the shared weights,
+  // and its GEMMs are recorded to check the floor's list.
   opt.zero_grad();
-  const Tensor first = nn::mse_loss(run_forward(*model, d.input), d.target);
-  first.backward();
+  Tensor first;
+  const std::vector<bench::GemmShape> recorded = record_gemms([&] {
+    first = nn::mse_loss(run_forward(*model, d.input), d.target);
+    first.backward();
+  });
   const double first_loss = first.item(), first_grad_norm = grad_norm(*model);
   opt.step();
+  bench::GemmFloor floor(recurrent_shape(cell, s), true);
   Tensor last;
   const long reps = default_reps(o, s), warmup = default_warmup(o, s);
-  const Timing t = time_calls(warmup, reps, 1, [&] { last = train_step(*model, opt, d); });
-  return {fmt::format("train_{}_{}", cell, s.name), "train", cell, s.name, "",
+  const auto [t, f] = time_alternating(warmup, reps, [&] { last = train_step(*model, opt, d); }, [&] { floor.run(); });
+  Row row{fmt::format("train_{}_{}", cell, s.name), "train", cell, s.name, "",
           {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
            {"reps", static_cast<double>(reps)}, {"warmup", static_cast<double>(warmup)},
            {"first_loss", first_loss}, {"first_grad_norm", first_grad_norm}, {"last_loss", last.item()}}};
+  for (auto& v : floor_values(o, row.id, floor, recorded, t, f)) row.values.push_back(std::move(v));
+  return row;
 }
 
 Row run_infer(const Options& o, const std::string& cell, const Size& s) {
@@ -233,13 +320,18 @@ Row run_infer(const Options& o, const std::string& cell, const Size& s) {
   const Data d = load_inputs(o.inputs, cell, s, *model);
   model->eval();
   NoGradGuard no_grad;
-  const double checksum = run_forward(*model, d.input).abs().mean().item();
+  Tensor out;
+  const std::vector<bench::GemmShape> recorded = record_gemms([&] { out = run_forward(*model, d.input); });
+  const double checksum = out.abs().mean().item();
+  bench::GemmFloor floor(recurrent_shape(cell, s), false);
   const long reps = default_reps(o, s), warmup = default_warmup(o, s);
-  const Timing t = time_calls(warmup, reps, 1, [&] { run_forward(*model, d.input); });
-  return {fmt::format("infer_{}_{}", cell, s.name), "infer", cell, s.name, "",
+  const auto [t, f] = time_alternating(warmup, reps, [&] { run_forward(*model, d.input); }, [&] { floor.run(); });
+  Row row{fmt::format("infer_{}_{}", cell, s.name), "infer", cell, s.name, "",
           {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
            {"reps", static_cast<double>(reps)}, {"warmup", static_cast<double>(warmup)},
            {"output_mean_abs", checksum}}};
+  for (auto& v : floor_values(o, row.id, floor, recorded, t, f)) row.values.push_back(std::move(v));
+  return row;
 }
 
 // Y (m, n) = X (m, k) · W (n, k)ᵀ: the input projection of a layer (m = T·B) or its
@@ -386,12 +478,14 @@ Options parse_args(int argc, char** argv) {
     else if (arg == "--warmup") o.warmup = parse_count(arg, value, 0), ++i;
     else if (arg == "--inputs") o.inputs = text("a directory");
     else if (arg == "--json") o.json = text("a file name");
+    else if (arg == "--gemms") o.gemms = true;
     else if (arg == "--peak-mem") {
       o.peak_cell = text("a cell and a size");
       if (i + 1 >= argc) throw std::runtime_error("--peak-mem needs a cell and a size");
       o.peak_size = argv[++i];
     } else if (arg == "-h" || arg == "--help") {
       fmt::print("usage: {} [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N] [--inputs DIR] [--json FILE]\n"
+                 "                 [--gemms]   (also print each train / infer workload's GEMM list)\n"
                  "       {} --peak-mem CELL SIZE [--inputs DIR]\n",
                  argv[0], argv[0]);
       std::exit(0);
@@ -424,6 +518,7 @@ void write_json(const std::string& path, const Options& o, const std::vector<Row
 
 int main(int argc, char** argv) {
   try {
+    bench::process_blas_threads();  // OpenBLAS's threads, before the floor or xgrad changes them
     const Options o = parse_args(argc, argv);
     if (!o.peak_cell.empty()) return peak_mem_child(o);
     std::vector<Row> rows;
