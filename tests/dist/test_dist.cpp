@@ -147,10 +147,12 @@ TEST_CASE("a collective on tensors that differ across ranks throws on every rank
   CHECK(ok.item() == W);
 }
 
-TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, SGD with momentum, f64 to 1e-12") {
-  check_equivalence(DType::f64, [](std::vector<Tensor> p) {
+TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, SGD with momentum, f64 to 1e-12 and f32 to 1e-6") {
+  const MakeOptimizer sgd = [](std::vector<Tensor> p) {
     return std::make_unique<optim::SGD>(std::move(p), optim::SGDOptions(0.1).momentum(0.9));
-  }, 1e-12);
+  };
+  check_equivalence(DType::f64, sgd, 1e-12);
+  check_equivalence(DType::f32, sgd, 1e-6);
 }
 
 TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, Adam, f64 to 1e-12 and f32 to 1e-6") {
