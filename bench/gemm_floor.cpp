@@ -41,8 +41,8 @@ SgemmFn real_sgemm() {
 }  // namespace
 
 std::string describe(const GemmShape& g) {
-  return fmt::format("{}x{}x{} {}{}, {} thread{}", g.m, g.n, g.k, g.ta ? 'T' : 'N', g.tb ? 'T' : 'N', g.threads,
-                     g.threads == 1 ? "" : "s");
+  return fmt::format("{}x{}x{} {}{}, {} thread{}{}", g.m, g.n, g.k, g.ta ? 'T' : 'N', g.tb ? 'T' : 'N', g.threads,
+                     g.threads == 1 ? "" : "s", g.dense ? "" : ", strided");
 }
 
 int process_blas_threads() {
@@ -69,7 +69,7 @@ float* GemmFloor::buffer(std::int64_t rows, std::int64_t cols) {
 
 void GemmFloor::add(std::string role, bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
                     const float* b, float* c, float beta) {
-  calls_.push_back({std::move(role), {ta, tb, m, n, k, xgrad_gemm_threads(m, n, k)}, a, b, c, beta});
+  calls_.push_back({std::move(role), {ta, tb, m, n, k, xgrad_gemm_threads(m, n, k), true}, a, b, c, beta});
 }
 
 // Per layer l (input width `in`: I for layer 0, H above), G = gates·H, all row-major:
@@ -202,10 +202,13 @@ extern "C" void cblas_sgemm(const CBLAS_ORDER order, const CBLAS_TRANSPOSE ta, c
                             const blasint lda, const float* b, const blasint ldb, const float beta, float* c,
                             const blasint ldc) {
   if (bench::recording.load(std::memory_order_relaxed)) {
-    const bool row_major = order == CblasRowMajor;  // column-major: the same product with A, B swapped
-    const bench::GemmShape g{row_major ? ta != CblasNoTrans : tb != CblasNoTrans,
-                             row_major ? tb != CblasNoTrans : ta != CblasNoTrans,
-                             row_major ? m : n, row_major ? n : m, k, openblas_get_num_threads()};
+    // As a row-major product; column-major C = A·B is row-major Cᵀ = Bᵀ·Aᵀ: A and B swap.
+    const bool row_major = order == CblasRowMajor;
+    const bool ta_r = (row_major ? ta : tb) != CblasNoTrans, tb_r = (row_major ? tb : ta) != CblasNoTrans;
+    const blasint m_r = row_major ? m : n, n_r = row_major ? n : m, lda_r = row_major ? lda : ldb,
+                  ldb_r = row_major ? ldb : lda;
+    const bool dense = lda_r == (ta_r ? m_r : k) && ldb_r == (tb_r ? k : n_r) && ldc == n_r;
+    const bench::GemmShape g{ta_r, tb_r, m_r, n_r, k, openblas_get_num_threads(), dense};
     const std::lock_guard lock(bench::recorded_mutex);
     bench::recorded.push_back(g);
   }

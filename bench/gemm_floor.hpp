@@ -22,16 +22,18 @@ struct RecurrentShape {
 };
 
 /// One cblas_sgemm call, row-major: C (m, n) = op(A) (m, k) · op(B) (k, n) + beta·C, run on
-/// `threads` OpenBLAS threads. `ta` / `tb`: the transpose flags of A and B.
+/// `threads` OpenBLAS threads. `ta` / `tb`: the transpose flags of A and B; `dense`: every
+/// operand's leading dimension is its stored row length (no strided view).
 struct GemmShape {
   bool ta = false, tb = false;
   std::int64_t m = 0, n = 0, k = 0;
   int threads = 1;
+  bool dense = true;
   double flops() const { return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k); }
   auto operator<=>(const GemmShape&) const = default;
 };
 
-/// "6400x2048x256 NT, 2 threads".
+/// "6400x2048x256 NT, 2 threads" (", strided" when not dense).
 std::string describe(const GemmShape& g);
 
 /// OpenBLAS's threads when the process started (what xgrad's matmul uses for large GEMMs).
