@@ -5,8 +5,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <xgrad/xgrad.hpp>
 
 #include "temp_dir.hpp"
@@ -138,6 +140,30 @@ TEST_CASE("a fit resumed from its checkpoint ends exactly where the uninterrupte
   CHECK(resumed == whole);
   REQUIRE(resumed_history.size() == 4);
   CHECK(resumed_history.values("loss") == whole_history.values("loss"));
+}
+
+TEST_CASE("log_dir: metrics.csv holds every epoch, a resumed run's included, and loss.png is drawn") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8).shuffle(true).seed(2));
+  TempDir dir;
+  auto run = [&](std::int64_t epochs) {
+    nn::Sequential model = make_model();
+    optim::Adam opt(model.parameters(), optim::AdamOptions(0.02));
+    return train::fit(model, mse, opt, loader,
+                      train::FitOptions().epochs(epochs).verbose(false).validation_split(0.25).checkpoint(dir.file("state.safetensors"))
+                          .resume(true).log_dir(dir.file("run")));
+  };
+  run(2);
+  const train::History h = run(3);  // resumed after epoch 2
+  std::ifstream in(dir.file("run/metrics.csv"));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "epoch,loss,seconds,val_loss");
+  for (std::size_t e = 0; e < 3; ++e) {
+    CHECK(lines[e + 1].rfind(std::to_string(e + 1) + ",", 0) == 0);
+    CHECK(lines[e + 1].find(fmt::format(",{}", h.epochs[e].at("val_loss"))) != std::string::npos);
+  }
+  CHECK(std::filesystem::exists(dir.file("run/loss.png")) == train::have_gnuplot());
 }
 
 TEST_CASE("validation_split, evaluate, predict, ReduceLROnPlateau, CsvLog and TerminateOnNaN") {

@@ -15,7 +15,9 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/ops.hpp>
 #include <xgrad/nn/utils.hpp>
+#include <xgrad/core/io.hpp>
 #include <xgrad/train/checkpoint.hpp>
+#include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
 
 namespace xgrad::train {
@@ -97,6 +99,38 @@ History decode_history(const std::string& text, const std::string& path) {
     h.epochs.push_back(std::move(logs));
   }
   return h;
+}
+
+// metrics.csv of a log_dir: one row per epoch, the columns of the first epoch's logs (a
+// value an epoch lacks is left empty).
+void write_history_csv(const History& history, const std::string& path) {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : history.epochs.front()) names.push_back(name);
+  std::string csv = "epoch";
+  for (const auto& name : names) csv += "," + name;
+  csv += "\n";
+  for (std::size_t e = 0; e < history.epochs.size(); ++e) {
+    csv += std::to_string(e + 1);
+    for (const auto& name : names) {
+      auto it = history.epochs[e].find(name);
+      csv += it == history.epochs[e].end() ? "," : fmt::format(",{}", it->second);
+    }
+    csv += "\n";
+  }
+  write_file_atomic(path, csv);
+}
+
+// loss.png of a log_dir: the loss and val_loss columns of metrics.csv against the epoch.
+void plot_history(const History& history, const std::string& dir) {
+  std::vector<int> columns;
+  int column = 2;  // gnuplot counts from 1, and column 1 is the epoch
+  for (const auto& [name, value] : history.epochs.front()) {
+    if (name == "loss" || name == "val_loss") columns.push_back(column);
+    ++column;
+  }
+  if (!plot_csv(dir + "/metrics.csv", dir + "/loss.png",
+                PlotOptions().title("loss per epoch").xlabel("epoch").y_columns(columns).points(true)))
+    fmt::print("{}\n", gnuplot_notice());
 }
 
 bool better(Mode mode, const std::string& monitor, double value, double best, double min_delta) {
@@ -186,6 +220,8 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
                 "dist::DistributedSampler (even(false))");
   const bool main_process = group == nullptr || group->rank() == 0;
   const bool verbose = options.verbose_ && main_process;
+  const bool log_files = !options.log_dir_.empty() && main_process;
+  if (log_files) std::filesystem::create_directories(options.log_dir_);
 
   // Keras's validation_split: the last fraction of the samples, before shuffling.
   const DataLoader* train = &train_in;
@@ -274,11 +310,13 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       bar->finish(shown);
     }
     history.epochs.push_back(logs);
+    if (log_files) write_history_csv(history, options.log_dir_ + "/metrics.csv");
     if (!options.checkpoint_.empty() && main_process)
       save_checkpoint(options.checkpoint_, model, &optimizer, nullptr,
                       {{"fit.epochs_done", std::to_string(epoch + 1)}, {"fit.history", encode_history(history)}});
   }
   for (auto& cb : callbacks) cb->on_train_end(state);
+  if (log_files && history.size() > 0) plot_history(history, options.log_dir_);
   return history;
 }
 

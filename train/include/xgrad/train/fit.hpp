@@ -109,6 +109,10 @@ struct FitOptions {
   /// (an EarlyStopping's patience counts from the resumed epoch), as Keras's do.
   FitOptions& checkpoint(std::string path) { checkpoint_ = std::move(path); return *this; }
   FitOptions& resume(bool v) { resume_ = v; return *this; }
+  /// The run's files in this directory (created): metrics.csv, every epoch's logs, rewritten
+  /// atomically after each epoch (a resumed run's file holds every epoch), and at the end
+  /// loss.png, the loss and val_loss per epoch (with gnuplot; CSV only without it).
+  FitOptions& log_dir(std::string dir) { log_dir_ = std::move(dir); return *this; }
   /// Train on several processes (see dist::DataParallel and dist::DistributedSampler): the
   /// epoch's loss and metrics, and validation's, are reduced over all of them, so every
   /// process sees the same logs and callbacks decide alike; a batch-level stop on one stops
@@ -126,6 +130,7 @@ struct FitOptions {
   double clip_grad_norm_ = 0.0;
   std::string checkpoint_;
   bool resume_ = false;
+  std::string log_dir_;
   std::shared_ptr<const ProcessGroup> group_;
 };
 
