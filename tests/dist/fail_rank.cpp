@@ -13,7 +13,7 @@ using namespace xgrad;
 
 namespace {
 void run_training(int& argc, char**& argv) {
-  dist::Context mpi(argc, argv);
+  auto mpi = dist::init(argc, argv);
   Tensor t = ones({4});
   dist::all_reduce(t);  // every rank gets here
   if (dist::rank() == 1) throw Error("rank 1 found a corrupt batch at step 3");

@@ -33,6 +33,9 @@ class Context {
   bool owns_ = false;  // false when MPI was already running (someone else finalises it)
 };
 
+/// The same as a Context, by the name MPI users know: `auto mpi = dist::init(argc, argv);`
+[[nodiscard]] inline Context init(int& argc, char**& argv) { return Context(argc, argv); }
+
 /// True between a Context's start and its end.
 bool initialized();
 /// This process's rank, 0 .. world_size() - 1; throws unless a Context is alive.
