@@ -131,25 +131,20 @@ void abort(const std::string& message, int code) {
 namespace {
 
 // Checks that every rank passes a tensor of the same dtype and shape: one small allreduce of
-// (x, -x) with MAX gives every rank the maximum and the minimum of each entry.
+// (x, -x) with MAX gives every rank the maximum and the minimum of each entry of a fixed-length
+// signature (dtype, rank, the first 8 extents padded with -1, and the element count).
 void check_same_everywhere(const Tensor& t, const char* op) {
   if (!t.defined()) throw Error(std::string(op) + ": undefined tensor");
   detail::mpi_type(t.dtype(), op);
-  std::vector<std::int64_t> sig{static_cast<std::int64_t>(t.dtype()), t.dim()};
-  for (std::int64_t d : t.shape()) sig.push_back(d);
-  sig.resize(2 + 8, -1);  // shapes of up to 8 dimensions are compared entry by entry
-  if (t.dim() > 8) sig.push_back(t.numel());
-  std::int64_t n = static_cast<std::int64_t>(sig.size());
-  std::int64_t n_range[2] = {n, -n};
-  detail::check(MPI_Allreduce(MPI_IN_PLACE, n_range, 2, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD), op);
-  bool same = n_range[0] == -n_range[1];
-  if (same) {
-    std::vector<std::int64_t> range(2 * sig.size());
-    for (std::size_t i = 0; i < sig.size(); ++i) range[2 * i] = sig[i], range[2 * i + 1] = -sig[i];
-    detail::check(MPI_Allreduce(MPI_IN_PLACE, range.data(), static_cast<int>(range.size()), MPI_INT64_T, MPI_MAX,
-                                MPI_COMM_WORLD), op);
-    for (std::size_t i = 0; i < sig.size(); ++i) same = same && range[2 * i] == -range[2 * i + 1];
-  }
+  constexpr std::size_t kExtents = 8;
+  std::vector<std::int64_t> sig{static_cast<std::int64_t>(t.dtype()), t.dim(), t.numel()};
+  for (std::size_t d = 0; d < kExtents; ++d) sig.push_back(d < t.shape().size() ? t.shape()[d] : -1);
+  std::vector<std::int64_t> range(2 * sig.size());
+  for (std::size_t i = 0; i < sig.size(); ++i) range[2 * i] = sig[i], range[2 * i + 1] = -sig[i];
+  detail::check(MPI_Allreduce(MPI_IN_PLACE, range.data(), static_cast<int>(range.size()), MPI_INT64_T, MPI_MAX,
+                              MPI_COMM_WORLD), op);
+  bool same = true;
+  for (std::size_t i = 0; i < sig.size(); ++i) same = same && range[2 * i] == -range[2 * i + 1];
   if (!same)
     throw Error(std::string(op) + ": the ranks passed tensors of different shapes or dtypes (rank " +
                 std::to_string(world_rank()) + " has " + shape_str(t.shape()) + " " + std::string(dtype_name(t.dtype())) +
