@@ -1,0 +1,71 @@
+// Storage memory: large and huge blocks are kept for reuse when freed, without raising
+// resident memory past what the live tensors needed at their peak.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <thread>
+
+#include <sys/resource.h>
+
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/tensor.hpp>
+
+using namespace xgrad;
+
+namespace {
+
+constexpr std::int64_t kMiB = 1 << 20;
+
+// A float32 tensor of `mib` MiB, every page written.
+Tensor filled(std::int64_t mib, double value = 1.0) { return full({mib * kMiB / 4}, value); }
+
+// Page faults the calling thread has taken so far (Linux's RUSAGE_THREAD).
+long page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_minflt + usage.ru_majflt;
+}
+
+// Runs `f` on a new thread, which starts with an empty block cache.
+template <class F>
+void on_fresh_thread(F f) {
+  std::thread worker(f);
+  worker.join();
+}
+
+}  // namespace
+
+TEST_CASE("a freed sequence-sized block is reused by the next request, and live blocks never overlap") {
+  on_fresh_thread([] {
+    Tensor a = filled(20);
+    const float* first = a.data<float>();
+    a = Tensor();
+    const long faults = page_faults();
+    Tensor b = filled(20, 2.0);
+    CHECK(b.data<float>() == first);
+    CHECK(page_faults() - faults < 5);  // the same pages, already resident: no new mapping
+    Tensor c = filled(8, 3.0);        // while b is live: elsewhere
+    const auto* b_begin = b.data<float>(), *b_end = b_begin + b.numel();
+    const auto* c_begin = c.data<float>(), *c_end = c_begin + c.numel();
+    CHECK((c_end <= b_begin || c_begin >= b_end));
+    CHECK(b.to_vector<float>().back() == 2.0f);
+    CHECK(c.to_vector<float>().front() == 3.0f);
+  });
+}
+
+TEST_CASE("idle blocks are unmapped before resident memory would pass the peak of live ones") {
+  on_fresh_thread([] {
+    { Tensor a = filled(32); }  // peak of live huge blocks: 32 MiB; its pages stay idle
+    long faults = page_faults();
+    Tensor b = filled(8);       // taken from the idle 32 MiB; the other 24 MiB stay idle
+    CHECK(page_faults() - faults < 5);
+    Tensor c = filled(64);      // live 72 MiB, a new peak: the idle 24 MiB are unmapped first
+    faults = page_faults();
+    Tensor d = filled(24);      // so this is a new mapping (kept idle, they would serve it)
+    CHECK(page_faults() - faults >= 5);
+    c = Tensor();               // live 32 MiB, 64 idle: within the peak of 96
+    faults = page_faults();
+    Tensor e = filled(48);      // served from c's pages
+    CHECK(page_faults() - faults < 5);
+  });
+}
