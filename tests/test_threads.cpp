@@ -50,3 +50,31 @@ TEST_CASE("two independent models train in two threads exactly as they do alone"
   CHECK(together_a == alone_a);
   CHECK(together_b == alone_b);
 }
+
+TEST_CASE("a graph built on one thread is differentiated and freed on another") {
+  // Nodes and tensors come from per-thread caches: one made on a thread that has exited must
+  // still be differentiated, released and reused correctly elsewhere.
+  Tensor a = full({4}, 0.5).requires_grad_(), b = full({4}, 0.25).requires_grad_();
+  Tensor loss, untouched;
+  std::thread maker([&] {
+    Tensor y = a;
+    for (int k = 0; k < 300; ++k) y = tanh(y * a + b);
+    loss = y.sum();
+    untouched = (y * 2.0).sum();  // a graph nobody differentiates: freed when dropped
+  });
+  maker.join();
+  std::thread user([&] {
+    loss.backward();
+    untouched = Tensor();
+  });
+  user.join();
+  const std::vector<float> ga = a.grad().to_vector<float>();
+  // The same chain on this thread gives the same gradient.
+  a.zero_grad();
+  b.zero_grad();
+  Tensor y = a;
+  for (int k = 0; k < 300; ++k) y = tanh(y * a + b);
+  y.sum().backward();
+  CHECK(a.grad().to_vector<float>() == ga);
+  loss = Tensor();
+}

@@ -35,12 +35,21 @@ namespace {
 // stepper over arbitrary strides.
 template <class T, class R, class F>
 Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, const char* op, F f) {
-  Tensor out = make_empty(broadcast_shapes(a_in.shape(), b_in.shape(), op), out_dtype);
-  Tensor a = impl_of(a_in).contiguous ? a_in : compact(a_in), b = impl_of(b_in).contiguous ? b_in : compact(b_in);
-  if (broadcast_shapes(a.shape(), b.shape(), op) != out.shape()) {  // both were expanded in one dim
-    a = dense(a_in);
-    b = dense(b_in);
+  // Same shapes, the common case, skip broadcast_shapes: each call was a Shape allocation.
+  const Shape& as = a_in.shape();
+  Shape broadcast;
+  Tensor out = make_empty(as == b_in.shape() ? as : (broadcast = broadcast_shapes(as, b_in.shape(), op)), out_dtype);
+  // Operands by reference unless they must be compacted or copied: copying a Tensor handle
+  // is two atomic operations, per operand and op.
+  Tensor a_copy, b_copy;
+  const Tensor* ap = impl_of(a_in).contiguous ? &a_in : &(a_copy = compact(a_in));
+  const Tensor* bp = impl_of(b_in).contiguous ? &b_in : &(b_copy = compact(b_in));
+  const Shape& os = out.shape();
+  if ((ap->shape() != os || bp->shape() != os) && broadcast_shapes(ap->shape(), bp->shape(), op) != os) {  // both were expanded in one dim
+    ap = &(a_copy = dense(a_in));
+    bp = &(b_copy = dense(b_in));
   }
+  const Tensor &a = *ap, &b = *bp;
   if (a.shape() == b.shape()) {
     auto o = flat<R>(out);
     xt::noalias(o) = f(flat<T>(a), flat<T>(b));
@@ -90,14 +99,14 @@ Tensor scalar_like(double value, const Tensor& t, const char* op) {
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = arithmetic(a, b, "add", [](auto&& x, auto&& y) { return x + y; });
   if (!any_requires_grad({&a, &b})) return out;
-  return record_op("add", {a, b}, out, [](const Tensor& g) { return std::vector<Tensor>{g, g}; }, {});
+  return record_op("add", {a, b}, out, [](const Tensor& g) { return Grads{g, g}; }, {});
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = arithmetic(a, b, "sub", [](auto&& x, auto&& y) { return x - y; });
   if (!any_requires_grad({&a, &b})) return out;
   return record_op("sub", {a, b}, out, [nb = b.requires_grad()](const Tensor& g) {
-    return std::vector<Tensor>{g, nb ? neg(g) : Tensor()};
+    return Grads{g, nb ? neg(g) : Tensor()};
   }, {});
 }
 
@@ -108,7 +117,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   const bool na = a.requires_grad(), nb = b.requires_grad();
   Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
   return record_op("mul", {a, b}, out, [sa, sb](const Tensor& g) {
-    return std::vector<Tensor>{sb.defined() ? g * sb : Tensor(), sa.defined() ? g * sa : Tensor()};
+    return Grads{sb.defined() ? g * sb : Tensor(), sa.defined() ? g * sa : Tensor()};
   }, {sa, sb});
 }
 
@@ -120,7 +129,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   const Tensor sb = b.detach(), so = nb ? out.detach() : Tensor();
   return record_op("div", {a, b}, out, [sb, so](const Tensor& g) {
     Tensor ga = g / sb;
-    return std::vector<Tensor>{ga, so.defined() ? neg(ga * so) : Tensor()};
+    return Grads{ga, so.defined() ? neg(ga * so) : Tensor()};
   }, {sb, so});
 }
 
@@ -134,7 +143,7 @@ Tensor neg(const Tensor& a_in) {
     return o;
   });
   if (!any_requires_grad({&a_in})) return out;
-  return record_op("neg", {a_in}, out, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; }, {});
+  return record_op("neg", {a_in}, out, [](const Tensor& g) { return Grads{neg(g)}; }, {});
 }
 
 Tensor pow(const Tensor& a, double exponent) {
@@ -145,7 +154,7 @@ Tensor pow(const Tensor& a, double exponent) {
   // d(a^p)/da = p·a^(p-1)
   const Tensor sa = a.detach();
   return record_op("pow", {a}, out, [sa, exponent](const Tensor& g) {
-    return std::vector<Tensor>{g * (exponent * pow(sa, exponent - 1.0))};
+    return Grads{g * (exponent * pow(sa, exponent - 1.0))};
   }, {sa});
 }
 
@@ -157,7 +166,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   const Tensor sa = a.detach(), sb = b.detach(), so = nb ? out.detach() : Tensor();
   return record_op("pow_tensor", {a, b}, out,
                    [sa, sb, so, na](const Tensor& g) {
-                     return std::vector<Tensor>{na ? g * sb * pow(sa, sb - 1.0) : Tensor(),
+                     return Grads{na ? g * sb * pow(sa, sb - 1.0) : Tensor(),
                                                 so.defined() ? g * so * log(sa) : Tensor()};
                    },
                    {sa, sb, so});

@@ -39,7 +39,7 @@ void require_primitive(const std::string& name) {
 }
 
 // True when the op must be recorded; also runs the anomaly check on its outputs.
-bool should_record(const std::string& name, const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
+bool should_record(const std::string& name, std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
   if (is_anomaly_enabled())
     for (std::size_t i = 0; i < count; ++i)
       if (outputs[i].defined() && is_floating(outputs[i].dtype()) && has_nonfinite(outputs[i]))
@@ -52,27 +52,27 @@ bool should_record(const std::string& name, const std::vector<Tensor>& inputs, c
 }
 
 // A node whose edges lead to the inputs that require grad.
-std::shared_ptr<Node> make_node(std::string name, const std::vector<Tensor>& inputs, std::size_t output_count) {
-  std::vector<Edge> edges(inputs.size());
+std::shared_ptr<Node> make_node(std::string name, std::span<const Tensor> inputs) {
+  auto node = make_pooled<Node>(std::move(name));
+  node->next.resize(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& in = inputs[i];
     if (!in.requires_grad()) continue;
     TensorImpl& im = impl_of(in);
     sync_grad_fn(im);  // a view whose base's history changed follows it
+    Edge& e = node->next[i];
     if (im.grad_fn) {
-      edges[i].fn = im.grad_fn;
-      edges[i].output_nr = im.output_nr;
+      e.fn = im.grad_fn;
+      e.output_nr = im.output_nr;
     } else {
-      edges[i].leaf = in.impl();
+      e.leaf = in.impl();
     }
   }
-  auto node = std::make_shared<Node>(std::move(name), std::move(edges));
-  node->outputs.reserve(output_count);
   return node;
 }
 
 // Which input (i >= 0) or output (-1 - i) the saved tensor `t` is, for error messages.
-int saved_which(const Tensor& t, const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
+int saved_which(const Tensor& t, std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
   const TensorImpl& s = impl_of(t);
   auto same = [&](const Tensor& x) {
     if (!x.defined()) return false;
@@ -86,15 +86,15 @@ int saved_which(const Tensor& t, const std::vector<Tensor>& inputs, const Tensor
   return static_cast<int>(inputs.size());  // some other tensor the op read
 }
 
-void save_versions(Node& node, std::span<const Tensor> saved, const std::vector<Tensor>& inputs,
+void save_versions(Node& node, std::span<const Tensor> saved, std::span<const Tensor> inputs,
                    const Tensor* outputs, std::size_t count) {
   for (const Tensor& t : saved)
     if (t.defined())
-      node.saved.push_back({impl_of(t).storage, t.impl(), impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});
+      node.saved.push_back({t.impl(), impl_of(t).storage.get(), impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});
 }
 
 // Makes `out` output number `index` of `node`.
-void attach_output(const std::shared_ptr<Node>& node, const std::vector<Tensor>& inputs, Tensor& out, std::size_t index) {
+void attach_output(const std::shared_ptr<Node>& node, std::span<const Tensor> inputs, Tensor& out, std::size_t index) {
   require_floating(out, node->name.c_str());
   // An output must be a fresh tensor: never re-parent an input or a graph tensor.
   bool is_input = false;
@@ -104,21 +104,24 @@ void attach_output(const std::shared_ptr<Node>& node, const std::vector<Tensor>&
   im.requires_grad = true;
   im.grad_fn = node;
   im.output_nr = static_cast<std::uint32_t>(index);
-  node->outputs.push_back({im.shape, im.dtype});
+  OutputMeta meta;
+  for (std::int64_t e : im.shape) meta.shape.push_back(e);
+  meta.dtype = im.dtype;
+  node->outputs.push_back(std::move(meta));
 }
 
 // Every input and output, for user-defined ops that did not say what they saved.
-std::vector<Tensor> everything(const std::vector<Tensor>& inputs, const Tensor* outputs, std::size_t count) {
-  std::vector<Tensor> all(inputs);
+std::vector<Tensor> everything(std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
+  std::vector<Tensor> all(inputs.begin(), inputs.end());
   all.insert(all.end(), outputs, outputs + count);
   return all;
 }
 
-std::vector<Tensor> record_many(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+std::vector<Tensor> record_many(std::string name, std::span<const Tensor> inputs, std::vector<Tensor> outputs,
                                 BackwardFn backward, std::span<const Tensor> saved) {
   if (!should_record(name, inputs, outputs.data(), outputs.size())) return outputs;
   if (!backward) throw Error(name + ": record_op needs a backward function");
-  auto node = make_node(std::move(name), inputs, outputs.size());
+  auto node = make_node(std::move(name), inputs);
   save_versions(*node, saved, inputs, outputs.data(), outputs.size());
   for (std::size_t i = 0; i < outputs.size(); ++i) attach_output(node, inputs, outputs[i], i);
   node->backward_many = std::move(backward);
@@ -126,11 +129,11 @@ std::vector<Tensor> record_many(std::string name, const std::vector<Tensor>& inp
 }
 
 template <class Fn>
-Tensor record_one(std::string name, const std::vector<Tensor>& inputs, Tensor output, Fn backward,
+Tensor record_one(std::string name, std::span<const Tensor> inputs, Tensor output, Fn backward,
                   std::span<const Tensor> saved, Fn Node::*slot) {
   if (!should_record(name, inputs, &output, 1)) return output;
   if (!backward) throw Error(name + ": record_op needs a backward function");
-  auto node = make_node(std::move(name), inputs, 1);
+  auto node = make_node(std::move(name), inputs);
   save_versions(*node, saved, inputs, &output, 1);
   attach_output(node, inputs, output, 0);
   (*node).*slot = std::move(backward);
@@ -150,7 +153,7 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
   return record_many(std::move(name), inputs, std::move(outputs), std::move(backward), saved);
 }
 
-std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+std::vector<Tensor> record_op(std::string name, TensorList inputs, std::vector<Tensor> outputs,
                               BackwardFn backward, std::initializer_list<Tensor> saved) {
   if (is_grad_enabled()) require_primitive(name);
   return record_many(std::move(name), inputs, std::move(outputs), std::move(backward),
@@ -160,23 +163,25 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
                  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward) {
   const std::vector<Tensor> all = everything(inputs, &output, 1);
-  return record_one(std::move(name), inputs, std::move(output), std::move(backward), all, &Node::backward_one);
+  return record_one(std::move(name), inputs, std::move(output), UnaryBackwardFn(std::move(backward)), all,
+                    &Node::backward_one);
 }
 
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
                  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward,
                  const std::vector<Tensor>& saved) {
-  return record_one(std::move(name), inputs, std::move(output), std::move(backward), saved, &Node::backward_one);
+  return record_one(std::move(name), inputs, std::move(output), UnaryBackwardFn(std::move(backward)), saved,
+                    &Node::backward_one);
 }
 
-Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output, UnaryBackwardFn backward,
+Tensor record_op(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward,
                  std::initializer_list<Tensor> saved) {
   if (is_grad_enabled()) require_primitive(name);
   return record_one(std::move(name), inputs, std::move(output), std::move(backward),
                     std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_one);
 }
 
-Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward,
+Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward,
                       std::initializer_list<Tensor> saved) {
   if (is_grad_enabled()) require_primitive(name);
   return record_one(std::move(name), inputs, std::move(output), std::move(backward),

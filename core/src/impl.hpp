@@ -13,6 +13,9 @@
 #include <xgrad/core/extension.hpp>
 #include <xgrad/core/tensor.hpp>
 
+#include "pool.hpp"
+#include "small.hpp"
+
 namespace xgrad {
 
 // 64-byte aligned blocks for Storage, from a per-thread cache of freed blocks (storage.cpp).
@@ -41,30 +44,6 @@ struct Storage {
 
 class Node;
 
-// A short list kept inside its owner up to N elements (a heap vector beyond): most ops save
-// at most three tensors, and each allocation saved is per-op time.
-template <class T, std::size_t N>
-class SmallList {
- public:
-  void push_back(T value) {
-    if (heap_.empty() && size_ < N) {
-      inline_[size_++] = std::move(value);
-      return;
-    }
-    if (heap_.empty()) heap_.assign(std::make_move_iterator(inline_.begin()), std::make_move_iterator(inline_.begin() + size_));
-    heap_.push_back(std::move(value));
-    ++size_;
-  }
-  const T* begin() const { return heap_.empty() ? inline_.data() : heap_.data(); }
-  const T* end() const { return begin() + size_; }
-  std::size_t size() const { return size_; }
-
- private:
-  std::array<T, N> inline_{};
-  std::vector<T> heap_;
-  std::size_t size_ = 0;
-};
-
 // How a view relates to its base, for autograd (PyTorch's CreationMeta).
 enum class ViewKind : std::uint8_t {
   differentiable,  // made in grad mode by a single-output view op
@@ -91,6 +70,8 @@ void run_post_hooks(const HookList& list, const std::shared_ptr<TensorImpl>& lea
 
 // The row-major strides of a shape, in elements.
 Shape contiguous_strides(const Shape& shape);
+// The same, into `strides` (reusing its capacity).
+void contiguous_strides(const Shape& shape, Shape& strides);
 
 class TensorImpl {
  public:
@@ -120,6 +101,21 @@ class TensorImpl {
   void update_contiguous();
   [[noreturn]] void not_contiguous() const;
 
+  // Back to a blank tensor, keeping the capacity of shape and strides, for new_impl's cache.
+  // Releases everything the tensor held (which may free a graph). A field added to TensorImpl
+  // must be reset here too.
+  void reset_for_reuse() {
+    storage.reset();
+    grad_fn.reset();
+    output_nr = 0;
+    requires_grad = false;
+    grad = Tensor();
+    hooks.reset();
+    view_base.reset();
+    view_kind = ViewKind::differentiable;
+    view_version = 0;
+  }
+
   std::shared_ptr<Storage> storage;
   Shape shape;
   DType dtype;
@@ -141,6 +137,14 @@ class TensorImpl {
   std::uint64_t view_version = 0;
 };
 
+// A new TensorImpl (no autograd state) over `storage`: contiguous with `shape`, or with any
+// geometry (a view; the caller has checked the bounds). Taken from a per-thread cache of
+// released ones when it can: their shape and strides keep their capacity, so the tensor
+// costs no allocation (tensor.cpp says why).
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype);
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides,
+                                     std::int64_t offset, DType dtype);
+
 // Brings a view's grad_fn up to date after an in-place write to its storage (the base's
 // history was rewritten): the view becomes an as_strided view of its base's new history.
 // Cheap when nothing changed; called wherever a tensor's grad_fn is about to be used.
@@ -161,31 +165,74 @@ struct Edge {
   std::shared_ptr<TensorImpl> leaf;
 };
 
+// The shape and dtype of a node's output, for its gradient. The extents live inline: backward
+// compares every incoming gradient's shape with them, and a heap buffer written at forward
+// time was a cache miss there (and one more allocation per op).
 struct OutputMeta {
-  Shape shape;
-  DType dtype;
+  SmallVector<std::int64_t, 4> shape;
+  DType dtype{};
+  std::span<const std::int64_t> extents() const { return {shape.data(), shape.size()}; }
 };
+// True when `shape` has exactly these extents.
+inline bool same_extents(const Shape& shape, std::span<const std::int64_t> extents) {
+  if (shape.size() != extents.size()) return false;
+  for (std::size_t d = 0; d < extents.size(); ++d)
+    if (shape[d] != extents[d]) return false;
+  return true;
+}
+
+// The gradients a backward rule returns, one per input (undefined: none). Inline for up to
+// two inputs: returning a std::vector was one more malloc and free per node in every pass.
+// Converts from and to std::vector<Tensor>, for rules written either way.
+class GradList {
+ public:
+  GradList() = default;
+  GradList(std::initializer_list<Tensor> grads) {
+    for (const Tensor& g : grads) list_.push_back(g);
+  }
+  GradList(std::vector<Tensor> grads) {
+    for (Tensor& g : grads) list_.push_back(std::move(g));
+  }
+  operator std::vector<Tensor>() && {
+    return std::vector<Tensor>(std::make_move_iterator(list_.begin()), std::make_move_iterator(list_.end()));
+  }
+  void push_back(Tensor g) { list_.push_back(std::move(g)); }
+  std::size_t size() const { return list_.size(); }
+  Tensor& operator[](std::size_t i) { return list_[i]; }
+  const Tensor& operator[](std::size_t i) const { return list_[i]; }
+
+ private:
+  SmallVector<Tensor, 2> list_;
+};
+using Grads = GradList;  // what core's backward closures return
 
 // Backward of a single-output op: the gradient of its output → one gradient per input.
-using UnaryBackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+// (InlineFunction rather than std::function: closures up to 48 bytes live in the node.)
+using UnaryBackwardFn = InlineFunction<GradList(const Tensor& grad_output)>;
 
 // The same, for ops whose backward can add a gradient straight into the place where it is
 // accumulated (GEMMs with beta = 1). sinks[i], when not null, is the gradient accumulated so
 // far for input i: owned by nobody else, of the input's shape and dtype. The function may add
 // its gradient for input i into *sinks[i] and then return an undefined tensor for it.
-using SinkBackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output, std::span<Tensor* const> sinks)>;
+using SinkBackwardFn = InlineFunction<GradList(const Tensor& grad_output, std::span<Tensor* const> sinks)>;
 
 // One recorded application of a primitive.
 class Node {
  public:
-  Node(std::string name, std::vector<Edge> next) : name(std::move(name)), next(std::move(next)) {}
+  explicit Node(std::string name) : name(std::move(name)) {}
   // Destroys the graph behind this node iteratively: a 100 000-node chain must not
   // recurse 100 000 destructors deep.
   ~Node();
 
+  // Engine scratch, valid during one backward pass. First, beside `next`: backward's
+  // counting walk reads a node's epoch as it reaches it, and sharing a cache line with what it
+  // reads next saved a miss per node.
+  std::uint64_t epoch = 0;
+  std::int64_t dependencies = 0;
+  SmallVector<Edge, 2> next;      // one per input
+  SmallVector<Tensor, 1> grads;   // engine scratch: accumulated gradient of each output
+  SmallVector<OutputMeta, 1> outputs;
   std::string name;
-  std::vector<Edge> next;         // one per input
-  std::vector<OutputMeta> outputs;
   // Exactly one is set while the graph lives (single-output ops use the first, which saves
   // a wrapper); all are empty once the graph is freed.
   UnaryBackwardFn backward_one;
@@ -197,20 +244,23 @@ class Node {
     backward_many = nullptr;
     backward_into = nullptr;
   }
-  std::vector<Tensor> run_backward(const std::vector<Tensor>& grads, std::span<Tensor* const> sinks) const {
+  GradList run_backward(std::span<const Tensor> grads, std::span<Tensor* const> sinks) const {
+    if (backward_one) return backward_one(grads[0]);
     if (backward_into) return backward_into(grads[0], sinks);
-    return backward_one ? backward_one(grads[0]) : backward_many(grads);
+    return backward_many(std::vector<Tensor>(grads.begin(), grads.end()));
   }
   // The tensors backward reads and their storage versions when the op ran: backward refuses
   // to run once one was modified in place (its gradient would silently be wrong). `which`
   // names it in the error: input i (>= 0) or output -1 - i.
+  // The tensor is held weakly and its storage only by address (to notice set_data): a weak
+  // reference per tensor instead of two saved two atomic operations per saved tensor.
   struct SavedVersion {
-    std::weak_ptr<Storage> storage;   // whose version is checked
-    std::weak_ptr<TensorImpl> tensor; // for the message (may be gone)
-    std::uint64_t version;
-    int which;
+    std::weak_ptr<TensorImpl> tensor;  // checked while it lives (core's closures keep theirs)
+    const Storage* storage = nullptr;  // the storage it had, never dereferenced
+    std::uint64_t version = 0;
+    int which = 0;
   };
-  SmallList<SavedVersion, 3> saved;
+  SmallVector<SavedVersion, 2> saved;
   // Hooks on this node's outputs (register_hook / retain_grad on a non-leaf), by output.
   std::vector<std::shared_ptr<HookList>> hooks;
 
@@ -230,21 +280,28 @@ class Node {
   };
   std::unique_ptr<Gather> gather;
 
-  // Engine scratch, valid during one backward pass.
-  std::vector<Tensor> grads;      // accumulated gradient of each output
-  std::int64_t dependencies = 0;
-  std::uint64_t epoch = 0;
+};
+
+// The inputs of an op being recorded, as a braced list or a vector, copying neither.
+class TensorList {
+ public:
+  TensorList(std::initializer_list<Tensor> list) : tensors_(list.begin(), list.size()) {}
+  TensorList(const std::vector<Tensor>& tensors) : tensors_(tensors) {}
+  operator std::span<const Tensor>() const { return tensors_; }
+
+ private:
+  std::span<const Tensor> tensors_;
 };
 
 // Core's own forms of record_op take the tensors backward reads (`saved`, the tensors its
 // closure captured; undefined ones are skipped): only they are version-checked, as PyTorch
 // checks only what an op saved. The public record_op checks every input and output.
-Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output, UnaryBackwardFn backward,
+Tensor record_op(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward,
                  std::initializer_list<Tensor> saved);
-std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor> outputs,
+std::vector<Tensor> record_op(std::string name, TensorList inputs, std::vector<Tensor> outputs,
                               BackwardFn backward, std::initializer_list<Tensor> saved);
 // record_op for a single-output op with a SinkBackwardFn (core's GEMM ops).
-Tensor record_op_into(std::string name, const std::vector<Tensor>& inputs, Tensor output, SinkBackwardFn backward,
+Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward,
                       std::initializer_list<Tensor> saved);
 
 // Turns grad mode on for its lifetime (core's own graph surgery runs under it).

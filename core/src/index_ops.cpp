@@ -9,8 +9,6 @@ namespace xgrad {
 
 namespace {
 
-using Grads = std::vector<Tensor>;
-
 void require_index(const Tensor& index, const char* op) {
   require_defined(index, op);
   if (index.dtype() != DType::i64)

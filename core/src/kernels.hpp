@@ -95,7 +95,8 @@ namespace xgrad {
 template <class F>
 Tensor map1(const Tensor& a_in, const char* op, F f) {
   require_floating(a_in, op);
-  const Tensor a = dense(a_in);
+  Tensor a_copy;  // by reference when dense: a handle copy is two atomic operations
+  const Tensor& a = impl_of(a_in).contiguous ? a_in : (a_copy = dense(a_in));
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(out);
@@ -109,7 +110,9 @@ Tensor map1(const Tensor& a_in, const char* op, F f) {
 template <class F>
 Tensor map2(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   require_floating(a_in, op);
-  const Tensor a = dense(a_in), b = dense(b_in);
+  Tensor a_copy, b_copy;
+  const Tensor& a = impl_of(a_in).contiguous ? a_in : (a_copy = dense(a_in));
+  const Tensor& b = impl_of(b_in).contiguous ? b_in : (b_copy = dense(b_in));
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     auto y = flat<T>(out);

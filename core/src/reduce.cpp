@@ -14,8 +14,6 @@ namespace xgrad {
 
 namespace {
 
-using Grads = std::vector<Tensor>;
-
 // Normalised, sorted, unique dims; an empty list means every dim.
 std::vector<std::int64_t> normalize_dims(const std::vector<std::int64_t>& dims, std::int64_t rank, const char* op) {
   std::vector<std::int64_t> out;
@@ -40,7 +38,7 @@ Shape dropped_shape(const Shape& s, const std::vector<std::int64_t>& dims) {
 // A view of `t` with another shape of the same size (no graph).
 Tensor with_shape(const Tensor& t, const Shape& s) {
   const TensorImpl& im = impl_of(t);
-  return Tensor(std::make_shared<TensorImpl>(im.storage, s, contiguous_strides(s), im.offset, im.dtype));
+  return Tensor(make_pooled<TensorImpl>(im.storage, s, contiguous_strides(s), im.offset, im.dtype));
 }
 
 enum class Kind { sum, max, min };

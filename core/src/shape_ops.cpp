@@ -15,8 +15,6 @@ namespace xgrad {
 
 namespace {
 
-using Grads = std::vector<Tensor>;
-
 // The strides that let `shape` view the elements of (old_shape, old_strides) in the same
 // order, or nothing when no view can (PyTorch's computeStride): dimensions can be merged only
 // where they are laid out contiguously with each other.
@@ -141,7 +139,7 @@ Tensor reshape(const Tensor& a, const Shape& shape) {
   // No view can: as PyTorch, a contiguous copy (recorded as clone) in the new shape. The copy
   // is nobody else's, so the result is a plain tensor, not a view.
   Tensor c = a.contiguous();
-  Tensor out(std::make_shared<TensorImpl>(impl_of(c).storage, target, impl_of(c).dtype));
+  Tensor out(make_pooled<TensorImpl>(impl_of(c).storage, target, impl_of(c).dtype));
   return record_view("reshape", c, std::move(out),
                      [in_shape = c.shape()](const Tensor& g) { return Grads{reshape(g, in_shape)}; });
 }
@@ -348,7 +346,7 @@ Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim) {
   bool needed = false;
   for (const Tensor& t : tensors) needed = needed || any_requires_grad({&t});
   if (!needed) return out;
-  return record_op("cat", tensors, out, [sizes, dim](const Tensor& g) {
+  return record_op("cat", TensorList(tensors), out, [sizes, dim](const Tensor& g) {
     NoGradGuard no_grad;  // the pieces are plain views of g
     return split(g, sizes, dim);
   }, {});

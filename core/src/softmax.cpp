@@ -10,8 +10,6 @@ namespace xgrad {
 
 namespace {
 
-using Grads = std::vector<Tensor>;
-
 // y = softmax(x) or log_softmax(x) along the middle axis of (outer, n, inner).
 template <class T>
 void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output) {

@@ -12,8 +12,6 @@
 namespace xgrad {
 
 namespace {
-using Grads = std::vector<Tensor>;
-
 // Same-size elements moved as raw words: copying needs no arithmetic, and bool is a byte.
 template <class F>
 void dispatch_size(std::size_t size, F&& f) {
@@ -25,11 +23,16 @@ void dispatch_size(std::size_t size, F&& f) {
 }
 }  // namespace
 
-Shape contiguous_strides(const Shape& shape) {
-  Shape st(shape.size(), 1);
+void contiguous_strides(const Shape& shape, Shape& st) {
+  st.assign(shape.size(), 1);
   for (std::size_t i = shape.size(); i-- > 1;)
     if (__builtin_mul_overflow(st[i], std::max<std::int64_t>(shape[i], 1), &st[i - 1]))
       throw Error("shape " + shape_str(shape) + ": its strides overflow an int64");
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape st;
+  contiguous_strides(shape, st);
   return st;
 }
 
@@ -71,7 +74,7 @@ Tensor compact(const Tensor& t) {
       expanded = true;
     }
   if (expanded) {
-    auto source = std::make_shared<TensorImpl>(im.storage, std::move(shape), im.strides, im.offset, im.dtype);
+    auto source = make_pooled<TensorImpl>(im.storage, std::move(shape), im.strides, im.offset, im.dtype);
     if (source->contiguous) return Tensor(std::move(source));
   }
   return dense(t);
@@ -147,7 +150,7 @@ void require_no_overlap(const TensorImpl& t, const char* op) {
 
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, std::int64_t offset) {
   const TensorImpl& b = impl_of(base);
-  auto v = std::make_shared<TensorImpl>(b.storage, std::move(shape), std::move(strides), offset, b.dtype);
+  auto v = new_impl(b.storage, shape, strides, offset, b.dtype);
   v->view_base = b.view_base ? b.view_base : base.impl();
   v->view_kind = !is_grad_enabled() ? ViewKind::no_grad : b.view_base ? b.view_kind : ViewKind::differentiable;
   v->view_version = b.storage->version;
@@ -167,7 +170,6 @@ std::vector<Tensor> record_views(const char* name, const Tensor& base, std::vect
 }
 
 namespace {
-
 // The geometry of `view` inside a contiguous tensor shaped like its base (gradients of the
 // base are made contiguous); autograd through in-place writes needs it.
 struct RelativeGeometry {
@@ -267,7 +269,7 @@ void refresh_view(TensorImpl& t) {
                 "modified in place; such views cannot follow the base's new history. clone() the pieces, or "
                 "take them again after the write");
   EnableGradGuard grad_on;
-  Tensor fresh(std::make_shared<TensorImpl>(t.storage, t.shape, t.strides, t.offset, t.dtype));
+  Tensor fresh(make_pooled<TensorImpl>(t.storage, t.shape, t.strides, t.offset, t.dtype));
   fresh = record_as_strided(Tensor(t.view_base), std::move(fresh));
   const std::shared_ptr<Node> old_fn = t.grad_fn;
   const std::uint32_t old_nr = t.output_nr;
@@ -295,7 +297,7 @@ void rebase_history(const Tensor& self, const Tensor& result, const char* op) {
   // by `result` (PyTorch's CopySlices). The view then reads the base's new history.
   const std::shared_ptr<TensorImpl> base = s.view_base;
   const RelativeGeometry geometry = relative_to_base(*base, s, op);
-  Tensor marker(std::make_shared<TensorImpl>(base->storage, base->shape, base->strides, base->offset, base->dtype));
+  Tensor marker(make_pooled<TensorImpl>(base->storage, base->shape, base->strides, base->offset, base->dtype));
   marker = record_op("copy_slices", {Tensor(base), result}, std::move(marker),
                      [shape = s.shape, geometry](const Tensor& g) {
                        Tensor g_base = dense(g).clone();

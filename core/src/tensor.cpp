@@ -63,6 +63,89 @@ void check_shape(const Shape& shape, const char* op) {
   }
 }
 
+namespace {
+
+// Released TensorImpls, kept per thread for new_impl. Every op makes a few tensors (its
+// result, the detached ones its backward saves, its gradients), each with a shape and strides
+// vector: recycling whole TensorImpls made those vectors' allocations go away (they were ~8 of
+// the ~9 mallocs per op left in bench_op_overhead after the node and storage pools, each a
+// trip through glibc's slower paths since forward allocates thousands before backward frees).
+// Like BlockPool, a TensorImpl released on another thread joins that thread's cache; caches
+// are deleted at thread exit (after that, released ones are deleted at once).
+constexpr std::size_t kMaxIdleImpls = std::size_t{1} << 17;  // ~30 MB
+thread_local bool impl_cache_gone = false;
+struct ImplCache {
+  std::vector<TensorImpl*> idle;
+  ~ImplCache() {
+    impl_cache_gone = true;
+    for (TensorImpl* p : idle) delete p;
+  }
+};
+ImplCache* impl_cache() {
+  if (impl_cache_gone) return nullptr;
+  thread_local ImplCache cache;
+  return &cache;
+}
+
+struct RecycleImpl {
+  void operator()(TensorImpl* p) const noexcept {
+    ImplCache* cache = impl_cache();
+    if (cache == nullptr || cache->idle.size() >= kMaxIdleImpls) {
+      delete p;
+      return;
+    }
+    p->reset_for_reuse();  // may release other tensors into the cache
+    try {
+      cache->idle.push_back(p);
+    } catch (...) {
+      delete p;
+    }
+  }
+};
+
+TensorImpl* take_idle_impl() {
+  ImplCache* cache = impl_cache();
+  if (cache == nullptr || cache->idle.empty()) return nullptr;
+  TensorImpl* p = cache->idle.back();
+  cache->idle.pop_back();
+  return p;
+}
+
+std::shared_ptr<TensorImpl> share_impl(TensorImpl* p) {
+  return std::shared_ptr<TensorImpl>(p, RecycleImpl{}, PoolAllocator<TensorImpl>{});
+}
+
+}  // namespace
+
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
+  TensorImpl* p = take_idle_impl();
+  if (p == nullptr) return share_impl(new TensorImpl(std::move(storage), shape, dtype));
+  std::shared_ptr<TensorImpl> im = share_impl(p);
+  im->shape.assign(shape.begin(), shape.end());
+  contiguous_strides(im->shape, im->strides);
+  im->storage = std::move(storage);
+  im->dtype = dtype;
+  im->numel = shape_numel(im->shape);
+  im->offset = 0;
+  im->contiguous = true;
+  return im;
+}
+
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides,
+                                     std::int64_t offset, DType dtype) {
+  TensorImpl* p = take_idle_impl();
+  if (p == nullptr) return share_impl(new TensorImpl(std::move(storage), shape, strides, offset, dtype));
+  std::shared_ptr<TensorImpl> im = share_impl(p);
+  im->shape.assign(shape.begin(), shape.end());
+  im->strides.assign(strides.begin(), strides.end());
+  im->storage = std::move(storage);
+  im->dtype = dtype;
+  im->numel = shape_numel(im->shape);
+  im->offset = offset;
+  im->update_contiguous();
+  return im;
+}
+
 Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
   // Every tensor's memory is sized here, once: the element count and the byte size must not
   // overflow (a wrapped count would allocate a small buffer and write past it).
@@ -74,12 +157,12 @@ Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
                 " needs more bytes than memory can address");
   std::shared_ptr<Storage> storage;
   try {
-    storage = std::make_shared<Storage>(static_cast<std::size_t>(bytes));
+    storage = make_pooled<Storage>(static_cast<std::size_t>(bytes));
   } catch (const std::bad_alloc&) {
     throw Error(std::string(op) + ": cannot allocate " + std::to_string(bytes) + " bytes for a tensor of shape " +
                 shape_str(shape) + " and dtype " + std::string(dtype_name(dtype)));
   }
-  return Tensor(std::make_shared<TensorImpl>(std::move(storage), shape, dtype));
+  return Tensor(new_impl(std::move(storage), shape, dtype));
 }
 
 std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op, bool scalar_ok) {
@@ -268,7 +351,7 @@ std::uint64_t Tensor::version() const {
 
 Tensor Tensor::detach() const {
   require_defined(*this, "detach");
-  return Tensor(std::make_shared<TensorImpl>(impl_->storage, impl_->shape, impl_->strides, impl_->offset, impl_->dtype));
+  return Tensor(new_impl(impl_->storage, impl_->shape, impl_->strides, impl_->offset, impl_->dtype));
 }
 
 // --- autograd metadata ---------------------------------------------------------------------------
@@ -367,6 +450,7 @@ bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*>
 }
 
 void check_broadcast_into(const Tensor& self, const Tensor& other, const char* op) {
+  if (self.shape() == other.shape()) return;  // every gradient accumulation: no Shape to allocate
   Shape b = broadcast_shapes(self.shape(), other.shape(), op);
   if (b != self.shape())
     throw Error(std::string(op) + ": cannot broadcast " + shape_str(other.shape()) + " into " + shape_str(self.shape()));

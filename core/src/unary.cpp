@@ -10,10 +10,6 @@
 
 namespace xgrad {
 
-namespace {
-using Grads = std::vector<Tensor>;
-}  // namespace
-
 Tensor exp(const Tensor& a) {
   Tensor out = map1(a, "exp", [](auto&& x) { return xt::exp(x); });
   if (!any_requires_grad({&a})) return out;
