@@ -39,7 +39,7 @@ void require_primitive(const std::string& name) {
 }
 
 // True when the op must be recorded; also runs the anomaly check on its outputs.
-bool should_record(const std::string& name, std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
+bool should_record(const std::string& name, TensorList inputs, const Tensor* outputs, std::size_t count) {
   if (is_anomaly_enabled())
     for (std::size_t i = 0; i < count; ++i)
       if (outputs[i].defined() && is_floating(outputs[i].dtype()) && has_nonfinite(outputs[i]))
@@ -52,7 +52,7 @@ bool should_record(const std::string& name, std::span<const Tensor> inputs, cons
 }
 
 // A node whose edges lead to the inputs that require grad.
-std::shared_ptr<Node> make_node(std::string name, std::span<const Tensor> inputs) {
+std::shared_ptr<Node> make_node(std::string name, TensorList inputs) {
   auto node = make_pooled<Node>(std::move(name));
   node->next.resize(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -72,7 +72,7 @@ std::shared_ptr<Node> make_node(std::string name, std::span<const Tensor> inputs
 }
 
 // Which input (i >= 0) or output (-1 - i) the saved tensor `t` is, for error messages.
-int saved_which(const Tensor& t, std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
+int saved_which(const Tensor& t, TensorList inputs, const Tensor* outputs, std::size_t count) {
   const TensorImpl& s = impl_of(t);
   auto same = [&](const Tensor& x) {
     if (!x.defined()) return false;
@@ -86,7 +86,7 @@ int saved_which(const Tensor& t, std::span<const Tensor> inputs, const Tensor* o
   return static_cast<int>(inputs.size());  // some other tensor the op read
 }
 
-void save_versions(Node& node, std::span<const Tensor> saved, std::span<const Tensor> inputs,
+void save_versions(Node& node, TensorList saved, TensorList inputs,
                    const Tensor* outputs, std::size_t count) {
   for (const Tensor& t : saved)
     if (t.defined())
@@ -94,7 +94,7 @@ void save_versions(Node& node, std::span<const Tensor> saved, std::span<const Te
 }
 
 // Makes `out` output number `index` of `node`.
-void attach_output(const std::shared_ptr<Node>& node, std::span<const Tensor> inputs, Tensor& out, std::size_t index) {
+void attach_output(const std::shared_ptr<Node>& node, TensorList inputs, Tensor& out, std::size_t index) {
   require_floating(out, node->name.c_str());
   // An output must be a fresh tensor: never re-parent an input or a graph tensor.
   bool is_input = false;
@@ -111,14 +111,15 @@ void attach_output(const std::shared_ptr<Node>& node, std::span<const Tensor> in
 }
 
 // Every input and output, for user-defined ops that did not say what they saved.
-std::vector<Tensor> everything(std::span<const Tensor> inputs, const Tensor* outputs, std::size_t count) {
-  std::vector<Tensor> all(inputs.begin(), inputs.end());
+std::vector<Tensor> everything(TensorList inputs, const Tensor* outputs, std::size_t count) {
+  std::vector<Tensor> all;
+  for (const Tensor& in : inputs) all.push_back(in);
   all.insert(all.end(), outputs, outputs + count);
   return all;
 }
 
-std::vector<Tensor> record_many(std::string name, std::span<const Tensor> inputs, std::vector<Tensor> outputs,
-                                BackwardFn backward, std::span<const Tensor> saved) {
+std::vector<Tensor> record_many(std::string name, TensorList inputs, std::vector<Tensor> outputs,
+                                BackwardFn backward, TensorList saved) {
   if (!should_record(name, inputs, outputs.data(), outputs.size())) return outputs;
   if (!backward) throw Error(name + ": record_op needs a backward function");
   auto node = make_node(std::move(name), inputs);
@@ -129,8 +130,8 @@ std::vector<Tensor> record_many(std::string name, std::span<const Tensor> inputs
 }
 
 template <class Fn>
-Tensor record_one(std::string name, std::span<const Tensor> inputs, Tensor output, Fn backward,
-                  std::span<const Tensor> saved, Fn Node::*slot) {
+Tensor record_one(std::string name, TensorList inputs, Tensor output, Fn backward, TensorList saved,
+                  Fn Node::*slot) {
   if (!should_record(name, inputs, &output, 1)) return output;
   if (!backward) throw Error(name + ": record_op needs a backward function");
   auto node = make_node(std::move(name), inputs);
@@ -174,18 +175,14 @@ Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor out
                     &Node::backward_one);
 }
 
-Tensor record_op(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward,
-                 std::initializer_list<Tensor> saved) {
+Tensor record_unary(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward, TensorList saved) {
   if (is_grad_enabled()) require_primitive(name);
-  return record_one(std::move(name), inputs, std::move(output), std::move(backward),
-                    std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_one);
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward), saved, &Node::backward_one);
 }
 
-Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward,
-                      std::initializer_list<Tensor> saved) {
+Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward, TensorList saved) {
   if (is_grad_enabled()) require_primitive(name);
-  return record_one(std::move(name), inputs, std::move(output), std::move(backward),
-                    std::span<const Tensor>(saved.begin(), saved.size()), &Node::backward_into);
+  return record_one(std::move(name), inputs, std::move(output), std::move(backward), saved, &Node::backward_into);
 }
 
 }  // namespace xgrad

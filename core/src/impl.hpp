@@ -279,30 +279,57 @@ class Node {
     Tensor buffer;                // the input's gradient so far (undefined until one arrives)
   };
   std::unique_ptr<Gather> gather;
-
 };
 
-// The inputs of an op being recorded, as a braced list or a vector, copying neither.
+// The inputs (or saved tensors) of an op being recorded, as a braced list or a vector, copying
+// neither: a braced std::initializer_list<Tensor> copied every handle (two atomic operations
+// each, four to six per op).
 class TensorList {
  public:
-  TensorList(std::initializer_list<Tensor> list) : tensors_(list.begin(), list.size()) {}
-  TensorList(const std::vector<Tensor>& tensors) : tensors_(tensors) {}
-  operator std::span<const Tensor>() const { return tensors_; }
+  struct Ref {
+    Ref(const Tensor& t) : tensor(&t) {}
+    const Tensor* tensor;
+  };
+  TensorList() = default;
+  TensorList(std::initializer_list<Ref> refs) : refs_(refs.begin()), size_(refs.size()) {}
+  TensorList(const std::vector<Tensor>& tensors) : tensors_(tensors.data()), size_(tensors.size()) {}
+  TensorList(std::span<const Tensor> tensors) : tensors_(tensors.data()), size_(tensors.size()) {}
+
+  std::size_t size() const { return size_; }
+  const Tensor& operator[](std::size_t i) const { return refs_ ? *refs_[i].tensor : tensors_[i]; }
+  struct Iterator {
+    const TensorList* list;
+    std::size_t i;
+    const Tensor& operator*() const { return (*list)[i]; }
+    Iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const Iterator& other) const { return i != other.i; }
+  };
+  Iterator begin() const { return {this, 0}; }
+  Iterator end() const { return {this, size_}; }
 
  private:
-  std::span<const Tensor> tensors_;
+  const Ref* refs_ = nullptr;
+  const Tensor* tensors_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 // Core's own forms of record_op take the tensors backward reads (`saved`, the tensors its
 // closure captured; undefined ones are skipped): only they are version-checked, as PyTorch
 // checks only what an op saved. The public record_op checks every input and output.
-Tensor record_op(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward,
-                 std::initializer_list<Tensor> saved);
+Tensor record_unary(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward, TensorList saved);
+// A template so that a closure matches it exactly, ahead of the public overload taking a
+// std::function (the braced lists convert equally well to either).
+template <class F>
+Tensor record_op(std::string name, TensorList inputs, Tensor output, F&& backward, TensorList saved) {
+  return record_unary(std::move(name), inputs, std::move(output), UnaryBackwardFn(std::forward<F>(backward)), saved);
+}
 std::vector<Tensor> record_op(std::string name, TensorList inputs, std::vector<Tensor> outputs,
                               BackwardFn backward, std::initializer_list<Tensor> saved);
 // record_op for a single-output op with a SinkBackwardFn (core's GEMM ops).
-Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward,
-                      std::initializer_list<Tensor> saved);
+Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward, TensorList saved);
 
 // Turns grad mode on for its lifetime (core's own graph surgery runs under it).
 class EnableGradGuard {
