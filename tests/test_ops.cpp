@@ -480,3 +480,35 @@ TEST_CASE("has_nonfinite spots NaN and infinities") {
   CHECK(has_nonfinite(tensor({1, NAN})));
   CHECK(has_nonfinite(log(tensor({0}))));
 }
+
+// --- strided operands read in place ---------------------------------------------------------------
+
+TEST_CASE("elementwise ops on column blocks, rows and broadcast biases equal the same ops on dense copies") {
+  // Column blocks of a wide matrix (a gate chunk: every row dense, rows apart) and rows
+  // broadcast over them (a bias) are read in place when rows are long; narrow ones are copied.
+  for (const std::int64_t cols : {3, 64, 70}) {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      CAPTURE(cols);
+      const Tensor wide = uniform({9, 3 * cols + 5}, -2.0, 2.0, dtype);
+      const Tensor a = narrow(wide, 1, 1, cols), b = narrow(wide, 1, cols + 3, cols);  // (9, cols) views
+      const Tensor ad = a.contiguous(), bd = b.contiguous();
+      const Tensor bias = uniform({cols}, -1.0, 1.0, dtype), row = reshape(bias, {1, cols});
+      REQUIRE_FALSE(a.is_contiguous());
+      CHECK(sigmoid(a) == approx(sigmoid(ad)));
+      CHECK(tanh(b) == approx(tanh(bd)));
+      CHECK(exp(a) == approx(exp(ad)));
+      CHECK(a + b == approx(ad + bd));
+      CHECK(a - bd == approx(ad - bd));
+      CHECK(ad * b == approx(ad * bd));
+      CHECK(a / (b * b + 1.0) == approx(ad / (bd * bd + 1.0)));
+      CHECK(a + bias == approx(ad + bias));
+      CHECK(row - a == approx(row - ad));
+      CHECK(a * expand(row, {9, cols}) == approx(ad * bias));
+      CHECK(lt(a, b).to_vector<double>() == lt(ad, bd).to_vector<double>());
+      // A strided row as the broadcast operand: every other element of a longer vector.
+      const Tensor every_other = narrow(reshape(uniform({2 * cols}, -1.0, 1.0, dtype), {cols, 2}), 1, 0, 1);
+      const Tensor strided_bias = reshape(every_other, {cols});
+      CHECK(a + strided_bias == approx(ad + strided_bias.contiguous()));
+    }
+  }
+}

@@ -27,6 +27,48 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
 
 namespace {
 
+// A 2-D operand as rows for a binary kernel: its own rows (row_readable or contiguous, of the
+// output's shape), or one row repeated (a (C) or (1, C) operand broadcast over the rows).
+struct RowOperand {
+  const TensorImpl* im = nullptr;
+  bool repeated = false;
+};
+bool as_row_operand(const TensorImpl& im, const Shape& out, RowOperand& r) {
+  r.im = &im;
+  if (im.shape == out) {
+    r.repeated = im.strides[0] == 0 && im.strides[1] == 1;  // expanded along the rows
+    return r.repeated || im.contiguous || row_readable(im);
+  }
+  const bool row = (im.shape.size() == 1 && im.shape[0] == out[1]) ||
+                   (im.shape.size() == 2 && im.shape[0] == 1 && im.shape[1] == out[1]);
+  r.repeated = row && (im.contiguous || im.strides.back() == 1);
+  return r.repeated;
+}
+
+// out = f(a, b) row by row, reading strided rows in place, for a 2-D output whose operands
+// are row_readable views of its shape or a row broadcast over it (a bias): the gate blocks and
+// bias adds of a recurrent step, with no dense copy first. False (nothing done) otherwise.
+template <class T, class R, class F>
+bool rows_in_place(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
+  const TensorImpl &ai = impl_of(a), &bi = impl_of(b);
+  const Shape& shape = out.shape();
+  if (shape.size() != 2 || shape[1] < kMinRow || (ai.contiguous && bi.contiguous && ai.shape == bi.shape)) return false;
+  RowOperand ra, rb;
+  if (!as_row_operand(ai, shape, ra) || !as_row_operand(bi, shape, rb)) return false;
+  const auto cols = static_cast<std::size_t>(shape[1]);
+  const std::array<std::size_t, 1> row_shape{cols};
+  auto row = [&](const RowOperand& op, std::int64_t r) {
+    const T* p = op.repeated ? op.im->raw<T>() : row_start<T>(*op.im, r);
+    return xt::adapt(p, cols, xt::no_ownership(), row_shape);
+  };
+  R* o = impl_of(out).data<R>();
+  for (std::int64_t r = 0; r < shape[0]; ++r) {
+    auto y = xt::adapt(o + r * shape[1], cols, xt::no_ownership(), row_shape);
+    xt::noalias(y) = f(row(ra, r), row(rb, r));
+  }
+  return true;
+}
+
 // out = f(a, b) elementwise, where f takes xtensor expressions (or a scalar as either side).
 // Same shapes and scalar operands take flat, vectorised paths; other shapes broadcast.
 // noalias: out is fresh, so xtensor may write into it directly instead of a temporary.
@@ -39,6 +81,7 @@ Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, co
   const Shape& as = a_in.shape();
   Shape broadcast;
   Tensor out = make_empty(as == b_in.shape() ? as : (broadcast = broadcast_shapes(as, b_in.shape(), op)), out_dtype);
+  if (rows_in_place<T, R>(out, a_in, b_in, f)) return out;
   // Operands by reference unless they must be compacted or copied: copying a Tensor handle
   // is two atomic operations, per operand and op.
   Tensor a_copy, b_copy;

@@ -89,18 +89,52 @@ inline AxisSplit split_at(const Shape& shape, std::int64_t dim) {
 
 namespace xgrad {
 
+// A 2-D operand read row by row where it lies: every row dense, rows `stride` elements apart.
+// The gate blocks of a recurrent step (chunks of a (B, 4H) matrix) are such views; reading
+// them in place saves copying each densely first (LSTM of size M: 4 copies of (64, 256) per
+// step). Rows shorter than kMinRow are not worth a kernel call each: those are copied.
+constexpr std::int64_t kMinRow = 64;
+inline bool row_readable(const TensorImpl& im) {
+  return im.shape.size() == 2 && im.shape[1] >= kMinRow && im.strides[1] == 1 && im.strides[0] >= im.shape[1];
+}
+// Calls f(row, first element of that row in `im`) for every row of a row_readable or
+// contiguous 2-D tensor.
+template <class T>
+const T* row_start(const TensorImpl& im, std::int64_t row) {
+  return im.raw<T>() + row * im.strides[0];
+}
+
+// Assigns f(inputs...) into `out` (dense, shaped like the inputs) row by row; every input is
+// a row_readable or contiguous 2-D tensor of out's shape.
+template <class T, class F, class... In>
+void assign_rows(const Tensor& out, F f, const In&... in) {
+  const TensorImpl& o = impl_of(out);
+  const auto cols = static_cast<std::size_t>(o.shape[1]);
+  const std::array<std::size_t, 1> shape{cols};
+  for (std::int64_t r = 0; r < o.shape[0]; ++r) {
+    auto y = xt::adapt(o.data<T>() + r * o.shape[1], cols, xt::no_ownership(), shape);
+    xt::noalias(y) = f(xt::adapt(row_start<T>(impl_of(in), r), cols, xt::no_ownership(), shape)...);
+  }
+}
+
 // A new tensor f(a) of a's shape; f maps an xtensor expression to one. Runs on the flat,
-// vectorised path: a strided `a` is first copied densely (one plain pass, far cheaper than
-// xtensor's stepper over arbitrary strides).
+// vectorised path: a strided `a` is read row by row in place (row_readable) or else first
+// copied densely (one plain pass, far cheaper than xtensor's stepper over arbitrary strides).
 template <class F>
 Tensor map1(const Tensor& a_in, const char* op, F f) {
   require_floating(a_in, op);
-  Tensor a_copy;  // by reference when dense: a handle copy is two atomic operations
-  const Tensor& a = impl_of(a_in).contiguous ? a_in : (a_copy = dense(a_in));
+  // By reference unless copied: a handle copy is two atomic operations.
+  const bool rows = !impl_of(a_in).contiguous && row_readable(impl_of(a_in));
+  Tensor a_copy;
+  const Tensor& a = impl_of(a_in).contiguous || rows ? a_in : (a_copy = dense(a_in));
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
-    auto y = flat<T>(out);
-    xt::noalias(y) = f(flat<T>(a));
+    if (rows) {
+      assign_rows<T>(out, f, a);
+    } else {
+      auto y = flat<T>(out);
+      xt::noalias(y) = f(flat<T>(a));
+    }
     return out;
   });
 }
@@ -110,13 +144,20 @@ Tensor map1(const Tensor& a_in, const char* op, F f) {
 template <class F>
 Tensor map2(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   require_floating(a_in, op);
+  const TensorImpl &ai = impl_of(a_in), &bi = impl_of(b_in);
+  const bool rows = !(ai.contiguous && bi.contiguous) && (ai.contiguous || row_readable(ai)) &&
+                    (bi.contiguous || row_readable(bi)) && ai.shape.size() == 2 && ai.shape == bi.shape;
   Tensor a_copy, b_copy;
-  const Tensor& a = impl_of(a_in).contiguous ? a_in : (a_copy = dense(a_in));
-  const Tensor& b = impl_of(b_in).contiguous ? b_in : (b_copy = dense(b_in));
+  const Tensor& a = ai.contiguous || rows ? a_in : (a_copy = dense(a_in));
+  const Tensor& b = bi.contiguous || rows ? b_in : (b_copy = dense(b_in));
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
-    auto y = flat<T>(out);
-    xt::noalias(y) = f(flat<T>(a), flat<T>(b));
+    if (rows) {
+      assign_rows<T>(out, f, a, b);
+    } else {
+      auto y = flat<T>(out);
+      xt::noalias(y) = f(flat<T>(a), flat<T>(b));
+    }
     return out;
   });
 }
