@@ -107,8 +107,13 @@ GemmFloor::GemmFloor(const RecurrentShape& s, bool training) {
     const Layer& L = layers[l];
     const std::string p = fmt::format("l{} ", l);
     add(p + "proj fwd        x·W_ihᵀ", false, true, T * B, G, L.in, L.x, L.w_ih, L.xp, 1);
+    // The GRU's recurrent product starts from zero into a (B, G) block of its own (b_hn is
+    // added to its n part afterwards); RNN's and LSTM's start from the step's projection.
+    const bool gru = s.gates == 3;
+    float* hh = gru ? buffer(B, G) : nullptr;
     for (std::int64_t t = 0; t < T; ++t)  // step 0 too: xgrad multiplies the zero initial state
-      add(p + "recurrent fwd   h·W_hhᵀ", false, true, B, G, H, L.hs + t * B * H, L.w_hh, L.xp + t * B * G, 1);
+      add(p + "recurrent fwd   h·W_hhᵀ", false, true, B, G, H, L.hs + t * B * H, L.w_hh,
+          gru ? hh : L.xp + t * B * G, gru ? 0.0f : 1.0f);
   }
   if (!training) return;
   for (std::size_t l = layers.size(); l-- > 0;) {

@@ -83,19 +83,22 @@ CellState lstm_step(const Tensor& xp, const CellState& state, const Tensor& w_hh
   return {h, c};
 }
 
-// xp holds x W_ihᵀ + b_ih, (B, 3H); b_hh stays in the step because r multiplies b_hn.
-CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& bias_hh,
+// xp holds x W_ihᵀ + b_ih + (b_hr, b_hz, 0), (B, 3H) (see GRUCell::project_input); b_hn stays
+// in the step because r multiplies it. The recurrent GEMM starts from zero: starting it from
+// b_hh would copy a (B, 3H) bias every step, where adding b_hn to the n block costs (B, H).
+CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh, const Tensor& bias_hn,
                    const Tensor& mask = {}) {
   check_state("GRUCell", state, 1);
   const Tensor& h = state[0];
-  const Tensor hh = linear(recurrent_input(h, mask), w_hh, bias_hh);  // (B, 3H)
+  const Tensor hh = linear(recurrent_input(h, mask), w_hh);  // (B, 3H)
   const std::vector<Tensor> x3 = chunk(xp, 3, 1);  // r, z, n parts
   const std::vector<Tensor> h3 = chunk(hh, 3, 1);
   const Tensor r = sigmoid(x3[0] + h3[0]);
   const Tensor z = sigmoid(x3[1] + h3[1]);
-  // r ⊙ h_n saves h_n for r's gradient: a dense copy of the chunk, since saving the chunk
+  // r ⊙ h_n saves h_n for r's gradient: a dense tensor of its own, since saving the chunk
   // itself (a view) would keep all of hh, r's and z's parts too, alive until backward.
-  const Tensor n = tanh(x3[2] + r * h3[2].contiguous());
+  const Tensor h_n = bias_hn.defined() ? h3[2] + bias_hn : h3[2].contiguous();
+  const Tensor n = tanh(x3[2] + r * h_n);
   return {n + z * (h - n)};  // (1 − z) ⊙ n + z ⊙ h, one op fewer (as ATen)
 }
 
@@ -253,12 +256,19 @@ GRUCell::GRUCell(const GRUCellOptions& options)
 
 Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_input(x, {h})[0]; }
 
-Tensor GRUCell::project_input(const Tensor& x) const { return project(x, weight_ih, bias_ih); }
+// b_ih + (b_hr, b_hz, 0): the parts of b_hh that are simply added join the projection's bias.
+Tensor GRUCell::project_input(const Tensor& x) const {
+  if (!bias_hh.defined()) return project(x, weight_ih, bias_ih);
+  const std::int64_t H = options_.hidden_size();
+  return project(x, weight_ih, bias_ih + cat({narrow(bias_hh, 0, 0, 2 * H), zeros({H}, bias_hh.dtype())}, 0));
+}
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state) const { return step(xp, state, Tensor()); }
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
-  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hh, recurrent_mask)
+  const Tensor bias_hn = bias_hh.defined() ? narrow(bias_hh, 0, 2 * options_.hidden_size(), options_.hidden_size())
+                                           : Tensor();
+  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hn, recurrent_mask)
                                 : gru_reset_before_step(xp, state, weight_hh, recurrent_mask);
 }
 
