@@ -277,6 +277,7 @@ class Node {
     DType dtype;
     std::vector<Window> windows;  // one per output
     Tensor buffer;                // the input's gradient so far (undefined until one arrives)
+    std::vector<bool> written;    // per window: a gradient is in it (the rest is not yet zeroed)
   };
   std::unique_ptr<Gather> gather;
 };
