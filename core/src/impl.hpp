@@ -292,7 +292,16 @@ class TensorList {
     const Tensor* tensor;
   };
   TensorList() = default;
+  // A view, like std::span: only ever a parameter, so the braced list's array (which lives to
+  // the end of the caller's full-expression) outlives it. GCC warns on any such capture.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
   TensorList(std::initializer_list<Ref> refs) : refs_(refs.begin()), size_(refs.size()) {}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
   TensorList(const std::vector<Tensor>& tensors) : tensors_(tensors.data()), size_(tensors.size()) {}
   TensorList(std::span<const Tensor> tensors) : tensors_(tensors.data()), size_(tensors.size()) {}
 
