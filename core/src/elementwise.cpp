@@ -29,10 +29,6 @@ namespace {
 
 // A 2-D operand as rows for a binary kernel: its own rows (row_readable or contiguous, of the
 // output's shape), or one row repeated (a (C) or (1, C) operand broadcast over the rows).
-struct RowOperand {
-  const TensorImpl* im = nullptr;
-  bool repeated = false;
-};
 bool as_row_operand(const TensorImpl& im, const Shape& out, RowOperand& r) {
   r.im = &im;
   if (im.shape == out) {
@@ -55,17 +51,7 @@ bool rows_in_place(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   if (shape.size() != 2 || shape[1] < kMinRow || (ai.contiguous && bi.contiguous && ai.shape == bi.shape)) return false;
   RowOperand ra, rb;
   if (!as_row_operand(ai, shape, ra) || !as_row_operand(bi, shape, rb)) return false;
-  const auto cols = static_cast<std::size_t>(shape[1]);
-  const std::array<std::size_t, 1> row_shape{cols};
-  auto row = [&](const RowOperand& op, std::int64_t r) {
-    const T* p = op.repeated ? op.im->raw<T>() : row_start<T>(*op.im, r);
-    return xt::adapt(p, cols, xt::no_ownership(), row_shape);
-  };
-  R* o = impl_of(out).data<R>();
-  for (std::int64_t r = 0; r < shape[0]; ++r) {
-    auto y = xt::adapt(o + r * shape[1], cols, xt::no_ownership(), row_shape);
-    xt::noalias(y) = f(row(ra, r), row(rb, r));
-  }
+  assign_rows<T, R>(out, f, ra, rb);
   return true;
 }
 

@@ -97,23 +97,28 @@ constexpr std::int64_t kMinRow = 64;
 inline bool row_readable(const TensorImpl& im) {
   return im.shape.size() == 2 && im.shape[1] >= kMinRow && im.strides[1] == 1 && im.strides[0] >= im.shape[1];
 }
-// Calls f(row, first element of that row in `im`) for every row of a row_readable or
-// contiguous 2-D tensor.
-template <class T>
-const T* row_start(const TensorImpl& im, std::int64_t row) {
-  return im.raw<T>() + row * im.strides[0];
-}
+// One operand of a row-by-row kernel: a row_readable or contiguous 2-D tensor of the output's
+// shape, or one row repeated over every output row (a bias broadcast over the rows).
+struct RowOperand {
+  const TensorImpl* im = nullptr;
+  bool repeated = false;
+  template <class T>
+  const T* row(std::int64_t r) const {
+    return repeated ? im->raw<T>() : im->raw<T>() + r * im->strides[0];
+  }
+};
 
-// Assigns f(inputs...) into `out` (dense, shaped like the inputs) row by row; every input is
-// a row_readable or contiguous 2-D tensor of out's shape.
-template <class T, class F, class... In>
-void assign_rows(const Tensor& out, F f, const In&... in) {
+// Assigns f(operand rows...) into `out` (dense 2-D) row by row, each row on the flat
+// vectorised path.
+template <class T, class R = T, class F, class... Operands>
+void assign_rows(const Tensor& out, F f, const Operands&... in) {
   const TensorImpl& o = impl_of(out);
   const auto cols = static_cast<std::size_t>(o.shape[1]);
   const std::array<std::size_t, 1> shape{cols};
+  R* y0 = o.data<R>();
   for (std::int64_t r = 0; r < o.shape[0]; ++r) {
-    auto y = xt::adapt(o.data<T>() + r * o.shape[1], cols, xt::no_ownership(), shape);
-    xt::noalias(y) = f(xt::adapt(row_start<T>(impl_of(in), r), cols, xt::no_ownership(), shape)...);
+    auto y = xt::adapt(y0 + r * o.shape[1], cols, xt::no_ownership(), shape);
+    xt::noalias(y) = f(xt::adapt(in.template row<T>(r), cols, xt::no_ownership(), shape)...);
   }
 }
 
@@ -130,7 +135,7 @@ Tensor map1(const Tensor& a_in, const char* op, F f) {
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     if (rows) {
-      assign_rows<T>(out, f, a);
+      assign_rows<T>(out, f, RowOperand{&impl_of(a)});
     } else {
       auto y = flat<T>(out);
       xt::noalias(y) = f(flat<T>(a));
@@ -153,7 +158,7 @@ Tensor map2(const Tensor& a_in, const Tensor& b_in, const char* op, F f) {
   return dispatch_floating(a.dtype(), op, [&]<class T>() {
     Tensor out = make_empty(a.shape(), a.dtype());
     if (rows) {
-      assign_rows<T>(out, f, a, b);
+      assign_rows<T>(out, f, RowOperand{&impl_of(a)}, RowOperand{&impl_of(b)});
     } else {
       auto y = flat<T>(out);
       xt::noalias(y) = f(flat<T>(a), flat<T>(b));
