@@ -104,3 +104,22 @@ TEST_CASE("a backward returning a gradient of the wrong shape is a clear error")
                        [](const Tensor& g) { return std::vector<Tensor>{ones({4}, g.dtype())}; });
   CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("backward of 'misshapen': gradient of shape (4)"), Error);
 }
+
+TEST_CASE("a saved tensor written in place is refused even after its own handle is gone") {
+  // The backward reads h's data through a detached handle of its own; h itself goes out of
+  // scope, and another detached handle writes the shared storage. The version check follows
+  // the storage, so backward refuses instead of returning 2·(h + 10).
+  Tensor a = tensor({1.0, 2.0, 3.0}).requires_grad_(true);
+  Tensor y, other;
+  {
+    const Tensor h = a * 1.0;
+    const Tensor hd = h.detach();
+    y = record_op("square", {h}, hd * hd, [hd](const Tensor& g) { return std::vector<Tensor>{2.0 * g * hd}; }, {h});
+    other = h.detach();
+  }
+  {
+    NoGradGuard no_grad;
+    other.add_(tensor({10.0, 10.0, 10.0}));
+  }
+  CHECK_THROWS_WITH(y.sum().backward(), doctest::Contains("was modified by an in-place operation"));
+}

@@ -148,14 +148,15 @@ void accumulate(Tensor& acc, Tensor g, bool leaf = false) {
 
 // The error for a saved tensor modified in place (PyTorch: "one of the variables needed for
 // gradient computation has been modified by an inplace operation").
-[[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const TensorImpl& tensor) {
-  const Storage& storage = *tensor.storage;
-  const std::string what = ", of shape " + shape_str(tensor.shape) + " and dtype " + std::string(dtype_name(tensor.dtype));
+[[noreturn]] void modified_saved_tensor(const Node& node, const Node::SavedVersion& saved, const TensorImpl* tensor,
+                                       std::uint64_t version) {
+  const std::string what =
+      tensor ? ", of shape " + shape_str(tensor->shape) + " and dtype " + std::string(dtype_name(tensor->dtype)) : "";
   const std::string which = saved.which >= static_cast<int>(node.next.size()) ? "not one of its inputs or outputs"
                             : saved.which >= 0 ? "its input " + std::to_string(saved.which)
                                                : "its output " + std::to_string(-1 - saved.which);
   throw Error("backward of '" + node.name + "': a tensor it saved for the gradient (" + which + what +
-              ") was modified by an in-place operation after the op ran (version " + std::to_string(storage.version) +
+              ") was modified by an in-place operation after the op ran (version " + std::to_string(version) +
               ", expected " + std::to_string(saved.version) + "), so its gradient would be wrong; modify a clone() instead");
 }
 
@@ -349,10 +350,12 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
         for (const Node::SavedVersion& saved : node->saved) {
-          const auto t = saved.tensor.lock();
+          const auto storage = saved.storage.lock();
+          if (storage && storage->version != saved.version)
+            modified_saved_tensor(*node, saved, saved.tensor.lock().get(), storage->version);
           // Another storage: set_data gave the tensor other data, itself a write.
-          if (t && (t->storage.get() != saved.storage || t->storage->version != saved.version))
-            modified_saved_tensor(*node, saved, *t);
+          if (const auto t = saved.tensor.lock(); t && t->storage != storage)
+            modified_saved_tensor(*node, saved, t.get(), t->storage->version);
         }
         grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)

@@ -90,7 +90,7 @@ void save_versions(Node& node, TensorList saved, TensorList inputs,
                    const Tensor* outputs, std::size_t count) {
   for (const Tensor& t : saved)
     if (t.defined())
-      node.saved.push_back({t.impl(), impl_of(t).storage.get(), impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});
+      node.saved.push_back({t.impl(), impl_of(t).storage, impl_of(t).storage->version, saved_which(t, inputs, outputs, count)});
 }
 
 // Makes `out` output number `index` of `node`.

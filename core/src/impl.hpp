@@ -255,8 +255,9 @@ class Node {
   // The tensor is held weakly and its storage only by address (to notice set_data): a weak
   // reference per tensor instead of two saved two atomic operations per saved tensor.
   struct SavedVersion {
-    std::weak_ptr<TensorImpl> tensor;  // checked while it lives (core's closures keep theirs)
-    const Storage* storage = nullptr;  // the storage it had, never dereferenced
+    std::weak_ptr<TensorImpl> tensor;  // for the message, and set_data: its storage replaced
+    std::weak_ptr<Storage> storage;    // checked while it lives, even once `tensor` is gone (a
+                                       // detached handle elsewhere can still write to it)
     std::uint64_t version = 0;
     int which = 0;
   };
