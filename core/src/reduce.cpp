@@ -43,6 +43,24 @@ Tensor with_shape(const Tensor& t, const Shape& s) {
 
 enum class Kind { sum, max, min };
 
+// The sum of a contiguous run of n values, f32 accumulated in double so that long sums keep
+// their precision. Independent partial sums (kLanes of them, added pairwise at the end) let
+// the compiler vectorise the loop and keep several additions in flight: one running sum is a
+// chain of dependent additions, about 8x slower (a 1.6 M-element MSE took ~2 ms here).
+template <class T>
+auto sum_run(const T* x, std::int64_t n) {
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+  constexpr std::int64_t kLanes = 32;
+  Acc lanes[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (std::int64_t j = 0; j < kLanes; ++j) lanes[j] += static_cast<Acc>(x[i + j]);
+  for (std::int64_t j = 0; i < n; ++i, ++j) lanes[j] += static_cast<Acc>(x[i]);
+  for (std::int64_t width = kLanes / 2; width > 0; width /= 2)
+    for (std::int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
+  return lanes[0];
+}
+
 // Reduces one axis of an (outer, n, inner) layout; the result keeps the axis as extent 1.
 template <class T>
 Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
@@ -56,11 +74,7 @@ Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
     const T* block = src + o * sp.n * sp.inner;
     T* row = dst + o * sp.inner;
     if (kind == Kind::sum && sp.inner == 1) {
-      // Contiguous run: accumulate f32 in double so long sums keep their precision.
-      using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
-      Acc acc = 0;
-      for (std::int64_t i = 0; i < sp.n; ++i) acc += block[i];
-      row[0] = static_cast<T>(acc);
+      row[0] = static_cast<T>(sum_run(block, sp.n));
       continue;
     }
     std::copy(block, block + sp.inner, row);
