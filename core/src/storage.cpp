@@ -64,7 +64,11 @@ std::byte* map_block(std::size_t n) {
 // back to ordinary pages): one fault and one 2 MB clear per page instead of 512 faults.
 constexpr std::size_t kHugeBlock = std::size_t{4} << 20;  // 4 MB
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
-std::size_t huge_size(std::size_t n) { return (n + kHugePage - 1) / kHugePage * kHugePage; }
+// Sizes are kept to the 4 KB page, not rounded to 2 MB: idle ranges are split and merged, and
+// a GRU's (T·B, 3H) projection must fit its three (T·B, H) successors exactly. Rounded to
+// 2 MB, a third of 19.7 MB took 8 MB, the third did not fit, and a GRU of size M mapped and
+// cleared 28 MB afresh every training step.
+std::size_t huge_size(std::size_t n) { return (n + kPage - 1) / kPage * kPage; }
 std::byte* map_huge(std::size_t n) {
   const std::size_t size = huge_size(n);
   auto* raw = static_cast<std::byte*>(::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE,
