@@ -154,6 +154,12 @@ std::vector<Case> cases() {
   add("max", "keepdim", [](auto& x) { return max(x[0], 0, true).first; }, {normal({3, 4})});
   add("max", "max of all", [](auto& x) { return max(x[0]); }, {normal({3, 4})});
   add("min", "along dim 0", [](auto& x) { return min(x[0], 0).first; }, {normal({3, 4})});
+  add("sum_squared_difference", "both operands", [](auto& x) { return sum_squared_difference(x[0], x[1]); },
+      {normal({3, 4}), normal({3, 4})});
+  add("sum_squared_difference", "strided operand, one requires grad",
+      [](auto& x) { return sum_squared_difference(transpose(x[0], 0, 1), x[1]); }, {normal({4, 3}), randn({3, 4}, f64)});
+  add("sum_squared_difference", "over 32 elements (partial sums and a tail)",
+      [](auto& x) { return sum_squared_difference(x[0], x[1]); }, {normal({5, 7}), normal({5, 7})});
   add("logsumexp", "dim 1", [](auto& x) { return logsumexp(x[0], {1}); }, {normal({3, 4})});
   add("logsumexp", "dims {0, 1} keepdim", [](auto& x) { return logsumexp(x[0], {0, 1}, true); }, {normal({2, 3, 2})});
   add("softmax", "dim 1", [](auto& x) { return softmax(x[0], 1); }, {normal({3, 4})});

@@ -7,7 +7,7 @@
 namespace xgrad {
 
 namespace {
-constexpr std::array<PrimitiveInfo, 40> table{{
+constexpr std::array<PrimitiveInfo, 41> table{{
     {"add", "arithmetic", "a + b (broadcast)"},
     {"sub", "arithmetic", "a - b (broadcast)"},
     {"mul", "arithmetic", "a * b (broadcast)"},
@@ -46,6 +46,7 @@ constexpr std::array<PrimitiveInfo, 40> table{{
     {"max", "reduction", "values (and indices) along a dim"},
     {"min", "reduction", "values (and indices) along a dim"},
     {"logsumexp", "reduction", "ln sum e^a along dims, stable"},
+    {"sum_squared_difference", "reduction", "sum of (a - b)^2, one pass (mse_loss)"},
     {"softmax", "softmax", "fused, stable"},
     {"log_softmax", "softmax", "fused, stable"},
 }};

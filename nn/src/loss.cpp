@@ -96,8 +96,13 @@ Tensor reduce_weighted(const Tensor& loss, const Tensor& weight, Reduction reduc
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
   require_same_shape(input, target, "mse_loss");
-  Tensor diff = input - target;
-  return reduce(diff * diff, reduction);
+  // A reduced loss takes the fused primitive: one pass forward, one backward.
+  if (reduction == Reduction::none || input.numel() == 0) {
+    const Tensor diff = input - target;
+    return reduce(diff * diff, reduction);
+  }
+  const Tensor total = sum_squared_difference(input, target);
+  return reduction == Reduction::sum ? total : total * (1.0 / static_cast<double>(input.numel()));
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {

@@ -177,6 +177,10 @@ Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim
 /// Variance over `dims` (unbiased by default, as PyTorch).
 Tensor var(const Tensor& a, const std::vector<std::int64_t>& dims, bool unbiased = true,
            bool keepdim = false);
+/// Σ (a − b)² over every element (0-d), for operands of one shape and dtype: mse_loss's sum,
+/// in one pass forward (keeping a − b when a gradient is needed) and one backward, where the
+/// composed (a − b)² and sum take three each.
+Tensor sum_squared_difference(const Tensor& a, const Tensor& b);
 /// Largest element (0-d); the gradient goes to the first maximal element.
 Tensor max(const Tensor& a);
 Tensor min(const Tensor& a);
