@@ -55,6 +55,13 @@ std::vector<Case> cases() {
   add("mul", "(2,3)*(2,1)", [](auto& x) { return x[0] * x[1]; }, {normal({2, 3}), normal({2, 1})});
   add("mul", "x*x", [](auto& x) { return x[0] * x[0]; }, {normal({5})});
   add("mul", "only one operand requires grad", [](auto& x) { return x[0] * x[1]; }, {normal({3}), randn({3}, f64)});
+  add("lerp", "same shape", [](auto& x) { return lerp(x[0], x[1], x[2]); },
+      {normal({2, 3}), normal({2, 3}), param(rand({2, 3}, f64))});
+  add("lerp", "weight (3) and start (2,1) broadcast", [](auto& x) { return lerp(x[0], x[1], x[2]); },
+      {normal({2, 1}), normal({2, 3}), param(rand({3}, f64))});
+  add("lerp", "only the weight requires grad", [](auto& x) { return lerp(x[0], x[1], x[2]); },
+      {randn({4}, f64), randn({4}, f64), param(rand({4}, f64))});
+  add("lerp", "scalar weight", [](auto& x) { return lerp(x[0], x[1], 0.3); }, {normal({2, 2}), normal({2, 2})});
   add("div", "(2,3)/(3)", [](auto& x) { return x[0] / x[1]; }, {normal({2, 3}), positive({3})});
   add("div", "scalar / tensor", [](auto& x) { return 1.0 / x[0]; }, {positive({4})});
   add("neg", "", [](auto& x) { return -x[0]; }, {normal({2, 2})});

@@ -201,6 +201,76 @@ Tensor pow(const Tensor& a, const Tensor& b) {
                    {sa, sb, so});
 }
 
+namespace {
+
+// lerp's gradients in one pass, each wanted one written: one instantiation per combination
+// keeps the loop branch-free, and restrict (the buffers are distinct) lets it vectorise.
+template <class T, bool S, bool E, bool W>
+void lerp_backward(std::int64_t n, const T* __restrict g, const T* __restrict start, const T* __restrict end,
+                   const T* __restrict weight, T* __restrict gs, T* __restrict ge, T* __restrict gw) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    if constexpr (S) gs[i] = g[i] * (T(1) - weight[i]);
+    if constexpr (E) ge[i] = g[i] * weight[i];
+    if constexpr (W) gw[i] = g[i] * (end[i] - start[i]);
+  }
+}
+
+}  // namespace
+
+// start + weight·(end − start), torch.lerp's documented formula (a GRU's new state is
+// lerp(n, h, z)): one pass forward and one backward, where sub, mul and add take three each
+// and keep end − start alive for mul's backward. Operands broadcast; those of another shape
+// are expanded densely first.
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
+  constexpr const char* op = "lerp";
+  require_defined(start, op);
+  require_defined(end, op);
+  require_defined(weight, op);
+  require_same_dtype(start, end, op);
+  require_same_dtype(start, weight, op);
+  require_floating(start, op);
+  const Shape shape = broadcast_shapes(broadcast_shapes(start.shape(), end.shape(), op), weight.shape(), op);
+  auto full_dense = [&](const Tensor& t) { return dense(t.shape() == shape ? t.detach() : expand(t.detach(), shape)); };
+  const Tensor s = full_dense(start), e = full_dense(end), w = full_dense(weight);
+  Tensor out = dispatch_floating(s.dtype(), op, [&]<class T>() {
+    Tensor o = make_empty(shape, s.dtype());
+    auto y = flat<T>(o);
+    xt::noalias(y) = flat<T>(s) + flat<T>(w) * (flat<T>(e) - flat<T>(s));
+    return o;
+  });
+  if (!any_requires_grad({&start, &end, &weight})) return out;
+  const bool ns = start.requires_grad(), ne = end.requires_grad(), nw = weight.requires_grad();
+  return record_op(op, {start, end, weight}, out, [s, e, w, ns, ne, nw](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
+    // d/dstart = 1 − weight, d/dend = weight, d/dweight = end − start; the engine sums each
+    // down to its input's shape.
+    Tensor gs = ns ? make_empty(g.shape(), g.dtype()) : Tensor();
+    Tensor ge = ne ? make_empty(g.shape(), g.dtype()) : Tensor();
+    Tensor gw = nw ? make_empty(g.shape(), g.dtype()) : Tensor();
+    dispatch_floating(g.dtype(), "lerp_backward", [&]<class T>() {
+      const T *gp = impl_of(g).data<T>(), *sp = impl_of(s).data<T>(), *ep = impl_of(e).data<T>(),
+              *wp = impl_of(w).data<T>();
+      T* gsp = ns ? impl_of(gs).data<T>() : nullptr;
+      T* gep = ne ? impl_of(ge).data<T>() : nullptr;
+      T* gwp = nw ? impl_of(gw).data<T>() : nullptr;
+      const std::int64_t n = g.numel();
+      if (ns && ne && nw) lerp_backward<T, true, true, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else if (ns && ne) lerp_backward<T, true, true, false>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else if (ns && nw) lerp_backward<T, true, false, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else if (ne && nw) lerp_backward<T, false, true, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else if (ns) lerp_backward<T, true, false, false>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else if (ne) lerp_backward<T, false, true, false>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      else lerp_backward<T, false, false, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+    });
+    return Grads{gs, ge, gw};
+  }, {s, e, w});
+}
+
+Tensor lerp(const Tensor& start, const Tensor& end, double weight) {
+  require_defined(start, "lerp");
+  return lerp(start, end, scalar_like(weight, start, "lerp"));
+}
+
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }

@@ -7,7 +7,7 @@
 namespace xgrad {
 
 namespace {
-constexpr std::array<PrimitiveInfo, 41> table{{
+constexpr std::array<PrimitiveInfo, 42> table{{
     {"add", "arithmetic", "a + b (broadcast)"},
     {"sub", "arithmetic", "a - b (broadcast)"},
     {"mul", "arithmetic", "a * b (broadcast)"},
@@ -15,6 +15,7 @@ constexpr std::array<PrimitiveInfo, 41> table{{
     {"neg", "arithmetic", "-a"},
     {"pow", "arithmetic", "a ^ scalar"},
     {"pow_tensor", "arithmetic", "a ^ b (broadcast)"},
+    {"lerp", "arithmetic", "start + weight * (end - start) (broadcast)"},
     {"exp", "unary", "e^a"},
     {"log", "unary", "ln a"},
     {"sqrt", "unary", "sqrt(a)"},

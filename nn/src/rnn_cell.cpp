@@ -99,7 +99,7 @@ CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
   // itself (a view) would keep all of hh, r's and z's parts too, alive until backward.
   const Tensor h_n = bias_hn.defined() ? h3[2] + bias_hn : h3[2].contiguous();
   const Tensor n = tanh(x3[2] + r * h_n);
-  return {n + z * (h - n)};  // (1 − z) ⊙ n + z ⊙ h, one op fewer (as ATen)
+  return {lerp(n, h, z)};  // (1 − z) ⊙ n + z ⊙ h, as ATen's n + z ⊙ (h − n), in one primitive
 }
 
 // Keras's reset_after=False: xp holds x W_ihᵀ + b_ih, (B, 3H); r acts on h before the
@@ -116,7 +116,7 @@ CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const 
   const Tensor r = sigmoid(x3[0] + h2[0]);
   const Tensor z = sigmoid(x3[1] + h2[1]);
   const Tensor n = tanh(linear(r * h_in, narrow(w_hh, 0, 2 * H, H), x3[2]));
-  return {n + z * (h - n)};
+  return {lerp(n, h, z)};
 }
 
 }  // namespace

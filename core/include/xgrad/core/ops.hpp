@@ -43,6 +43,11 @@ Tensor pow(const Tensor& a, double exponent);
 /// a ^ b, elementwise with broadcasting (a > 0 where b's gradient is needed).
 Tensor pow(const Tensor& a, const Tensor& b);
 
+/// start + weight·(end − start), elementwise with broadcasting (torch.lerp's formula), in one
+/// pass each way: a GRU's new state n + z·(h − n) is lerp(n, h, z).
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+Tensor lerp(const Tensor& start, const Tensor& end, double weight);
+
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
