@@ -130,6 +130,58 @@ TEST_CASE("unused outputs of a multi-output op get zero gradient") {
   CHECK(values(x.grad()) == std::vector<double>{0, 0, 2, 2});
 }
 
+TEST_CASE("a chunk of an unbound slice gathers its gradient in the slice's window, with the same result") {
+  // x (3, 2, 6) → unbind → chunk each (2, 6) slice in three: a GRU step's projection. Each
+  // chunk node gathers into the unbind's buffer directly when it is its slice's only consumer.
+  // Slice 2 has a second consumer, so its chunk must not gather in place: its gradient may
+  // arrive before or after the chunk's, depending on where it joins the loss.
+  for (const bool other_first : {false, true}) {
+  CAPTURE(other_first);
+  Tensor x = arange(0, 36, 1, DType::f64).reshape({3, 2, 6}).requires_grad_();
+  std::vector<Tensor> steps = unbind(x, 0);
+  Tensor loss = zeros({}, DType::f64);
+  if (other_first) loss = loss + (steps[2] * 10.0).sum();
+  for (std::size_t t = 0; t < steps.size(); ++t) {
+    std::vector<Tensor> parts = chunk(steps[t], 3, 1);  // (2, 2) each
+    loss = loss + (parts[0] * parts[1]).sum() * static_cast<double>(t + 1);  // parts[2] unused: zeros
+  }
+  if (!other_first) loss = loss + (steps[2] * 10.0).sum();
+  loss.backward();
+  // d/d part0 = part1·(t+1), d/d part1 = part0·(t+1), part2 0; slice 2 also gets 10 everywhere.
+  std::vector<double> expected(36);
+  for (int t = 0; t < 3; ++t)
+    for (int b = 0; b < 2; ++b)
+      for (int j = 0; j < 6; ++j) {
+        const int i = t * 12 + b * 6 + j;
+        double g = j < 2 ? (i + 2) * (t + 1.0) : j < 4 ? (i - 2) * (t + 1.0) : 0.0;
+        if (t == 2) g += 10.0;
+        expected[static_cast<std::size_t>(i)] = g;
+      }
+  CHECK(values(x.grad()) == expected);
+  }
+  // The second consumer's gradient arriving between the chunk's two: the chunk has begun
+  // filling its buffer when the slice's other gradient comes. (Gathering in place here would
+  // lose that gradient: it would be added to a window the chunk then overwrites.)
+  {
+    Tensor w = arange(0, 8, 1, DType::f64).reshape({2, 4}).requires_grad_();
+    std::vector<Tensor> rows = unbind(w, 0);
+    std::vector<Tensor> halves = chunk(rows[1], 2, 0);
+    Tensor l = halves[0].sum() + (rows[1] * 10.0).sum() + (halves[1] * 3.0).sum();
+    l.backward();
+    CHECK(values(w.grad()) == std::vector<double>{0, 0, 0, 0, 11, 11, 13, 13});
+  }
+  // Again, with the graph kept: the second pass accumulates the same gradient once more.
+  Tensor y = arange(0, 12, 1, DType::f64).reshape({2, 6}).requires_grad_();
+  Tensor z = stack({y, y * 2.0}, 0);  // (2, 2, 6)
+  Tensor l = zeros({}, DType::f64);
+  for (const Tensor& s : unbind(z, 0)) l = l + chunk(s, 2, 1)[1].sum();
+  l.backward({}, true);
+  l.backward();
+  std::vector<double> twice(12);
+  for (int i = 0; i < 12; ++i) twice[static_cast<std::size_t>(i)] = i % 6 >= 3 ? 2 * 3.0 : 0.0;
+  CHECK(values(y.grad()) == twice);
+}
+
 TEST_CASE("a 100 000-op chain builds, differentiates and frees without recursion") {
   Tensor x = scalar(0.5, DType::f64).requires_grad_();
   std::weak_ptr<TensorImpl> leaf = x.impl();

@@ -227,16 +227,48 @@ TensorImpl window_of(const Node::Gather& gather, std::uint32_t output) {
   return TensorImpl(b.storage, w.shape, w.strides, b.offset + w.offset, b.dtype);
 }
 
-void gather_into(Node::Gather& gather, std::uint32_t output, const Tensor& g) {
+bool contiguous_window(const Node::Window& w) { return w.strides == contiguous_strides(w.shape); }
+
+// A buffer for `node`'s gathering: its parent's window when `node` splits the only consumer of
+// a gathering parent's output, laid out as the buffer would be (contiguous, of node's input's
+// shape, nothing in it yet). The parent's window then counts as written: node fills it (its
+// unreached windows are zeroed when taken), and it is the parent's input that arrives there.
+// Otherwise a new buffer, and the parent copies node's gradient into its window as usual.
+Tensor gather_buffer(const Node& node) {
+  const Node::Gather& gather = *node.gather;
+  if (node.next.size() == 1 && node.next[0].fn && gathers(*node.next[0].fn)) {
+    Node::Gather& parent = *node.next[0].fn->gather;
+    const std::uint32_t k = node.next[0].output_nr;
+    const Node::Window& w = parent.windows[k];
+    if (k < parent.consumers.size() && parent.consumers[k] == 1 && parent.dtype == gather.dtype &&
+        w.shape == gather.input_shape && contiguous_window(w) && (!parent.buffer.defined() || !parent.written[k])) {
+      if (!parent.buffer.defined()) {
+        parent.buffer = make_empty(parent.input_shape, parent.dtype);
+        parent.written.assign(parent.windows.size(), false);
+      }
+      parent.written[k] = true;
+      const TensorImpl& b = impl_of(parent.buffer);
+      return Tensor(make_pooled<TensorImpl>(b.storage, w.shape, w.strides, b.offset + w.offset, b.dtype));
+    }
+  }
+  return make_empty(gather.input_shape, gather.dtype);
+}
+
+void gather_into(Node& node, std::uint32_t output, const Tensor& g) {
+  Node::Gather& gather = *node.gather;
   if (!gather.buffer.defined()) {
-    gather.buffer = make_empty(gather.input_shape, gather.dtype);
+    gather.buffer = gather_buffer(node);
     gather.written.assign(gather.windows.size(), false);
   }
   TensorImpl window = window_of(gather, output);
+  const TensorImpl& gi = impl_of(g);
+  if (gi.storage == window.storage && gi.offset == window.offset && gi.strides == window.strides) {
+    return;  // a child gathered it in place (gather_buffer)
+  }
   if (gather.written[output]) {
-    add_elements(impl_of(g), window);
+    add_elements(gi, window);
   } else {
-    copy_elements(impl_of(g), window);
+    copy_elements(gi, window);
     gather.written[output] = true;
   }
 }
@@ -313,10 +345,14 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
         e.fn->epoch = epoch;
         e.fn->dependencies = 0;
         e.fn->grads.clear();
-        if (e.fn->gather) e.fn->gather->buffer = Tensor();
+        if (e.fn->gather) {
+          e.fn->gather->buffer = Tensor();
+          e.fn->gather->consumers.assign(e.fn->gather->windows.size(), 0);
+        }
         all.push_back(e.fn.get());
       }
       ++e.fn->dependencies;
+      if (e.fn->gather) ++e.fn->gather->consumers[e.output_nr];
     }
   }
 
@@ -327,7 +363,11 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
     root->grads.clear();
     if (root->gather) root->gather->buffer = Tensor();
     root->grads.resize(root->outputs.size());
-    if (gathers(*root)) gather_into(*root->gather, impl_->output_nr, seed.detach());
+    if (root->gather) {
+      root->gather->consumers.assign(root->gather->windows.size(), 0);
+      ++root->gather->consumers[impl_->output_nr];  // the seed
+    }
+    if (gathers(*root)) gather_into(*root, impl_->output_nr, seed.detach());
     else root->grads[impl_->output_nr] = seed.detach();
     ready.push_back(root);
     std::vector<Tensor*> sinks;
@@ -377,7 +417,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
             const OutputMeta& meta = e.fn->outputs[e.output_nr];
             g = fit_gradient(*node, i, std::move(g), meta.extents(), meta.dtype);
             if (gathers(*e.fn)) {
-              gather_into(*e.fn->gather, e.output_nr, g);
+              gather_into(*e.fn, e.output_nr, g);
             } else {
               e.fn->grads.resize(e.fn->outputs.size());
               accumulate(e.fn->grads[e.output_nr], std::move(g));

@@ -279,6 +279,10 @@ class Node {
     std::vector<Window> windows;  // one per output
     Tensor buffer;                // the input's gradient so far (undefined until one arrives)
     std::vector<bool> written;    // per window: a gradient is in it (the rest is not yet zeroed)
+    // Per window, the edges into that output in the current backward pass. A gathering node
+    // whose input is the only consumer of a gathering parent's output gathers straight into
+    // the parent's window (a GRU step's projection chunk into the projection's unbind).
+    std::vector<std::uint32_t> consumers;
   };
   std::unique_ptr<Gather> gather;
 };
