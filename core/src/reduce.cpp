@@ -43,19 +43,19 @@ Tensor with_shape(const Tensor& t, const Shape& s) {
 
 enum class Kind { sum, max, min };
 
-// The sum of a contiguous run of n values, f32 accumulated in double so that long sums keep
-// their precision. Independent partial sums (kLanes of them, added pairwise at the end) let
-// the compiler vectorise the loop and keep several additions in flight: one running sum is a
-// chain of dependent additions, about 8x slower (a 1.6 M-element MSE took ~2 ms here).
-template <class T>
-auto sum_run(const T* x, std::int64_t n) {
+// Σ value(i) for i < n, f32 accumulated in double so that long sums keep their precision.
+// Independent partial sums (kLanes of them, added pairwise at the end) let the compiler
+// vectorise the loop and keep several additions in flight: one running sum is a chain of
+// dependent additions, about 8x slower (a 1.6 M-element MSE took ~2 ms here).
+template <class T, class Value>
+auto sum_lanes(std::int64_t n, Value value) {
   using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
   constexpr std::int64_t kLanes = 32;
   Acc lanes[kLanes] = {};
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (std::int64_t j = 0; j < kLanes; ++j) lanes[j] += static_cast<Acc>(x[i + j]);
-  for (std::int64_t j = 0; i < n; ++i, ++j) lanes[j] += static_cast<Acc>(x[i]);
+    for (std::int64_t j = 0; j < kLanes; ++j) lanes[j] += static_cast<Acc>(value(i + j));
+  for (std::int64_t j = 0; i < n; ++i, ++j) lanes[j] += static_cast<Acc>(value(i));
   for (std::int64_t width = kLanes / 2; width > 0; width /= 2)
     for (std::int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
   return lanes[0];
@@ -74,7 +74,7 @@ Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
     const T* block = src + o * sp.n * sp.inner;
     T* row = dst + o * sp.inner;
     if (kind == Kind::sum && sp.inner == 1) {
-      row[0] = static_cast<T>(sum_run(block, sp.n));
+      row[0] = static_cast<T>(sum_lanes<T>(sp.n, [block](std::int64_t i) { return block[i]; }));
       continue;
     }
     std::copy(block, block + sp.inner, row);
@@ -251,32 +251,18 @@ Tensor sum_squared_difference(const Tensor& a, const Tensor& b) {
   const bool na = a.requires_grad(), nb = b.requires_grad(), keep = na || nb;
   Tensor diff = keep ? make_empty(x.shape(), x.dtype()) : Tensor();
   Tensor out = dispatch_floating(a.dtype(), op, [&]<class T>() {
-    using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
-    constexpr std::int64_t kLanes = 32;  // independent partial sums, as sum_run
     const T* p = impl_of(x).data<T>();
     const T* q = impl_of(y).data<T>();
     T* d = keep ? impl_of(diff).data<T>() : nullptr;
-    const std::int64_t n = x.numel();
-    Acc lanes[kLanes] = {};
-    auto run = [&](auto keep_diff) {
-      std::int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes)
-        for (std::int64_t j = 0; j < kLanes; ++j) {
-          const T e = p[i + j] - q[i + j];
-          if constexpr (keep_diff) d[i + j] = e;
-          lanes[j] += static_cast<Acc>(e * e);
-        }
-      for (std::int64_t j = 0; i < n; ++i, ++j) {
+    auto squares = [&](auto keep_diff) {
+      return sum_lanes<T>(x.numel(), [&](std::int64_t i) {
         const T e = p[i] - q[i];
-        if constexpr (keep_diff) d[i] = e;
-        lanes[j] += static_cast<Acc>(e * e);
-      }
+        if constexpr (decltype(keep_diff)::value) d[i] = e;
+        return e * e;
+      });
     };
-    if (keep) run(std::true_type{});
-    else run(std::false_type{});
-    for (std::int64_t width = kLanes / 2; width > 0; width /= 2)
-      for (std::int64_t j = 0; j < width; ++j) lanes[j] += lanes[j + width];
-    return full({}, static_cast<double>(lanes[0]), a.dtype());
+    const auto total = keep ? squares(std::true_type{}) : squares(std::false_type{});
+    return full({}, static_cast<double>(total), a.dtype());
   });
   if (!keep) return out;
   return record_op(op, {a, b}, out, [diff, na, nb](const Tensor& g) {
