@@ -247,8 +247,7 @@ Tensor gather_buffer(const Node& node) {
         parent.written.assign(parent.windows.size(), false);
       }
       parent.written[k] = true;
-      const TensorImpl& b = impl_of(parent.buffer);
-      return Tensor(make_pooled<TensorImpl>(b.storage, w.shape, w.strides, b.offset + w.offset, b.dtype));
+      return Tensor(make_pooled<TensorImpl>(window_of(parent, k)));
     }
   }
   return make_empty(gather.input_shape, gather.dtype);

@@ -267,12 +267,8 @@ Tensor sum_squared_difference(const Tensor& a, const Tensor& b) {
   if (!keep) return out;
   return record_op(op, {a, b}, out, [diff, na, nb](const Tensor& g) {
     const double scale = 2.0 * g.item();
-    Tensor ga = dispatch_floating(diff.dtype(), "sum_squared_difference_backward", [&]<class T>() {
-      Tensor o = make_empty(diff.shape(), diff.dtype());
-      auto r = flat<T>(o);
-      xt::noalias(r) = flat<T>(diff) * static_cast<T>(scale);
-      return o;
-    });
+    Tensor ga = map1(diff, "sum_squared_difference_backward",
+                     [scale](auto&& d) { return d * static_cast<value_of<decltype(d)>>(scale); });
     return Grads{na ? ga : Tensor(), nb ? neg(ga) : Tensor()};
   }, {diff});
 }
