@@ -266,10 +266,22 @@ Tensor GRUCell::project_input(const Tensor& x) const {
 CellState GRUCell::step(const Tensor& xp, const CellState& state) const { return step(xp, state, Tensor()); }
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
-  const Tensor bias_hn = bias_hh.defined() ? narrow(bias_hh, 0, 2 * options_.hidden_size(), options_.hidden_size())
-                                           : Tensor();
-  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hn, recurrent_mask)
+  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hn(), recurrent_mask)
                                 : gru_reset_before_step(xp, state, weight_hh, recurrent_mask);
+}
+
+// b_hn is cut from bias_hh once per sequence: a narrow per step was one more node per step,
+// whose backward spread a (3H) gradient into bias_hh at every step.
+StepFn GRUCell::sequence_step() const {
+  if (!options_.reset_after()) return RecurrentCell::sequence_step();
+  return [this, b_hn = bias_hn()](const Tensor& xp, const CellState& state) {
+    return gru_step(xp, state, weight_hh, b_hn);
+  };
+}
+
+Tensor GRUCell::bias_hn() const {
+  const std::int64_t H = options_.hidden_size();
+  return bias_hh.defined() ? narrow(bias_hh, 0, 2 * H, H) : Tensor();
 }
 
 std::string GRUCell::extra_repr() const {

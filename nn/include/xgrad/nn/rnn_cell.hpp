@@ -272,6 +272,7 @@ class GRUCell : public RecurrentCell {
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
   CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
+  StepFn sequence_step() const override;
   /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
   const GRUCellOptions& options() const { return options_; }
@@ -281,6 +282,7 @@ class GRUCell : public RecurrentCell {
   Tensor weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
+  Tensor bias_hn() const;  // the n block of bias_hh (undefined without it)
   GRUCellOptions options_;
 };
 
