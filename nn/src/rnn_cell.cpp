@@ -103,19 +103,19 @@ CellState gru_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
 }
 
 // Keras's reset_after=False: xp holds x W_ihᵀ + b_ih, (B, 3H); r acts on h before the
-// matmul by the n rows of W_hh, so the recurrent matmul splits in two (r, z rows; n rows).
-CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const Tensor& w_hh,
+// matmul by the n rows of W_hh, so the recurrent matmul splits in two: w_rz (the r, z rows of
+// W_hh) and w_n (its n rows).
+CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const Tensor& w_rz, const Tensor& w_n,
                                 const Tensor& mask = {}) {
   check_state("GRUCell", state, 1);
   const Tensor& h = state[0];
   const Tensor h_in = recurrent_input(h, mask);
-  const std::int64_t H = h.size(1);
-  const std::vector<Tensor> x3 = chunk(xp, 3, 1);                // r, z, n parts
-  const Tensor rz = linear(h_in, narrow(w_hh, 0, 0, 2 * H));    // (B, 2H)
+  const std::vector<Tensor> x3 = chunk(xp, 3, 1);  // r, z, n parts
+  const Tensor rz = linear(h_in, w_rz);            // (B, 2H)
   const std::vector<Tensor> h2 = chunk(rz, 2, 1);
   const Tensor r = sigmoid(x3[0] + h2[0]);
   const Tensor z = sigmoid(x3[1] + h2[1]);
-  const Tensor n = tanh(linear(r * h_in, narrow(w_hh, 0, 2 * H, H), x3[2]));
+  const Tensor n = tanh(linear(r * h_in, w_n, x3[2]));
   return {lerp(n, h, z)};
 }
 
@@ -266,22 +266,25 @@ Tensor GRUCell::project_input(const Tensor& x) const {
 CellState GRUCell::step(const Tensor& xp, const CellState& state) const { return step(xp, state, Tensor()); }
 
 CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
-  return options_.reset_after() ? gru_step(xp, state, weight_hh, bias_hn(), recurrent_mask)
-                                : gru_reset_before_step(xp, state, weight_hh, recurrent_mask);
+  const RecurrentParts p = recurrent_parts();
+  return options_.reset_after() ? gru_step(xp, state, weight_hh, p.bias_hn, recurrent_mask)
+                                : gru_reset_before_step(xp, state, p.weight_rz, p.weight_n, recurrent_mask);
 }
 
-// b_hn is cut from bias_hh once per sequence: a narrow per step was one more node per step,
-// whose backward spread a (3H) gradient into bias_hh at every step.
+// The slices of weight_hh and bias_hh a step reads are cut once per sequence: a narrow per
+// step was one more node per step, whose backward spread a gradient of the whole parameter
+// (for reset_after false, two of (3H, H)) at every step.
 StepFn GRUCell::sequence_step() const {
-  if (!options_.reset_after()) return RecurrentCell::sequence_step();
-  return [this, b_hn = bias_hn()](const Tensor& xp, const CellState& state) {
-    return gru_step(xp, state, weight_hh, b_hn);
+  return [this, p = recurrent_parts()](const Tensor& xp, const CellState& state) {
+    return options_.reset_after() ? gru_step(xp, state, weight_hh, p.bias_hn)
+                                  : gru_reset_before_step(xp, state, p.weight_rz, p.weight_n);
   };
 }
 
-Tensor GRUCell::bias_hn() const {
+GRUCell::RecurrentParts GRUCell::recurrent_parts() const {
   const std::int64_t H = options_.hidden_size();
-  return bias_hh.defined() ? narrow(bias_hh, 0, 2 * H, H) : Tensor();
+  if (!options_.reset_after()) return {Tensor(), narrow(weight_hh, 0, 0, 2 * H), narrow(weight_hh, 0, 2 * H, H)};
+  return {bias_hh.defined() ? narrow(bias_hh, 0, 2 * H, H) : Tensor(), Tensor(), Tensor()};
 }
 
 std::string GRUCell::extra_repr() const {

@@ -282,7 +282,12 @@ class GRUCell : public RecurrentCell {
   Tensor weight_ih, weight_hh, bias_ih, bias_hh;
 
  private:
-  Tensor bias_hn() const;  // the n block of bias_hh (undefined without it)
+  // What a step reads of weight_hh and bias_hh: b_hn (reset_after, with bias), or the r, z
+  // rows and the n rows of weight_hh (reset_after false).
+  struct RecurrentParts {
+    Tensor bias_hn, weight_rz, weight_n;
+  };
+  RecurrentParts recurrent_parts() const;
   GRUCellOptions options_;
 };
 
