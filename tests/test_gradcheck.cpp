@@ -62,6 +62,8 @@ std::vector<Case> cases() {
   add("lerp", "only the weight requires grad", [](auto& x) { return lerp(x[0], x[1], x[2]); },
       {randn({4}, f64), randn({4}, f64), param(rand({4}, f64))});
   add("lerp", "scalar weight", [](auto& x) { return lerp(x[0], x[1], 0.3); }, {normal({2, 2}), normal({2, 2})});
+  add("lerp", "one-element weight tensor", [](auto& x) { return lerp(x[0], x[1], x[2]); },
+      {normal({2, 3}), normal({2, 3}), normal({1})});
   add("div", "(2,3)/(3)", [](auto& x) { return x[0] / x[1]; }, {normal({2, 3}), positive({3})});
   add("div", "scalar / tensor", [](auto& x) { return 1.0 / x[0]; }, {positive({4})});
   add("neg", "", [](auto& x) { return -x[0]; }, {normal({2, 2})});
@@ -77,7 +79,10 @@ std::vector<Case> cases() {
       {param(tensor({-1.0, -0.3, 0.2, 0.7, 1.3, -0.05}, f64))});
   add("sigmoid", "", [](auto& x) { return sigmoid(x[0]); }, {normal({2, 3})});
   add("tanh", "", [](auto& x) { return tanh(x[0]); }, {normal({2, 3})});
-  add("relu", "", [](auto& x) { return relu(x[0]); }, {away_from_zero({2, 3})});
+  // Both signs, always: random values may all fall on the flat side (they did once the
+  // random stream before them changed).
+  add("relu", "", [](auto& x) { return relu(x[0]); },
+      {param(tensor({-1.2, 0.7, -0.3, 1.5, 0.4, -0.8}, {2, 3}, f64))});
   add("leaky_relu", "", [](auto& x) { return leaky_relu(x[0], 0.1); }, {away_from_zero({2, 3})});
   add("gelu", "", [](auto& x) { return gelu(x[0]); }, {normal({2, 3})});
   add("softplus", "including large magnitudes", [](auto& x) { return softplus(x[0]); },

@@ -217,3 +217,33 @@ TEST_CASE("storage: large blocks split, merged and reused never overlap a live t
     }
   }
 }
+
+TEST_CASE("lerp keeps only what its backward reads, as PyTorch: in-place writes elsewhere are allowed") {
+  const Tensor x = tensor({1.0, -2.0, 3.0}).requires_grad_(), end = tensor({4.0, 5.0, -6.0}).requires_grad_();
+  SUBCASE("a tensor weight without grad: start may change, the weight may not") {
+    Tensor start = x * 1.0, weight = tensor({0.25, 0.5, 0.75});
+    Tensor y = lerp(start, end, weight);
+    start.mul_(2.0);
+    y.sum().backward();
+    CHECK(x.grad().to_vector<float>() == std::vector<float>{0.75f, 0.5f, 0.25f});
+    CHECK(end.grad().to_vector<float>() == std::vector<float>{0.25f, 0.5f, 0.75f});
+    Tensor y2 = lerp(x * 1.0, end, weight);
+    weight.mul_(2.0);
+    CHECK_THROWS_WITH_AS(y2.sum().backward(), doctest::Contains("was modified by an in-place operation"), Error);
+  }
+  SUBCASE("a scalar weight: neither start nor end is kept") {
+    Tensor start = x * 1.0, e = end * 1.0;
+    Tensor y = lerp(start, e, 0.25);
+    start.mul_(2.0);
+    e.mul_(2.0);
+    y.sum().backward();
+    CHECK(x.grad().to_vector<float>() == std::vector<float>{0.75f, 0.75f, 0.75f});
+    CHECK(end.grad().to_vector<float>() == std::vector<float>{0.25f, 0.25f, 0.25f});
+  }
+  SUBCASE("a weight that requires grad keeps start and end") {
+    Tensor start = x * 1.0, weight = tensor({0.5}).requires_grad_();
+    Tensor y = lerp(start, end, weight);
+    start.mul_(2.0);
+    CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("was modified by an in-place operation"), Error);
+  }
+}

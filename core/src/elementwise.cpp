@@ -220,7 +220,9 @@ void lerp_backward(std::int64_t n, const T* __restrict g, const T* __restrict st
 // start + weight·(end − start), torch.lerp's documented formula (a GRU's new state is
 // lerp(n, h, z)): one pass forward and one backward, where sub, mul and add take three each
 // and keep end − start alive for mul's backward. Operands broadcast; those of another shape
-// are expanded densely first.
+// are expanded densely first, except a weight of one element (a scalar), kept as a number.
+// Backward keeps what it reads, as PyTorch: the weight for start's and end's gradients,
+// start and end for the weight's.
 Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
   constexpr const char* op = "lerp";
   require_defined(start, op);
@@ -231,16 +233,21 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
   require_floating(start, op);
   const Shape shape = broadcast_shapes(broadcast_shapes(start.shape(), end.shape(), op), weight.shape(), op);
   auto full_dense = [&](const Tensor& t) { return dense(t.shape() == shape ? t.detach() : expand(t.detach(), shape)); };
-  const Tensor s = full_dense(start), e = full_dense(end), w = full_dense(weight);
+  const Tensor s = full_dense(start), e = full_dense(end);
+  const bool scalar_weight = weight.numel() == 1;
+  const double wv = scalar_weight ? weight.item() : 0.0;
+  const Tensor w = scalar_weight ? Tensor() : full_dense(weight);
   Tensor out = dispatch_floating(s.dtype(), op, [&]<class T>() {
     Tensor o = make_empty(shape, s.dtype());
     auto y = flat<T>(o);
-    xt::noalias(y) = flat<T>(s) + flat<T>(w) * (flat<T>(e) - flat<T>(s));
+    if (scalar_weight) xt::noalias(y) = flat<T>(s) + static_cast<T>(wv) * (flat<T>(e) - flat<T>(s));
+    else xt::noalias(y) = flat<T>(s) + flat<T>(w) * (flat<T>(e) - flat<T>(s));
     return o;
   });
   if (!any_requires_grad({&start, &end, &weight})) return out;
   const bool ns = start.requires_grad(), ne = end.requires_grad(), nw = weight.requires_grad();
-  return record_op(op, {start, end, weight}, out, [s, e, w, ns, ne, nw](const Tensor& g_in) {
+  const Tensor saved_s = nw ? s : Tensor(), saved_e = nw ? e : Tensor(), saved_w = ns || ne ? w : Tensor();
+  return record_op(op, {start, end, weight}, out, [s = saved_s, e = saved_e, w = saved_w, wv, ns, ne, nw](const Tensor& g_in) {
     const Tensor g = dense(g_in);
     // d/dstart = 1 − weight, d/dend = weight, d/dweight = end − start; the engine sums each
     // down to its input's shape.
@@ -248,13 +255,22 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
     Tensor ge = ne ? make_empty(g.shape(), g.dtype()) : Tensor();
     Tensor gw = nw ? make_empty(g.shape(), g.dtype()) : Tensor();
     dispatch_floating(g.dtype(), "lerp_backward", [&]<class T>() {
-      const T *gp = impl_of(g).data<T>(), *sp = impl_of(s).data<T>(), *ep = impl_of(e).data<T>(),
-              *wp = impl_of(w).data<T>();
-      T* gsp = ns ? impl_of(gs).data<T>() : nullptr;
-      T* gep = ne ? impl_of(ge).data<T>() : nullptr;
-      T* gwp = nw ? impl_of(gw).data<T>() : nullptr;
+      auto data = [](const Tensor& t) { return t.defined() ? impl_of(t).data<T>() : static_cast<T*>(nullptr); };
+      const T *gp = data(g), *sp = data(s), *ep = data(e), *wp = data(w);
+      T *gsp = data(gs), *gep = data(ge), *gwp = data(gw);
       const std::int64_t n = g.numel();
-      if (ns && ne && nw) lerp_backward<T, true, true, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      if (!w.defined()) {  // a scalar weight: start's and end's gradients are g scaled
+        const auto v = static_cast<T>(wv);
+        if (ns) {
+          auto y = flat<T>(gs);
+          xt::noalias(y) = flat<T>(g) * (T(1) - v);
+        }
+        if (ne) {
+          auto y = flat<T>(ge);
+          xt::noalias(y) = flat<T>(g) * v;
+        }
+        if (nw) lerp_backward<T, false, false, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
+      } else if (ns && ne && nw) lerp_backward<T, true, true, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
       else if (ns && ne) lerp_backward<T, true, true, false>(n, gp, sp, ep, wp, gsp, gep, gwp);
       else if (ns && nw) lerp_backward<T, true, false, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
       else if (ne && nw) lerp_backward<T, false, true, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
@@ -263,7 +279,7 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
       else lerp_backward<T, false, false, true>(n, gp, sp, ep, wp, gsp, gep, gwp);
     });
     return Grads{gs, ge, gw};
-  }, {s, e, w});
+  }, {saved_s, saved_e, saved_w});
 }
 
 Tensor lerp(const Tensor& start, const Tensor& end, double weight) {

@@ -44,7 +44,9 @@ Tensor pow(const Tensor& a, double exponent);
 Tensor pow(const Tensor& a, const Tensor& b);
 
 /// start + weight·(end − start), elementwise with broadcasting (torch.lerp's formula), in one
-/// pass each way: a GRU's new state n + z·(h − n) is lerp(n, h, z).
+/// pass each way: a GRU's new state n + z·(h − n) is lerp(n, h, z). As in PyTorch, backward
+/// keeps only what it reads: the weight for start's and end's gradients (a scalar weight as a
+/// number), start and end only when the weight requires grad.
 Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
 Tensor lerp(const Tensor& start, const Tensor& end, double weight);
 
