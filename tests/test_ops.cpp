@@ -142,6 +142,31 @@ TEST_CASE("matmul treats a left vector as a row and a right vector as a column")
   CHECK(batched == approx(full({4, 3}, 2)));
 }
 
+TEST_CASE("matmul(x, w.t()) gives w a gradient laid out as w, equal to linear's") {
+  // The transposed operand's gradient is computed in its own layout, so w's arrives row-major
+  // with no transposing copy: bit for bit what linear(x, w), the same product, computes.
+  for (const Shape& xs : {Shape{6, 4}, Shape{2, 3, 4}}) {
+    CAPTURE(shape_str(xs));
+    manual_seed(5);
+    const Tensor x0 = randn(xs), w0 = randn({5, 4}), g = randn([&] { Shape s = xs; s.back() = 5; return s; }());
+    Tensor x1 = x0.clone().requires_grad_(), w1 = w0.clone().requires_grad_();
+    Tensor x2 = x0.clone().requires_grad_(), w2 = w0.clone().requires_grad_();
+    Tensor w1t = w1.t();
+    std::vector<std::int64_t> arrived;  // the strides of the gradient w1t receives
+    w1t.register_hook([&](const Tensor& gt) {
+      arrived = gt.strides();
+      return Tensor();
+    });
+    matmul(x1, w1t).backward(g);
+    linear(x2, w2).backward(g);
+    CHECK(arrived == w1t.strides());  // (1, 4): computed in the operand's own layout
+    CHECK(w1.grad().is_contiguous());
+    CHECK(w1.grad().shape() == Shape{5, 4});
+    CHECK(w1.grad().to_vector<float>() == w2.grad().to_vector<float>());
+    CHECK(x1.grad().to_vector<float>() == x2.grad().to_vector<float>());
+  }
+}
+
 TEST_CASE("matmul multiplies a batch of matrices by one matrix") {
   // (2, 3, 4) x (4, 5): every row of the batch dotted with ones is its row sum, 16r + 6.
   Tensor a = arange(0.0, 24.0).reshape({2, 3, 4});
