@@ -96,6 +96,8 @@ std::vector<Case> cases() {
   add("matmul", "3-D x 2-D (folded batch)", [](auto& x) { return matmul(x[0], x[1]); }, {normal({2, 3, 4}), normal({4, 5})});
   add("matmul", "2-D x transposed view (x · wᵀ)", [](auto& x) { return matmul(x[0], x[1].t()); },
       {normal({3, 4}), normal({5, 4})});
+  add("matmul", "transposed view x 2-D (uᵀ · w)", [](auto& x) { return matmul(x[0].t(), x[1]); },
+      {normal({4, 3}), normal({4, 2})});
   add("matmul", "3-D x transposed view (folded batch)", [](auto& x) { return matmul(x[0], x[1].t()); },
       {normal({2, 3, 4}), normal({5, 4})});
   add("matmul", "batched, broadcast batch", [](auto& x) { return matmul(x[0], x[1]); }, {normal({2, 1, 3, 4}), normal({3, 4, 2})});

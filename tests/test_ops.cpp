@@ -167,6 +167,22 @@ TEST_CASE("matmul(x, w.t()) gives w a gradient laid out as w, equal to linear's"
   }
 }
 
+TEST_CASE("matmul(u.t(), w) gives u a gradient laid out as u") {
+  manual_seed(6);
+  const Tensor u0 = randn({4, 6}), w = randn({4, 5}), g = randn({6, 5});
+  Tensor u = u0.clone().requires_grad_();
+  Tensor ut = u.t();
+  std::vector<std::int64_t> arrived;
+  ut.register_hook([&](const Tensor& gt) {
+    arrived = gt.strides();
+    return Tensor();
+  });
+  matmul(ut, w).backward(g);
+  CHECK(arrived == ut.strides());  // (1, 6)
+  CHECK(u.grad().is_contiguous());
+  CHECK(u.grad().to_vector<float>() == matmul(w, g.t()).to_vector<float>());  // dU = W · Gᵀ
+}
+
 TEST_CASE("matmul multiplies a batch of matrices by one matrix") {
   // (2, 3, 4) x (4, 5): every row of the batch dotted with ones is its row sum, 16r + 6.
   Tensor a = arange(0.0, 24.0).reshape({2, 3, 4});

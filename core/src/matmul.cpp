@@ -163,13 +163,20 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
   if (!any_requires_grad({&a, &b})) return out;
   const bool na = a.requires_grad(), nb = b.requires_grad();
   const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
-  const bool b_column_major = B.column_major && k > 0 && m > 0;
+  // A transposed view's gradient is computed in that view's layout (see below for B).
+  const bool a_column_major = A.column_major && rows > 0 && k > 0, b_column_major = B.column_major && k > 0 && m > 0;
   return record_op("matmul", {a, b}, out,
-                   [sa, sb, rows, k, m, b_column_major](const Tensor& g_in) {
+                   [sa, sb, rows, k, m, a_column_major, b_column_major](const Tensor& g_in) {
                      const Tensor g = dense(g_in);
                      Tensor ga, gb;
                      dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
-                       if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
+                       if (sb.defined() && a_column_major) {  // dAᵀ (k, rows) = B · Gᵀ, seen transposed
+                         const Tensor gat = make_empty({k, rows}, g.dtype());
+                         const Matrix B = as_matrix(sb);
+                         gemm(B.flag(false), true, k, rows, m, B.data<T>(), B.ld, impl_of(g).data<T>(),
+                              std::max<std::int64_t>(m, 1), impl_of(gat).data<T>(), T(0));
+                         ga = Tensor(make_pooled<TensorImpl>(impl_of(gat).storage, Shape{rows, k}, Shape{1, rows}, 0, g.dtype()));
+                       } else if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
                          Shape s = g.shape();
                          s.back() = k;
                          ga = make_empty(s, g.dtype());
