@@ -272,6 +272,10 @@ class GRUCell : public RecurrentCell {
   Tensor project_input(const Tensor& x) const override;
   CellState step(const Tensor& xp, const CellState& state) const override;
   CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
+  /// What the driver calls at each step of a sequence: `step`'s computation, with the slices of
+  /// weight_hh and bias_hh it reads cut once per sequence instead of once per step. It does not
+  /// call the virtual `step`: a subclass that overrides `step` overrides this too, or returns
+  /// `RecurrentCell::sequence_step()` (which calls `step`).
   StepFn sequence_step() const override;
   /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
