@@ -196,6 +196,34 @@ TEST_CASE("step updates in place and records no graph") {
   CHECK(is_grad_enabled());
 }
 
+TEST_CASE("a parameter laid out transposed is updated as its contiguous twin, by every optimizer") {
+  using Make = std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)>;
+  const std::vector<std::pair<std::string, Make>> makers = {
+      {"SGD", [](auto p) { return std::make_unique<optim::SGD>(p, optim::SGDOptions(0.1).momentum(0.9).weight_decay(0.01)); }},
+      {"Adam", [](auto p) { return std::make_unique<optim::Adam>(p, optim::AdamOptions(0.1).amsgrad(true)); }},
+      {"RMSprop", [](auto p) { return std::make_unique<optim::RMSprop>(p, optim::RMSpropOptions(0.01).centered(true).momentum(0.5)); }},
+      {"Adagrad", [](auto p) { return std::make_unique<optim::Adagrad>(p, optim::AdagradOptions(0.1)); }},
+  };
+  for (const auto& [name, make] : makers) {
+    CAPTURE(name);
+    manual_seed(8);
+    const Tensor base = randn({4, 6}), w = randn({4, 5}), target = randn({6, 5});
+    Tensor x = base.t().detach().requires_grad_();  // a leaf with strides (1, 6)
+    Tensor twin = base.t().contiguous().requires_grad_();
+    REQUIRE_FALSE(x.is_contiguous());
+    auto opt = make({x}), opt_twin = make({twin});
+    for (int i = 0; i < 3; ++i) {
+      for (auto* o : {opt.get(), opt_twin.get()}) o->zero_grad();
+      ((matmul(x, w) - target) * (matmul(x, w) - target)).sum().backward();
+      ((matmul(twin, w) - target) * (matmul(twin, w) - target)).sum().backward();
+      opt->step();
+      opt_twin->step();
+    }
+    CHECK(x.strides() == std::vector<std::int64_t>{1, 6});  // still the same tensor, written in place
+    CHECK(x.to_vector<float>() == twin.to_vector<float>());
+  }
+}
+
 TEST_CASE("zero_grad clears gradients to none by default, or to zeros") {
   Tensor w = tensor({1, 2}).requires_grad_();
   optim::SGD opt({w}, optim::SGDOptions(0.1));

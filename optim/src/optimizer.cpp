@@ -96,7 +96,17 @@ void Optimizer::step() {
     for (auto& p : g.params()) {
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      update(p, grad, state_[p.impl().get()], g.options());
+      if (!grad.is_contiguous()) grad = grad.contiguous();
+      ParamState& state = state_[p.impl().get()];
+      if (p.is_contiguous()) {
+        update(p, grad, state, g.options());
+        continue;
+      }
+      // The update kernels run over consecutive elements: a parameter laid out otherwise (a
+      // transposed view made a leaf, say) is updated in a dense copy, then written back.
+      Tensor dense = p.contiguous();
+      update(dense, grad, state, g.options());
+      p.copy_(dense);
     }
   }
 }
