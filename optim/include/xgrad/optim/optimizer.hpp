@@ -199,7 +199,9 @@ class Optimizer {
   void init(std::vector<ParamGroup> groups);
   /// Throws an Error naming the optimizer when `options` is of the wrong type or out of range.
   virtual void validate(const OptimizerOptions& options) const = 0;
-  /// Updates one parameter with its gradient (same shape and dtype); `state` persists.
+  /// Updates one parameter with its gradient (same shape and dtype); `state` persists. Both
+  /// are contiguous: `step` hands a parameter laid out otherwise over as a dense copy, and
+  /// writes the copy back after.
   virtual void update(Tensor& param, const Tensor& grad, ParamState& state,
                       const OptimizerOptions& options) = 0;
   /// Throws "<name>: <message>".
