@@ -96,17 +96,12 @@ void Optimizer::step() {
     for (auto& p : g.params()) {
       Tensor grad = p.grad();
       if (!grad.defined()) continue;
-      if (!grad.is_contiguous()) grad = grad.contiguous();
-      ParamState& state = state_[p.impl().get()];
-      if (p.is_contiguous()) {
-        update(p, grad, state, g.options());
-        continue;
-      }
       // The update kernels run over consecutive elements: a parameter laid out otherwise (a
       // transposed view made a leaf, say) is updated in a dense copy, then written back.
+      // contiguous() is the tensor itself when it already is.
       Tensor dense = p.contiguous();
-      update(dense, grad, state, g.options());
-      p.copy_(dense);
+      update(dense, grad.contiguous(), state_[p.impl().get()], g.options());
+      if (dense.impl() != p.impl()) p.copy_(dense);
     }
   }
 }
