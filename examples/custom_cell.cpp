@@ -60,8 +60,8 @@ class PeepholeLSTMCell : public nn::RecurrentCell {
     return peephole_step(xp, state, weight_hh.t(), weight_peep);
   }
 
-  // Optional: what the driver calls at every step of one sequence. Transposing W_hh here,
-  // once per sequence, saves a copy per step (and a transpose of its gradient per step).
+  // Optional: what the driver calls at every step of one sequence. Taking W_hh's transpose
+  // here, once per sequence, saves a node per step (t() is a view: no copy either way).
   nn::StepFn sequence_step() const override {
     return [w_hh_t = weight_hh.t(), peep = weight_peep](const Tensor& xp, const nn::CellState& state) {
       return peephole_step(xp, state, w_hh_t, peep);
