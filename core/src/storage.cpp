@@ -90,7 +90,7 @@ std::byte* map_huge(std::size_t n) {
 // pages of one freed sequence-sized block can serve several smaller ones and then be whole
 // again. A request no idle range can serve unmaps idle ranges (smallest first, as much as it
 // maps) before mapping its own, so idle pages are traded for it rather than added; except
-// that pieces adding up to it are kept, once per size (take()).
+// that pieces adding up to it are kept (take()).
 struct LargeArena {
   std::map<std::byte*, std::size_t> by_address;
   std::multimap<std::size_t, std::byte*> by_size;
@@ -147,7 +147,8 @@ struct LargeArena {
     if (std::byte* p = take_fit(want)) return p;
     // Idle pages that add up to the request but lie in pieces are kept (see HugeArena): a
     // loop that holds its last output while making the next would otherwise unmap and clear
-    // the same pages every pass. Such a miss raises the allowance to the request's size.
+    // the same pages every pass. Such a miss raises the allowance (pages mapped beyond those
+    // traded) to the largest such request.
     if (idle_bytes >= want) slack = std::max(slack, want);
     std::size_t released = 0;
     while (released + slack < want && !by_size.empty()) released += release_smallest();
@@ -177,8 +178,8 @@ struct LargeArena {
 // output while computing the next: the new output is cut from the freed projection's pages,
 // the old one is freed elsewhere, and the next projection finds its pages in two pieces.
 // Unmapping them to map it afresh would clear its 19.7 MB every pass (3.5 ms of 30 here), so
-// such a miss keeps them, raising the allowance above the peak to the request's size: at most
-// the largest block, once.
+// such a miss keeps them, raising the allowance above the peak to the largest such request,
+// so resident memory stays within the peak plus one block.
 struct HugeArena {
   LargeArena ranges;
   std::int64_t live_bytes = 0, peak_live = 0, slack = 0;
