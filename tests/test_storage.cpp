@@ -99,7 +99,7 @@ TEST_CASE("a loop that holds its last output while making the next one maps no n
   // the previous output, still held, lies elsewhere; freed, it leaves the next projection's
   // pages in two pieces. Before pieces adding up to a request were kept, every pass unmapped
   // them and cleared the projection's pages afresh. Both block kinds: huge (a 19.5 MiB
-  // projection, the GRU of bench_rnn's size M) and large (a 1.5 MiB one, size S).
+  // projection, about the GRU's at bench_rnn's size M) and large (a 1.5 MiB one).
   for (const std::int64_t part_kib : {6656, 512}) {
     CAPTURE(part_kib);
     on_fresh_thread([part_kib] {
