@@ -18,11 +18,12 @@
 // (`out = gru.forward(x).output`); the three are timed alternately, one pass each.
 //
 // Usage: bench_fused_gru [--size S|M] [--reps N] [--warmup N] [--inputs DIR]
-//   (DIR holds bench_rnn's gru_<size>.safetensors, written by bench/run.sh)
+//   (DIR holds the gru_<size>.safetensors bench_rnn and bench/run.sh use; written if missing)
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
 #include "gemm_floor.hpp"
+#include "rnn_workloads.hpp"
 
 #include <cblas.h>
 #include <fmt/format.h>
@@ -33,6 +34,7 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -46,19 +48,7 @@ namespace {
 using namespace xgrad;
 using Clock = std::chrono::steady_clock;
 using Batch = xsimd::batch<float>;
-
-struct Size {
-  std::string name;
-  std::int64_t batch, seq, input, hidden;
-};
-// bench_rnn's GRU sizes, single-layer ones only (L has two layers: M is the one that misses).
-const std::vector<Size> kSizes = {{"S", 32, 50, 32, 64}, {"M", 64, 100, 128, 256}};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+using bench::median;
 
 // C (m, n) = A (m, k) · Bᵀ (B stored (n, k)) + beta C, with the thread count xgrad's matmul
 // would use for the shape (as the floor does).
@@ -74,10 +64,10 @@ Batch sigmoid(Batch x) { return Batch(1.0f) / (Batch(1.0f) + xsimd::exp(-x)); }
 // The GRU forward of bench_rnn's infer workload (PyTorch's gates r, z, n; h_0 = 0), fused.
 class FusedGru {
  public:
-  FusedGru(const nn::GRU& model, const Tensor& input)
-      : T_(input.size(0)), B_(input.size(1)), I_(input.size(2)), H_(model.options().hidden_size()) {
+  FusedGru(const nn::Module& model, std::int64_t hidden, const Tensor& input)
+      : T_(input.size(0)), B_(input.size(1)), I_(input.size(2)), H_(hidden) {
     if (H_ % static_cast<std::int64_t>(Batch::size) != 0)
-      throw std::runtime_error(fmt::format("fused_gru: hidden size {} is not a multiple of {}", H_, Batch::size));
+      throw std::runtime_error(fmt::format("hidden size {} is not a multiple of {}", H_, Batch::size));
     for (const auto& [name, t] : model.named_parameters()) {
       const Tensor c = t.detach().contiguous();
       if (name == "weight_ih_l0") w_ih_ = c.to_vector<float>();
@@ -86,7 +76,7 @@ class FusedGru {
       if (name == "bias_hh_l0") b_hh_ = c.to_vector<float>();
     }
     if (w_ih_.empty() || w_hh_.empty() || b_ih_.empty() || b_hh_.empty())
-      throw std::runtime_error("fused_gru: the model needs weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0");
+      throw std::runtime_error("the model needs weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0");
     x_ = input.contiguous().to_vector<float>();
     const std::int64_t G = 3 * H_;
     bias_.resize(G);  // b_ih + (b_hr, b_hz, 0), as xgrad's projection
@@ -142,28 +132,19 @@ struct Options {
 };
 
 int run(const Options& o) {
-  const Size* s = nullptr;
-  for (const Size& c : kSizes)
-    if (c.name == o.size) s = &c;
-  if (s == nullptr) throw std::runtime_error(fmt::format("fused_gru: unknown size '{}' (S or M)", o.size));
-  const std::string path = fmt::format("{}/gru_{}.safetensors", o.inputs, s->name);
-  nn::GRU model(nn::GRUOptions(s->input, s->hidden));
-  SafetensorsFile file = load_safetensors(path);
-  NamedTensors weights;
-  for (const auto& [name, t] : file.tensors)
-    if (name != "input" && name != "target") weights.emplace_back(name, t);
-  model.load_state_dict(weights);
-  model.eval();
-  const Tensor input = file.at("input");
-  if (input.size(0) != s->seq || input.size(1) != s->batch || input.size(2) != s->input)
-    throw std::runtime_error(fmt::format("fused_gru: {} holds an input of shape {}, not ({}, {}, {})", path,
-                                         shape_str(input.shape()), s->seq, s->batch, s->input));
+  const bench::Size& s = bench::size_named(o.size);
+  // Layer 0's weights are what the hand-fused pass reads: one-layer sizes only.
+  if (s.layers != 1)
+    throw std::runtime_error(fmt::format("size {} has {} layers; S and M have one", s.name, s.layers));
+  const std::unique_ptr<nn::Recurrent> model = bench::make_model("gru", s);
+  const Tensor input = bench::load_inputs(o.inputs, "gru", s, *model).input;
+  model->eval();
 
   NoGradGuard no_grad;
-  FusedGru fused(model, input);
-  bench::GemmFloor floor({s->batch, s->seq, s->input, s->hidden, 1, 3}, false);
+  FusedGru fused(*model, s.hidden, input);
+  bench::GemmFloor floor({s.batch, s.seq, s.input, s.hidden, 1, bench::gates("gru")}, false);
   Tensor out;
-  auto xgrad_pass = [&] { out = model.Recurrent::forward(input).output; };
+  auto xgrad_pass = [&] { out = model->Recurrent::forward(input).output; };
   const int threads = bench::process_blas_threads();
   auto fused_pass = [&] {
     const int before = openblas_get_num_threads();
@@ -187,7 +168,7 @@ int run(const Options& o) {
     tg.push_back(time([&] { floor.run(); }));
   }
   const double x = median(tx), f = median(tf), g = median(tg);
-  fmt::print("infer_gru_{}: median ms over {} alternated passes (BLAS threads {})\n", s->name, o.reps, threads);
+  fmt::print("infer_gru_{}: median ms over {} alternated passes (BLAS threads {})\n", s.name, o.reps, threads);
   fmt::print("  xgrad      {:8.3f}   / floor {:.3f}\n", x, x / g);
   fmt::print("  hand-fused {:8.3f}   / floor {:.3f}   (max |output - xgrad's| {:.2e})\n", f, f / g, difference);
   fmt::print("  GEMM floor {:8.3f}\n", g);

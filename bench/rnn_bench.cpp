@@ -27,6 +27,7 @@
 
 #include "bench_args.hpp"
 #include "gemm_floor.hpp"
+#include "rnn_workloads.hpp"
 
 #include <cblas.h>
 #include <fmt/format.h>
@@ -57,28 +58,22 @@
 namespace {
 
 using namespace xgrad;
+using bench::Data;
+using bench::gates;
+using bench::kSizes;
+using bench::load_inputs;
+using bench::make_model;
+using bench::median;
+using bench::Size;
+using bench::size_named;
 using Clock = std::chrono::steady_clock;
 
 // --- the workloads ------------------------------------------------------------------------------
 
-struct Size {
-  std::string name;
-  std::int64_t batch, seq, input, hidden, layers;
-};
-const std::vector<Size> kSizes = {{"S", 32, 50, 32, 64, 1}, {"M", 64, 100, 128, 256, 1}, {"L", 64, 100, 256, 512, 2}};
 const std::vector<std::string> kCells = {"rnn", "lstm", "gru"};
 const std::vector<std::string> kKinds = {"train", "infer", "matmul", "mem"};
 
 constexpr double kLearningRate = 0.01;
-
-// Gate blocks per cell: the weights are (gates·H, in).
-std::int64_t gates(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : 1; }
-
-const Size& size_named(const std::string& name) {
-  for (const Size& s : kSizes)
-    if (s.name == name) return s;
-  throw std::runtime_error(fmt::format("unknown size '{}' (S, M or L)", name));
-}
 
 struct Options {
   std::string filter;  // substring of the workload id; empty: all
@@ -109,12 +104,6 @@ double process_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct Timing {
@@ -176,39 +165,6 @@ long calibrate(F&& f) {
 }
 
 // --- models and their shared inputs ------------------------------------------------------------------
-
-// Seeded, so that the inputs file a run writes is the same every time.
-std::unique_ptr<nn::Recurrent> make_model(const std::string& cell, const Size& s) {
-  manual_seed(1234);
-  if (cell == "rnn") return std::make_unique<nn::RNN>(nn::RNNOptions(s.input, s.hidden).num_layers(s.layers));
-  if (cell == "lstm") return std::make_unique<nn::LSTM>(nn::LSTMOptions(s.input, s.hidden).num_layers(s.layers));
-  if (cell == "gru") return std::make_unique<nn::GRU>(nn::GRUOptions(s.input, s.hidden).num_layers(s.layers));
-  throw std::runtime_error(fmt::format("unknown cell '{}' (rnn, lstm or gru)", cell));
-}
-
-struct Data {
-  Tensor input;   // (T, B, I)
-  Tensor target;  // (T, B, H)
-};
-
-// Loads the model's weights, the input and the target from the workload's safetensors file,
-// writing it first (from this model's default initialisation) when it does not exist yet.
-Data load_inputs(const std::string& dir, const std::string& cell, const Size& s, nn::Recurrent& model) {
-  const std::string path = fmt::format("{}/{}_{}.safetensors", dir, cell, s.name);
-  if (!std::filesystem::exists(path)) {
-    std::filesystem::create_directories(dir);
-    NamedTensors all = model.state_dict();
-    all.emplace_back("input", randn({s.seq, s.batch, s.input}));
-    all.emplace_back("target", randn({s.seq, s.batch, s.hidden}) * 0.5);
-    save_safetensors(path, all, {{"written_by", "xgrad bench_rnn"}});
-  }
-  SafetensorsFile file = load_safetensors(path);
-  NamedTensors weights;
-  for (const auto& [name, t] : file.tensors)
-    if (name != "input" && name != "target") weights.emplace_back(name, t);
-  model.load_state_dict(weights);
-  return {file.at("input"), file.at("target")};
-}
 
 Tensor run_forward(nn::Recurrent& model, const Tensor& x) { return model.Recurrent::forward(x).output; }
 
