@@ -147,6 +147,15 @@ BatchPlan plan_batches(const Shape& a_batch, const Shape& b_batch) {
 
 Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
 
+// A dense (r, c) matrix seen as its (c, r) transpose: a column-major gradient for an operand
+// that is itself a transposed view. A plain tensor over the storage, not make_view's: a view
+// would keep a second reference to it, and the leaf could no longer adopt the gradient as is.
+Tensor seen_transposed(const Tensor& t) {
+  const TensorImpl& im = impl_of(t);
+  const Shape shape{im.shape[1], im.shape[0]}, strides{1, im.shape[1]};
+  return Tensor(make_pooled<TensorImpl>(im.storage, shape, strides, 0, im.dtype));
+}
+
 // (..., n, k) × (k, m): every batch shares b, so the batch folds into the rows: one GEMM.
 Tensor matmul_folded(const Tensor& a, const Tensor& b) {
   const Shape &as = a.shape(), &bs = b.shape();
@@ -175,7 +184,7 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
                          const Matrix B = as_matrix(sb);
                          gemm(B.flag(false), true, k, rows, m, B.data<T>(), B.ld, impl_of(g).data<T>(),
                               std::max<std::int64_t>(m, 1), impl_of(gat).data<T>(), T(0));
-                         ga = Tensor(make_pooled<TensorImpl>(impl_of(gat).storage, Shape{rows, k}, Shape{1, rows}, 0, g.dtype()));
+                         ga = seen_transposed(gat);
                        } else if (sb.defined()) {  // dA (rows, k) = G (rows, m) · Bᵀ
                          Shape s = g.shape();
                          s.back() = k;
@@ -194,7 +203,7 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
                          const Matrix A = as_rows(sa);
                          gemm(true, A.flag(false), m, k, rows, impl_of(g).data<T>(), std::max<std::int64_t>(m, 1),
                               A.data<T>(), A.ld, impl_of(gbt).data<T>(), T(0));
-                         gb = Tensor(make_pooled<TensorImpl>(impl_of(gbt).storage, Shape{k, m}, Shape{1, k}, 0, g.dtype()));
+                         gb = seen_transposed(gbt);
                        } else if (sa.defined()) {  // dB (k, m) = Aᵀ · G, summed over the folded batch by GEMM
                          gb = make_empty({k, m}, g.dtype());
                          const Matrix A = as_rows(sa);
