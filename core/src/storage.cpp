@@ -15,6 +15,8 @@
 
 #include <sys/mman.h>
 
+#include <xgrad/core/memory.hpp>
+
 #include "impl.hpp"
 
 namespace xgrad {
@@ -51,12 +53,23 @@ std::size_t size_class(std::size_t n, std::size_t& capacity) {
   return 4 * static_cast<std::size_t>(k) + steps - 1;
 }
 
+// The calling thread's counts of what it mapped and unmapped (memory_stats()). A plain
+// thread-local: trivially destructible, so it stays usable while other thread-locals go.
+thread_local MemoryStats arena_stats;
+
+void count_unmap(std::size_t n) {
+  ++arena_stats.unmaps;
+  arena_stats.unmapped_bytes += static_cast<std::int64_t>(n);
+}
+
 void* system_allocate(std::size_t n) { return ::operator new(n, std::align_val_t{64}); }
 void system_free(void* p) { ::operator delete(p, std::align_val_t{64}); }
 
 std::byte* map_block(std::size_t n) {
   void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
+  ++arena_stats.maps;
+  arena_stats.mapped_bytes += static_cast<std::int64_t>(n);
   return static_cast<std::byte*>(p);
 }
 
@@ -80,6 +93,8 @@ std::byte* map_huge(std::size_t n) {
   if (head) ::munmap(raw, head);
   ::munmap(raw + head + size, kHugePage - head);
   std::byte* p = raw + head;
+  ++arena_stats.maps;
+  arena_stats.mapped_bytes += static_cast<std::int64_t>(size);
   // Only whole 2 MB pages: a huge page for the tail would hold up to 2 MB nobody uses.
   if (const std::size_t whole = n / kHugePage * kHugePage) ::madvise(p, whole, MADV_HUGEPAGE);
   return p;
@@ -141,6 +156,7 @@ struct LargeArena {
     const std::size_t size = smallest->first;
     erase(by_address.find(p));
     ::munmap(p, size);
+    count_unmap(size);
     return size;
   }
   std::byte* take(std::size_t want) {
@@ -162,6 +178,7 @@ struct LargeArena {
       const std::size_t qsize = largest->first;
       erase(by_address.find(q));
       ::munmap(q, qsize);
+      count_unmap(qsize);
     }
   }
   ~LargeArena() {
@@ -262,18 +279,27 @@ void free_storage(std::byte* data, std::size_t nbytes, std::size_t capacity) {
   if (nbytes >= kHugeBlock) {
     if (cache) return cache->huge.give_back(data, capacity);
     ::munmap(data, capacity);
+    count_unmap(capacity);
     return;
   }
   if (nbytes > kLargeBlock) {
     // Pages are pages: whichever thread frees a range keeps it for its own reuse.
     if (cache) return cache->large.give_back(data, capacity);
     ::munmap(data, capacity);
+    count_unmap(capacity);
     return;
   }
   const std::size_t c = size_class(nbytes, capacity);
   if (cache == nullptr || cache->bytes + capacity > kMaxCachedBytes) return system_free(data);
   cache->free[c].push_back(data);
   cache->bytes += capacity;
+}
+
+MemoryStats memory_stats() {
+  MemoryStats stats = arena_stats;
+  if (Cache* cache = thread_cache())
+    stats.idle_bytes = static_cast<std::int64_t>(cache->large.idle_bytes + cache->huge.ranges.idle_bytes);
+  return stats;
 }
 
 }  // namespace xgrad

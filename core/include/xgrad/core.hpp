@@ -8,5 +8,6 @@
 #include <xgrad/core/format.hpp>
 #include <xgrad/core/gradcheck.hpp>
 #include <xgrad/core/io.hpp>
+#include <xgrad/core/memory.hpp>
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/tensor.hpp>
