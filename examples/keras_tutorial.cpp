@@ -71,7 +71,7 @@ Data load(const std::string& dir, std::uint64_t seed) {
       ids.push_back(vocab.encode(words[static_cast<std::size_t>(i)]));
       y.push_back(labels[static_cast<std::size_t>(i)]);
     }
-    return Split{train::pad_sequences(ids, train::PadOptions().maxlen(kMaxlen)),
+    return Split{train::pad_sequences(ids, train::PadOptions().maxlen(kMaxlen)).padded,
                  from_vector(y, {static_cast<std::int64_t>(y.size())})};
   };
   return {split(parts[0]), split(parts[1]), split(parts[2])};

@@ -63,14 +63,17 @@ std::vector<Review> load_reviews(const std::string& dir) {
 // reads one <pad>).
 train::TensorDataset make_dataset(const std::vector<Review>& reviews, const std::vector<std::int64_t>& index) {
   std::vector<std::vector<std::int64_t>> ids;
-  std::vector<std::int64_t> labels, lengths;
+  std::vector<std::int64_t> labels;
   for (std::int64_t i : index) {
     ids.push_back(reviews[i].ids);
     labels.push_back(reviews[i].label);
-    lengths.push_back(std::max<std::int64_t>(1, reviews[i].ids.size()));
   }
-  const Tensor padded = train::pad_sequences(ids, train::PadOptions().padding(train::Side::post).value(train::Vocabulary::pad));
-  return train::TensorDataset(padded, from_vector(labels, {static_cast<std::int64_t>(labels.size())}), lengths);
+  auto [padded, lengths] =
+      train::pad_sequences(ids, train::PadOptions().padding(train::Side::post).value(train::Vocabulary::pad));
+  std::vector<std::int64_t> at_least_one = lengths.values();
+  for (std::int64_t& n : at_least_one) n = std::max<std::int64_t>(1, n);
+  return train::TensorDataset(padded, from_vector(labels, {static_cast<std::int64_t>(labels.size())}),
+                              nn::Lengths(at_least_one, lengths.padding()));
 }
 
 // The recurrent layer named on the command line; every layer is an nn::Recurrent.

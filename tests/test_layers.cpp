@@ -326,8 +326,13 @@ TEST_CASE("pad_sequences pads to the longest sequence and returns the lengths") 
   auto [padded, lengths] = nn::pad_sequences({s1, s2}, /*batch_first=*/true, -1.0);
   CHECK(padded.shape() == Shape{2, 3, 2});
   CHECK(padded.to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, -1});
-  CHECK(lengths.dtype() == DType::i64);
-  CHECK(lengths.to_vector<std::int64_t>() == std::vector<std::int64_t>{3, 1});
+  CHECK(lengths.values() == std::vector<std::int64_t>{3, 1});
+  CHECK(lengths.padding() == nn::Side::post);
+  CHECK(lengths.tensor().to_vector<std::int64_t>() == std::vector<std::int64_t>{3, 1});
+  // Padded before: the padding values come first, the lengths say so.
+  auto pre = nn::pad_sequences({s1, s2}, true, -1.0, nn::Side::pre);
+  CHECK(pre.padded.to_vector<float>() == std::vector<float>{1, 2, 3, 4, 5, 6, -1, -1, -1, -1, 7, 8});
+  CHECK(pre.lengths.padding() == nn::Side::pre);
 
   auto time_major = nn::pad_sequences({s1, s2});
   CHECK(time_major.padded.shape() == Shape{3, 2, 2});

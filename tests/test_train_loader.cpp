@@ -30,27 +30,34 @@ TEST_CASE("pad_sequences follows Keras's documented examples for every padding a
   using train::PadOptions;
   using train::Side;
   // The examples of keras.utils.pad_sequences' documentation.
-  CHECK(rows(train::pad_sequences(seq)) == Rows{{0, 0, 1}, {0, 2, 3}, {4, 5, 6}});
-  CHECK(rows(train::pad_sequences(seq, PadOptions().value(-1))) == Rows{{-1, -1, 1}, {-1, 2, 3}, {4, 5, 6}});
-  CHECK(rows(train::pad_sequences(seq, PadOptions().padding(Side::post))) == Rows{{1, 0, 0}, {2, 3, 0}, {4, 5, 6}});
-  CHECK(rows(train::pad_sequences(seq, PadOptions().maxlen(2))) == Rows{{0, 1}, {2, 3}, {5, 6}});
+  const auto padded = [](const Rows& r, const train::PadOptions& o = {}) { return train::pad_sequences(r, o).padded; };
+  CHECK(rows(padded(seq)) == Rows{{0, 0, 1}, {0, 2, 3}, {4, 5, 6}});
+  CHECK(rows(padded(seq, PadOptions().value(-1))) == Rows{{-1, -1, 1}, {-1, 2, 3}, {4, 5, 6}});
+  CHECK(rows(padded(seq, PadOptions().padding(Side::post))) == Rows{{1, 0, 0}, {2, 3, 0}, {4, 5, 6}});
+  CHECK(rows(padded(seq, PadOptions().maxlen(2))) == Rows{{0, 1}, {2, 3}, {5, 6}});
   // The other combinations, by the same rules.
-  CHECK(rows(train::pad_sequences(seq, PadOptions().maxlen(2).truncating(Side::post))) == Rows{{0, 1}, {2, 3}, {4, 5}});
-  CHECK(rows(train::pad_sequences(seq, PadOptions().maxlen(2).padding(Side::post))) == Rows{{1, 0}, {2, 3}, {5, 6}});
-  CHECK(rows(train::pad_sequences(seq, PadOptions().maxlen(2).padding(Side::post).truncating(Side::post))) ==
+  CHECK(rows(padded(seq, PadOptions().maxlen(2).truncating(Side::post))) == Rows{{0, 1}, {2, 3}, {4, 5}});
+  CHECK(rows(padded(seq, PadOptions().maxlen(2).padding(Side::post))) == Rows{{1, 0}, {2, 3}, {5, 6}});
+  CHECK(rows(padded(seq, PadOptions().maxlen(2).padding(Side::post).truncating(Side::post))) ==
         Rows{{1, 0}, {2, 3}, {4, 5}});
-  CHECK(rows(train::pad_sequences({{}, {7}}, PadOptions().maxlen(3))) == Rows{{0, 0, 0}, {0, 0, 7}});
-  CHECK(train::pad_sequences(seq).dtype() == DType::i64);
-  CHECK(train::sequence_lengths(seq, 2) == std::vector<std::int64_t>{1, 2, 2});
+  CHECK(rows(padded({{}, {7}}, PadOptions().maxlen(3))) == Rows{{0, 0, 0}, {0, 0, 7}});
+  CHECK(padded(seq).dtype() == DType::i64);
+  // The lengths come with the padding side: the valid ids of a pre-padded row are its last.
+  const nn::Lengths pre = train::pad_sequences(seq, PadOptions().maxlen(2)).lengths;
+  CHECK(pre.values() == std::vector<std::int64_t>{1, 2, 2});
+  CHECK(pre.padding() == Side::pre);
+  CHECK(train::pad_sequences(seq, PadOptions().padding(Side::post)).lengths.padding() == Side::post);
+  CHECK(train::sequence_lengths(seq, PadOptions().maxlen(2)).values() == pre.values());
+  CHECK(train::pad_sequences({{}, {7}}).lengths.values() == std::vector<std::int64_t>{0, 1});
   CHECK_THROWS_WITH_AS(train::pad_sequences(seq, PadOptions().maxlen(-1)), "pad_sequences: maxlen must be >= 0, got -1",
                        Error);
 }
 
 TEST_CASE("DataLoader: seeded per-epoch order, drop_last, and sequence batches trimmed to their longest") {
   const Rows seq = {{1, 2, 3, 4, 5}, {6}, {7, 8}, {9, 10, 11}, {12, 13}};
-  const Tensor ids = train::pad_sequences(seq, train::PadOptions().padding(train::Side::post));  // (5, 5)
+  const auto [ids, lengths] = train::pad_sequences(seq, train::PadOptions().padding(train::Side::post));  // (5, 5)
   const Tensor labels = from_vector(std::vector<std::int64_t>{0, 1, 0, 1, 1}, {5});
-  train::TensorDataset data(ids, labels, train::sequence_lengths(seq));
+  train::TensorDataset data(ids, labels, lengths);
   train::DataLoader loader(data, train::LoaderOptions().batch_size(2).shuffle(true).seed(3));
   CHECK(loader.num_batches() == 3);
   std::set<std::int64_t> seen;

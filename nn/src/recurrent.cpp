@@ -18,34 +18,7 @@ namespace xgrad::nn {
 
 // --- Lengths and last_step ----------------------------------------------------------------------
 
-Lengths::Lengths(const Tensor& lengths) : given_(lengths.defined()) {
-  if (!lengths.defined()) return;
-  if (lengths.dim() != 1)
-    throw Error("lengths: expected a 1-D tensor (one length per sequence), got shape " + shape_str(lengths.shape()));
-  if (lengths.dtype() == DType::i64) {
-    values_ = lengths.to_vector<std::int64_t>();
-    return;
-  }
-  if (!is_floating(lengths.dtype()))
-    throw Error(fmt::format("lengths: expected an int64 tensor, got {}", dtype_name(lengths.dtype())));
-  for (double v : lengths.to_vector<double>()) {
-    if (v != std::floor(v)) throw Error(fmt::format("lengths: {} is not a whole number", v));
-    values_.push_back(static_cast<std::int64_t>(v));
-  }
-}
-
 namespace {
-
-// Throws unless there is one length per sequence, each in [min_length, T].
-void check_lengths(const std::string& what, const std::vector<std::int64_t>& lengths, std::int64_t batch,
-                   std::int64_t steps, std::int64_t min_length) {
-  if (static_cast<std::int64_t>(lengths.size()) != batch)
-    throw Error(fmt::format("{}: got {} lengths for a batch of {} sequences", what, lengths.size(), batch));
-  for (std::size_t b = 0; b < lengths.size(); ++b)
-    if (lengths[b] < min_length || lengths[b] > steps)
-      throw Error(fmt::format("{}: length {} of sequence {} is outside [{}, {}] (the input has {} steps)", what,
-                              lengths[b], b, min_length, steps, steps));
-}
 
 // T tensors (B, F) → (T, B, F) or (B, T, F). Time-major outputs are joined as (T·B, F) rows
 // by one cat node, with no unsqueeze node per step.
@@ -68,7 +41,8 @@ Tensor last_step(const Tensor& output, const Lengths& lengths, bool batch_first)
   const std::int64_t time_dim = batch_first ? 1 : 0;
   const std::int64_t T = output.size(time_dim), B = output.size(1 - time_dim), F = output.size(2);
   if (!lengths.given()) return select(output, time_dim, -1);
-  check_lengths("last_step", lengths.values(), B, T, 1);
+  lengths.check("last_step", B, T, 1);
+  if (lengths.padding() == Side::pre) return select(output, time_dim, -1);  // every sequence ends at T − 1
   // Row of (sequence b, step len_b − 1) in the output flattened to (T·B, F) or (B·T, F).
   std::vector<std::int64_t> rows(static_cast<std::size_t>(B));
   for (std::int64_t b = 0; b < B; ++b) {
@@ -190,22 +164,28 @@ struct Recurrent::Steps {
   bool unbatched = false;      // the caller's input was (T, I)
   std::int64_t time_dim = 0;   // 1 with batch_first
   std::int64_t T = 0, B = 0;
-  std::int64_t max_len = 0;    // steps past it are padding in every sequence
+  std::int64_t begin = 0, end = 0;  // steps outside [begin, end) are padding in every sequence
   std::vector<Tensor> masks;   // per step: (B, 1) true where valid; undefined where all are
   DType dtype = DType::f32;
 };
 
 namespace {
 
+// Whether step t of sequence b is one of its valid steps.
+bool is_valid(const Lengths& lengths, std::int64_t t, std::int64_t b, std::int64_t T) {
+  const std::int64_t first = lengths.first_step(b, T);
+  return t >= first && t < first + lengths.values()[static_cast<std::size_t>(b)];
+}
+
 // The input with its padded steps replaced by zeros. The layer never uses their values, but
-// the input projection and the steps past a sequence's end do compute with them: NaN or Inf
+// the input projection and the steps outside a sequence do compute with them: NaN or Inf
 // there would reach every weight's gradient through 0 · NaN. PyTorch never reads padding.
-Tensor zero_padding(const Tensor& x, const std::vector<std::int64_t>& len, std::int64_t time_dim) {
+Tensor zero_padding(const Tensor& x, const Lengths& lengths, std::int64_t time_dim) {
   const std::int64_t T = x.size(time_dim), B = x.size(1 - time_dim);
   std::vector<bool> valid(static_cast<std::size_t>(T * B));
   for (std::int64_t t = 0; t < T; ++t)
     for (std::int64_t b = 0; b < B; ++b)
-      valid[static_cast<std::size_t>(time_dim == 0 ? t * B + b : b * T + t)] = t < len[static_cast<std::size_t>(b)];
+      valid[static_cast<std::size_t>(time_dim == 0 ? t * B + b : b * T + t)] = is_valid(lengths, t, b, T);
   const Shape shape = time_dim == 0 ? Shape{T, B, 1} : Shape{B, T, 1};
   return where(from_vector(valid, shape), x, zeros({}, x.dtype()));
 }
@@ -240,20 +220,27 @@ Recurrent::Steps Recurrent::prepare(const Tensor& input, const Lengths& lengths)
       throw Error(fmt::format("{}: the input is {} but the parameters are {}; convert one of them with to()", what,
                               dtype_name(s.dtype), dtype_name(p.dtype())));
 
-  s.max_len = s.T;
+  s.begin = 0;
+  s.end = s.T;
   s.masks.resize(static_cast<std::size_t>(s.T));
   if (!lengths.given()) return s;
   if (s.unbatched) throw Error(what + ": lengths need a batched (3-D) input");
   const std::vector<std::int64_t>& len = lengths.values();
-  check_lengths(what, len, s.B, s.T, 0);
-  s.max_len = *std::max_element(len.begin(), len.end());
+  lengths.check(what.c_str(), s.B, s.T, 0);
+  if (s.B == 0) return s;
+  const std::int64_t max_len = *std::max_element(len.begin(), len.end());
   const std::int64_t min_len = *std::min_element(len.begin(), len.end());
-  for (std::int64_t t = min_len; t < s.max_len; ++t) {
+  // Steps every sequence shares: [0, min_len) padded after, [T − min_len, T) padded before.
+  const bool pre = lengths.padding() == Side::pre;
+  s.begin = pre ? s.T - max_len : 0;
+  s.end = pre ? s.T : max_len;
+  const std::int64_t mixed_begin = pre ? s.T - max_len : min_len, mixed_end = pre ? s.T - min_len : max_len;
+  for (std::int64_t t = mixed_begin; t < mixed_end; ++t) {
     std::vector<bool> valid(static_cast<std::size_t>(s.B));
-    for (std::int64_t b = 0; b < s.B; ++b) valid[static_cast<std::size_t>(b)] = t < len[static_cast<std::size_t>(b)];
+    for (std::int64_t b = 0; b < s.B; ++b) valid[static_cast<std::size_t>(b)] = is_valid(lengths, t, b, s.T);
     s.masks[static_cast<std::size_t>(t)] = from_vector(valid, {s.B, 1});
   }
-  if (min_len < s.T) s.input = zero_padding(s.input, len, s.time_dim);
+  if (min_len < s.T) s.input = zero_padding(s.input, lengths, s.time_dim);
   return s;
 }
 
@@ -313,12 +300,12 @@ Tensor Recurrent::run_direction(const RecurrentCell& cell, const Tensor& input, 
                           ? StepFn([&](const Tensor& xp_t, const CellState& st) { return cell.step(xp_t, st, recurrent_mask); })
                           : cell.sequence_step();
   const Tensor zero = zeros({}, s.dtype);
-  const Tensor zero_output = s.max_len < s.T ? zeros({s.B, sizes[0]}, s.dtype) : Tensor();
+  const Tensor zero_output = s.end - s.begin < s.T ? zeros({s.B, sizes[0]}, s.dtype) : Tensor();
   std::vector<Tensor> outputs(static_cast<std::size_t>(s.T));
   for (std::int64_t i = 0; i < s.T; ++i) {
     const std::int64_t t = reverse ? s.T - 1 - i : i;
     const auto ti = static_cast<std::size_t>(t);
-    if (t >= s.max_len) {  // padding in every sequence: nothing to compute
+    if (t < s.begin || t >= s.end) {  // padding in every sequence: nothing to compute
       outputs[ti] = zero_output;
       continue;
     }

@@ -51,7 +51,8 @@ void clip_grad_value(const std::vector<Tensor>& parameters, double clip_value) {
     }
 }
 
-PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first, double padding_value) {
+PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first, double padding_value,
+                              Side padding) {
   if (sequences.empty()) throw Error("pad_sequences: needs at least one sequence");
   const Tensor& first = sequences.front();
   if (!first.defined() || first.dim() == 0)
@@ -78,9 +79,10 @@ PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_f
     }
     Shape pad_shape = trailing;
     pad_shape.insert(pad_shape.begin(), longest - s.size(0));
-    padded.push_back(cat({s, full(pad_shape, padding_value, s.dtype())}, 0));  // (T_max, ...)
+    const Tensor pad = full(pad_shape, padding_value, s.dtype());
+    padded.push_back(padding == Side::post ? cat({s, pad}, 0) : cat({pad, s}, 0));  // (T_max, ...)
   }
-  return {stack(padded, batch_first ? 0 : 1), from_vector(lengths, {static_cast<std::int64_t>(lengths.size())})};
+  return {stack(padded, batch_first ? 0 : 1), Lengths(std::move(lengths), padding)};
 }
 
 Tensor one_hot(const Tensor& ids, std::int64_t num_classes, DType dtype) {

@@ -25,7 +25,8 @@ std::int64_t longest(const std::vector<std::vector<std::int64_t>>& sequences) {
 
 }  // namespace
 
-Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options) {
+nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences,
+                                  const PadOptions& options) {
   if (options.maxlen() < 0) throw Error(fmt::format("pad_sequences: maxlen must be >= 0, got {}", options.maxlen()));
   const std::int64_t N = static_cast<std::int64_t>(sequences.size());
   const std::int64_t T = options.maxlen() > 0 ? options.maxlen() : longest(sequences);
@@ -40,39 +41,42 @@ Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, co
     const std::int64_t at = i * T + (options.padding() == Side::pre ? T - kept : 0);
     std::copy(first, first + kept, out.begin() + at);
   }
-  return from_vector(out, {N, T});
+  return {from_vector(out, {N, T}), sequence_lengths(sequences, options)};
 }
 
-std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
-                                           std::int64_t maxlen) {
+nn::Lengths sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options) {
+  if (options.maxlen() < 0)
+    throw Error(fmt::format("sequence_lengths: maxlen must be >= 0, got {}", options.maxlen()));
   std::vector<std::int64_t> out;
   out.reserve(sequences.size());
   for (const auto& s : sequences) {
     const auto n = static_cast<std::int64_t>(s.size());
-    out.push_back(maxlen > 0 ? std::min(n, maxlen) : n);
+    out.push_back(options.maxlen() > 0 ? std::min(n, options.maxlen()) : n);
   }
-  return out;
+  return nn::Lengths(std::move(out), options.padding());
 }
 
 // --- TensorDataset and DataLoader -------------------------------------------------------------------
 
-TensorDataset::TensorDataset(Tensor inputs_, Tensor targets_, std::vector<std::int64_t> lengths_)
+TensorDataset::TensorDataset(nn::PaddedSequences sequences, Tensor targets_)
+    : TensorDataset(std::move(sequences.padded), std::move(targets_), std::move(sequences.lengths)) {}
+
+TensorDataset::TensorDataset(Tensor inputs_, Tensor targets_, nn::Lengths lengths_)
     : inputs(std::move(inputs_)), targets(std::move(targets_)), lengths(std::move(lengths_)) {
   if (!inputs.defined() || inputs.dim() == 0)
     throw Error("TensorDataset: inputs must be a tensor with a sample dimension (dimension 0)");
   const std::int64_t n = inputs.size(0);
   if (targets.defined() && (targets.dim() == 0 || targets.size(0) != n))
     throw Error(fmt::format("TensorDataset: {} inputs but targets of shape {}", n, shape_str(targets.shape())));
-  if (lengths.empty()) return;
-  if (static_cast<std::int64_t>(lengths.size()) != n)
-    throw Error(fmt::format("TensorDataset: {} inputs but {} lengths", n, lengths.size()));
+  if (!lengths.given()) return;
+  if (lengths.size() != n) throw Error(fmt::format("TensorDataset: {} inputs but {} lengths", n, lengths.size()));
   if (inputs.dim() < 2)
     throw Error(fmt::format("TensorDataset: lengths need sequences (N, T, ...), got inputs of shape {}",
                             shape_str(inputs.shape())));
-  for (std::size_t i = 0; i < lengths.size(); ++i)
-    if (lengths[i] < 0 || lengths[i] > inputs.size(1))
-      throw Error(fmt::format("TensorDataset: length {} of sample {} is outside [0, {}]", lengths[i], i,
-                              inputs.size(1)));
+  const std::vector<std::int64_t>& len = lengths.values();
+  for (std::size_t i = 0; i < len.size(); ++i)
+    if (len[i] < 0 || len[i] > inputs.size(1))
+      throw Error(fmt::format("TensorDataset: length {} of sample {} is outside [0, {}]", len[i], i, inputs.size(1)));
 }
 
 DataLoader::DataLoader(TensorDataset dataset, const LoaderOptions& options)
@@ -94,19 +98,20 @@ Batch DataLoader::batch(const std::vector<std::int64_t>& indices) const {
   const Tensor index = from_vector(indices, {static_cast<std::int64_t>(indices.size())});
   b.inputs = index_select(dataset_.inputs, 0, index);
   if (dataset_.targets.defined()) b.targets = index_select(dataset_.targets, 0, index);
-  if (dataset_.lengths.empty()) return b;
-  std::vector<std::int64_t> lengths;
-  lengths.reserve(indices.size());
-  for (std::int64_t i : indices) {
+  if (!dataset_.lengths.given()) return b;
+  for (std::int64_t i : indices)
     if (i < 0 || i >= dataset_.size())
       throw Error(fmt::format("DataLoader: sample {} is outside the dataset of {}", i, dataset_.size()));
-    lengths.push_back(dataset_.lengths[static_cast<std::size_t>(i)]);
-  }
+  b.lengths = dataset_.lengths.select(indices);
+  const std::vector<std::int64_t>& lengths = b.lengths.values();
   if (options_.trim() && !lengths.empty()) {
+    // Only columns that are padding in every sequence go: the last ones when padded after,
+    // the first ones when padded before.
+    const std::int64_t T = b.inputs.size(1);
     const std::int64_t longest_len = std::max<std::int64_t>(1, *std::max_element(lengths.begin(), lengths.end()));
-    if (longest_len < b.inputs.size(1)) b.inputs = narrow(b.inputs, 1, 0, longest_len).contiguous();
+    const std::int64_t start = b.lengths.padding() == nn::Side::post ? 0 : T - longest_len;
+    if (longest_len < T) b.inputs = narrow(b.inputs, 1, start, longest_len).contiguous();
   }
-  b.lengths = nn::Lengths(std::move(lengths));
   return b;
 }
 

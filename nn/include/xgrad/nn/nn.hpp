@@ -7,6 +7,7 @@
 #include <xgrad/nn/init.hpp>
 #include <xgrad/nn/keras.hpp>
 #include <xgrad/nn/layernorm.hpp>
+#include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/module.hpp>

@@ -26,32 +26,15 @@
 #include <vector>
 
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/rnn_cell.hpp>
 
 namespace xgrad::nn {
 
-/// The valid length of each sequence of a padded batch: an i64 tensor (B), a vector or a
-/// braced list. Empty means "every sequence is full length".
-/// Example: `gru(x, {}, {5, 2, 4})`  or  `gru(x, {}, lengths_tensor)`
-class Lengths {
- public:
-  Lengths() = default;
-  Lengths(const Tensor& lengths);  // NOLINT: implicit, so a tensor can be passed directly
-  Lengths(std::vector<std::int64_t> lengths) : values_(std::move(lengths)), given_(true) {}  // NOLINT
-  Lengths(std::initializer_list<std::int64_t> lengths) : values_(lengths), given_(true) {}
-  /// False for the default "all full length".
-  bool given() const { return given_; }
-  /// One length per sequence (empty when not given).
-  const std::vector<std::int64_t>& values() const { return values_; }
-
- private:
-  std::vector<std::int64_t> values_;
-  bool given_ = false;
-};
-
 /// The output of each sequence at its last valid step: (B, F) from a (T, B, F) output, or a
-/// (B, T, F) one with batch_first. Without lengths, the last step (T − 1) of every sequence.
+/// (B, T, F) one with batch_first. Without lengths, or with pre-padded ones, the last step
+/// (T − 1) of every sequence; with post-padded ones, step len_b − 1 of sequence b.
 /// Use it to stack "lower layers return sequences, the top returns its last step"; the
 /// gradient flows only into the picked steps. For a bidirectional layer, the reverse half of
 /// the last step has seen one input only: prefer its h_n for a summary of the sequence.
@@ -174,9 +157,9 @@ struct RecurrentOutput {
 ///
 /// - The input projection of all T steps is one matmul (the cell's `project_input`) before
 ///   the time loop; only the cell's `step` runs per step.
-/// - Variable lengths: a padded step leaves the state unchanged and outputs zeros; the final
-///   state of each sequence is the one after its last valid step; the reverse direction
-///   starts at each sequence's own last valid step.
+/// - Variable lengths, padded after or before (`Lengths::padding()`): a padded step leaves the
+///   state unchanged and outputs zeros; the final state of each sequence is the one after its
+///   last valid step; the reverse direction starts at each sequence's own last valid step.
 /// - Dropout (training mode only): PyTorch's on the output of every layer but the last;
 ///   Keras's on each layer's input and on the state the recurrent matmul reads, one mask per
 ///   sequence for all time steps. Masks are drawn layer by layer, forward direction first,
@@ -198,7 +181,9 @@ class Recurrent : public Module {
 
   /// Runs the sequence. `initial_state[k]` is (L·D, B, state_sizes()[k]); an empty state
   /// or undefined entries mean zeros. `lengths` gives each sequence's valid length
-  /// (0 ≤ length ≤ T).
+  /// (0 ≤ length ≤ T) and the side of its padding: post-padded sequences are read from step 0,
+  /// pre-padded ones from step T − len_b; either way each sequence's outputs (at its own
+  /// steps) and final state are those of the sequence run alone.
   RecurrentOutput forward(const Tensor& input, const RecurrentState& initial_state = {}, const Lengths& lengths = {});
   RecurrentOutput operator()(const Tensor& input, const RecurrentState& initial_state = {},
                              const Lengths& lengths = {}) {

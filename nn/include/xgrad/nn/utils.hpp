@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/lengths.hpp>
 
 namespace xgrad::nn {
 
@@ -23,20 +24,23 @@ double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, do
 /// Example: `nn::clip_grad_value(model.parameters(), 0.5);`
 void clip_grad_value(const std::vector<Tensor>& parameters, double clip_value);
 
-/// The result of pad_sequences: the padded batch and each sequence's length.
+/// What every pad_sequences returns (this one and `train::pad_sequences` for id lists): the
+/// padded batch and each sequence's length with the side its padding lies on, ready for a
+/// recurrent layer, `last_step` or a `train::TensorDataset`.
 struct PaddedSequences {
-  Tensor padded;   ///< (B, T_max, ...) if batch_first, else (T_max, B, ...)
-  Tensor lengths;  ///< (B) i64
+  Tensor padded;    ///< (B, T, ...) if batch-first, else (T, B, ...)
+  Lengths lengths;  ///< one per sequence; `lengths.padding()` says where the padding is
 };
 
 /// Stacks sequences of shapes (L_i, ...) (same trailing shape and dtype) into one batch,
-/// padding each to the longest with `padding_value` (PyTorch's pad_sequence, plus the
-/// lengths). Differentiable with respect to the sequences.
+/// padding each to the longest with `padding_value`, after the sequence (`Side::post`, the
+/// default, PyTorch's `pad_sequence`) or before it (`Side::pre`). Differentiable with
+/// respect to the sequences.
 /// Example:
 ///     auto [x, lengths] = nn::pad_sequences({randn({5, 3}), randn({2, 3})}, true);
-///     // x (2, 5, 3), lengths = [5, 2]; feed both to a recurrent layer
+///     // x (2, 5, 3), lengths = [5, 2] (post); feed both to a recurrent layer
 PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first = false,
-                              double padding_value = 0.0);
+                              double padding_value = 0.0, Side padding = Side::post);
 
 /// One-hot rows: ids (any shape, int64, each in [0, num_classes)) → (..., num_classes) of
 /// `dtype`, 1 at each id. Keras's `to_categorical`, and the one-hot input of the tutorial's

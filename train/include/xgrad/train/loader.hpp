@@ -9,13 +9,16 @@
 #include <vector>
 
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/rnn.hpp>
+#include <xgrad/nn/utils.hpp>
 #include <xgrad/train/data.hpp>
 
 namespace xgrad::train {
 
 /// Where pad_sequences pads or truncates: before the sequence (Keras's default) or after.
-enum class Side { pre, post };
+/// The same type as `nn::Side`, which the returned lengths carry.
+using nn::Side;
 
 /// Options of pad_sequences, Keras's defaults.
 /// Example: `train::PadOptions().maxlen(100).padding(train::Side::post)`
@@ -37,32 +40,40 @@ struct PadOptions {
   std::int64_t value_ = 0;
 };
 
-/// Keras's `pad_sequences` for id lists: an int64 tensor (N, maxlen). Sequences longer than
+/// Keras's `pad_sequences` for id lists: `padded` is an int64 tensor (N, maxlen), and
+/// `lengths` each row's valid length with the padding side, so a recurrent layer, `last_step`
+/// and a DataLoader read the right steps whichever side was chosen. Sequences longer than
 /// maxlen lose their start (truncating pre, the default) or their end (post); shorter ones
 /// are filled with `value` before (padding pre, the default) or after (post).
 /// Example:
-///     Tensor ids = train::pad_sequences(encoded, train::PadOptions().maxlen(100));   // (N, 100)
-Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options = {});
+///     auto [ids, lengths] = train::pad_sequences(encoded, train::PadOptions().maxlen(100));  // (N, 100)
+///     train::DataLoader loader(train::TensorDataset(ids, labels, lengths));
+nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences,
+                                  const PadOptions& options = {});
 
-/// Each sequence's length after pad_sequences' truncation: min(size, maxlen) — with padding
-/// post, what a recurrent layer's `lengths` argument wants.
-std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
-                                           std::int64_t maxlen = 0);
+/// The `lengths` part of pad_sequences with the same options, without the padded ids:
+/// min(size, maxlen) per sequence, on the options' padding side.
+nn::Lengths sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options = {});
 
 /// A dataset held in memory: sample i is inputs[i] and targets[i] (along dimension 0), and,
-/// for padded sequences (post-padded along dimension 1 of inputs), its valid length.
+/// for padded sequences (padded along dimension 1 of inputs, on the side `lengths` says), its
+/// valid length.
+/// Example: `train::TensorDataset data(train::pad_sequences(encoded), labels);`
 struct TensorDataset {
   Tensor inputs;
   Tensor targets;
-  std::vector<std::int64_t> lengths;  ///< empty when the samples are not sequences
+  nn::Lengths lengths;  ///< not given when the samples are not sequences
 
   /// Checks that the parts agree on the number of samples, naming them when not.
-  TensorDataset(Tensor inputs, Tensor targets, std::vector<std::int64_t> lengths = {});
+  TensorDataset(Tensor inputs, Tensor targets, nn::Lengths lengths = {});
+  /// The padded batch of pad_sequences and its lengths, with `targets`.
+  TensorDataset(nn::PaddedSequences sequences, Tensor targets);
   std::int64_t size() const { return inputs.size(0); }
 };
 
 /// One batch: the samples' inputs and targets, their indices in the dataset, and for
-/// sequences their lengths, with the inputs trimmed to the longest of them.
+/// sequences their lengths, with the inputs trimmed to the longest of them (keeping the
+/// first columns when padded after, the last when padded before).
 struct Batch {
   Tensor inputs;
   Tensor targets;
@@ -78,7 +89,8 @@ struct LoaderOptions {
   LoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
   LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
   LoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
-  /// Trim a batch of sequences to its longest length (default true; needs lengths).
+  /// Trim a batch of sequences to its longest length (default true; needs lengths): the
+  /// padding columns every sequence of the batch has are dropped, on the lengths' side.
   LoaderOptions& trim(bool v) { trim_ = v; return *this; }
   std::int64_t batch_size() const { return batch_size_; }
   bool shuffle() const { return shuffle_; }

@@ -1,0 +1,59 @@
+// Lengths: the valid lengths of a padded batch and the side of its padding.
+#include <xgrad/nn/lengths.hpp>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/error.hpp>
+
+namespace xgrad::nn {
+
+Lengths::Lengths(const Tensor& lengths, Side padding) : given_(lengths.defined()), padding_(padding) {
+  if (!lengths.defined()) return;
+  if (lengths.dim() != 1)
+    throw Error("lengths: expected a 1-D tensor (one length per sequence), got shape " + shape_str(lengths.shape()));
+  if (lengths.dtype() == DType::i64) {
+    values_ = lengths.to_vector<std::int64_t>();
+    return;
+  }
+  if (!is_floating(lengths.dtype()))
+    throw Error(fmt::format("lengths: expected an int64 tensor, got {}", dtype_name(lengths.dtype())));
+  for (double v : lengths.to_vector<double>()) {
+    if (v != std::floor(v)) throw Error(fmt::format("lengths: {} is not a whole number", v));
+    values_.push_back(static_cast<std::int64_t>(v));
+  }
+}
+
+Lengths::Lengths(std::vector<std::int64_t> lengths, Side padding)
+    : values_(std::move(lengths)), given_(true), padding_(padding) {}
+
+std::int64_t Lengths::first_step(std::int64_t b, std::int64_t steps) const {
+  return padding_ == Side::post ? 0 : steps - values_[static_cast<std::size_t>(b)];
+}
+
+Lengths Lengths::select(const std::vector<std::int64_t>& indices) const {
+  if (!given_) return {};
+  std::vector<std::int64_t> out;
+  out.reserve(indices.size());
+  for (std::int64_t i : indices) {
+    if (i < 0 || i >= size())
+      throw Error(fmt::format("lengths: sequence {} is outside the {} given", i, size()));
+    out.push_back(values_[static_cast<std::size_t>(i)]);
+  }
+  return Lengths(std::move(out), padding_);
+}
+
+Tensor Lengths::tensor() const { return given_ ? from_vector(values_, {size()}) : Tensor(); }
+
+void Lengths::check(const char* what, std::int64_t batch, std::int64_t steps, std::int64_t min_length) const {
+  if (size() != batch)
+    throw Error(fmt::format("{}: got {} lengths for a batch of {} sequences", what, size(), batch));
+  for (std::size_t b = 0; b < values_.size(); ++b)
+    if (values_[b] < min_length || values_[b] > steps)
+      throw Error(fmt::format("{}: length {} of sequence {} is outside [{}, {}] (the input has {} steps)", what,
+                              values_[b], b, min_length, steps, steps));
+}
+
+}  // namespace xgrad::nn
