@@ -266,14 +266,14 @@ void train_models(const Data& data, const train::DataLoader& train_loader, const
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const train::Forward forward = [&](const train::Batch& b) { return model(b.inputs); };
     const train::Logs test = train::evaluate(model, forward, bce, test_loader, {"binary_accuracy"});
-    const auto best = static_cast<std::size_t>(std::max<std::int64_t>(stop->best_epoch(), 0));
-    const double val_loss = h.values("val_loss")[best], val_acc = h.values("val_binary_accuracy")[best];
+    const std::int64_t best = std::max<std::int64_t>(stop->best_epoch(), 1);  // 0: no epoch improved
+    const double val_loss = h.epoch(best).at("val_loss"), val_acc = h.epoch(best).at("val_binary_accuracy");
     fmt::print("model {}: {} epochs, best epoch {}, val loss {:.4f}, val acc {:.3f}, test acc {:.3f}, {:.1f} s\n", m,
-               h.size(), best + 1, val_loss, val_acc, test.at("binary_accuracy"), seconds);
+               h.size(), best, val_loss, val_acc, test.at("binary_accuracy"), seconds);
     table += fmt::format("| {} | {} | {} | {:.4f} | {:.3f} | {:.3f} | {:.1f} s |\n", spec.name, model.num_parameters(true),
                          h.size(), val_loss, val_acc, test.at("binary_accuracy"), seconds);
     results.push_back({{"model", spec.name}, {"parameters", model.num_parameters(true)}, {"epochs", h.size()},
-                       {"best_epoch", best + 1}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
+                       {"best_epoch", best}, {"val_loss", val_loss}, {"val_accuracy", val_acc},
                        {"test_accuracy", test.at("binary_accuracy")}, {"seconds", seconds},
                        {"train_loss", h.values("loss")}, {"val_loss_per_epoch", h.values("val_loss")},
                        {"val_accuracy_per_epoch", h.values("val_binary_accuracy")}});

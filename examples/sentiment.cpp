@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
   }
   double seconds = 0;
   for (double t : history.values("seconds")) seconds += t;
-  const std::int64_t best_epoch = best->saved_epochs().back() + 1;
+  const std::int64_t best_epoch = best->saved_epochs().back();
 
   // Test: held out until now, on the model of the best validation epoch.
   model.load(best_path);

@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
   if (!best->saved_epochs().empty()) {
     model.load(best_path);
     fmt::print("trained in {}; best validation loss at epoch {} (weights in {})\n", train::format_duration(seconds),
-               best->saved_epochs().back() + 1, best_path);
+               best->saved_epochs().back(), best_path);
   }
 
   // Test: the network against persistence and against itself untrained, in °C.
@@ -334,7 +334,7 @@ int main(int argc, char** argv) {
     const std::vector<double> loss = history.values("loss");
     summary.set("loss_first", loss.front()).set("loss_last", loss.back()).set("val_loss", history.values("val_loss"));
   }
-  summary.set("best_epoch", best->saved_epochs().empty() ? 0 : best->saved_epochs().back() + 1)
+  summary.set("best_epoch", best->saved_epochs().empty() ? 0 : best->saved_epochs().back())
       .set("test_rmse", net.overall).set("test_rmse_per_horizon", net.rmse)
       .set("untrained_rmse", untrained.overall).set("untrained_rmse_per_horizon", untrained.rmse)
       .set("persistence_rmse", persistence.overall).set("persistence_rmse_per_horizon", persistence.rmse)

@@ -48,7 +48,7 @@ struct Inject : train::Callback {
   std::vector<double> values;
   Inject(std::string n, std::vector<double> v) : name(std::move(n)), values(std::move(v)) {}
   void on_epoch_end(train::FitState&, std::int64_t epoch, train::Logs& logs) override {
-    logs[name] = values.at(static_cast<std::size_t>(epoch));
+    logs[name] = values.at(static_cast<std::size_t>(epoch - 1));  // epochs count from 1
   }
 };
 
@@ -97,8 +97,9 @@ TEST_CASE("EarlyStopping fires after `patience` epochs without improvement and r
   const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(10));
   nn::Sequential model = make_model();
   optim::SGD opt(model.parameters(), optim::SGDOptions(0.05));
-  // Improvements at epochs 0, 1, 2; then 3.5 (worse), 2.95 (better, but not by min_delta 0.1:
-  // EarlyStopping waits, ModelCheckpoint, without min_delta, saves), 3.05 (worse): stop at 5.
+  // Improvements at epochs 1, 2, 3; then 3.5 (worse), 2.95 (better, but not by min_delta 0.1:
+  // EarlyStopping waits, ModelCheckpoint, without min_delta, saves): the second epoch without
+  // improvement, patience 2, stops at 5 (Keras's rule).
   auto inject = std::make_shared<Inject>("score", std::vector<double>{5, 4, 3, 3.5, 2.95, 3.05, 1, 1});
   auto snapshots = std::make_shared<Snapshots>();
   auto stop = std::make_shared<train::EarlyStopping>(
@@ -107,18 +108,68 @@ TEST_CASE("EarlyStopping fires after `patience` epochs without improvement and r
   auto best_only = std::make_shared<train::ModelCheckpoint>(checkpoint_dir.file("best.safetensors"), "score");
   const train::History h = train::fit(model, mse, opt, loader,
                                       train::FitOptions().epochs(8).verbose(false).callbacks({inject, snapshots, stop, best_only}));
-  CHECK(h.size() == 6);               // epochs 0..5, stopped at 5
+  CHECK(h.size() == 5);               // epochs 1..5, stopped at 5
   CHECK(stop->stopped_epoch() == 5);
-  CHECK(stop->best_epoch() == 2);
-  CHECK(weights(model) == snapshots->after.at(2));  // restored bit for bit
-  CHECK(best_only->saved_epochs() == std::vector<std::int64_t>{0, 1, 2, 4});
+  CHECK(stop->best_epoch() == 3);
+  CHECK(weights(model) == snapshots->after.at(2));  // epoch 3's, restored bit for bit
+  CHECK(best_only->saved_epochs() == std::vector<std::int64_t>{1, 2, 3, 5});
   nn::Sequential reloaded = make_model();
   reloaded.load(checkpoint_dir.file("best.safetensors"));
   CHECK(weights(reloaded) == snapshots->after.at(4));
+  CHECK(h.epoch(5).at("score") == 2.95);
+  CHECK_THROWS_WITH_AS(h.epoch(6), "History: no epoch 6 (epochs are numbered 1 to 5)", Error);
   // A monitor the logs lack is named.
   auto missing = std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions().monitor("val_accuracy"));
   CHECK_THROWS_WITH_AS(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).callbacks({missing})),
                        doctest::Contains("EarlyStopping: the logs have no 'val_accuracy'"), Error);
+}
+
+TEST_CASE("NaN is never the best epoch: EarlyStopping, ModelCheckpoint and ReduceLROnPlateau skip it") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(10));
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.05));
+  auto inject = std::make_shared<Inject>("score", std::vector<double>{NAN, 1, 0.5, 0.7, 0.6, 0.4});
+  auto snapshots = std::make_shared<Snapshots>();
+  auto stop = std::make_shared<train::EarlyStopping>(
+      train::EarlyStoppingOptions().monitor("score").patience(2).restore_best_weights(true));
+  TempDir dir;
+  auto best_only = std::make_shared<train::ModelCheckpoint>(dir.file("best.safetensors"), "score");
+  auto plateau = std::make_shared<train::ReduceLROnPlateau>(optim::ReduceLROnPlateauOptions().patience(0).factor(0.5), "score");
+  const train::History h = train::fit(model, mse, opt, loader,
+                                      train::FitOptions().epochs(6).verbose(false).callbacks({inject, snapshots, stop, best_only, plateau}));
+  // Epoch 1 (NaN) is not a best; 2 and 3 improve; 4 and 5 do not: patience 2 stops at 5.
+  CHECK(h.size() == 5);
+  CHECK(stop->best_epoch() == 3);
+  CHECK(stop->stopped_epoch() == 5);
+  CHECK(weights(model) == snapshots->after.at(2));
+  CHECK(best_only->saved_epochs() == std::vector<std::int64_t>{2, 3});
+  // PyTorch's plateau rule, patience 0: every epoch that does not improve halves the rate
+  // (NaN included); 2 and 3 improve.
+  CHECK(h.values("lr") == std::vector<double>{0.025, 0.025, 0.025, 0.0125, 0.00625});
+  // A run whose every value is NaN has no best epoch, restores nothing and saves nothing.
+  auto all_nan = std::make_shared<Inject>("score", std::vector<double>{NAN, NAN, NAN});
+  auto stop_nan = std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions().monitor("score").patience(5));
+  auto best_nan = std::make_shared<train::ModelCheckpoint>(dir.file("never.safetensors"), "score");
+  train::fit(model, mse, opt, loader, train::FitOptions().epochs(3).verbose(false).callbacks({all_nan, stop_nan, best_nan}));
+  CHECK(stop_nan->best_epoch() == 0);
+  CHECK(stop_nan->stopped_epoch() == 0);
+  CHECK(best_nan->saved_epochs().empty());
+  CHECK_FALSE(std::filesystem::exists(dir.file("never.safetensors")));
+}
+
+TEST_CASE("EarlyStopping counts patience as Keras does: patience 1 stops at the first epoch without improvement") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(10));
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.05));
+  for (const std::int64_t patience : {0, 1, 3}) {
+    CAPTURE(patience);
+    auto inject = std::make_shared<Inject>("score", std::vector<double>{3, 2, 2.5, 2.5, 2.5, 2.5, 2.5, 2.5});
+    auto stop = std::make_shared<train::EarlyStopping>(train::EarlyStoppingOptions().monitor("score").patience(patience));
+    const train::History h = train::fit(model, mse, opt, loader, train::FitOptions().epochs(8).verbose(false).callbacks({inject, stop}));
+    // Keras stops at epoch 2 + max(patience, 1): the epoch `wait >= patience` first holds after epoch 1.
+    CHECK(stop->stopped_epoch() == 2 + std::max<std::int64_t>(patience, 1));
+    CHECK(h.size() == static_cast<std::size_t>(stop->stopped_epoch()));
+  }
 }
 
 TEST_CASE("a fit resumed from its checkpoint ends exactly where the uninterrupted fit does") {

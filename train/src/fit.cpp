@@ -35,6 +35,12 @@ std::string names_in(const Logs& logs) {
 
 }  // namespace
 
+const Logs& History::epoch(std::int64_t number) const {
+  if (number < 1 || number > static_cast<std::int64_t>(epochs.size()))
+    throw Error(fmt::format("History: no epoch {} (epochs are numbered 1 to {})", number, epochs.size()));
+  return epochs[static_cast<std::size_t>(number - 1)];
+}
+
 std::vector<double> History::values(const std::string& name) const {
   std::vector<double> out;
   for (const Logs& logs : epochs) {
@@ -133,9 +139,18 @@ void plot_history(const History& history, const std::string& dir) {
     fmt::print("{}\n", gnuplot_notice());
 }
 
+bool maximizes(Mode mode, const std::string& monitor) {
+  return mode == Mode::max || (mode == Mode::automatic && monitor.find("acc") != std::string::npos);
+}
+
+// The value to beat before any epoch: none is worse (Keras's np.Inf start), so the first
+// number is an improvement and NaN never is (every comparison with NaN is false).
+double worst_value(Mode mode, const std::string& monitor) {
+  return maximizes(mode, monitor) ? -INFINITY : INFINITY;
+}
+
 bool better(Mode mode, const std::string& monitor, double value, double best, double min_delta) {
-  const bool maximize = mode == Mode::max || (mode == Mode::automatic && monitor.find("acc") != std::string::npos);
-  return maximize ? value > best + min_delta : value < best - min_delta;
+  return maximizes(mode, monitor) ? value > best + min_delta : value < best - min_delta;
 }
 
 double monitored(const Logs& logs, const std::string& monitor, const char* who) {
@@ -259,17 +274,19 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   const auto& callbacks = options.callbacks_;
   for (auto& cb : callbacks) cb->on_train_begin(state);
   const std::vector<Tensor> params = model.parameters();
-  for (std::int64_t epoch = first_epoch; epoch < options.epochs_ && !state.stop_training; ++epoch) {
+  // Epochs are numbered from 1, as the progress bar, History, the CSV files and the callbacks
+  // show them; the loader's shuffle takes the index from 0.
+  for (std::int64_t epoch = first_epoch + 1; epoch <= options.epochs_ && !state.stop_training; ++epoch) {
     for (auto& cb : callbacks) cb->on_epoch_begin(state, epoch);
     model.train();
     auto metrics = make_metrics(options.metrics_);
     std::optional<ProgressBar> bar;
-    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch + 1, options.epochs_), train->num_batches());
+    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch, options.epochs_), train->num_batches());
     const auto start = std::chrono::steady_clock::now();
     double train_seconds = 0.0;
     double loss_sum = 0.0;
     std::int64_t samples = 0, batch_index = 0;
-    for (const Batch& b : train->epoch(epoch)) {
+    for (const Batch& b : train->epoch(epoch - 1)) {
       for (auto& cb : callbacks) cb->on_batch_begin(state, batch_index);
       const Tensor predictions = forward(b);
       const Tensor batch_loss = loss(predictions, b.targets);
@@ -313,7 +330,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     if (log_files) write_history_csv(history, options.log_dir_ + "/metrics.csv");
     if (!options.checkpoint_.empty() && main_process)
       save_checkpoint(options.checkpoint_, model, &optimizer, nullptr,
-                      {{"fit.epochs_done", std::to_string(epoch + 1)}, {"fit.history", encode_history(history)}});
+                      {{"fit.epochs_done", std::to_string(epoch)}, {"fit.history", encode_history(history)}});
   }
   for (auto& cb : callbacks) cb->on_train_end(state);
   if (log_files && history.size() > 0) plot_history(history, options.log_dir_);
@@ -329,14 +346,18 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(
 
 void EarlyStopping::on_train_begin(FitState&) {
   wait_ = 0;
-  best_epoch_ = -1;
-  stopped_epoch_ = -1;
+  best_ = worst_value(options_.mode_, options_.monitor_);
+  best_epoch_ = 0;
+  stopped_epoch_ = 0;
   best_weights_.clear();
 }
 
+// Keras's rule: `patience` epochs in a row without improvement stop training (never at the
+// first epoch), and NaN is never an improvement.
 void EarlyStopping::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
   const double value = monitored(logs, options_.monitor_, "EarlyStopping");
-  if (best_epoch_ < 0 || better(options_.mode_, options_.monitor_, value, best_, options_.min_delta_)) {
+  ++wait_;
+  if (better(options_.mode_, options_.monitor_, value, best_, options_.min_delta_)) {
     best_ = value;
     best_epoch_ = epoch;
     wait_ = 0;
@@ -346,7 +367,7 @@ void EarlyStopping::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs
     }
     return;
   }
-  if (++wait_ > options_.patience_) {
+  if (wait_ >= options_.patience_ && epoch > 1) {
     stopped_epoch_ = epoch;
     state.stop_training = true;
   }
@@ -357,13 +378,13 @@ void EarlyStopping::on_train_end(FitState& state) {
 }
 
 ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool save_best_only, Mode mode)
-    : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode) {}
+    : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode),
+      best_(worst_value(mode_, monitor_)) {}
 
 void ModelCheckpoint::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  if (save_best_only_) {
+  if (save_best_only_) {  // NaN never improves on the best, not even on the first epoch
     const double value = monitored(logs, monitor_, "ModelCheckpoint");
-    if (have_best_ && !better(mode_, monitor_, value, best_, 0.0)) return;
-    have_best_ = true;
+    if (!better(mode_, monitor_, value, best_, 0.0)) return;
     best_ = value;
   }
   // atomic: a temporary file renamed over the old one; with several processes, rank 0 writes
@@ -391,7 +412,7 @@ void CsvLog::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
     for (const auto& [name, value] : logs) columns.push_back(name);
     logger_ = std::make_unique<CsvLogger>(path_, columns);
   }
-  Metrics row{{"epoch", static_cast<double>(epoch + 1)}};
+  Metrics row{{"epoch", static_cast<double>(epoch)}};
   for (const auto& [name, value] : logs) row.emplace_back(name, value);
   logger_->log_metrics(row);
 }

@@ -30,9 +30,17 @@ namespace xgrad::train {
 /// One epoch's (or one batch's) values by name: "loss", "accuracy", "val_loss", "lr", ...
 using Logs = std::map<std::string, double>;
 
-/// What fit returns: the logs of every epoch, in order.
+/// What fit returns: the logs of every epoch, in order (`epochs[0]` is epoch 1).
+///
+/// Epochs are numbered from 1 everywhere xgrad shows or passes one: the progress bar
+/// ("epoch 1/10"), the callbacks' `epoch` argument, `EarlyStopping::best_epoch()` and
+/// `stopped_epoch()`, `ModelCheckpoint::saved_epochs()`, the "epoch" column of CsvLog and of
+/// a log_dir's metrics.csv. (`DataLoader::epoch(i)` takes a shuffle index from 0: fit's epoch
+/// e uses index e − 1.)
 struct History {
   std::vector<Logs> epochs;
+  /// The logs of epoch `number` (1-based); throws when there is no such epoch.
+  const Logs& epoch(std::int64_t number) const;
   /// The values of `name` over the epochs; throws naming the names there are when absent.
   std::vector<double> values(const std::string& name) const;
   std::size_t size() const { return epochs.size(); }
@@ -62,8 +70,9 @@ struct FitState {
   bool main_process() const { return group == nullptr || group->rank() == 0; }
 };
 
-/// Hooks into fit, all optional. `on_epoch_end` may add entries to the logs (they reach the
-/// history and the later callbacks).
+/// Hooks into fit, all optional. Epochs are numbered from 1 (see History), batches from 0
+/// within their epoch. `on_epoch_end` may add entries to the logs (they reach the history
+/// and the later callbacks).
 /// Example:
 ///     struct PrintLr : train::Callback {
 ///       void on_epoch_end(train::FitState& s, std::int64_t, train::Logs&) override {
@@ -173,41 +182,43 @@ struct EarlyStoppingOptions {
 };
 
 /// Stops training when the monitored value has not improved by more than min_delta for
-/// `patience` epochs; with restore_best_weights, puts back the weights of the best epoch
-/// (bit for bit) when it stops or when training ends.
+/// `patience` epochs in a row (Keras's rule: patience 2 stops at the second epoch without
+/// improvement; never at the first epoch); NaN is never an improvement. With
+/// restore_best_weights, puts back the weights of the best epoch (bit for bit) when it stops
+/// or when training ends.
 class EarlyStopping : public Callback {
  public:
   explicit EarlyStopping(EarlyStoppingOptions options = {});
   void on_train_begin(FitState& state) override;
   void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
   void on_train_end(FitState& state) override;
-  /// The epoch training stopped at (-1 while it has not), and the best epoch so far.
+  /// The epoch training stopped at (0 while it has not), and the best epoch so far (0 while
+  /// no epoch improved: every value was NaN); both 1-based, as fit numbers epochs.
   std::int64_t stopped_epoch() const { return stopped_epoch_; }
   std::int64_t best_epoch() const { return best_epoch_; }
 
  private:
   EarlyStoppingOptions options_;
   double best_ = 0.0;
-  std::int64_t wait_ = 0, best_epoch_ = -1, stopped_epoch_ = -1;
+  std::int64_t wait_ = 0, best_epoch_ = 0, stopped_epoch_ = 0;
   NamedTensors best_weights_;
 };
 
 /// Saves the model's state dict to `path` (safetensors, atomically) after an epoch — only
-/// when the monitored value improves with `save_best_only` (the default).
+/// when the monitored value improves with `save_best_only` (the default; NaN never does).
 class ModelCheckpoint : public Callback {
  public:
   ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = true,
                   Mode mode = Mode::automatic);
   void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-  /// Epochs at which the file was written (by rank 0 when several processes train).
+  /// Epochs (1-based) at which the file was written (by rank 0 when several processes train).
   const std::vector<std::int64_t>& saved_epochs() const { return saved_; }
 
  private:
   std::string path_, monitor_;
   bool save_best_only_;
   Mode mode_;
-  bool have_best_ = false;
-  double best_ = 0.0;
+  double best_;
   std::vector<std::int64_t> saved_;
 };
 
