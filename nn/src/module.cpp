@@ -296,7 +296,14 @@ LoadStateDictResult Module::load_state_dict(const NamedTensors& state, bool stri
 void Module::save(const std::string& path) const { save_safetensors(path, state_dict(), {{"format", "pt"}}); }
 
 LoadStateDictResult Module::load(const std::string& path, bool strict) {
-  return load_state_dict(load_safetensors(path).tensors, strict);
+  SafetensorsFile file = load_safetensors(path);
+  // A training checkpoint holds the model's weights under "model." beside the optimizer's
+  // state; its generator state marks it (train/checkpoint.cpp writes it into every one).
+  if (file.metadata.count("xgrad.rng_state") != 0)
+    throw Error("Module::load: '" + path + "' is a training checkpoint (weights, optimizer state and progress, "
+                "written by train::save_checkpoint or FitOptions::checkpoint), not a weights file: load it with "
+                "train::load_checkpoint(path, model)");
+  return load_state_dict(file.tensors, strict);
 }
 
 // --- printing ------------------------------------------------------------------------------------

@@ -76,10 +76,12 @@ CheckpointInfo load_checkpoint(const std::string& path, nn::Module& model, optim
     if (it->second != expected)
       throw Error("load_checkpoint: '" + path + "' holds the state of a " + it->second + " " + what + ", not of a " + expected);
   };
+  const auto rng = file.metadata.find(kRngKey);
+  if (rng == file.metadata.end())
+    throw Error("load_checkpoint: '" + path + "' is not a training checkpoint (it has no '" + kRngKey +
+                "' metadata): a weights file, written by Module::save or ModelCheckpoint, loads with model.load(path)");
   if (optimizer != nullptr) require(kOptimizerKey, optimizer->name(), "optimizer");
   if (scheduler != nullptr) require(kSchedulerKey, scheduler->name(), "scheduler");
-  const auto rng = file.metadata.find(kRngKey);
-  if (rng == file.metadata.end()) throw Error("load_checkpoint: '" + path + "' has no '" + kRngKey + "' metadata");
   // All or nothing: each part checks everything it loads before it changes anything, and the
   // parts loaded before a failing one are put back, so a bad file leaves every object as it was.
   // The model goes last (its strict load checks every key and shape first).

@@ -166,11 +166,15 @@ class Module {
   /// Example: `model.load_state_dict(load_safetensors("torch_weights.safetensors").tensors);`
   LoadStateDictResult load_state_dict(const NamedTensors& state, bool strict = true);
 
-  /// Writes `state_dict()` as a safetensors file (atomically), readable by Python's
-  /// `safetensors` and loadable into the same PyTorch model with `load_state_dict`.
+  /// Writes a *weights file*: `state_dict()` as a safetensors file (atomically), readable by
+  /// Python's `safetensors` and loadable into the same PyTorch model with `load_state_dict`.
+  /// (`train::ModelCheckpoint` writes the same kind of file. A *training checkpoint* —
+  /// weights, optimizer, scheduler, epoch and random generator, for resuming — is
+  /// `train::save_checkpoint`'s and `FitOptions::checkpoint`'s.)
   /// Example: `model.save("model.safetensors");`
   void save(const std::string& path) const;
-  /// Reads a safetensors file and loads it with `load_state_dict(…, strict)`.
+  /// Reads a weights file and loads it with `load_state_dict(…, strict)`. Handed a training
+  /// checkpoint, throws naming `train::load_checkpoint`, which reads those.
   /// Example: `model.load("model.safetensors");`
   LoadStateDictResult load(const std::string& path, bool strict = true);
 

@@ -1,6 +1,12 @@
 #pragma once
 /// \file Training checkpoints: model, optimizer, scheduler, random generator and progress in
 /// one safetensors file, so `--resume` continues exactly where the run stopped.
+///
+/// xgrad writes two kinds of safetensors file, and each loader refuses the other by name:
+/// - a *weights file* (`Module::save`, `ModelCheckpoint`): the state dict alone, PyTorch's
+///   keys; read it with `model.load(path)` (or PyTorch's `load_state_dict`);
+/// - a *training checkpoint* (`save_checkpoint`, `FitOptions::checkpoint`): the weights
+///   under "model." plus everything a resumed run needs; read it with `load_checkpoint`.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -29,10 +35,11 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const opt
                      const optim::LRScheduler* scheduler = nullptr,
                      const std::map<std::string, std::string>& metadata = {});
 
-/// Loads a file written by save_checkpoint into `model` (strictly), `optimizer` and
+/// Loads a training checkpoint written by save_checkpoint into `model` (strictly), `optimizer` and
 /// `scheduler` (when given; the file must hold their state), restores the random generator
 /// and returns the metadata. Throws naming the file and what is missing or mismatched;
-/// nothing is half-loaded into the model when the model's part does not match.
+/// nothing is half-loaded into the model when the model's part does not match. Handed a
+/// weights file, throws naming `Module::load`.
 CheckpointInfo load_checkpoint(const std::string& path, nn::Module& model, optim::Optimizer* optimizer = nullptr,
                                optim::LRScheduler* scheduler = nullptr);
 
