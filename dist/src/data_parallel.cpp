@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -107,9 +108,27 @@ struct DataParallel::State {
   std::vector<HookHandle> hooks;
   std::size_t next_launch = 0;
   bool pass_running = false;
+  std::int64_t passes = 0;  // synchronised backward passes started
+  bool broken = false;      // the last one ended with an exception before its end
   bool overlap = true;
   int world = 1;
   Stats stats;
+
+  // Rides along with the end-of-backward callback: the engine drops the callbacks of a
+  // backward pass that throws, and this notices (its callback died without running).
+  struct PassWatch {
+    explicit PassWatch(State* s) : state(s) {}
+    PassWatch(const PassWatch&) = delete;
+    PassWatch& operator=(const PassWatch&) = delete;
+    State* state;
+    bool ended = false;
+    ~PassWatch() {
+      if (ended) return;
+      state->pass_running = false;
+      state->broken = true;
+      detail::note_broken_pass(state->passes);
+    }
+  };
 
   void* flat_ptr(Bucket& b) {
     return b.dtype == DType::f64 ? static_cast<void*>(b.flat.mutable_data<double>()) : b.flat.mutable_data<float>();
@@ -152,13 +171,33 @@ struct DataParallel::State {
     }
   }
 
-  void on_ready(std::size_t i) {
-    if (!pass_running) {
-      pass_running = true;
-      stats = Stats{};
-      stats.buckets = static_cast<std::int64_t>(buckets.size());
-      queue_callback([this] { finish_pass(); });
+  void begin_pass() {
+    if (broken) {
+      // Some of the failed pass's buckets may be in flight and the other ranks expect the rest:
+      // with several ranks the guard ends the job here (naming the failed pass); one rank alone
+      // just finishes them and starts afresh.
+      detail::agree({detail::Step::backward_start, static_cast<std::int64_t>(params.size()), passes + 1});
+      for (Bucket& b : buckets) {
+        detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
+        b.pending = b.params.size();
+      }
+      std::fill(ready.begin(), ready.end(), false);
+      next_launch = 0;
+      broken = false;
     }
+    pass_running = true;
+    ++passes;
+    stats = Stats{};
+    stats.buckets = static_cast<std::int64_t>(buckets.size());
+    auto watch = std::make_shared<PassWatch>(this);
+    queue_callback([this, watch] {
+      watch->ended = true;
+      finish_pass();
+    });
+  }
+
+  void on_ready(std::size_t i) {
+    if (!pass_running) begin_pass();
     if (ready[i]) return;
     ready[i] = true;
     fill(i);
@@ -177,6 +216,11 @@ struct DataParallel::State {
       }
     launch_ready(false);
     const auto start = std::chrono::steady_clock::now();
+    // Before anyone waits for a bucket: every rank must be at the end of this same pass (a rank
+    // with a batch more, or one that skipped a pass, would otherwise have its buckets paired with
+    // another collective, and hang or mix unrelated data). The buckets travel meanwhile; a
+    // mismatch ends the job before their results are used.
+    detail::agree({detail::Step::backward_end, static_cast<std::int64_t>(params.size()), passes});
     for (Bucket& b : buckets)
       detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
     stats.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -203,6 +247,7 @@ DataParallel::DataParallel(nn::Module& model, const DataParallelOptions& options
   detail::require_initialized("dist::DataParallel");
   if (!(options.bucket_cap_mb() > 0))
     throw Error("dist::DataParallel: bucket_cap_mb must be positive, got " + std::to_string(options.bucket_cap_mb()));
+  detail::agree({detail::Step::collective, detail::Step::data_parallel, 0});
   check_same_model(model_lines(model, options));
   NamedTensors entries = model.named_parameters();
   const NamedTensors buffers = model.named_buffers();

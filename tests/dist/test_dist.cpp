@@ -276,6 +276,16 @@ TEST_CASE("DataParallel refuses ranks whose bucket size differs, naming it") {
   check_in_step();
 }
 
+TEST_CASE("dist::set_timeout takes a positive number of seconds") {
+  const double before = dist::timeout();
+  CHECK(before > 0);
+  dist::set_timeout(30);
+  CHECK(dist::timeout() == 30);
+  CHECK_THROWS_WITH_AS(dist::set_timeout(0), "dist::set_timeout: the timeout must be a positive number of seconds, got 0", Error);
+  CHECK_THROWS_AS(dist::set_timeout(std::nan("")), Error);
+  dist::set_timeout(before);
+}
+
 TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the same order as one process, equal batch counts") {
   const int W = dist::world_size();
   for (std::int64_t n : {0, 1, 7, 8, 13, 24}) {

@@ -47,7 +47,10 @@ struct DataParallelOptions {
 /// A parameter that gets no gradient on a rank in a pass contributes the gradient it already
 /// holds (zero when it has none); one that has no gradient on any rank keeps none, so the
 /// optimizer skips it as it would in one process. Every rank must run backward the same
-/// number of times (DistributedSampler gives each rank the same number of batches).
+/// number of times (DistributedSampler gives each rank the same number of batches): before
+/// anyone waits for a gradient, the ranks check that they end the same pass, and a rank with a
+/// batch more, or one that skipped a pass whose backward threw, ends the job with a message
+/// naming every rank's step (see dist::Context).
 ///
 /// The model must outlive this object, which removes its hooks when destroyed.
 class DataParallel {
