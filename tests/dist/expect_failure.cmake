@@ -1,6 +1,9 @@
-# Runs `mpiexec -n 2 fail_rank MODE` and checks that the job ends with a non-zero exit within
-# 30 s and prints what MODE must print (a hang hits the 60 s timeout instead).
-#   cmake -DMPIEXEC=... -DEXE=... -DMODE=<a mode of fail_rank.cpp> -P expect_failure.cmake
+# Runs `mpiexec -n NP fail_rank MODE` (NP: 2 unless given) and checks that the job ends with a
+# non-zero exit within 30 s and prints what MODE must print (a hang hits the 60 s timeout).
+#   cmake -DMPIEXEC=... -DEXE=... -DMODE=<a mode of fail_rank.cpp> [-DNP=4] -P expect_failure.cmake
+if(NOT DEFINED NP)
+  set(NP 2)
+endif()
 set(dp "of a dist::DataParallel over 4 parameters")
 set(skip "a backward pass that failed on one rank cannot be skipped")
 # What each mode must print: regular expressions, every one of which must match stderr.
@@ -27,13 +30,22 @@ list(APPEND expect_caught_inside "training failed: rank 1 found a corrupt batch 
 list(APPEND expect_caught_inside_backward "training failed: rank 1 found a corrupt batch at step 3")
 list(APPEND expect_skip_batch "skipping batch 2: rank 1: NaN in the gradient of batch 2")
 list(APPEND expect_skip_batch_early "skipping batch 2: rank 1: NaN in the gradient of batch 2")
+# Four ranks: rank 0 has a batch more than the other three.
+foreach(r 0 1 2 3)
+  list(APPEND expect_loop_batches_np4
+       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; ranks 1, 2, 3 are in dist::all_reduce")
+endforeach()
 set(expect_stuck "xgrad.dist: rank 0: waited 2 s in dist::all_reduce for the other ranks, and some never made a dist call")
-if(NOT DEFINED expect_${MODE})
-  message(FATAL_ERROR "expect_failure.cmake: no expectations for mode '${MODE}'")
+set(expected expect_${MODE})
+if(NOT NP EQUAL 2)
+  set(expected expect_${MODE}_np${NP})
+endif()
+if(NOT DEFINED ${expected})
+  message(FATAL_ERROR "expect_failure.cmake: no expectations for mode '${MODE}' on ${NP} ranks")
 endif()
 
 string(TIMESTAMP start "%s")
-execute_process(COMMAND "${MPIEXEC}" -n 2 "${EXE}" "${MODE}" TIMEOUT 60
+execute_process(COMMAND "${MPIEXEC}" -n ${NP} "${EXE}" "${MODE}" TIMEOUT 60
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 string(TIMESTAMP stop "%s")
 math(EXPR seconds "${stop} - ${start}")
@@ -44,7 +56,7 @@ endif()
 if(rc MATCHES "timeout|Process terminated")
   message(FATAL_ERROR "the job did not end: ${rc}")
 endif()
-foreach(pattern IN LISTS expect_${MODE})
+foreach(pattern IN LISTS ${expected})
   if(NOT err MATCHES "${pattern}")
     message(FATAL_ERROR "the job's output lacks: ${pattern}")
   endif()
