@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,34 +25,56 @@ std::string describe(const std::string& name, const Tensor& t) {
   return "'" + name + "' " + shape_str(t.shape()) + " " + std::string(dtype_name(t.dtype()));
 }
 
-// Every rank's entries must match rank 0's: rank 0 sends its list, each rank compares, and
-// one allreduce tells everyone whether all agreed (so all ranks throw together).
-void check_same_model(const NamedTensors& entries) {
+// One line per fact that must be the same on every rank for the buckets to pair up and to
+// hold the same parameters: the options that shape the buckets, then every parameter (name,
+// shape, dtype, requires_grad) and buffer, in registration order.
+std::vector<std::string> model_lines(const nn::Module& model, const DataParallelOptions& options) {
+  std::ostringstream cap;
+  cap.precision(17);
+  cap << options.bucket_cap_mb();
+  std::vector<std::string> lines{"bucket_cap_mb " + cap.str()};
+  for (const auto& [name, p] : model.named_parameters())
+    lines.push_back("parameter " + describe(name, p) + (p.requires_grad() ? " requires_grad" : " frozen (requires_grad false)"));
+  for (const auto& [name, b] : model.named_buffers()) lines.push_back("buffer " + describe(name, b));
+  return lines;
+}
+
+// Every rank's lines must match rank 0's. Rank 0 sends its lines; each rank finds its first
+// line that differs; a MINLOC allreduce picks the earliest difference (lowest rank on a tie),
+// whose rank sends its line, so every rank throws the same message naming it.
+void check_same_model(const std::vector<std::string>& lines) {
+  const char* op = "dist::DataParallel";
   std::string mine;
-  for (const auto& [name, t] : entries) mine += describe(name, t) + "\n";
+  for (const std::string& line : lines) mine += line + "\n";
   std::int64_t length = static_cast<std::int64_t>(mine.size());
-  detail::check(MPI_Bcast(&length, 1, MPI_INT64_T, 0, MPI_COMM_WORLD), "dist::DataParallel");
+  detail::check(MPI_Bcast(&length, 1, MPI_INT64_T, 0, MPI_COMM_WORLD), op);
   std::string root(static_cast<std::size_t>(length), '\0');
   if (rank() == 0) root = mine;
-  detail::check(MPI_Bcast(root.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD), "dist::DataParallel");
-  int same = root == mine ? 1 : 0;
-  detail::check(MPI_Allreduce(MPI_IN_PLACE, &same, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "dist::DataParallel");
-  if (same) return;
-  if (root == mine)
-    throw Error("dist::DataParallel: the model differs across ranks (the other ranks' errors name the difference); "
-                "every rank must build the same model");
-  // Name the first entry that differs.
-  std::size_t a = 0, b = 0;
-  for (;;) {
-    const std::size_t ea = root.find('\n', a), eb = mine.find('\n', b);
-    const std::string ra = ea == std::string::npos ? "" : root.substr(a, ea - a);
-    const std::string rb = eb == std::string::npos ? "" : mine.substr(b, eb - b);
-    if (ra != rb)
-      throw Error("dist::DataParallel: the model differs across ranks: rank " + std::to_string(rank()) + " has " +
-                  (rb.empty() ? "nothing" : rb) + " where rank 0 has " + (ra.empty() ? "nothing" : ra) +
-                  " (parameters, then buffers, in registration order)");
-    a = ea + 1, b = eb + 1;
+  detail::check(MPI_Bcast(root.data(), static_cast<int>(length), MPI_CHAR, 0, MPI_COMM_WORLD), op);
+  std::vector<std::string> root_lines;
+  for (std::size_t at = 0; at < root.size();) {
+    const std::size_t end = root.find('\n', at);
+    root_lines.push_back(root.substr(at, end - at));
+    at = end + 1;
   }
+  const std::size_t n = std::max(root_lines.size(), lines.size());
+  int first = std::numeric_limits<int>::max();
+  for (std::size_t i = 0; i < n && first == std::numeric_limits<int>::max(); ++i)
+    if (i >= root_lines.size() || i >= lines.size() || root_lines[i] != lines[i]) first = static_cast<int>(i);
+  int pair[2] = {first, rank()};
+  detail::check(MPI_Allreduce(MPI_IN_PLACE, pair, 1, MPI_2INT, MPI_MINLOC, MPI_COMM_WORLD), op);
+  if (pair[0] == std::numeric_limits<int>::max()) return;
+  const auto at = static_cast<std::size_t>(pair[0]);
+  const int who = pair[1];
+  std::string theirs = at < lines.size() ? lines[at] : "nothing";
+  std::int64_t theirs_length = static_cast<std::int64_t>(theirs.size());
+  detail::check(MPI_Bcast(&theirs_length, 1, MPI_INT64_T, who, MPI_COMM_WORLD), op);
+  theirs.resize(static_cast<std::size_t>(theirs_length));
+  detail::check(MPI_Bcast(theirs.data(), static_cast<int>(theirs_length), MPI_CHAR, who, MPI_COMM_WORLD), op);
+  throw Error("dist::DataParallel: the model differs across ranks: rank " + std::to_string(who) + " has " + theirs +
+              " where rank 0 has " + (at < root_lines.size() ? root_lines[at] : "nothing") +
+              " (the options, then the parameters, then the buffers, in registration order); every rank must build the "
+              "same model with the same options");
 }
 
 void broadcast_from_root(const Tensor& t) {
@@ -83,9 +108,27 @@ struct DataParallel::State {
   std::vector<HookHandle> hooks;
   std::size_t next_launch = 0;
   bool pass_running = false;
+  std::int64_t passes = 0;  // synchronised backward passes started
+  bool broken = false;      // the last one ended with an exception before its end
   bool overlap = true;
   int world = 1;
   Stats stats;
+
+  // Rides along with the end-of-backward callback: the engine drops the callbacks of a
+  // backward pass that throws, and this notices (its callback died without running).
+  struct PassWatch {
+    explicit PassWatch(State* s) : state(s) {}
+    PassWatch(const PassWatch&) = delete;
+    PassWatch& operator=(const PassWatch&) = delete;
+    State* state;
+    bool ended = false;
+    ~PassWatch() {
+      if (ended) return;
+      state->pass_running = false;
+      state->broken = true;
+      detail::note_broken_pass(state->passes);
+    }
+  };
 
   void* flat_ptr(Bucket& b) {
     return b.dtype == DType::f64 ? static_cast<void*>(b.flat.mutable_data<double>()) : b.flat.mutable_data<float>();
@@ -128,13 +171,33 @@ struct DataParallel::State {
     }
   }
 
-  void on_ready(std::size_t i) {
-    if (!pass_running) {
-      pass_running = true;
-      stats = Stats{};
-      stats.buckets = static_cast<std::int64_t>(buckets.size());
-      queue_callback([this] { finish_pass(); });
+  void begin_pass() {
+    if (broken) {
+      // Some of the failed pass's buckets may be in flight and the other ranks expect the rest:
+      // with several ranks the guard ends the job here (naming the failed pass); one rank alone
+      // just finishes them and starts afresh.
+      detail::agree({detail::Step::backward_start, static_cast<std::int64_t>(params.size()), passes + 1});
+      for (Bucket& b : buckets) {
+        detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
+        b.pending = b.params.size();
+      }
+      std::fill(ready.begin(), ready.end(), false);
+      next_launch = 0;
+      broken = false;
     }
+    pass_running = true;
+    ++passes;
+    stats = Stats{};
+    stats.buckets = static_cast<std::int64_t>(buckets.size());
+    auto watch = std::make_shared<PassWatch>(this);
+    queue_callback([this, watch] {
+      watch->ended = true;
+      finish_pass();
+    });
+  }
+
+  void on_ready(std::size_t i) {
+    if (!pass_running) begin_pass();
     if (ready[i]) return;
     ready[i] = true;
     fill(i);
@@ -153,6 +216,11 @@ struct DataParallel::State {
       }
     launch_ready(false);
     const auto start = std::chrono::steady_clock::now();
+    // Before anyone waits for a bucket: every rank must be at the end of this same pass (a rank
+    // with a batch more, or one that skipped a pass, would otherwise have its buckets paired with
+    // another collective, and hang or mix unrelated data). The buckets travel meanwhile; a
+    // mismatch ends the job before their results are used.
+    detail::agree({detail::Step::backward_end, static_cast<std::int64_t>(params.size()), passes});
     for (Bucket& b : buckets)
       detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
     stats.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -179,10 +247,11 @@ DataParallel::DataParallel(nn::Module& model, const DataParallelOptions& options
   detail::require_initialized("dist::DataParallel");
   if (!(options.bucket_cap_mb() > 0))
     throw Error("dist::DataParallel: bucket_cap_mb must be positive, got " + std::to_string(options.bucket_cap_mb()));
+  detail::agree({detail::Step::collective, detail::Step::data_parallel, 0});
+  check_same_model(model_lines(model, options));
   NamedTensors entries = model.named_parameters();
   const NamedTensors buffers = model.named_buffers();
   entries.insert(entries.end(), buffers.begin(), buffers.end());
-  check_same_model(entries);
   for (const auto& [name, t] : entries) broadcast_from_root(t);
 
   State& s = *state_;

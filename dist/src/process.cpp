@@ -84,6 +84,7 @@ Context::Context(int& argc, char**& argv) {
   }
   // Errors come back as codes, and become exceptions naming the call.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  detail::open_guard();
   context_alive = true;
   previous_terminate = std::set_terminate(on_terminate);
   static const bool registered = [] { return std::atexit(abort_if_failing) == 0; }();
@@ -99,6 +100,10 @@ Context::~Context() {
     failing = true;
     return;
   }
+  // Finalising while another rank still waits in a collective would hang both: meet the others
+  // first (a rank that left main early meets them in their next collective, and the job ends).
+  detail::agree({detail::Step::finish, 0, 0});
+  detail::close_guard();
   if (owns_) MPI_Finalize();
 }
 
@@ -118,6 +123,7 @@ int world_size() {
 
 void barrier() {
   detail::require_initialized("dist::barrier");
+  detail::agree({detail::Step::collective, detail::Step::barrier, 0});
   detail::check(MPI_Barrier(MPI_COMM_WORLD), "dist::barrier");
 }
 
@@ -177,6 +183,7 @@ void finish(Tensor& t, const Block& b) {
 
 void all_reduce(Tensor& t, ReduceOp op) {
   detail::require_initialized("dist::all_reduce");
+  detail::agree({detail::Step::collective, detail::Step::all_reduce, 0});
   check_same_everywhere(t, "dist::all_reduce");
   if (op == ReduceOp::mean && t.dtype() == DType::i64)
     throw Error("dist::all_reduce: mean needs a floating dtype, got i64");
@@ -194,6 +201,7 @@ void all_reduce(Tensor& t, ReduceOp op) {
 
 void broadcast(Tensor& t, int root) {
   detail::require_initialized("dist::broadcast");
+  detail::agree({detail::Step::collective, detail::Step::broadcast, 0});
   if (root < 0 || root >= world_size())
     throw Error("dist::broadcast: root " + std::to_string(root) + " is not a rank (world size " + std::to_string(world_size()) + ")");
   check_same_everywhere(t, "dist::broadcast");
@@ -206,6 +214,7 @@ void broadcast(Tensor& t, int root) {
 
 Tensor all_gather(const Tensor& t) {
   detail::require_initialized("dist::all_gather");
+  detail::agree({detail::Step::collective, detail::Step::all_gather, 0});
   check_same_everywhere(t, "dist::all_gather");
   const Tensor src = t.contiguous().detach();
   Shape shape{world_size()};

@@ -211,18 +211,79 @@ TEST_CASE("a parameter unused on some ranks gets the mean with zeros for them; u
   CHECK(ddp.last_stats().buckets == 1);
 }
 
-TEST_CASE("DataParallel refuses models that differ across ranks, naming the parameter on the rank that differs") {
-  const int W = dist::world_size();
-  if (W < 2) return;
+namespace {
+const std::string kModelDiffers = "dist::DataParallel: the model differs across ranks: ";
+const std::string kInOrder =
+    " (the options, then the parameters, then the buffers, in registration order); every rank must build the same model "
+    "with the same options";
+
+// Two parameters of the same size, either of which a rank may freeze.
+struct Pair : nn::Module {
+  Tensor a, b;
+  Pair(bool freeze_a, bool freeze_b) {
+    a = register_parameter("a", tensor({1.0, 2.0}, DType::f64), !freeze_a);
+    b = register_parameter("b", tensor({3.0, 4.0}, DType::f64), !freeze_b);
+  }
+};
+
+// The ranks are still in step after a refused DataParallel.
+void check_in_step() {
+  Tensor ok = ones({1});
+  dist::all_reduce(ok);
+  CHECK(ok.item() == dist::world_size());
+}
+}  // namespace
+
+TEST_CASE("DataParallel refuses models that differ across ranks, naming the first difference on every rank") {
+  if (dist::world_size() < 2) return;
   nn::Linear odd(3, dist::rank() == 1 ? 5 : 4);
-  if (dist::rank() == 1)
-    CHECK_THROWS_WITH_AS(dist::DataParallel{odd},
-                         "dist::DataParallel: the model differs across ranks: rank 1 has 'weight' (5, 3) float32 where rank 0 has "
-                         "'weight' (4, 3) float32 (parameters, then buffers, in registration order)",
-                         Error);
-  else
-    CHECK_THROWS_WITH_AS(dist::DataParallel{odd}, doctest::Contains("dist::DataParallel: the model differs across ranks (the other"),
-                         Error);
+  CHECK_THROWS_WITH_AS(dist::DataParallel{odd},
+                       (kModelDiffers + "rank 1 has parameter 'weight' (5, 3) float32 requires_grad where rank 0 has "
+                                        "parameter 'weight' (4, 3) float32 requires_grad" + kInOrder).c_str(),
+                       Error);
+  check_in_step();
+}
+
+TEST_CASE("DataParallel refuses ranks that freeze different parameters, even of the same size") {
+  if (dist::world_size() < 2) return;
+  const bool odd = dist::rank() % 2 == 1;
+  Pair swapped(/*freeze_a=*/!odd, /*freeze_b=*/odd);  // gradients of a and b would be averaged together
+  CHECK_THROWS_WITH_AS(dist::DataParallel{swapped},
+                       (kModelDiffers + "rank 1 has parameter 'a' (2) float64 requires_grad where rank 0 has parameter 'a' "
+                                        "(2) float64 frozen (requires_grad false)" + kInOrder).c_str(),
+                       Error);
+  check_in_step();
+  Pair one_frozen(false, dist::rank() == 1);  // the buckets would differ in size
+  CHECK_THROWS_WITH_AS(dist::DataParallel{one_frozen},
+                       (kModelDiffers + "rank 1 has parameter 'b' (2) float64 frozen (requires_grad false) where rank 0 has "
+                                        "parameter 'b' (2) float64 requires_grad" + kInOrder).c_str(),
+                       Error);
+  check_in_step();
+  Pair alike(true, false);  // the same frozen parameter everywhere is fine
+  dist::DataParallel ddp(alike);
+  (alike.b * (dist::rank() + 1.0)).sum().backward();
+  CHECK(alike.b.grad().to_vector<double>() == std::vector<double>(2, (dist::world_size() + 1) / 2.0));
+  CHECK_FALSE(alike.a.grad().defined());
+}
+
+TEST_CASE("DataParallel refuses ranks whose bucket size differs, naming it") {
+  if (dist::world_size() < 2) return;
+  nn::Linear layer(3, 4);
+  const auto options = dist::DataParallelOptions().bucket_cap_mb(dist::rank() == 1 ? 0.5 : 25);
+  CHECK_THROWS_WITH_AS(dist::DataParallel(layer, options),
+                       (kModelDiffers + "rank 1 has bucket_cap_mb 0.5 where rank 0 has bucket_cap_mb 25" + kInOrder).c_str(),
+                       Error);
+  check_in_step();
+}
+
+TEST_CASE("dist::set_timeout takes a positive number of seconds") {
+  const double before = dist::timeout();
+  CHECK(before > 0);
+  dist::set_timeout(30);
+  CHECK(dist::timeout() == 30);
+  CHECK_THROWS_WITH_AS(dist::set_timeout(0), "dist::set_timeout: the timeout must be a positive number of seconds, got 0", Error);
+  CHECK_THROWS_AS(dist::set_timeout(std::nan("")), Error);
+  dist::set_timeout(before);
 }
 
 TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the same order as one process, equal batch counts") {

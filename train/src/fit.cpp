@@ -2,6 +2,7 @@
 // pieces (DataLoader, Metric, ProgressBar, checkpoints), as a user's own loop would be.
 #include <xgrad/train/fit.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -181,6 +182,20 @@ void reduce(const ProcessGroup* group, double& loss_sum, std::int64_t& samples, 
   }
 }
 
+// Every process must run the same number of batches, or one would wait forever for the
+// others' gradients: each one's count goes in its own slot of a sum, and all compare.
+void check_same_batch_count(const ProcessGroup& group, std::int64_t epoch, std::size_t count) {
+  std::vector<double> counts(static_cast<std::size_t>(group.size()), 0.0);
+  counts[static_cast<std::size_t>(group.rank())] = static_cast<double>(count);
+  group.sum(counts);
+  if (std::all_of(counts.begin(), counts.end(), [&](double c) { return c == counts[0]; })) return;
+  std::string each;
+  for (std::size_t r = 0; r < counts.size(); ++r) each += fmt::format("{}rank {}: {}", r ? ", " : "", r, counts[r]);
+  throw Error(fmt::format("fit: epoch {}: the processes have different numbers of batches ({}); every process must run "
+                          "the same number (dist::DistributedSampler gives every rank an equal share)",
+                          epoch, each));
+}
+
 }  // namespace
 
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
@@ -286,7 +301,9 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     double train_seconds = 0.0;
     double loss_sum = 0.0;
     std::int64_t samples = 0, batch_index = 0;
-    for (const Batch& b : train->epoch(epoch - 1)) {
+    const DataLoader::Epoch batches = train->epoch(epoch - 1);
+    if (distributed) check_same_batch_count(*group, epoch, batches.size());
+    for (const Batch& b : batches) {
       for (auto& cb : callbacks) cb->on_batch_begin(state, batch_index);
       const Tensor predictions = forward(b);
       const Tensor batch_loss = loss(predictions, b.targets);

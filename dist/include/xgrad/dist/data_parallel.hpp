@@ -36,8 +36,9 @@ struct DataParallelOptions {
 };
 
 /// Makes `model` train data-parallel across the ranks of the job. At construction it checks
-/// that every rank's model has the same parameters and buffers (names, shapes, dtypes; a clear
-/// error otherwise) and copies rank 0's values to every rank. Then, in every backward pass,
+/// that every rank's model has the same parameters (names, shapes, dtypes, requires_grad) and
+/// buffers and that every rank passed the same bucket_cap_mb (otherwise every rank throws an
+/// error naming the first difference), and copies rank 0's values to every rank. Then, in every backward pass,
 /// each parameter's gradient joins a bucket as soon as it is complete (a post-accumulate
 /// hook); a full bucket's non-blocking allreduce starts at once, in bucket order on every
 /// rank, so communication overlaps the rest of backward; when backward ends, every gradient is
@@ -46,7 +47,10 @@ struct DataParallelOptions {
 /// A parameter that gets no gradient on a rank in a pass contributes the gradient it already
 /// holds (zero when it has none); one that has no gradient on any rank keeps none, so the
 /// optimizer skips it as it would in one process. Every rank must run backward the same
-/// number of times (DistributedSampler gives each rank the same number of batches).
+/// number of times (DistributedSampler gives each rank the same number of batches): before
+/// anyone waits for a gradient, the ranks check that they end the same pass, and a rank with a
+/// batch more, or one that skipped a pass whose backward threw, ends the job with a message
+/// naming every rank's step (see dist::Context).
 ///
 /// The model must outlive this object, which removes its hooks when destroyed.
 class DataParallel {

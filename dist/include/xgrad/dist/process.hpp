@@ -22,6 +22,16 @@ namespace xgrad::dist {
 /// a collective: an exception that escapes main prints "xgrad.dist: rank R failed: <message>"
 /// and aborts the job (MPI_Abort, exit code 1); one that unwinds past the Context (caught
 /// further out, in main) ends the job with code 1 when the process exits.
+///
+/// Ranks out of step never hang either. Before every call the ranks make together (the
+/// collectives below, dist::process_group's reductions, DataParallel's construction and the end
+/// of each of its backward passes, and the end of the Context: its destructor waits for every
+/// rank to end) each rank tells the others what it is about to do. When they differ (a rank
+/// with a batch more, one that skipped a backward pass that threw, one that returned from main
+/// while the others train) every rank prints every rank's step ("xgrad.dist: rank R: the ranks
+/// are out of step: rank 0 is at the end of backward pass 3 ...; rank 1 is at the end of its
+/// dist::Context") and the job ends with code 1. A rank that waits longer than dist::timeout()
+/// for the others (stuck outside dist) ends the job too.
 class Context {
  public:
   Context(int& argc, char**& argv);
@@ -43,6 +53,11 @@ int rank();
 int world_size();
 /// Returns on every rank once all ranks have called it.
 void barrier();
+/// How long a rank waits for the others at a call they make together before it ends the job,
+/// in seconds (default 600, or the environment's XGRAD_DIST_TIMEOUT when the Context starts).
+/// Example: `dist::set_timeout(1800);  // rank 0 alone evaluates for up to half an hour`
+void set_timeout(double seconds);
+double timeout();
 /// Prints "xgrad.dist: rank R: <message>" on stderr and ends every process of the job.
 [[noreturn]] void abort(const std::string& message, int code = 1);
 
