@@ -32,6 +32,7 @@ cmake --build "$tmp/consumer" -j"$jobs"
 
 echo "check-install: running the consumer"
 "$tmp/consumer/app"
+"$tmp/consumer/spellings"
 if [[ -x "$tmp/consumer/dist_app" ]]; then
   echo "check-install: running the dist consumer under mpirun -np 2"
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 "$tmp/consumer/dist_app"
