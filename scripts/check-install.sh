@@ -100,7 +100,7 @@ expect_configure_failure() {
   local text
   text=$(tr -s ' \n' '  ' <"$dir.log")
   [[ "$text" == *"$pattern"* ]] || { cat "$dir.log" >&2; fail "$label: no \"$pattern\" in the error"; }
-  say "$label: fails as it should: $(grep -o -- "Reason given by package: .*" <<<"$text" | cut -c1-160)"
+  say "$label: fails as it should: $(grep -o -- "Reason given by package: .*" <<<"$text" | sed "s/ -- Configuring incomplete.*//")"
 }
 
 for kind in "$first" "$other"; do
