@@ -12,7 +12,7 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <xgrad/dist/dist.hpp>
+#include <xgrad/dist.hpp>
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"

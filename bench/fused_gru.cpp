@@ -43,6 +43,10 @@
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_num_threads(void);
 
+#ifndef XGRAD_BENCH_ARCH
+#define XGRAD_BENCH_ARCH "unknown"
+#endif
+
 namespace {
 
 using namespace xgrad;
@@ -168,7 +172,8 @@ int run(const Options& o) {
     tg.push_back(time([&] { floor.run(); }));
   }
   const double x = median(tx), f = median(tf), g = median(tg);
-  fmt::print("infer_gru_{}: median ms over {} alternated passes (BLAS threads {})\n", s.name, o.reps, threads);
+  fmt::print("infer_gru_{}: median ms over {} alternated passes (BLAS threads {}; {})\n", s.name, o.reps, threads,
+             XGRAD_BENCH_ARCH);
   fmt::print("  xgrad      {:8.3f}   / floor {:.3f}\n", x, x / g);
   fmt::print("  hand-fused {:8.3f}   / floor {:.3f}   (max |output - xgrad's| {:.2e})\n", f, f / g, difference);
   fmt::print("  GEMM floor {:8.3f}\n", g);

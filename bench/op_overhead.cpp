@@ -36,6 +36,10 @@
 #ifndef XGRAD_BENCH_VERSION
 #define XGRAD_BENCH_VERSION "unknown"
 #endif
+// The instruction set xgrad_core was compiled for (bench/CMakeLists.txt, cmake/XgradArch.cmake).
+#ifndef XGRAD_BENCH_ARCH
+#define XGRAD_BENCH_ARCH "unknown"
+#endif
 
 namespace {
 
@@ -207,7 +211,8 @@ void write_json(const std::string& path, const Options& opt, const std::vector<R
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) throw std::runtime_error(fmt::format("cannot write '{}'", path));
   fmt::print(f, "{{\n  \"benchmark\": \"op_overhead\",\n  \"framework\": \"xgrad\",\n");
-  fmt::print(f, "  \"version\": \"{}\",\n  \"chain\": \"y*a, y+b, tanh(y)\",\n", XGRAD_BENCH_VERSION);
+  fmt::print(f, "  \"version\": \"{}\",\n  \"arch\": \"{}\",\n  \"chain\": \"y*a, y+b, tanh(y)\",\n", XGRAD_BENCH_VERSION,
+             XGRAD_BENCH_ARCH);
   fmt::print(f, "  \"ops\": {},\n  \"reps\": {},\n  \"warmup\": {},\n  \"cases\": [\n", opt.ops, opt.reps,
              opt.warmup);
   for (std::size_t i = 0; i < results.size(); ++i) {
@@ -233,8 +238,8 @@ int main(int argc, char** argv) {
     std::vector<Result> results;
     for (const Case& c : cases) results.push_back(run_case(c, opt));
 
-    fmt::print("xgrad op overhead: chain of {} ops (y*a, y+b, tanh), median of {} reps after {} warm-ups\n",
-               opt.ops, opt.reps, opt.warmup);
+    fmt::print("xgrad op overhead ({}): chain of {} ops (y*a, y+b, tanh), median of {} reps after {} warm-ups\n",
+               XGRAD_BENCH_ARCH, opt.ops, opt.reps, opt.warmup);
     fmt::print("{:<6} {:>14} {:>15} {:>12} {:>12}\n", "case", "forward µs/op", "backward µs/op", "total µs/op",
                "CPU µs/op");
     for (const Result& r : results)

@@ -54,6 +54,10 @@
 #ifndef XGRAD_BENCH_VERSION
 #define XGRAD_BENCH_VERSION "unknown"
 #endif
+// The instruction set xgrad_core was compiled for (bench/CMakeLists.txt, cmake/XgradArch.cmake).
+#ifndef XGRAD_BENCH_ARCH
+#define XGRAD_BENCH_ARCH "unknown"
+#endif
 
 namespace {
 
@@ -455,8 +459,8 @@ Options parse_args(int argc, char** argv) {
 void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) throw std::runtime_error(fmt::format("cannot write '{}'", path));
-  fmt::print(f, "{{\n  \"benchmark\": \"rnn\",\n  \"framework\": \"xgrad\",\n  \"version\": \"{}\",\n",
-             XGRAD_BENCH_VERSION);
+  fmt::print(f, "{{\n  \"benchmark\": \"rnn\",\n  \"framework\": \"xgrad\",\n  \"version\": \"{}\",\n  \"arch\": \"{}\",\n",
+             XGRAD_BENCH_VERSION, XGRAD_BENCH_ARCH);
   fmt::print(f, "  \"quick\": {},\n  \"results\": [\n", o.quick ? "true" : "false");
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
@@ -477,6 +481,7 @@ int main(int argc, char** argv) {
     bench::process_blas_threads();  // OpenBLAS's threads, before the floor or xgrad changes them
     const Options o = parse_args(argc, argv);
     if (!o.peak_cell.empty()) return peak_mem_child(o);
+    if (!o.list) fmt::print("xgrad {}, kernels compiled for {}\n", XGRAD_BENCH_VERSION, XGRAD_BENCH_ARCH);
     std::vector<Row> rows;
     for (const std::string& kind : kKinds) {
       for (const Size& s : kSizes) {

@@ -50,7 +50,7 @@
 #include <cstdio>
 #include <optional>
 
-#include <xgrad/dist/dist.hpp>
+#include <xgrad/dist.hpp>
 #endif
 
 using namespace xgrad;

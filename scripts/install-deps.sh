@@ -9,8 +9,10 @@ set -euo pipefail
 
 # gnuplot-nox draws the examples' PNG plots (without it they write CSV only). OpenMPI builds
 # the optional dist module (data-parallel training) and runs its tests under mpirun.
+# pkg-config and dpkg-dev: scripts/check-install.sh builds with xgrad.pc and makes the .deb.
 packages=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
-          doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin)
+          doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin
+          pkg-config dpkg-dev)
 
 usage() {
   sed -n '2,7s/^# \{0,1\}//p' "$0"

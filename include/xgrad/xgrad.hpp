@@ -3,6 +3,6 @@
 ///     #include <xgrad/xgrad.hpp>
 ///     using namespace xgrad;
 #include <xgrad/core.hpp>
-#include <xgrad/nn/nn.hpp>
-#include <xgrad/optim/optim.hpp>
-#include <xgrad/train/train.hpp>
+#include <xgrad/nn.hpp>
+#include <xgrad/optim.hpp>
+#include <xgrad/train.hpp>

@@ -1,8 +1,10 @@
 // The installed dist module from an outside project: MPI starts (a job of one process when
-// run without mpirun), a collective runs, and DataParallel wraps a layer.
+// run without mpirun), a collective runs, and DataParallel wraps a layer. Linked through
+// xgrad::dist, found with find_package(xgrad COMPONENTS dist).
 #include <cstdio>
 
-#include <xgrad/dist/dist.hpp>
+#include <xgrad/dist.hpp>
+#include <xgrad/dist/dist.hpp>  // the deprecated spelling still compiles
 #include <xgrad/xgrad.hpp>
 
 int main(int argc, char** argv) {

@@ -3,7 +3,7 @@
 // and the errors for models or tensors that differ across ranks.
 #include <doctest/doctest.h>
 
-#include <xgrad/dist/dist.hpp>
+#include <xgrad/dist.hpp>
 #include <xgrad/xgrad.hpp>
 
 #include <algorithm>

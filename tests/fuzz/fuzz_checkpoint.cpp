@@ -4,8 +4,8 @@
 #include <cstring>
 
 #include <xgrad/core.hpp>
-#include <xgrad/nn/nn.hpp>
-#include <xgrad/optim/optim.hpp>
+#include <xgrad/nn.hpp>
+#include <xgrad/optim.hpp>
 #include <xgrad/train/checkpoint.hpp>
 
 #include "fuzz_target.hpp"

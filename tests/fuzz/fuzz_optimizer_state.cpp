@@ -5,7 +5,7 @@
 #include <memory>
 
 #include <xgrad/core.hpp>
-#include <xgrad/optim/optim.hpp>
+#include <xgrad/optim.hpp>
 
 #include "fuzz_target.hpp"
 

@@ -1,10 +1,3 @@
 #pragma once
-/// \file Everything in xgrad's optim module: optimizers and learning-rate schedulers.
-///     #include <xgrad/optim/optim.hpp>
-///     xgrad::optim::Adam opt(params, xgrad::optim::AdamOptions(1e-3));
-#include <xgrad/optim/adagrad.hpp>
-#include <xgrad/optim/adam.hpp>
-#include <xgrad/optim/optimizer.hpp>
-#include <xgrad/optim/rmsprop.hpp>
-#include <xgrad/optim/scheduler.hpp>
-#include <xgrad/optim/sgd.hpp>
+/// \file Deprecated spelling of <xgrad/optim.hpp>, kept so that old includes compile.
+#include <xgrad/optim.hpp>

@@ -1,0 +1,13 @@
+#pragma once
+/// \file Everything for writing a training script: datasets, splits and batches, text
+/// vocabularies, progress bars, CSV metrics, checkpoints and plots, and a run's summary and timing.
+#include <xgrad/train/checkpoint.hpp>
+#include <xgrad/train/data.hpp>
+#include <xgrad/train/fit.hpp>
+#include <xgrad/train/loader.hpp>
+#include <xgrad/train/logger.hpp>
+#include <xgrad/train/metrics.hpp>
+#include <xgrad/train/plot.hpp>
+#include <xgrad/train/progress.hpp>
+#include <xgrad/train/summary.hpp>
+#include <xgrad/train/text.hpp>
