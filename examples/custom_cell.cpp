@@ -95,8 +95,11 @@ int main(int argc, char** argv) {
   auto [out, state] = rnn(x, {}, lengths);
   fmt::print("output {}, h_n {}, c_n {}\n", shape_str(out.shape()),      // (4, 6, 16)
              shape_str(state[0].shape()), shape_str(state[1].shape()));  // (4, 4, 8) each
-  const Tensor summary = nn::last_step(out, lengths, /*batch_first=*/true);  // (4, 16)
-  fmt::print("last valid step of each sequence {}\n", shape_str(summary.shape()));
+  // Each sequence read whole by both directions of the top layer: the forward one's h at the
+  // sequence's last valid step and the reverse one's at its first (PyTorch's
+  // cat([h_n[-2], h_n[-1]], 1)).
+  const Tensor summary = rnn.final_hidden(state);  // (4, 16)
+  fmt::print("summary of each sequence {}\n", shape_str(summary.shape()));
   // [driver]
 
   // [gradcheck]
@@ -138,7 +141,7 @@ int main(int argc, char** argv) {
   double first = 0.0, last = 0.0;
   for (int step = 1; step <= steps; ++step) {
     auto [o, s] = rnn(x, {}, lengths);
-    Tensor loss = nn::mse_loss(head(nn::last_step(o, lengths, /*batch_first=*/true)), target);
+    Tensor loss = nn::mse_loss(head(rnn.final_hidden(s)), target);
     opt.zero_grad();
     loss.backward();
     opt.step();

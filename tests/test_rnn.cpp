@@ -372,6 +372,64 @@ TEST_CASE("last_step picks each sequence's last valid output") {
       CHECK(g[static_cast<std::size_t>((t * 3 + b) * 4)] == (t == lengths[static_cast<std::size_t>(b)] - 1 ? 1.0f : 0.0f));
 }
 
+TEST_CASE("final_hidden: every direction of the top layer read whole, with lengths, batch_first, f64") {
+  // PyTorch's torch.cat([h_n[-2], h_n[-1]], dim=1): the forward direction at each sequence's
+  // last valid step, the reverse one at its first step (where it has read the whole sequence).
+  manual_seed(8);
+  const std::int64_t B = 4, T = 6, I = 3, H = 5;
+  const std::vector<std::int64_t> lengths = {6, 2, 4, 1};
+  for (const bool bidirectional : {false, true})
+    for (const bool batch_first : {false, true})
+      for (const std::int64_t L : {1, 2})
+        for (const std::string kind : {"RNN", "LSTM", "GRU"}) {
+          CAPTURE(kind);
+          CAPTURE(bidirectional);
+          CAPTURE(batch_first);
+          CAPTURE(L);
+          std::shared_ptr<nn::Recurrent> layer;
+          if (kind == "RNN")
+            layer = std::make_shared<nn::RNN>(nn::RNNOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          else if (kind == "LSTM")
+            layer = std::make_shared<nn::LSTM>(nn::LSTMOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          else
+            layer = std::make_shared<nn::GRU>(nn::GRUOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          layer->to(DType::f64);
+          const std::int64_t D = bidirectional ? 2 : 1;
+          const Tensor x = randn(batch_first ? Shape{B, T, I} : Shape{T, B, I}, DType::f64);
+          const auto [out, state] = (*layer)(x, {}, lengths);
+          const Tensor summary = layer->final_hidden(state);
+          REQUIRE(summary.shape() == Shape{B, D * H});
+          // The layer's own final states of the top layer, forward first.
+          const Tensor h_n = state.h();  // (L·D, B, H)
+          CHECK(max_abs_diff(narrow(summary, 1, 0, H), select(h_n, 0, (L - 1) * D)) == 0.0);
+          if (bidirectional) CHECK(max_abs_diff(narrow(summary, 1, H, H), select(h_n, 0, L * D - 1)) == 0.0);
+          // The same numbers in the output: the forward half at the last valid step, the
+          // reverse half at step 0 — where last_step's reverse half is wrong.
+          const Tensor last = nn::last_step(out, lengths, batch_first);  // (B, D·H)
+          CHECK(max_abs_diff(narrow(summary, 1, 0, H), narrow(last, 1, 0, H)) == 0.0);
+          if (bidirectional) {
+            CHECK(max_abs_diff(narrow(summary, 1, H, H), narrow(select(out, batch_first ? 1 : 0, 0), 1, H, H)) == 0.0);
+            CHECK(max_abs_diff(narrow(summary, 1, H, H), narrow(last, 1, H, H)) > 1e-3);
+          }
+          // Each sequence run alone, unpadded, has the same summary.
+          for (std::int64_t b = 0; b < B; ++b) {
+            const std::int64_t len = lengths[static_cast<std::size_t>(b)];
+            const Tensor one = batch_first ? narrow(narrow(x, 0, b, 1), 1, 0, len) : narrow(narrow(x, 1, b, 1), 0, 0, len);
+            const Tensor alone = layer->final_hidden((*layer)(one).state);  // (1, D·H)
+            CHECK(max_abs_diff(alone, narrow(summary, 0, b, 1)) < 1e-12);
+          }
+        }
+  // Unbatched: (L·D, H) → (D·H); and a state that is not the layer's is refused.
+  nn::GRU gru(nn::GRUOptions(I, H).bidirectional(true).num_layers(2));
+  const nn::RecurrentState s = gru(randn({T, I})).state;
+  CHECK(gru.final_hidden(s).shape() == Shape{2 * H});
+  CHECK(max_abs_diff(gru.final_hidden(s), cat({select(s.h(), 0, 2), select(s.h(), 0, 3)}, 0)) == 0.0);
+  CHECK_THROWS_WITH_AS(gru.final_hidden(nn::RecurrentState(zeros({2, B, H}))),
+                       "GRU::final_hidden: expected the layer's final h of shape (4, B, 5) or (4, 5), got (2, 4, 5)",
+                       Error);
+  CHECK_THROWS_WITH_AS(gru.final_hidden({}), doctest::Contains("got none"), Error);
+}
+
 TEST_CASE("stacking: lower layers return sequences, the top returns its last step") {
   // The Forecaster of the nn issue: an LSTM whose last valid step feeds a Linear head.
   struct Forecaster : nn::Module {
