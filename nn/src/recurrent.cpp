@@ -302,7 +302,7 @@ std::vector<CellState> Recurrent::initial_states(const RecurrentState& initial_s
 
 // One layer in one direction: the cell over every time step of `input`, updating `state` in
 // place; returns the output sequence (T, B, H) or (B, T, H).
-Tensor Recurrent::run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                                 const Steps& s) const {
   const std::string what = type_name();
   const std::vector<std::int64_t>& sizes = cell.state_sizes();

@@ -242,7 +242,7 @@ class Recurrent : public Module {
   struct Steps;  // one call's inputs, lengths and masks (recurrent.cpp)
   Steps prepare(const Tensor& input, const Lengths& lengths) const;
   std::vector<CellState> initial_states(const RecurrentState& initial_state, const Steps& steps) const;
-  Tensor run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+  Tensor run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                        const Steps& steps) const;
 
   RecurrentOptions options_;
