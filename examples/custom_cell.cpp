@@ -53,16 +53,16 @@ class PeepholeLSTMCell : public nn::RecurrentCell {
 
   // Everything that does not depend on the state: (..., input_size) → (..., 4H). The driver
   // calls it once on the whole sequence, one GEMM for all time steps.
-  Tensor project_input(const Tensor& x) const override { return matmul(x, weight_ih.t()) + bias; }
+  Tensor project_input(const Tensor& x) override { return matmul(x, weight_ih.t()) + bias; }
 
   // One step, for a caller that runs the cell by hand.
-  nn::CellState step(const Tensor& xp, const nn::CellState& state) const override {
+  nn::CellState step(const Tensor& xp, const nn::CellState& state) override {
     return peephole_step(xp, state, weight_hh.t(), weight_peep);
   }
 
   // Optional: what the driver calls at every step of one sequence. Taking W_hh's transpose
   // here, once per sequence, saves a node per step (t() is a view: no copy either way).
-  nn::StepFn sequence_step() const override {
+  nn::StepFn sequence_step() override {
     return [w_hh_t = weight_hh.t(), peep = weight_peep](const Tensor& xp, const nn::CellState& state) {
       return peephole_step(xp, state, w_hh_t, peep);
     };
@@ -71,6 +71,8 @@ class PeepholeLSTMCell : public nn::RecurrentCell {
   Tensor weight_ih, weight_hh, bias, weight_peep;  // handles shared with the registry
 };
 // [cell]
+
+bool layer_norm_lstm(int steps);  // section 6 of the guide, below main
 
 int main(int argc, char** argv) {
   int steps = 30;
@@ -95,8 +97,11 @@ int main(int argc, char** argv) {
   auto [out, state] = rnn(x, {}, lengths);
   fmt::print("output {}, h_n {}, c_n {}\n", shape_str(out.shape()),      // (4, 6, 16)
              shape_str(state[0].shape()), shape_str(state[1].shape()));  // (4, 4, 8) each
-  const Tensor summary = nn::last_step(out, lengths, /*batch_first=*/true);  // (4, 16)
-  fmt::print("last valid step of each sequence {}\n", shape_str(summary.shape()));
+  // Each sequence read whole by both directions of the top layer: the forward one's h at the
+  // sequence's last valid step and the reverse one's at its first (PyTorch's
+  // cat([h_n[-2], h_n[-1]], 1)).
+  const Tensor summary = rnn.final_hidden(state);  // (4, 16)
+  fmt::print("summary of each sequence {}\n", shape_str(summary.shape()));
   // [driver]
 
   // [gradcheck]
@@ -138,7 +143,7 @@ int main(int argc, char** argv) {
   double first = 0.0, last = 0.0;
   for (int step = 1; step <= steps; ++step) {
     auto [o, s] = rnn(x, {}, lengths);
-    Tensor loss = nn::mse_loss(head(nn::last_step(o, lengths, /*batch_first=*/true)), target);
+    Tensor loss = nn::mse_loss(head(rnn.final_hidden(s)), target);
     opt.zero_grad();
     loss.backward();
     opt.step();
@@ -147,5 +152,71 @@ int main(int argc, char** argv) {
   fmt::print("training: loss {:.4f} at step 1, {:.4f} at step {}\n", first, last, steps);
   // [train]
 
-  return one_step.ok && through_time.ok ? 0 : 1;
+  const bool layer_norm_ok = layer_norm_lstm(steps);
+  return one_step.ok && through_time.ok && layer_norm_ok ? 0 : 1;
 }
+
+// [modules]
+// A layer-norm LSTM (Ba, Kiros & Hinton, 2016): the input and recurrent gate sums and the
+// cell state are each normalised by a LayerNorm of the cell's own, registered as child
+// modules and called from project_input and step like any module.
+//
+//     gates = LN_x(x W_ihᵀ) + LN_h(h W_hhᵀ) + b;   i, f, g, o = chunk(gates, 4)
+//     c' = σ(f) ⊙ c + σ(i) ⊙ tanh(g);             h' = σ(o) ⊙ tanh(LN_c(c'))
+class LayerNormLSTMCell : public nn::RecurrentCell {
+ public:
+  LayerNormLSTMCell(std::int64_t input_size, std::int64_t hidden_size)
+      : RecurrentCell(input_size, {hidden_size, hidden_size}),
+        ln_x(nn::LayerNormOptions({4 * hidden_size})),
+        ln_h(nn::LayerNormOptions({4 * hidden_size})),
+        ln_c(nn::LayerNormOptions({hidden_size})) {
+    const double k = 1.0 / std::sqrt(static_cast<double>(hidden_size));
+    weight_ih = register_parameter("weight_ih", uniform({4 * hidden_size, input_size}, -k, k));
+    weight_hh = register_parameter("weight_hh", uniform({4 * hidden_size, hidden_size}, -k, k));
+    bias = register_parameter("bias", uniform({4 * hidden_size}, -k, k));
+    register_module("ln_x", ln_x);  // keys ln_x.weight, ...; in a layer: ln_x_weight_l0
+    register_module("ln_h", ln_h);
+    register_module("ln_c", ln_c);
+  }
+
+  Tensor project_input(const Tensor& x) override { return ln_x(matmul(x, weight_ih.t())) + bias; }
+
+  nn::CellState step(const Tensor& xp, const nn::CellState& state) override {
+    const std::vector<Tensor> g = chunk(xp + ln_h(matmul(state[0], weight_hh.t())), 4, 1);  // i, f, g, o
+    const Tensor c = sigmoid(g[1]) * state[1] + sigmoid(g[0]) * tanh(g[2]);
+    return {sigmoid(g[3]) * tanh(ln_c(c)), c};
+  }
+
+  Tensor weight_ih, weight_hh, bias;
+  nn::LayerNorm ln_x, ln_h, ln_c;
+};
+
+// Gradchecked through the driver with respect to every parameter, the LayerNorms' included,
+// then trained a few steps; true when the gradients agree and the loss falls.
+bool layer_norm_lstm(int steps) {
+  nn::Recurrent rnn(nn::RecurrentOptions(3, 4).bidirectional(true),
+                    [](std::int64_t in, std::int64_t hidden) { return std::make_shared<LayerNormLSTMCell>(in, hidden); });
+  rnn.to(DType::f64);
+  const Tensor x = randn({5, 3, 3}, DType::f64);   // (T, B, I)
+  const std::vector<std::int64_t> lengths = {5, 2, 4};
+  const GradcheckResult check = nn::gradcheck(rnn, [&] { return rnn(x, {}, lengths).output; });
+  fmt::print("layer-norm LSTM gradcheck: {}\n", check.message());
+
+  nn::Linear head(8, 1);
+  head.to(DType::f64);
+  std::vector<Tensor> params = rnn.parameters();
+  for (const Tensor& p : head.parameters()) params.push_back(p);
+  optim::Adam opt(params, optim::AdamOptions(0.01));
+  const Tensor target = randn({3, 1}, DType::f64);
+  double first = 0.0, last = 0.0;
+  for (int step = 1; step <= steps; ++step) {
+    Tensor loss = nn::mse_loss(head(rnn.final_hidden(rnn(x, {}, lengths).state)), target);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    (step == 1 ? first : last) = loss.item();
+  }
+  fmt::print("layer-norm LSTM training: loss {:.4f} at step 1, {:.4f} at step {}\n", first, last, steps);
+  return check.ok && last < first;
+}
+// [modules]

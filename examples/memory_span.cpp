@@ -129,7 +129,7 @@ struct Recaller : nn::Module {
 std::vector<double> hidden_grad_norms(Recaller& model, const Batch& batch_f32, double& mismatch) {
   model.to(DType::f64);
   const Batch b{batch_f32.x.to(DType::f64), batch_f32.targets};
-  const nn::RecurrentCell& cell = model.rnn.cell(0);
+  nn::RecurrentCell& cell = model.rnn.cell(0);
   // The input part of every step, (T+1, B, G), cut into T+1 steps (B, G) by one node (T+1
   // `select`s would each send back a gradient of the whole (T+1, B, G)).
   const std::vector<Tensor> xp = cell.project_input(b.x).unbind(0);

@@ -109,14 +109,10 @@ struct SentimentNet : nn::Module {
   // ids (B, T), lengths (B) → logits (B, 2).
   Tensor forward(const Tensor& ids, const nn::Lengths& lengths) {
     const Tensor words = dropout(embed(ids));                            // (B, T, E)
-    const Tensor out = rnn(words, {}, lengths).output;                   // (B, T, D·H), zeros past each end
-    Tensor summary = nn::last_step(out, lengths, /*batch_first=*/true);  // (B, D·H)
-    if (bidirectional) {
-      // The forward direction has read the whole sentence at its last word; the reverse one,
-      // which starts at the last word and runs back, has read it all at the first word.
-      summary = cat({summary.narrow(1, 0, hidden), out.select(1, 0).narrow(1, hidden, hidden)}, 1);
-    }
-    return head(dropout(summary));
+    const nn::RecurrentState state = rnn(words, {}, lengths).state;
+    // (B, D·H): every direction's final h, each having read the whole sentence (the reverse
+    // one ends at the first word).
+    return head(dropout(rnn.final_hidden(state)));
   }
 };
 

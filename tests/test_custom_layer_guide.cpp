@@ -56,7 +56,7 @@ TEST_CASE("the custom-layer guide quotes examples/custom_cell.cpp verbatim, ever
       current += line + "\n";
     }
   }
-  REQUIRE(blocks.size() == 5);
+  REQUIRE(blocks.size() == 6);
 
   // ```cpp blocks of the guide.
   std::vector<std::string> quoted;

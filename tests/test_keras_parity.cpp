@@ -252,3 +252,86 @@ TEST_CASE("Keras-convention RMSprop and Keras's Adam settings follow TensorFlow.
     }
   }
 }
+
+TEST_CASE("Training after keras::set_weights alone follows TensorFlow.js step for step (RMSprop, Adam)") {
+  // Each case: a recurrent layer (return_sequences=False) and Dense(1), loss mean((Dense(h) −
+  // y)²), Keras weights loaded with set_weights and nothing else, then 10 steps of Keras's
+  // RMSprop or Adam (epsilon 1e-7). Keras's SimpleRNN and LSTM have one bias where xgrad's
+  // have two: set_weights must leave only one of them trainable, or the bias moves twice as
+  // far as Keras's.
+  const json fixture = load_fixture("keras_train.json");
+  REQUIRE(fixture.at("cases").size() == 10);
+  for (const json& c : fixture.at("cases")) {
+    const std::string name = c.at("name");
+    CAPTURE(name);
+    const std::string kind = c.at("layer");
+    const Tensor x = tensor_of(c.at("x")), y = tensor_of(c.at("y"));
+    const std::int64_t I = x.size(2);
+    const json& init = c.at("initial");
+    const std::int64_t H = tensor_of(init.at("recurrent_kernel")).size(0);
+    std::shared_ptr<nn::Recurrent> layer;
+    if (kind == "SimpleRNN") layer = std::make_shared<nn::RNN>(nn::RNNOptions(I, H).batch_first(true));
+    else if (kind == "LSTM") layer = std::make_shared<nn::LSTM>(nn::LSTMOptions(I, H).batch_first(true));
+    else layer = std::make_shared<nn::GRU>(nn::GRUOptions(I, H).batch_first(true).reset_after(c.at("reset_after")));
+    nn::keras::set_weights(*layer, 0, {tensor_of(init.at("kernel")), tensor_of(init.at("recurrent_kernel")),
+                                       tensor_of(init.at("bias"))});
+    nn::Linear dense(H, 1);
+    {
+      NoGradGuard no_grad;
+      dense.weight.copy_(tensor_of(init.at("dense_kernel")).t());
+      dense.bias.copy_(tensor_of(init.at("dense_bias")));
+    }
+    std::vector<Tensor> params = layer->parameters();
+    for (const Tensor& p : dense.parameters()) params.push_back(p);
+    std::unique_ptr<optim::Optimizer> opt;
+    if (name.find("rmsprop") != std::string::npos)
+      opt = std::make_unique<optim::RMSprop>(params, optim::RMSpropOptions::keras(0.01));
+    else opt = std::make_unique<optim::Adam>(params, optim::AdamOptions(0.01).eps(1e-7));
+    const nn::Lengths lengths =
+        c.at("lengths").is_null() ? nn::Lengths() : nn::Lengths(c.at("lengths").get<std::vector<std::int64_t>>());
+
+    const json& steps = c.at("steps");
+    const std::int64_t n = tensor_of(steps.at("kernel")).size(0);
+    REQUIRE(n == 10);
+    for (std::int64_t step = 0; step < n; ++step) {
+      CAPTURE(step);
+      opt->zero_grad();
+      const Tensor h = select((*layer)(x, {}, lengths).state.h(), 0, 0);  // (B, H)
+      const Tensor d = dense(h) - y;
+      const Tensor loss = mean(d * d);
+      CHECK(close(loss, full({}, c.at("losses").at(static_cast<std::size_t>(step)).get<double>())));
+      loss.backward();
+      opt->step();
+      const nn::keras::RecurrentWeights w = nn::keras::get_weights(*layer, 0);
+      CHECK(close(w.kernel, select(tensor_of(steps.at("kernel")), 0, step)));
+      CHECK(close(w.recurrent_kernel, select(tensor_of(steps.at("recurrent_kernel")), 0, step)));
+      CHECK(close(w.bias, select(tensor_of(steps.at("bias")), 0, step)));
+      CHECK(close(dense.weight.t(), select(tensor_of(steps.at("dense_kernel")), 0, step)));
+      CHECK(close(dense.bias, select(tensor_of(steps.at("dense_bias")), 0, step)));
+    }
+  }
+}
+
+TEST_CASE("keras::set_weights freezes the second bias of SimpleRNN and LSTM only, and drops its gradient") {
+  nn::LSTM lstm(nn::LSTMOptions(3, 2).bidirectional(true));
+  auto& cell = dynamic_cast<nn::LSTMCell&>(lstm.cell(0, 1));
+  // A gradient from earlier training must not reach the optimizer after the load.
+  sum(lstm(randn({4, 1, 3})).output).backward();
+  REQUIRE(cell.bias_hh.grad().defined());
+  nn::keras::set_weights(lstm, 0, {randn({3, 8}), randn({2, 8}), randn({8})}, 1);
+  CHECK_FALSE(cell.bias_hh.requires_grad());
+  CHECK_FALSE(cell.bias_hh.grad().defined());
+  CHECK(max(abs(cell.bias_hh)).item() == 0.0);
+  CHECK(cell.bias_ih.requires_grad());
+  // The forward direction was not touched; the state dict keeps PyTorch's keys.
+  CHECK(dynamic_cast<nn::LSTMCell&>(lstm.cell(0, 0)).bias_hh.requires_grad());
+  CHECK(lstm.state_dict().size() == 8);
+  nn::RNN rnn(3, 2);
+  nn::keras::set_weights(rnn, 0, {randn({3, 2}), randn({2, 2}), randn({2})});
+  CHECK_FALSE(dynamic_cast<nn::RNNCell&>(rnn.cell(0)).bias_hh.requires_grad());
+  CHECK(rnn.num_parameters(/*trainable_only=*/true) == 3 * 2 + 2 * 2 + 2);  // Keras's count
+  // A GRU with reset_after=True has Keras's two biases: both stay trainable.
+  nn::GRU gru(3, 2);
+  nn::keras::set_weights(gru, 0, {randn({3, 6}), randn({2, 6}), randn({2, 6})});
+  CHECK(dynamic_cast<nn::GRUCell&>(gru.cell(0)).bias_hh.requires_grad());
+}

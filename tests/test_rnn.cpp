@@ -32,8 +32,8 @@ struct MGUCell : nn::RecurrentCell {
     weight_f = register_parameter("weight_f", uniform({hidden_size, hidden_size}, -k, k));
     weight_h = register_parameter("weight_h", uniform({hidden_size, hidden_size}, -k, k));
   }
-  Tensor project_input(const Tensor& x) const override { return matmul(x, weight_ih.t()) + bias; }
-  nn::CellState step(const Tensor& xp, const nn::CellState& state) const override {
+  Tensor project_input(const Tensor& x) override { return matmul(x, weight_ih.t()) + bias; }
+  nn::CellState step(const Tensor& xp, const nn::CellState& state) override {
     const Tensor& h = state[0];
     const std::vector<Tensor> parts = chunk(xp, 2, 1);  // f and candidate pre-activations
     const Tensor f = sigmoid(parts[0] + matmul(h, weight_f.t()));
@@ -372,6 +372,64 @@ TEST_CASE("last_step picks each sequence's last valid output") {
       CHECK(g[static_cast<std::size_t>((t * 3 + b) * 4)] == (t == lengths[static_cast<std::size_t>(b)] - 1 ? 1.0f : 0.0f));
 }
 
+TEST_CASE("final_hidden: every direction of the top layer read whole, with lengths, batch_first, f64") {
+  // PyTorch's torch.cat([h_n[-2], h_n[-1]], dim=1): the forward direction at each sequence's
+  // last valid step, the reverse one at its first step (where it has read the whole sequence).
+  manual_seed(8);
+  const std::int64_t B = 4, T = 6, I = 3, H = 5;
+  const std::vector<std::int64_t> lengths = {6, 2, 4, 1};
+  for (const bool bidirectional : {false, true})
+    for (const bool batch_first : {false, true})
+      for (const std::int64_t L : {1, 2})
+        for (const std::string kind : {"RNN", "LSTM", "GRU"}) {
+          CAPTURE(kind);
+          CAPTURE(bidirectional);
+          CAPTURE(batch_first);
+          CAPTURE(L);
+          std::shared_ptr<nn::Recurrent> layer;
+          if (kind == "RNN")
+            layer = std::make_shared<nn::RNN>(nn::RNNOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          else if (kind == "LSTM")
+            layer = std::make_shared<nn::LSTM>(nn::LSTMOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          else
+            layer = std::make_shared<nn::GRU>(nn::GRUOptions(I, H).num_layers(L).bidirectional(bidirectional).batch_first(batch_first));
+          layer->to(DType::f64);
+          const std::int64_t D = bidirectional ? 2 : 1;
+          const Tensor x = randn(batch_first ? Shape{B, T, I} : Shape{T, B, I}, DType::f64);
+          const auto [out, state] = (*layer)(x, {}, lengths);
+          const Tensor summary = layer->final_hidden(state);
+          REQUIRE(summary.shape() == Shape{B, D * H});
+          // The layer's own final states of the top layer, forward first.
+          const Tensor h_n = state.h();  // (L·D, B, H)
+          CHECK(max_abs_diff(narrow(summary, 1, 0, H), select(h_n, 0, (L - 1) * D)) == 0.0);
+          if (bidirectional) CHECK(max_abs_diff(narrow(summary, 1, H, H), select(h_n, 0, L * D - 1)) == 0.0);
+          // The same numbers in the output: the forward half at the last valid step, the
+          // reverse half at step 0 — where last_step's reverse half is wrong.
+          const Tensor last = nn::last_step(out, lengths, batch_first);  // (B, D·H)
+          CHECK(max_abs_diff(narrow(summary, 1, 0, H), narrow(last, 1, 0, H)) == 0.0);
+          if (bidirectional) {
+            CHECK(max_abs_diff(narrow(summary, 1, H, H), narrow(select(out, batch_first ? 1 : 0, 0), 1, H, H)) == 0.0);
+            CHECK(max_abs_diff(narrow(summary, 1, H, H), narrow(last, 1, H, H)) > 1e-3);
+          }
+          // Each sequence run alone, unpadded, has the same summary.
+          for (std::int64_t b = 0; b < B; ++b) {
+            const std::int64_t len = lengths[static_cast<std::size_t>(b)];
+            const Tensor one = batch_first ? narrow(narrow(x, 0, b, 1), 1, 0, len) : narrow(narrow(x, 1, b, 1), 0, 0, len);
+            const Tensor alone = layer->final_hidden((*layer)(one).state);  // (1, D·H)
+            CHECK(max_abs_diff(alone, narrow(summary, 0, b, 1)) < 1e-12);
+          }
+        }
+  // Unbatched: (L·D, H) → (D·H); and a state that is not the layer's is refused.
+  nn::GRU gru(nn::GRUOptions(I, H).bidirectional(true).num_layers(2));
+  const nn::RecurrentState s = gru(randn({T, I})).state;
+  CHECK(gru.final_hidden(s).shape() == Shape{2 * H});
+  CHECK(max_abs_diff(gru.final_hidden(s), cat({select(s.h(), 0, 2), select(s.h(), 0, 3)}, 0)) == 0.0);
+  CHECK_THROWS_WITH_AS(gru.final_hidden(nn::RecurrentState(zeros({2, B, H}))),
+                       "GRU::final_hidden: expected the layer's final h of shape (4, B, 5) or (4, 5), got (2, 4, 5)",
+                       Error);
+  CHECK_THROWS_WITH_AS(gru.final_hidden({}), doctest::Contains("got none"), Error);
+}
+
 TEST_CASE("stacking: lower layers return sequences, the top returns its last step") {
   // The Forecaster of the nn issue: an LSTM whose last valid step feeds a Linear head.
   struct Forecaster : nn::Module {
@@ -452,7 +510,7 @@ TEST_CASE("nn::gradcheck checks a user-written cell's parameters through the seq
   // A cell whose step ignores a registered parameter is caught, not passed vacuously.
   struct Forgetful : MGUCell {
     using MGUCell::MGUCell;
-    nn::CellState step(const Tensor& xp, const nn::CellState& state) const override {
+    nn::CellState step(const Tensor& xp, const nn::CellState& state) override {
       return {tanh(chunk(xp, 2, 1)[1] + state[0])};  // weight_f and weight_h unused
     }
   };
@@ -464,6 +522,74 @@ TEST_CASE("nn::gradcheck checks a user-written cell's parameters through the seq
   CHECK_MESSAGE(bad.message().find("all-zero gradient") != std::string::npos, bad.message());
 }
 
+TEST_CASE("a cell's step calls its child modules: a layer-norm LSTM, gradchecked in f64 and trained") {
+  // Ba et al.'s layer-norm LSTM with three member nn::LayerNorm modules, called from
+  // project_input and step (non-const, as every module's forward).
+  struct LayerNormLSTMCell : nn::RecurrentCell {
+    Tensor weight_ih, weight_hh, bias;
+    nn::LayerNorm ln_x, ln_h, ln_c;
+    LayerNormLSTMCell(std::int64_t in, std::int64_t hidden)
+        : RecurrentCell(in, {hidden, hidden}),
+          ln_x(nn::LayerNormOptions({4 * hidden})),
+          ln_h(nn::LayerNormOptions({4 * hidden})),
+          ln_c(nn::LayerNormOptions({hidden})) {
+      weight_ih = register_parameter("weight_ih", randn({4 * hidden, in}) * 0.4);
+      weight_hh = register_parameter("weight_hh", randn({4 * hidden, hidden}) * 0.4);
+      bias = register_parameter("bias", randn({4 * hidden}) * 0.1);
+      register_module("ln_x", ln_x);
+      register_module("ln_h", ln_h);
+      register_module("ln_c", ln_c);
+    }
+    Tensor project_input(const Tensor& x) override { return ln_x(matmul(x, weight_ih.t())) + bias; }
+    nn::CellState step(const Tensor& xp, const nn::CellState& s) override {
+      const std::vector<Tensor> g = chunk(xp + ln_h(matmul(s[0], weight_hh.t())), 4, 1);
+      const Tensor c = sigmoid(g[1]) * s[1] + sigmoid(g[0]) * tanh(g[2]);
+      return {sigmoid(g[3]) * tanh(ln_c(c)), c};
+    }
+  };
+  manual_seed(12);
+  nn::Recurrent rnn(nn::RecurrentOptions(3, 4).bidirectional(true).batch_first(true),
+                    [](std::int64_t in, std::int64_t hidden) { return std::make_shared<LayerNormLSTMCell>(in, hidden); });
+  // The LayerNorms' parameters are the cell's, keyed by the driver's scheme.
+  const std::vector<std::string> keys = names(rnn);
+  CHECK(keys.size() == 2 * 9);
+  CHECK(std::find(keys.begin(), keys.end(), "ln_h_weight_l0_reverse") != keys.end());
+  CHECK(rnn.num_parameters() == 2 * (16 * 3 + 16 * 4 + 16 + 2 * 16 + 2 * 16 + 2 * 4));
+  // Perturb the LayerNorms' affine parameters so that their gradients are generic.
+  {
+    NoGradGuard no_grad;
+    for (auto& [name, p] : rnn.named_parameters())
+      if (name.rfind("ln_", 0) == 0) p.add_(randn(p.shape()) * 0.3);
+  }
+
+  rnn.to(DType::f64);
+  const Tensor x = randn({3, 5, 3}, DType::f64);  // (B, T, I)
+  const nn::Lengths lengths({5, 2, 4});
+  const GradcheckResult r = nn::gradcheck(rnn, [&] { return rnn(x, {}, lengths).output; });
+  CHECK_MESSAGE(r.ok, r.message());
+
+  // It trains: the loss of a fixed regression batch falls.
+  nn::Linear head(8, 1);
+  head.to(DType::f64);
+  std::vector<Tensor> params = rnn.parameters();
+  for (const Tensor& p : head.parameters()) params.push_back(p);
+  optim::Adam opt(params, optim::AdamOptions(0.02));
+  const Tensor target = from_vector(std::vector<double>{0.5, -0.3, 0.8}, {3, 1});
+  REQUIRE(rnn.named_parameters()[3].first == "ln_x_weight_l0");
+  const Tensor ln_before = rnn.named_parameters()[3].second.clone();
+  std::vector<double> losses;
+  for (int step = 0; step < 30; ++step) {
+    const Tensor loss = nn::mse_loss(head(rnn.final_hidden(rnn(x, {}, lengths).state)), target);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item());
+  }
+  CHECK(losses.back() < 0.2 * losses.front());
+  // The LayerNorms' own parameters are trained with the rest.
+  CHECK(max_abs_diff(rnn.named_parameters()[3].second, ln_before) > 1e-3);
+}
+
 TEST_CASE("the cells are children of the layer: eval(), to() and buffers reach them, keys stay PyTorch's") {
   // A user cell with a buffer (a scale on the candidate) that acts differently in training.
   struct ScaledCell : nn::RecurrentCell {
@@ -473,8 +599,8 @@ TEST_CASE("the cells are children of the layer: eval(), to() and buffers reach t
       weight_hh = register_parameter("weight_hh", randn({hidden, hidden}) * 0.3);
       scale = register_buffer("scale", full({hidden}, 0.5));
     }
-    Tensor project_input(const Tensor& x) const override { return matmul(x, weight_ih.t()); }
-    nn::CellState step(const Tensor& xp, const nn::CellState& s) const override {
+    Tensor project_input(const Tensor& x) override { return matmul(x, weight_ih.t()); }
+    nn::CellState step(const Tensor& xp, const nn::CellState& s) override {
       const Tensor h = tanh(xp + matmul(s[0], weight_hh.t()));
       return {is_training() ? h : h * scale};
     }
@@ -555,7 +681,7 @@ TEST_CASE("Keras's recurrent_dropout: the recurrent matmul reads h times one mas
     const nn::RecurrentOutput out = layer->Recurrent::forward(x);
     manual_seed(21);
     const Tensor mask = nn::dropout(ones({B, H}), 0.4, true);
-    const nn::RecurrentCell& cell = layer->cell(0);
+    nn::RecurrentCell& cell = layer->cell(0);
     nn::CellState state = cell.zero_state(B);
     std::vector<Tensor> steps;
     for (std::int64_t t = 0; t < 6; ++t) {

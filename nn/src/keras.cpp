@@ -60,6 +60,17 @@ void require_shape(const Tensor& t, const Shape& shape, const CellKind& k, const
 // Copies `value` into the parameter in place, converting the dtype.
 void assign(Tensor& param, const Tensor& value) { param.copy_(value.to(param.dtype())); }
 
+// Keras's SimpleRNN and LSTM have one bias where PyTorch's have two that are only added.
+// Trained both, every optimizer would move their sum twice as far as Keras moves its one
+// bias (an adaptive one exactly twice: each gets the same gradient and the same step), so
+// bias_hh is held at zero and frozen: optimizers skip a parameter without a gradient, and
+// training is Keras's. A gradient left from earlier training is dropped for the same reason.
+void freeze_second_bias(Tensor& bias_hh) {
+  bias_hh.zero_();
+  bias_hh.requires_grad_(false);
+  bias_hh.set_grad(Tensor());
+}
+
 }  // namespace
 
 void set_weights(RecurrentCell& cell, const RecurrentWeights& w) {
@@ -82,7 +93,7 @@ void set_weights(RecurrentCell& cell, const RecurrentWeights& w) {
     return;
   }
   assign(*k.b_ih, reorder(w.bias, k));
-  if (k.b_hh->defined()) k.b_hh->zero_();  // RNN and LSTM: the two biases are only ever added
+  if (k.b_hh->defined()) freeze_second_bias(*k.b_hh);
 }
 
 RecurrentWeights get_weights(const RecurrentCell& cell) {
@@ -114,12 +125,10 @@ void initialize_cell(RecurrentCell& cell) {
   init::orthogonal_(*k.w_hh);      // (G·H, H) with orthonormal columns = Keras's (H, G·H) rows
   NoGradGuard no_grad;
   if (k.b_ih->defined()) k.b_ih->zero_();
-  if (k.b_hh->defined()) k.b_hh->zero_();
   if (k.gates == 4 && k.b_ih->defined()) narrow(*k.b_ih, 0, k.hidden, k.hidden).fill_(1.0);  // unit_forget_bias
-  // Keras's SimpleRNN and LSTM have one bias where PyTorch's have two that are only added.
-  // Trained both, an adaptive optimizer (RMSprop, Adam) would move their sum twice as fast as
-  // Keras moves its one bias: bias_hh stays zero and frozen, so training is Keras's.
-  if (!k.swap_first_two && k.b_hh->defined()) k.b_hh->requires_grad_(false);
+  if (!k.b_hh->defined()) return;
+  if (k.two_biases) k.b_hh->zero_();   // GRU reset_after=True: Keras trains both biases
+  else freeze_second_bias(*k.b_hh);    // SimpleRNN and LSTM: one bias in Keras
 }
 
 }  // namespace

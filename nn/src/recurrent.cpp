@@ -125,6 +125,19 @@ void Recurrent::describe(std::string name, const std::string& extra, bool bias) 
   repr_ = options_repr(options_, extra, bias);
 }
 
+Tensor Recurrent::final_hidden(const RecurrentState& state) const {
+  const std::int64_t D = num_directions(), LD = options_.num_layers() * D;
+  const Tensor h = state.empty() ? Tensor() : state.h();
+  if (!h.defined() || h.dim() < 2 || h.dim() > 3 || h.size(0) != LD ||
+      h.size(h.dim() - 1) != cells_[0]->output_size())
+    throw Error(fmt::format("{}::final_hidden: expected the layer's final h of shape ({}, B, {}) or ({}, {}), got {}",
+                            type_name(), LD, cells_[0]->output_size(), LD, cells_[0]->output_size(),
+                            h.defined() ? shape_str(h.shape()) : std::string("none")));
+  // The top layer's D rows, (D, B, H), side by side along the feature dimension.
+  const std::vector<Tensor> top = unbind(narrow(h, 0, LD - D, D), 0);
+  return D == 1 ? top[0] : cat(top, top[0].dim() - 1);
+}
+
 std::string Recurrent::extra_repr() const {
   return repr_.empty() ? options_repr(options_, "", true) + ", cell=" + cells_[0]->type_name() : repr_;
 }
@@ -276,7 +289,7 @@ std::vector<CellState> Recurrent::initial_states(const RecurrentState& initial_s
 
 // One layer in one direction: the cell over every time step of `input`, updating `state` in
 // place; returns the output sequence (T, B, H) or (B, T, H).
-Tensor Recurrent::run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                                 const Steps& s) const {
   const std::string what = type_name();
   const std::vector<std::int64_t>& sizes = cell.state_sizes();

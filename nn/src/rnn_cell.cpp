@@ -138,11 +138,11 @@ RecurrentCell::RecurrentCell(std::int64_t input_size, std::vector<std::int64_t> 
     if (s <= 0) throw Error(fmt::format("RecurrentCell: state sizes must be positive, got {}", s));
 }
 
-StepFn RecurrentCell::sequence_step() const {
+StepFn RecurrentCell::sequence_step() {
   return [this](const Tensor& xp, const CellState& state) { return step(xp, state); };
 }
 
-CellState RecurrentCell::step(const Tensor&, const CellState&, const Tensor&) const {
+CellState RecurrentCell::step(const Tensor&, const CellState&, const Tensor&) {
   throw Error(type_name() + ": recurrent_dropout needs a cell that overrides step(xp, state, recurrent_mask) "
               "(the built-in RNN, LSTM and GRU cells do)");
 }
@@ -151,7 +151,7 @@ CellState RecurrentCell::zero_state(std::int64_t batch, DType dtype) const {
   return complete_state(*this, {}, batch, dtype);
 }
 
-CellState RecurrentCell::step_input(const Tensor& x, const CellState& state) const {
+CellState RecurrentCell::step_input(const Tensor& x, const CellState& state) {
   if (x.dim() != 2 || x.size(1) != input_size_)
     throw Error(fmt::format("{}: expected an input of shape (B, {}), got {}", type_name(), input_size_,
                             shape_str(x.shape())));
@@ -179,17 +179,17 @@ RNNCell::RNNCell(const RNNCellOptions& options)
   }
 }
 
-Tensor RNNCell::forward(const Tensor& x, const Tensor& h) const { return step_input(x, {h})[0]; }
+Tensor RNNCell::forward(const Tensor& x, const Tensor& h) { return step_input(x, {h})[0]; }
 
-Tensor RNNCell::project_input(const Tensor& x) const {
+Tensor RNNCell::project_input(const Tensor& x) {
   return project(x, weight_ih, folded_bias(bias_ih, bias_hh));
 }
 
-CellState RNNCell::step(const Tensor& xp, const CellState& state) const {
+CellState RNNCell::step(const Tensor& xp, const CellState& state) {
   return rnn_step(xp, state, weight_hh, options_.nonlinearity());
 }
 
-CellState RNNCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+CellState RNNCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) {
   return rnn_step(xp, state, weight_hh, options_.nonlinearity(), recurrent_mask);
 }
 
@@ -219,20 +219,20 @@ LSTMCell::LSTMCell(const LSTMCellOptions& options)
   if (P > 0) weight_hr = register_parameter("weight_hr", init_uniform({P, H}, H));
 }
 
-LSTMState LSTMCell::forward(const Tensor& x, const LSTMState& state) const {
+LSTMState LSTMCell::forward(const Tensor& x, const LSTMState& state) {
   const CellState next = step_input(x, {state.h, state.c});
   return {next[0], next[1]};
 }
 
-Tensor LSTMCell::project_input(const Tensor& x) const {
+Tensor LSTMCell::project_input(const Tensor& x) {
   return project(x, weight_ih, folded_bias(bias_ih, bias_hh));
 }
 
-CellState LSTMCell::step(const Tensor& xp, const CellState& state) const {
+CellState LSTMCell::step(const Tensor& xp, const CellState& state) {
   return lstm_step(xp, state, weight_hh, weight_hr);
 }
 
-CellState LSTMCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+CellState LSTMCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) {
   return lstm_step(xp, state, weight_hh, weight_hr, recurrent_mask);
 }
 
@@ -254,18 +254,18 @@ GRUCell::GRUCell(const GRUCellOptions& options)
   }
 }
 
-Tensor GRUCell::forward(const Tensor& x, const Tensor& h) const { return step_input(x, {h})[0]; }
+Tensor GRUCell::forward(const Tensor& x, const Tensor& h) { return step_input(x, {h})[0]; }
 
 // b_ih + (b_hr, b_hz, 0): the parts of b_hh that are simply added join the projection's bias.
-Tensor GRUCell::project_input(const Tensor& x) const {
+Tensor GRUCell::project_input(const Tensor& x) {
   if (!bias_hh.defined()) return project(x, weight_ih, bias_ih);
   const std::int64_t H = options_.hidden_size();
   return project(x, weight_ih, bias_ih + cat({narrow(bias_hh, 0, 0, 2 * H), zeros({H}, bias_hh.dtype())}, 0));
 }
 
-CellState GRUCell::step(const Tensor& xp, const CellState& state) const { return step(xp, state, Tensor()); }
+CellState GRUCell::step(const Tensor& xp, const CellState& state) { return step(xp, state, Tensor()); }
 
-CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const {
+CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) {
   const RecurrentParts p = recurrent_parts();
   return options_.reset_after() ? gru_step(xp, state, weight_hh, p.bias_hn, recurrent_mask)
                                 : gru_reset_before_step(xp, state, p.weight_rz, p.weight_n, recurrent_mask);
@@ -274,7 +274,7 @@ CellState GRUCell::step(const Tensor& xp, const CellState& state, const Tensor& 
 // The slices of weight_hh and bias_hh a step reads are cut once per sequence: a narrow per
 // step was one more node per step, whose backward spread a gradient of the whole parameter
 // (for reset_after false, two of (3H, H)) at every step.
-StepFn GRUCell::sequence_step() const {
+StepFn GRUCell::sequence_step() {
   return [this, p = recurrent_parts()](const Tensor& xp, const CellState& state) {
     return options_.reset_after() ? gru_step(xp, state, weight_hh, p.bias_hn)
                                   : gru_reset_before_step(xp, state, p.weight_rz, p.weight_n);

@@ -36,8 +36,9 @@ namespace xgrad::nn {
 /// (B, T, F) one with batch_first. Without lengths, or with pre-padded ones, the last step
 /// (T − 1) of every sequence; with post-padded ones, step len_b − 1 of sequence b.
 /// Use it to stack "lower layers return sequences, the top returns its last step"; the
-/// gradient flows only into the picked steps. For a bidirectional layer, the reverse half of
-/// the last step has seen one input only: prefer its h_n for a summary of the sequence.
+/// gradient flows only into the picked steps. Not for a bidirectional output: at the last
+/// step the reverse direction has read one input only. For a summary of each sequence by
+/// every direction, use `Recurrent::final_hidden(state)`.
 /// Example:
 ///     auto [out, state] = gru(x, {}, lengths);         // out (T, B, H)
 ///     Tensor logits = head(nn::last_step(out, lengths)); // (B, classes)
@@ -196,6 +197,17 @@ class Recurrent : public Module {
   std::int64_t num_directions() const { return options_.bidirectional() ? 2 : 1; }
   /// The cell of `layer` and `direction` (0 forward, 1 reverse).
   RecurrentCell& cell(std::int64_t layer, std::int64_t direction = 0) const;
+  /// The final hidden state of every direction of the top layer, side by side, forward
+  /// first: h_n (L·D, B, H) → (B, D·H), or (L·D, H) → (D·H) unbatched. This is each
+  /// sequence read whole by each direction — the forward one at the sequence's last valid
+  /// step, the reverse one at its first — so it honours lengths (it reads the state, which
+  /// stops at each sequence's end) and batch_first (states are never batch-first). PyTorch's
+  /// `torch.cat([h_n[-2], h_n[-1]], dim=1)`, and Keras's `Bidirectional(..., return_sequences=False)`;
+  /// for one direction, h_n[-1]. Throws when `state` is not this layer's final state.
+  /// Example:
+  ///     auto [out, state] = gru(x, {}, lengths);            // bidirectional, H = 8
+  ///     Tensor logits = head(gru.final_hidden(state));     // (B, 16) → (B, classes)
+  Tensor final_hidden(const RecurrentState& state) const;
   /// Every cell, layer by layer, forward before reverse.
   const std::vector<std::shared_ptr<RecurrentCell>>& cells() const { return cells_; }
   /// "Recurrent", or the layer it was built as ("LSTM", ...) — kept when an LSTM is moved
@@ -215,7 +227,7 @@ class Recurrent : public Module {
   struct Steps;  // one call's inputs, lengths and masks (recurrent.cpp)
   Steps prepare(const Tensor& input, const Lengths& lengths) const;
   std::vector<CellState> initial_states(const RecurrentState& initial_state, const Steps& steps) const;
-  Tensor run_direction(const RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
+  Tensor run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                        const Steps& steps) const;
 
   RecurrentOptions options_;
@@ -248,7 +260,9 @@ class SequenceOutput : public UnaryModule {
 };
 
 /// The last step of a sequence output, (T, B, F) → (B, F), or (B, T, F) with batch_first:
-/// `nn::last_step` as a module, for `Sequential` (all sequences full length).
+/// `nn::last_step` as a module, for `Sequential` (all sequences full length). For one
+/// direction only: after a bidirectional layer, the reverse half of the last step has read
+/// one input (use `Recurrent::final_hidden` in a module of your own).
 class LastStep : public UnaryModule {
  public:
   explicit LastStep(bool batch_first = false) : batch_first_(batch_first) {}

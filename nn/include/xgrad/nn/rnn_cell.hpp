@@ -41,6 +41,10 @@ CellState detach(const CellState& state);
 /// Any cell runs in `nn::Recurrent`, which provides layers, directions, variable lengths,
 /// batch_first and dropout between layers.
 ///
+/// As `Module::forward` (and PyTorch's), a cell's computing functions are non-const, so a
+/// step can call child modules registered with `register_module`, e.g. a member
+/// `nn::LayerNorm` in a layer-norm LSTM (docs/custom_layer.md, section 6).
+///
 /// Example (an Elman cell, h' = tanh(x W_ihᵀ + h W_hhᵀ)):
 ///     struct Elman : nn::RecurrentCell {
 ///       Tensor w_ih, w_hh;
@@ -48,8 +52,8 @@ CellState detach(const CellState& state);
 ///         w_ih = register_parameter("weight_ih", randn({hidden, in}) * 0.3);
 ///         w_hh = register_parameter("weight_hh", randn({hidden, hidden}) * 0.3);
 ///       }
-///       Tensor project_input(const Tensor& x) const override { return matmul(x, w_ih.t()); }
-///       nn::CellState step(const Tensor& xp, const nn::CellState& s) const override {
+///       Tensor project_input(const Tensor& x) override { return matmul(x, w_ih.t()); }
+///       nn::CellState step(const Tensor& xp, const nn::CellState& s) override {
 ///         return {tanh(xp + matmul(s[0], w_hh.t()))};
 ///       }
 ///     };
@@ -68,22 +72,22 @@ class RecurrentCell : public Module {
   /// The state-independent part of a step, for any number of leading dimensions:
   /// (..., input_size) → (..., G). The driver calls it once on the whole (T, B, input_size)
   /// sequence, which matmul folds into a single GEMM.
-  virtual Tensor project_input(const Tensor& x) const = 0;
+  virtual Tensor project_input(const Tensor& x) = 0;
 
   /// One time step: the projected input of this step (B, G) and the state (entries
   /// (B, state_sizes()[k])) → the next state.
-  virtual CellState step(const Tensor& xp, const CellState& state) const = 0;
+  virtual CellState step(const Tensor& xp, const CellState& state) = 0;
   /// One time step with recurrent dropout (Keras's `recurrent_dropout`): the same as
   /// `step(xp, state)`, except that the recurrent matmul reads `state[0] * recurrent_mask`
   /// (the mask (B, output_size) is fixed for a whole sequence); the state carried to the
   /// next step is not dropped. The built-in cells implement it; the default throws, naming
   /// the cell. Override it for a custom cell to run with `recurrent_dropout`.
-  virtual CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const;
+  virtual CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask);
 
   /// The step the driver calls at every time step of one sequence. The default calls
   /// `step`. Override it to do per-sequence work once instead of once per step (a cell that
   /// multiplies by a transformed weight can transform it here, once per sequence).
-  virtual StepFn sequence_step() const;
+  virtual StepFn sequence_step();
 
   /// Zeros of the right shapes for a batch of `batch` sequences: entry k is
   /// (batch, state_sizes()[k]).
@@ -92,7 +96,7 @@ class RecurrentCell : public Module {
   /// One step on an unprojected input: `step(project_input(x), state)`, with undefined
   /// state entries (or an empty state) taken as zeros. x is (B, input_size).
   /// Example: `nn::CellState s = cell.step_input(x_t, s);`
-  CellState step_input(const Tensor& x, const CellState& state = {}) const;
+  CellState step_input(const Tensor& x, const CellState& state = {});
 
  private:
   std::int64_t input_size_;
@@ -147,12 +151,12 @@ class RNNCell : public RecurrentCell {
   RNNCell(std::int64_t input_size, std::int64_t hidden_size) : RNNCell(RNNCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next hidden state (B, H). An undefined h means zeros.
-  Tensor forward(const Tensor& x, const Tensor& h = {}) const;
-  Tensor operator()(const Tensor& x, const Tensor& h = {}) const { return forward(x, h); }
+  Tensor forward(const Tensor& x, const Tensor& h = {});
+  Tensor operator()(const Tensor& x, const Tensor& h = {}) { return forward(x, h); }
 
-  Tensor project_input(const Tensor& x) const override;
-  CellState step(const Tensor& xp, const CellState& state) const override;
-  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
+  Tensor project_input(const Tensor& x) override;
+  CellState step(const Tensor& xp, const CellState& state) override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) override;
   /// "RNNCell(4, 8)", plus bias / nonlinearity when not the defaults.
   std::string extra_repr() const override;
   const RNNCellOptions& options() const { return options_; }
@@ -207,12 +211,12 @@ class LSTMCell : public RecurrentCell {
   LSTMCell(std::int64_t input_size, std::int64_t hidden_size) : LSTMCell(LSTMCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next (h, c). Undefined entries of `state` mean zeros.
-  LSTMState forward(const Tensor& x, const LSTMState& state = {}) const;
-  LSTMState operator()(const Tensor& x, const LSTMState& state = {}) const { return forward(x, state); }
+  LSTMState forward(const Tensor& x, const LSTMState& state = {});
+  LSTMState operator()(const Tensor& x, const LSTMState& state = {}) { return forward(x, state); }
 
-  Tensor project_input(const Tensor& x) const override;
-  CellState step(const Tensor& xp, const CellState& state) const override;
-  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
+  Tensor project_input(const Tensor& x) override;
+  CellState step(const Tensor& xp, const CellState& state) override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) override;
   /// "LSTMCell(4, 8)", plus bias / proj_size when not the defaults.
   std::string extra_repr() const override;
   const LSTMCellOptions& options() const { return options_; }
@@ -266,17 +270,17 @@ class GRUCell : public RecurrentCell {
   GRUCell(std::int64_t input_size, std::int64_t hidden_size) : GRUCell(GRUCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next hidden state (B, H). An undefined h means zeros.
-  Tensor forward(const Tensor& x, const Tensor& h = {}) const;
-  Tensor operator()(const Tensor& x, const Tensor& h = {}) const { return forward(x, h); }
+  Tensor forward(const Tensor& x, const Tensor& h = {});
+  Tensor operator()(const Tensor& x, const Tensor& h = {}) { return forward(x, h); }
 
-  Tensor project_input(const Tensor& x) const override;
-  CellState step(const Tensor& xp, const CellState& state) const override;
-  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) const override;
+  Tensor project_input(const Tensor& x) override;
+  CellState step(const Tensor& xp, const CellState& state) override;
+  CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) override;
   /// What the driver calls at each step of a sequence: `step`'s computation, with the slices of
   /// weight_hh and bias_hh it reads cut once per sequence instead of once per step. It does not
   /// call the virtual `step`: a subclass that overrides `step` overrides this too, or returns
   /// `RecurrentCell::sequence_step()` (which calls `step`).
-  StepFn sequence_step() const override;
+  StepFn sequence_step() override;
   /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
   const GRUCellOptions& options() const { return options_; }
