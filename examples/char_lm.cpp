@@ -357,8 +357,8 @@ int main(int argc, char** argv) {
       .set("val_bpc", val_bpc).set("test_bpc", test_bpc).set("unigram_val_bpc", unigram_val)
       .set("unigram_test_bpc", unigram_test).set("train_seconds", seconds).set("temperature", temperature)
       .set("prime", prime).set("sample", text_out);  // sampled bytes that are not UTF-8 become U+FFFD
-  summary.check("val_bpc", val_bpc, "unigram_val_bpc", unigram_val, train::Better::lower, margin);
-  summary.check("test_bpc", test_bpc, "unigram_test_bpc", unigram_test, train::Better::lower, margin);
+  summary.check("val_bpc", val_bpc, "unigram_val_bpc", unigram_val, train::Mode::min, margin);
+  summary.check("test_bpc", test_bpc, "unigram_test_bpc", unigram_test, train::Mode::min, margin);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
   if (!json_path.empty()) summary.write(json_path);
   if (!summary.passed()) {

@@ -412,7 +412,7 @@ int main(int argc, char** argv) {
   for (const Run& r : runs)
     if (r.cell != "rnn")
       summary.check(fmt::format("{}_accuracy_T{}", r.cell, r.lag), r.accuracy, "chance", 1.0 / kSignals,
-                    train::Better::higher, 2.0);
+                    train::Mode::max, 2.0);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
   if (!json_path.empty()) summary.write(json_path);
   if (!summary.passed()) {

@@ -215,7 +215,7 @@ int main(int argc, char** argv) {
       .set("test_acc", test.at("accuracy")).set("test_loss", test.at("loss")).set("baseline_acc", baseline)
       .set("test_sentences", n_test).set("train_sentences", train_idx.size()).set("vocab_size", vocab.size())
       .set("train_seconds", seconds).set("config", config);
-  summary.check("test_acc", test.at("accuracy"), "baseline_acc", baseline, train::Better::higher, margin);
+  summary.check("test_acc", test.at("accuracy"), "baseline_acc", baseline, train::Mode::max, margin);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
   if (!json_path.empty()) summary.write(json_path);
   if (!summary.passed()) {

@@ -339,8 +339,8 @@ int main(int argc, char** argv) {
       .set("untrained_rmse", untrained.overall).set("untrained_rmse_per_horizon", untrained.rmse)
       .set("persistence_rmse", persistence.overall).set("persistence_rmse_per_horizon", persistence.rmse)
       .set("train_seconds", seconds);
-  summary.check("test_rmse", net.overall, "persistence_rmse", persistence.overall, train::Better::lower, margin);
-  summary.check("test_rmse", net.overall, "untrained_rmse", untrained.overall, train::Better::lower, margin);
+  summary.check("test_rmse", net.overall, "persistence_rmse", persistence.overall, train::Mode::min, margin);
+  summary.check("test_rmse", net.overall, "untrained_rmse", untrained.overall, train::Mode::min, margin);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
   if (!json_path.empty() && main_process) summary.write(json_path);
   if (!summary.passed()) {

@@ -142,12 +142,12 @@ TEST_CASE("the cells run alone and step by step reproduce the sequence layer") {
   auto [out, state] = lstm(x);
   // The layer's own cell, called as torch.nn.LSTMCell would be.
   auto& cell = dynamic_cast<nn::LSTMCell&>(lstm.cell(0));
-  nn::LSTMState s;
+  nn::RecurrentState s;
   for (std::int64_t t = 0; t < 4; ++t) {
     s = cell(select(x, 0, t), s);
-    CHECK(max_abs_diff(s.h, select(out, 0, t)) < 1e-6);
+    CHECK(max_abs_diff(s.h(), select(out, 0, t)) < 1e-6);
   }
-  CHECK(max_abs_diff(s.c, select(state.c(), 0, 0)) < 1e-6);
+  CHECK(max_abs_diff(s.c(), select(state.c(), 0, 0)) < 1e-6);
 
   nn::GRU gru(3, 4);
   auto [gout, h_n] = gru(x);
@@ -253,7 +253,7 @@ TEST_CASE("batch_first only transposes input and output") {
   nn::LSTM b(nn::LSTMOptions(3, 4).num_layers(2).bidirectional(true).batch_first(true));
   b.load_state_dict(a.state_dict());
   const Tensor x = randn({5, 2, 3});
-  const nn::LSTMState s0{randn({4, 2, 4}), randn({4, 2, 4})};
+  const nn::RecurrentState s0{randn({4, 2, 4}), randn({4, 2, 4})};
   auto [out_a, state_a] = a(x, s0, {5, 3});
   auto [out_b, state_b] = b(transpose(x, 0, 1), s0, {5, 3});
   CHECK(max_abs_diff(transpose(out_a, 0, 1), out_b) < 1e-6);
@@ -460,9 +460,9 @@ TEST_CASE("truncated BPTT: a carried state must be detached between chunks") {
 
   auto [out3, h3] = gru(chunks[1], h1.detach());
   sum(out3).backward();  // stops at the chunk boundary
-  nn::LSTMState s{randn({1, 2, 3}).requires_grad_(), randn({1, 2, 3}).requires_grad_()};
-  CHECK_FALSE(s.detach().h.requires_grad());
-  CHECK_FALSE(nn::detach(nn::CellState{s.h, s.c})[1].requires_grad());
+  nn::RecurrentState s{randn({1, 2, 3}).requires_grad_(), randn({1, 2, 3}).requires_grad_()};
+  CHECK_FALSE(s.detach().h().requires_grad());
+  CHECK_FALSE(nn::detach(nn::CellState{s.h(), s.c()})[1].requires_grad());
 }
 
 TEST_CASE("repr shows the options that differ from PyTorch's defaults") {
@@ -753,11 +753,11 @@ TEST_CASE("one state and output type for every layer; a layer moves into an nn::
     CHECK(names(layer) == names(original));
     CHECK(max_abs_diff(original(x).output, out.output) == 0.0);
   }
-  // The typed layers take the same states: h0 alone, or {h0, c0} / an LSTMState.
+  // The typed layers take the same states: h0 alone, or {h0, c0}.
   nn::LSTM lstm(3, 4);
-  const nn::LSTMState s{zeros({1, 2, 4}), zeros({1, 2, 4})};
+  const nn::RecurrentState s{zeros({1, 2, 4}), zeros({1, 2, 4})};
   CHECK(max_abs_diff(lstm(x, s).output, lstm(x).output) == 0.0);
-  CHECK(max_abs_diff(lstm(x, {s.h, s.c}).output, lstm(x).output) == 0.0);
+  CHECK(max_abs_diff(lstm(x, {s.h(), s.c()}).output, lstm(x).output) == 0.0);
 }
 
 TEST_CASE("Sequential holds Embedding → LSTM → last step → Linear, the Keras tutorial's model") {

@@ -119,7 +119,7 @@ const std::map<std::string, Case>& cases() {
       {"plateau_max_abs",
        {{0.1}, [](auto& o, const SafetensorsFile& f) {
           auto s = std::make_shared<optim::ReduceLROnPlateau>(o, ReduceLROnPlateauOptions()
-                                                                     .mode(optim::PlateauMode::max)
+                                                                     .mode(optim::Mode::max)
                                                                      .factor(0.3)
                                                                      .patience(1)
                                                                      .threshold(0.5)

@@ -250,3 +250,80 @@ TEST_CASE("validation_split, evaluate, predict, ReduceLROnPlateau, CsvLog and Te
   CHECK(stopped.size() == 1);
   CHECK_THROWS_WITH_AS(train::make_metric("f1"), doctest::Contains("unknown metric 'f1'"), Error);
 }
+
+namespace {
+
+// A sequence classifier whose forward takes the ids and their lengths, as a user writes one.
+struct Tagger : nn::Module {
+  nn::Embedding embed{6, 3};
+  nn::GRU gru{nn::GRUOptions(3, 4).batch_first(true)};
+  nn::Linear head{4, 2};
+  Tagger() {
+    register_module("embed", embed);
+    register_module("gru", gru);
+    register_module("head", head);
+  }
+  Tensor forward(const Tensor& ids, const nn::Lengths& lengths) {
+    return head(gru.final_hidden(gru(embed(ids), {}, lengths).state));
+  }
+};
+
+// A module whose forward takes the inputs alone, without deriving from UnaryModule.
+struct Regressor : nn::Module {
+  nn::Linear a{2, 4}, b{4, 1};
+  Regressor() {
+    register_module("a", a);
+    register_module("b", b);
+  }
+  Tensor forward(const Tensor& x) { return b(tanh(a(x))); }
+};
+
+}  // namespace
+
+TEST_CASE("fit's short form takes any module whose forward reads the inputs (and lengths), as the long form") {
+  const train::DataLoader loader(train::TensorDataset(train::pad_sequences({{1, 2, 3}, {4}, {5, 1}, {2, 2, 2, 3}}),
+                                                      from_vector(std::vector<std::int64_t>{0, 1, 0, 1}, {4})),
+                                 train::LoaderOptions().batch_size(2));
+  const train::Loss ce = [](const Tensor& logits, const Tensor& y) { return nn::cross_entropy(logits, y); };
+  auto train_with = [&](bool short_form) {
+    manual_seed(5);
+    Tagger model;
+    optim::SGD opt(model.parameters(), optim::SGDOptions(0.1));
+    const auto o = train::FitOptions().epochs(3).verbose(false);
+    const train::History h =
+        short_form ? train::fit(model, ce, opt, loader, o)
+                   : train::fit(model, [&](const train::Batch& b) { return model.forward(b.inputs, b.lengths); }, ce,
+                                opt, loader, o);
+    CHECK(train::predict(model, train::forward_of(model), loader).shape() == Shape{4, 2});
+    return std::make_pair(weights(model), h.values("loss"));
+  };
+  CHECK(train_with(true) == train_with(false));
+
+  manual_seed(5);
+  Regressor reg;
+  optim::SGD opt(reg.parameters(), optim::SGDOptions(0.05));
+  const train::DataLoader data(regression_data(), train::LoaderOptions().batch_size(10));
+  const train::History h = train::fit(reg, mse, opt, data, train::FitOptions().epochs(5).verbose(false));
+  CHECK(h.values("loss").back() < h.values("loss").front());
+  const train::Forward by_hand = [&](const train::Batch& b) { return reg.forward(b.inputs); };
+  CHECK(train::evaluate(reg, train::forward_of(reg), mse, data).at("loss") == train::evaluate(reg, by_hand, mse, data).at("loss"));
+}
+
+TEST_CASE("one Mode for minimise or maximise: optim's plateau, train's callbacks and RunSummary") {
+  nn::Linear layer(2, 1);
+  optim::SGD opt(layer.parameters(), optim::SGDOptions(0.1));
+  CHECK_THROWS_WITH_AS(optim::ReduceLROnPlateau(opt, optim::ReduceLROnPlateauOptions().mode(optim::Mode::automatic)),
+                       doctest::Contains("mode automatic needs the monitored value's name"), Error);
+  // train's callback resolves automatic from its monitor: an accuracy must go up.
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(10));
+  nn::Sequential model = make_model();
+  optim::SGD sgd(model.parameters(), optim::SGDOptions(0.1));
+  auto inject = std::make_shared<Inject>("val_acc", std::vector<double>{0.5, 0.6, 0.7});
+  auto plateau = std::make_shared<train::ReduceLROnPlateau>(
+      optim::ReduceLROnPlateauOptions().mode(train::Mode::automatic).patience(0).factor(0.5), "val_acc");
+  const train::History h = train::fit(model, mse, sgd, loader, train::FitOptions().epochs(3).verbose(false).callbacks({inject, plateau}));
+  CHECK(h.values("lr") == std::vector<double>{0.1, 0.1, 0.1});  // rising accuracy: no reduction
+  train::RunSummary summary;
+  CHECK_THROWS_WITH_AS(summary.check("acc", 1, "chance", 0.5, train::Mode::automatic),
+                       doctest::Contains("Mode::min or Mode::max"), Error);
+}

@@ -56,14 +56,14 @@ TEST_CASE("RunSummary nests objects, appends to arrays and writes NaN as null") 
 TEST_CASE("RunSummary::check needs the margin below (or above) the baseline") {
   train::RunSummary s;
   CHECK(s.passed());  // no checks
-  CHECK(s.check("test_rmse", 0.80, "persistence_rmse", 1.0, train::Better::lower, 0.2));   // 0.80 <= 0.80
-  CHECK_FALSE(s.check("test_rmse", 0.81, "persistence_rmse", 1.0, train::Better::lower, 0.2));
+  CHECK(s.check("test_rmse", 0.80, "persistence_rmse", 1.0, train::Mode::min, 0.2));   // 0.80 <= 0.80
+  CHECK_FALSE(s.check("test_rmse", 0.81, "persistence_rmse", 1.0, train::Mode::min, 0.2));
   CHECK_FALSE(s.passed());
   train::RunSummary h;
-  CHECK(h.check("test_acc", 0.6, "majority_acc", 0.5, train::Better::higher, 0.2));  // needs >= 0.6
-  CHECK_FALSE(h.check("test_acc", 0.59, "majority_acc", 0.5, train::Better::higher, 0.2));
-  CHECK_FALSE(h.check("test_acc", std::nan(""), "majority_acc", 0.5, train::Better::higher));
-  CHECK(h.check("val_bpc", 2.4, "unigram_bpc", 2.4, train::Better::lower, 0.0));  // a tie passes a 0 margin
+  CHECK(h.check("test_acc", 0.6, "majority_acc", 0.5, train::Mode::max, 0.2));  // needs >= 0.6
+  CHECK_FALSE(h.check("test_acc", 0.59, "majority_acc", 0.5, train::Mode::max, 0.2));
+  CHECK_FALSE(h.check("test_acc", std::nan(""), "majority_acc", 0.5, train::Mode::max));
+  CHECK(h.check("val_bpc", 2.4, "unigram_bpc", 2.4, train::Mode::min, 0.0));  // a tie passes a 0 margin
   const auto j = nlohmann::json::parse(h.json());
   REQUIRE(j["checks"].size() == 4);
   CHECK(j["checks"][0]["metric"] == "test_acc");
@@ -74,12 +74,12 @@ TEST_CASE("RunSummary::check needs the margin below (or above) the baseline") {
   CHECK(j["checks"][1]["passed"] == false);
   CHECK(j["checks"][2]["value"].is_null());
   CHECK(h.check_lines()[1] == "test_acc 0.59 >= 0.6 (majority_acc 0.5 + 20 %): FAILED");
-  CHECK(h.check("acc", 0.75, "chance", 0.25, train::Better::higher, 2.0));  // 3 × chance
-  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::lower, -0.1),
+  CHECK(h.check("acc", 0.75, "chance", 0.25, train::Mode::max, 2.0));  // 3 × chance
+  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Mode::min, -0.1),
                        "RunSummary::check: the margin of a over b must be in [0, 1), got -0.1", Error);
-  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::lower, 1.0),
+  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Mode::min, 1.0),
                        "RunSummary::check: the margin of a over b must be in [0, 1), got 1", Error);
-  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Better::higher, -1.0),
+  CHECK_THROWS_WITH_AS(h.check("a", 1, "b", 1, train::Mode::max, -1.0),
                        "RunSummary::check: the margin of a over b must be in [0, inf), got -1", Error);
 }
 

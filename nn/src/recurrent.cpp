@@ -147,7 +147,6 @@ std::string Recurrent::extra_repr() const {
 RecurrentState::RecurrentState(Tensor h) : entries_{std::move(h)} {}
 RecurrentState::RecurrentState(Tensor h, Tensor c) : entries_{std::move(h), std::move(c)} {}
 RecurrentState::RecurrentState(CellState entries) : entries_(std::move(entries)) {}
-RecurrentState::RecurrentState(const LSTMState& state) : entries_{state.h, state.c} {}
 
 const Tensor& RecurrentState::operator[](std::size_t k) const {
   if (k >= entries_.size())

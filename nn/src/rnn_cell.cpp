@@ -219,9 +219,8 @@ LSTMCell::LSTMCell(const LSTMCellOptions& options)
   if (P > 0) weight_hr = register_parameter("weight_hr", init_uniform({P, H}, H));
 }
 
-LSTMState LSTMCell::forward(const Tensor& x, const LSTMState& state) {
-  const CellState next = step_input(x, {state.h, state.c});
-  return {next[0], next[1]};
+RecurrentState LSTMCell::forward(const Tensor& x, const RecurrentState& state) {
+  return step_input(x, state.entries());
 }
 
 Tensor LSTMCell::project_input(const Tensor& x) {

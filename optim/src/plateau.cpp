@@ -14,6 +14,9 @@ namespace xgrad::optim {
 ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const ReduceLROnPlateauOptions& options)
     : optimizer_(&optimizer), options_(options) {
   if (!(options.factor() < 1.0)) throw Error(fmt::format("ReduceLROnPlateau: factor must be < 1, got {}", options.factor()));
+  if (options.mode() == Mode::automatic)
+    throw Error("ReduceLROnPlateau: mode automatic needs the monitored value's name; give Mode::min or Mode::max "
+                "(train::ReduceLROnPlateau resolves automatic from its monitor)");
   const std::size_t groups = optimizer.param_groups().size();
   if (options.min_lr().size() == 1)
     min_lrs_.assign(groups, options.min_lr()[0]);
@@ -22,7 +25,7 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const ReduceLROnPlate
   else
     throw Error(fmt::format("ReduceLROnPlateau: expected 1 or {} min_lr values (one per parameter group), got {}",
                             groups, options.min_lr().size()));
-  best_ = options.mode() == PlateauMode::min ? std::numeric_limits<double>::infinity()
+  best_ = options.mode() == Mode::min ? std::numeric_limits<double>::infinity()
                                              : -std::numeric_limits<double>::infinity();
   for (const auto& g : optimizer.param_groups()) last_lr_.push_back(g.lr());
 }
@@ -30,7 +33,7 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, const ReduceLROnPlate
 bool ReduceLROnPlateau::is_better(double a, double best) const {
   const double t = options_.threshold();
   const bool rel = options_.threshold_mode() == ThresholdMode::rel;
-  if (options_.mode() == PlateauMode::min) return rel ? a < best * (1. - t) : a < best - t;
+  if (options_.mode() == Mode::min) return rel ? a < best * (1. - t) : a < best - t;
   return rel ? a > best * (t + 1.) : a > best + t;
 }
 

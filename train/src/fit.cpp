@@ -231,9 +231,13 @@ Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data
 
 // --- fit -------------------------------------------------------------------------------------------------
 
+Forward forward_of(nn::UnaryModule& model) {
+  return [&model](const Batch& b) { return model(b.inputs); };
+}
+
 History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
             const FitOptions& options) {
-  return fit(model, [&model](const Batch& b) { return model(b.inputs); }, loss, optimizer, train, options);
+  return fit(model, forward_of(model), loss, optimizer, train, options);
 }
 
 History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
@@ -414,7 +418,9 @@ ReduceLROnPlateau::ReduceLROnPlateau(optim::ReduceLROnPlateauOptions options, st
     : options_(std::move(options)), monitor_(std::move(monitor)) {}
 
 void ReduceLROnPlateau::on_train_begin(FitState& state) {
-  scheduler_ = std::make_unique<optim::ReduceLROnPlateau>(state.optimizer, options_);
+  optim::ReduceLROnPlateauOptions options = options_;
+  if (options.mode() == Mode::automatic) options.mode(maximizes(Mode::automatic, monitor_) ? Mode::max : Mode::min);
+  scheduler_ = std::make_unique<optim::ReduceLROnPlateau>(state.optimizer, options);
 }
 
 void ReduceLROnPlateau::on_epoch_end(FitState& state, std::int64_t, Logs& logs) {

@@ -73,7 +73,7 @@ nlohmann::ordered_json json_number(double value) {
   return value;
 }
 
-const char* better_name(Better better) { return better == Better::lower ? "lower" : "higher"; }
+const char* better_name(Mode better) { return better == Mode::min ? "lower" : "higher"; }
 
 }  // namespace
 
@@ -131,12 +131,14 @@ RunSummary& RunSummary::append(const std::string& key, const RunSummary& object)
 }
 
 bool RunSummary::check(const std::string& metric, double value, const std::string& baseline, double baseline_value,
-                       Better better, double margin) {
-  if (!(margin >= 0.0) || (better == Better::lower && !(margin < 1.0)))
+                       Mode better, double margin) {
+  if (better == Mode::automatic)
+    throw Error("RunSummary::check: say which way " + metric + " improves: Mode::min or Mode::max, not automatic");
+  if (!(margin >= 0.0) || (better == Mode::min && !(margin < 1.0)))
     throw Error(fmt::format("RunSummary::check: the margin of {} over {} must be in [0, {}), got {}", metric, baseline,
-                            better == Better::lower ? "1" : "inf", margin));
-  const double threshold = better == Better::lower ? (1.0 - margin) * baseline_value : (1.0 + margin) * baseline_value;
-  const bool passed = better == Better::lower ? value <= threshold : value >= threshold;  // false for NaN
+                            better == Mode::min ? "1" : "inf", margin));
+  const double threshold = better == Mode::min ? (1.0 - margin) * baseline_value : (1.0 + margin) * baseline_value;
+  const bool passed = better == Mode::min ? value <= threshold : value >= threshold;  // false for NaN
   auto& checks = impl_->values["checks"];
   if (checks.is_null()) checks = nlohmann::ordered_json::array();
   checks.push_back({{"metric", metric},

@@ -224,7 +224,9 @@ class Module {
 };
 
 /// A module with one tensor in and one tensor out. Layers derive from it so that
-/// Sequential can hold any of them; call it as a function.
+/// Sequential can hold any of them; call it as a function. Modules with more inputs derive
+/// from Module and define their own `forward(...)` (the convention: inputs first, then
+/// optional state, then `const Lengths&`), as the recurrent layers do.
 /// Example: `nn::Linear fc(4, 2);  Tensor y = fc(x);  // same as fc.forward(x)`
 class UnaryModule : public Module {
  public:

@@ -29,6 +29,7 @@
 #include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/rnn_cell.hpp>
+#include <xgrad/nn/state.hpp>
 
 namespace xgrad::nn {
 
@@ -112,40 +113,6 @@ class RecurrentOptions : public RecurrentOptionsBase<RecurrentOptions> {
 /// Builds the cell of one layer and direction; `input_size` is that layer's input width
 /// (the layer input for layer 0, D times the cell's output width above).
 using CellFactory = std::function<std::shared_ptr<RecurrentCell>(std::int64_t input_size, std::int64_t hidden_size)>;
-
-/// The state of a recurrent layer — one type for every layer, so code that picks the cell
-/// at run time handles one state type: a tensor per state entry, h first, then the cell's
-/// extra entries (an LSTM's c), each (L·D, B, size_k), or (L·D, size_k) unbatched. Undefined
-/// entries (or an empty state) stand for zeros.
-/// Example:
-///     nn::RecurrentState s;                 // zeros
-///     s = gru_h0;                           // h only (RNN, GRU)
-///     s = {h0, c0};                         // LSTM
-///     Tensor h = out.state.h(), c = out.state.c();
-class RecurrentState {
- public:
-  RecurrentState() = default;
-  RecurrentState(Tensor h);                // NOLINT: implicit, h alone
-  RecurrentState(Tensor h, Tensor c);      // an LSTM's (h, c)
-  RecurrentState(CellState entries);       // NOLINT: implicit, any cell's entries
-  RecurrentState(const LSTMState& state);  // NOLINT: implicit, {h, c}
-  /// Entry 0, h; throws when the state is empty.
-  const Tensor& h() const;
-  /// Entry 1, an LSTM's c; throws when the state has no second entry.
-  const Tensor& c() const;
-  /// Entry k; throws when out of range.
-  const Tensor& operator[](std::size_t k) const;
-  std::size_t size() const { return entries_.size(); }
-  bool empty() const { return entries_.empty(); }
-  const CellState& entries() const { return entries_; }
-  CellState::const_iterator begin() const { return entries_.begin(); }
-  CellState::const_iterator end() const { return entries_.end(); }
-  /// Every entry detached from the graph (truncated BPTT).
-  RecurrentState detach() const;
-
- private:
-  CellState entries_;
-};
 
 /// What every recurrent layer returns: the output at every step and the final state.
 /// Example: `auto [out, state] = lstm(x);   // state.h(), state.c(): (L·D, B, H)`

@@ -16,21 +16,12 @@
 
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/module.hpp>
+#include <xgrad/nn/state.hpp>
 
 namespace xgrad::nn {
 
-/// What a recurrent cell carries from one time step to the next. `state[0]` is h, which is
-/// also the cell's output at that step; further entries are extra state (LSTM's c).
-/// Each entry is (B, state_sizes()[k]).
-using CellState = std::vector<Tensor>;
-
 /// One time step prepared for a whole sequence: (projected input (B, G), state) → next state.
 using StepFn = std::function<CellState(const Tensor& xp, const CellState& state)>;
-
-/// `state` with every entry detached from the graph (for truncated backpropagation through
-/// time: carry the values into the next chunk, not the graph).
-/// Example: `state = nn::detach(state);`
-CellState detach(const CellState& state);
 
 /// Base class of recurrent cells. A cell is a Module (its parameters are registered by
 /// name) with a two-part step:
@@ -171,15 +162,6 @@ class RNNCell : public RecurrentCell {
 
 // --- LSTMCell ----------------------------------------------------------------------------------
 
-/// The (h, c) state of an LSTM: for a cell h is (B, H) (or (B, P) with a projection) and c is
-/// (B, H); for the LSTM layer each has a leading (num_layers · num_directions) dimension.
-struct LSTMState {
-  Tensor h;
-  Tensor c;
-  /// Both tensors detached from the graph (truncated BPTT).
-  LSTMState detach() const { return {h.detach(), c.detach()}; }
-};
-
 /// Options of LSTMCell. Example: `nn::LSTMCellOptions(4, 8).proj_size(3)`
 class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
  public:
@@ -203,16 +185,16 @@ class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
 /// U(−1/√H, 1/√H). The state entries are h (B, R) and c (B, H).
 /// Example:
 ///     nn::LSTMCell cell(4, 8);
-///     nn::LSTMState s = cell(x0);          // zero initial state
-///     s = cell(x1, s);                     // s.h, s.c: (B, 8)
+///     nn::RecurrentState s = cell(x0);     // zero initial state
+///     s = cell(x1, s);                     // s.h(), s.c(): (B, 8)
 class LSTMCell : public RecurrentCell {
  public:
   explicit LSTMCell(const LSTMCellOptions& options);
   LSTMCell(std::int64_t input_size, std::int64_t hidden_size) : LSTMCell(LSTMCellOptions(input_size, hidden_size)) {}
 
-  /// One step: the next (h, c). Undefined entries of `state` mean zeros.
-  LSTMState forward(const Tensor& x, const LSTMState& state = {});
-  LSTMState operator()(const Tensor& x, const LSTMState& state = {}) { return forward(x, state); }
+  /// One step: the next state {h, c}. An empty state or undefined entries mean zeros.
+  RecurrentState forward(const Tensor& x, const RecurrentState& state = {});
+  RecurrentState operator()(const Tensor& x, const RecurrentState& state = {}) { return forward(x, state); }
 
   Tensor project_input(const Tensor& x) override;
   CellState step(const Tensor& xp, const CellState& state) override;

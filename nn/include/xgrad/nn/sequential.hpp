@@ -14,6 +14,12 @@ namespace xgrad::nn {
 /// Applies its modules in order. Children are named "0", "1", … (PyTorch's state-dict keys
 /// `0.weight`, `2.bias`) unless given a name.
 ///
+/// It holds one-in, one-out modules (nn::UnaryModule: every layer, and your own module that
+/// derives from it). A module with more inputs — a recurrent layer's (input, state,
+/// lengths), a sequence model's (ids, lengths) — is called directly, or wrapped: a recurrent
+/// layer goes in as `nn::SequenceOutput` (then `nn::LastStep`). `train::fit` takes either
+/// kind (see its ForwardModule).
+///
 /// Example:
 ///     nn::Sequential mlp{std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::ReLU>(),
 ///                        std::make_shared<nn::Linear>(16, 1)};

@@ -233,15 +233,18 @@ class ChainedScheduler : public LRScheduler {
   std::vector<std::shared_ptr<LRScheduler>> schedulers_;
 };
 
-/// Whether ReduceLROnPlateau's metric should go down (a loss) or up (an accuracy).
-enum class PlateauMode { min = 0, max = 1 };
+/// Whether a monitored value should go down (a loss: min) or up (an accuracy: max); xgrad's
+/// one enum for it (ReduceLROnPlateau, and train's EarlyStopping, ModelCheckpoint and
+/// callbacks as `train::Mode`). `automatic` is Keras's "auto": max for a name containing
+/// "acc", min otherwise — only where a name is known (train's callbacks).
+enum class Mode { min = 0, max = 1, automatic = 2 };
 /// Whether an improvement must beat the best by a relative or an absolute margin.
 enum class ThresholdMode { rel = 0, abs = 1 };
 
 /// ReduceLROnPlateau's knobs, with PyTorch's defaults.
 /// Example: `optim::ReduceLROnPlateauOptions().factor(0.5).patience(3).min_lr(1e-5)`
 struct ReduceLROnPlateauOptions {
-  XGRAD_OPTIM_ARG(PlateauMode, mode) = PlateauMode::min;
+  XGRAD_OPTIM_ARG(Mode, mode) = Mode::min;
   /// new_lr = lr * factor; must be < 1.
   XGRAD_OPTIM_ARG(double, factor) = 0.1;
   /// Epochs without improvement tolerated before the learning rate is reduced.

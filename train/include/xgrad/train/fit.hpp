@@ -10,6 +10,7 @@
 ///         train::FitOptions().epochs(100).validation_split(0.2).metrics({"binary_accuracy"})
 ///             .callbacks({std::make_shared<train::EarlyStopping>(
 ///                 train::EarlyStoppingOptions().patience(3).restore_best_weights(true))}));
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -152,6 +153,41 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
 History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
             const FitOptions& options = {});
 
+/// A module fit can call without a Forward: its `forward` takes a batch's inputs and their
+/// lengths (a sequence model: `Tensor forward(const Tensor& ids, const nn::Lengths& lengths)`),
+/// or the inputs alone (`Tensor forward(const Tensor& x)`). Modules derived from
+/// nn::UnaryModule (Sequential, the layers) take the overload above.
+template <class M>
+concept ForwardModule =
+    std::derived_from<M, nn::Module> && !std::derived_from<M, nn::UnaryModule> &&
+    (requires(M& m, const Batch& b) {
+      { m.forward(b.inputs, b.lengths) } -> std::convertible_to<Tensor>;
+    } || requires(M& m, const Batch& b) {
+      { m.forward(b.inputs) } -> std::convertible_to<Tensor>;
+    });
+
+/// The forward fit's short forms use: `model(inputs)` for a one-in, one-out module;
+/// `model.forward(inputs, lengths)` for a module whose forward takes lengths, else
+/// `model.forward(inputs)`. Hand it to evaluate and predict.
+/// Example: `train::evaluate(model, train::forward_of(model), loss, test_loader, {"accuracy"});`
+Forward forward_of(nn::UnaryModule& model);
+template <ForwardModule M>
+Forward forward_of(M& model) {
+  if constexpr (requires(M& m, const Batch& b) { m.forward(b.inputs, b.lengths); })
+    return [&model](const Batch& b) -> Tensor { return model.forward(b.inputs, b.lengths); };
+  else
+    return [&model](const Batch& b) -> Tensor { return model.forward(b.inputs); };
+}
+
+/// The same for any other module with a forward of its inputs (and lengths): see
+/// ForwardModule. Example (a module with `Tensor forward(const Tensor& ids, const nn::Lengths& lengths)`):
+///     train::fit(classifier, loss, opt, loader, train::FitOptions().epochs(10));
+template <ForwardModule M>
+History fit(M& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
+            const FitOptions& options = {}) {
+  return fit(model, forward_of(model), loss, optimizer, train, options);
+}
+
 /// The loss and metrics over `data`, in eval mode without gradients (the mode is restored).
 /// With a process group, over all processes' batches (each process evaluates its share).
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
@@ -160,11 +196,12 @@ Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const
 /// eval mode, no gradients. Batches must give predictions of one shape but for dimension 0.
 Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data);
 
+
 // --- callbacks ----------------------------------------------------------------------------------
 
-/// Whether a larger or a smaller monitored value is better; `automatic` is Keras's rule: max
-/// for names containing "acc", min otherwise.
-enum class Mode { automatic, min, max };
+/// Whether a larger or a smaller monitored value is better (optim::Mode, the one enum for
+/// it); `automatic` is Keras's rule: max for names containing "acc", min otherwise.
+using optim::Mode;
 
 /// Options of EarlyStopping (Keras's defaults). Example:
 /// `train::EarlyStoppingOptions().monitor("val_loss").patience(3).restore_best_weights(true)`

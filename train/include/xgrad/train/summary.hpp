@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <xgrad/optim/scheduler.hpp>
+
 namespace xgrad::train {
 
 /// Wall-clock and CPU seconds (this process's) of the laps between start() and stop(),
@@ -41,15 +43,15 @@ class Stopwatch {
   std::clock_t lap_cpu_start_ = 0;
 };
 
-/// Which way a metric improves.
-enum class Better { lower, higher };
+/// Which way a metric improves: optim::Mode's min (lower is better) or max (higher).
+using optim::Mode;
 
 /// A run's results by name, in the order they were set, written as one JSON object; and its
 /// checks against baselines, kept under "checks" (what examples/smoke_test.cmake reads).
 /// Example:
 ///     train::RunSummary summary;
 ///     summary.set("loss_first", history.epochs.front().at("loss")).set("test_rmse", rmse);
-///     summary.check("test_rmse", rmse, "persistence_rmse", persistence, train::Better::lower, 0.10);
+///     summary.check("test_rmse", rmse, "persistence_rmse", persistence, train::Mode::min, 0.10);
 ///     if (!json_path.empty()) summary.write(json_path);
 ///     return summary.passed() ? 0 : 1;
 class RunSummary {
@@ -87,9 +89,9 @@ class RunSummary {
   /// fraction of the baseline: lower is better → value ≤ (1 − margin)·baseline; higher →
   /// value ≥ (1 + margin)·baseline. The margin is ≥ 0 (and < 1 when lower is better). NaN
   /// never passes. Returns whether it passed.
-  /// Example: `summary.check("test_acc", acc, "majority_acc", 0.5, train::Better::higher, 0.2)` needs acc ≥ 0.6.
+  /// Example: `summary.check("test_acc", acc, "majority_acc", 0.5, train::Mode::max, 0.2)` needs acc ≥ 0.6.
   bool check(const std::string& metric, double value, const std::string& baseline, double baseline_value,
-             Better better, double margin = 0.0);
+             Mode better, double margin = 0.0);
   /// Whether every check passed (true when there is none).
   bool passed() const;
   /// One line per check, e.g. "test_rmse 0.0250 ≤ 0.0345 (persistence_rmse 0.0383 − 10 %): passed".
