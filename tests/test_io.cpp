@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -357,4 +358,47 @@ TEST_CASE("two threads saving one file: every save succeeds and the last rename 
   CHECK(failures[1] == 0);
   CHECK(one_whole_save(target));
   CHECK(temporaries_in(dir.path) == 0);
+}
+
+TEST_CASE("a save refuses to replace a device, a FIFO or a directory, by name") {
+  TempDir dir;
+  // A character device of our own (the null device's numbers), so that a broken save run
+  // as root replaces it rather than /dev/null; without the right to make one, /dev/null
+  // itself, which such a process cannot replace either.
+  std::string device = dir.file("null_device");
+  if (::mknod(device.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0) device = "/dev/null";
+  CHECK_THROWS_WITH_AS(save_safetensors(device, {{"x", ones({2})}}),
+                       doctest::Contains(("save_safetensors: '" + device + "' is a character device").c_str()), Error);
+  CHECK_THROWS_WITH_AS(write_file_atomic(device, "x"), doctest::Contains(("'" + device + "' is a character device").c_str()), Error);
+  CHECK(fs::is_character_file(device));
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(save_npy(fifo, ones({2})), doctest::Contains(("save_npy: '" + fifo + "' is a FIFO").c_str()), Error);
+  CHECK(fs::is_fifo(fifo));
+  CHECK_THROWS_WITH_AS(write_file_atomic(dir.path.string(), "x"), doctest::Contains("is a directory"), Error);
+  CHECK(fs::is_directory(dir.path));
+  CHECK(temporaries_in(dir.path) == 0);
+}
+
+TEST_CASE("a save through a symlink replaces the file it points to and keeps the link") {
+  TempDir dir;
+  fs::create_directories(dir.path / "real");
+  const std::string real = dir.file("real/w.safetensors"), link = dir.file("w.safetensors");
+  save_safetensors(real, {{"x", ones({2})}});
+  fs::create_symlink(real, link);
+  save_safetensors(link, {{"x", zeros({3})}});
+  CHECK(fs::is_symlink(link));
+  CHECK(load_safetensors(real).at("x").shape() == Shape{3});
+  CHECK(temporaries_in(dir.path) == 0);
+  CHECK(temporaries_in(dir.path / "real") == 0);
+  // A link to a device, and a dangling link, are refused, naming the link.
+  const std::string to_null = dir.file("null_link");
+  fs::create_symlink("/dev/null", to_null);
+  CHECK_THROWS_WITH_AS(write_file_atomic(to_null, "x"),
+                       doctest::Contains(("'" + to_null + "' is a symlink to '/dev/null', which is a character device").c_str()), Error);
+  CHECK(fs::is_symlink(to_null));
+  const std::string dangling = dir.file("dangling");
+  fs::create_symlink(dir.file("nowhere/file"), dangling);
+  CHECK_THROWS_WITH_AS(write_file_atomic(dangling, "x"), doctest::Contains("symlink whose target cannot be resolved"), Error);
+  CHECK(fs::is_symlink(dangling));
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -106,10 +107,44 @@ void sync_directory(const std::string& path) {
   ::close(fd);
 }
 
-// Writes `pieces` to a temporary file beside `path`, flushes it to disk and renames it over
-// `path`: readers see the old file or the new one, never half of one.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// The file a save of `path` replaces: `path`, or, when `path` is a symlink, the regular file
+// it finally points to (as `cp` writes through a symlink). Anything else that is not a regular
+// file (a device, a FIFO, a directory, a dangling symlink) is refused: a rename would replace
+// /dev/null with a regular file.
+std::string save_target(const std::string& path, const char* op) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return path;  // nothing there yet (mkstemp reports a bad directory)
+  std::string target = path;
+  if (S_ISLNK(st.st_mode)) {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (resolved == nullptr)
+      throw Error(std::string(op) + ": '" + path + "' is a symlink whose target cannot be resolved (" + std::strerror(errno) +
+                  "); refusing to write through it");
+    target = resolved;
+    std::free(resolved);
+    if (::stat(target.c_str(), &st) != 0)
+      throw Error(std::string(op) + ": cannot inspect '" + target + "', the target of the symlink '" + path + "': " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode))
+    throw Error(std::string(op) + ": '" + path + "' is " + (target == path ? "" : "a symlink to '" + target + "', which is ") +
+                file_kind(st.st_mode) + "; a save only replaces regular files");
+  return target;
+}
+
+// Writes `pieces` to a temporary file beside `path` (beside its target when `path` is a
+// symlink), flushes it to disk and renames it over the target: readers see the old file or
+// the new one, never half of one.
 void write_atomic(const std::string& path, const std::vector<Piece>& pieces, const char* op) {
-  const std::string& target = path;
+  const std::string target = save_target(path, op);
   remove_abandoned_temporaries(target);
   std::string tmp = target + ".tmp-" + std::to_string(::getpid()) + "-XXXXXX";
   int fd = ::mkostemp(tmp.data(), O_CLOEXEC);

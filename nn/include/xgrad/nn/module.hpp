@@ -167,7 +167,8 @@ class Module {
   LoadStateDictResult load_state_dict(const NamedTensors& state, bool strict = true);
 
   /// Writes `state_dict()` as a safetensors file (atomically), readable by Python's
-  /// `safetensors` and loadable into the same PyTorch model with `load_state_dict`.
+  /// `safetensors` and loadable into the same PyTorch model with `load_state_dict`. As
+  /// `save_safetensors`: a device, FIFO or directory at `path` is refused, a symlink followed.
   /// Example: `model.save("model.safetensors");`
   void save(const std::string& path) const;
   /// Reads a safetensors file and loads it with `load_state_dict(…, strict)`.
