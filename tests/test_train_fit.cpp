@@ -199,3 +199,26 @@ TEST_CASE("validation_split, evaluate, predict, ReduceLROnPlateau, CsvLog and Te
   CHECK(stopped.size() == 1);
   CHECK_THROWS_WITH_AS(train::make_metric("f1"), doctest::Contains("unknown metric 'f1'"), Error);
 }
+
+TEST_CASE("fit's files: a log_dir or checkpoint the filesystem refuses is an xgrad::Error naming it") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8));
+  TempDir dir;
+  std::ofstream(dir.file("a_file")) << "not a directory";
+  auto fit_with = [&](const train::FitOptions& options) {
+    nn::Sequential model = make_model();
+    optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+    train::fit(model, mse, opt, loader, options);
+  };
+  const auto quiet = [] { return train::FitOptions().epochs(1).verbose(false); };
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir(dir.file("a_file"))),
+                       doctest::Contains(("fit: log_dir: cannot create the directory '" + dir.file("a_file") + "'").c_str()), Error);
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir(dir.file("a_file/run"))),
+                       doctest::Contains(("fit: log_dir: cannot create the directory '" + dir.file("a_file/run") + "'").c_str()), Error);
+  // /proc takes no new directories, even from root: a read-only place.
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir("/proc/xgrad_test_logs")),
+                       doctest::Contains("fit: log_dir: cannot create the directory '/proc/xgrad_test_logs'"), Error);
+  CHECK_THROWS_WITH_AS(fit_with(quiet().checkpoint(dir.file("a_file/state.safetensors")).resume(true)),
+                       doctest::Contains(("fit: checkpoint: cannot inspect '" + dir.file("a_file/state.safetensors") + "'").c_str()), Error);
+  CHECK_THROWS_WITH_AS(train::CsvLogger(dir.file("a_file/log.csv"), {"epoch"}, true),
+                       doctest::Contains(("CsvLogger: cannot inspect '" + dir.file("a_file/log.csv") + "'").c_str()), Error);
+}

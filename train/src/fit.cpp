@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
-#include <filesystem>
 #include <numeric>
 #include <sstream>
 
@@ -19,6 +18,8 @@
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
+
+#include "checked.hpp"
 
 namespace xgrad::train {
 
@@ -221,7 +222,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   const bool main_process = group == nullptr || group->rank() == 0;
   const bool verbose = options.verbose_ && main_process;
   const bool log_files = !options.log_dir_.empty() && main_process;
-  if (log_files) std::filesystem::create_directories(options.log_dir_);
+  if (log_files) detail::create_directories(options.log_dir_, "fit: log_dir");
 
   // Keras's validation_split: the last fraction of the samples, before shuffling.
   const DataLoader* train = &train_in;
@@ -248,7 +249,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   FitState state{model, optimizer, history, options.epochs_};
   state.group = group;
   std::int64_t first_epoch = 0;
-  if (options.resume_ && !options.checkpoint_.empty() && std::filesystem::exists(options.checkpoint_)) {
+  if (options.resume_ && !options.checkpoint_.empty() && detail::exists(options.checkpoint_, "fit: checkpoint")) {
     const CheckpointInfo info = load_checkpoint(options.checkpoint_, model, &optimizer);
     first_epoch = info.integer("fit.epochs_done");
     auto it = info.metadata.find("fit.history");
