@@ -222,3 +222,17 @@ TEST_CASE("fit's files: a log_dir or checkpoint the filesystem refuses is an xgr
   CHECK_THROWS_WITH_AS(train::CsvLogger(dir.file("a_file/log.csv"), {"epoch"}, true),
                        doctest::Contains(("CsvLogger: cannot inspect '" + dir.file("a_file/log.csv") + "'").c_str()), Error);
 }
+
+TEST_CASE("fit refuses a gradient-clip value that is not a positive finite number, naming the option") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8));
+  for (double bad : {0.0, -1.0, static_cast<double>(NAN), static_cast<double>(INFINITY)}) {
+    nn::Sequential model = make_model();
+    optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).clip_grad_norm(bad)),
+                         doctest::Contains("fit: clip_grad_norm must be a positive finite number, got"), Error);
+  }
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+  CHECK_NOTHROW(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).clip_grad_norm(0.5)));
+}

@@ -214,6 +214,8 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split_));
   if (options.validation_split_ > 0.0 && options.validation_)
     throw Error("fit: give validation data or a validation_split, not both");
+  if (options.clip_grad_norm_ && !(*options.clip_grad_norm_ > 0.0 && std::isfinite(*options.clip_grad_norm_)))
+    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm_));
   const ProcessGroup* group = options.group_.get();
   const bool distributed = group != nullptr && group->size() > 1;
   if (distributed && options.validation_split_ > 0.0)
@@ -276,7 +278,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       const Tensor batch_loss = loss(predictions, b.targets);
       optimizer.zero_grad();
       batch_loss.backward();
-      if (options.clip_grad_norm_ > 0.0) nn::clip_grad_norm(params, options.clip_grad_norm_);
+      if (options.clip_grad_norm_) nn::clip_grad_norm(params, *options.clip_grad_norm_);
       optimizer.step();
       const double value = batch_loss.item();
       loss_sum += value * static_cast<double>(b.size());

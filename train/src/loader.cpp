@@ -57,6 +57,7 @@ Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, co
 
 std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
                                            std::int64_t maxlen) {
+  if (maxlen < 0) throw Error(fmt::format("sequence_lengths: maxlen must be >= 0, got {}", maxlen));
   std::vector<std::int64_t> out;
   out.reserve(sequences.size());
   for (const auto& s : sequences) {
