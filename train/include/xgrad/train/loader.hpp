@@ -44,8 +44,10 @@ struct PadOptions {
 ///     Tensor ids = train::pad_sequences(encoded, train::PadOptions().maxlen(100));   // (N, 100)
 Tensor pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options = {});
 
-/// Each sequence's length after pad_sequences' truncation: min(size, maxlen) — with padding
-/// post, what a recurrent layer's `lengths` argument wants.
+/// Each sequence's length after pad_sequences' truncation: min(size, maxlen), or size when
+/// maxlen is 0 — with padding post, what a recurrent layer's `lengths` argument wants. A
+/// negative maxlen throws, as in pad_sequences.
+/// Example: `std::vector<std::int64_t> len = train::sequence_lengths(encoded, 100);`
 std::vector<std::int64_t> sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences,
                                            std::int64_t maxlen = 0);
 
