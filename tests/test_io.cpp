@@ -6,11 +6,21 @@
 
 #include "temp_dir.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace xgrad;
 using xgrad_test::TempDir;
@@ -245,12 +255,150 @@ TEST_CASE("npy headers are parsed strictly by hand; bool data must be 0 or 1") {
 TEST_CASE("a save removes the temporaries that killed saves of the same file left behind") {
   TempDir dir;
   const std::string target = dir.file("w.safetensors");
-  for (const char* stale : {"w.safetensors.tmp-a1B2c3", "w.safetensors.tmp-ZZZZZZ"})
-    std::ofstream(dir.file(stale)) << "half a file";
+  // A pid that ran and no longer runs: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);
+  const std::string dead = "w.safetensors.tmp-" + std::to_string(child) + "-a1B2c3";
+  const std::string live = "w.safetensors.tmp-" + std::to_string(::getpid()) + "-d4E5f6";
+  const auto long_ago = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const std::string& name : {dead, live, std::string("w.safetensors.tmp-ZZZZZZ"), std::string("w.safetensors.tmp-YYYYYY")})
+    std::ofstream(dir.file(name)) << "half a file";
+  fs::last_write_time(dir.file("w.safetensors.tmp-ZZZZZZ"), long_ago);  // a name without pid, abandoned long ago
   std::ofstream(dir.file("other.safetensors.tmp-a1B2c3")) << "another target's";
   save_safetensors(target, {{"x", ones({2})}});
-  CHECK_FALSE(std::filesystem::exists(dir.file("w.safetensors.tmp-a1B2c3")));
-  CHECK_FALSE(std::filesystem::exists(dir.file("w.safetensors.tmp-ZZZZZZ")));
-  CHECK(std::filesystem::exists(dir.file("other.safetensors.tmp-a1B2c3")));
+  CHECK_FALSE(fs::exists(dir.file(dead)));                          // its writer is gone
+  CHECK_FALSE(fs::exists(dir.file("w.safetensors.tmp-ZZZZZZ")));    // unlocked for two hours
+  CHECK(fs::exists(dir.file(live)));                                 // its owner (this process) runs
+  CHECK(fs::exists(dir.file("w.safetensors.tmp-YYYYYY")));           // no pid, and new: maybe being created
+  CHECK(fs::exists(dir.file("other.safetensors.tmp-a1B2c3")));
   CHECK(load_safetensors(target).at("x").to_vector<float>() == std::vector<float>{1, 1});
+}
+
+TEST_CASE("a temporary whose writer holds its lock is never removed, however old and whoever its pid") {
+  TempDir dir;
+  const std::string target = dir.file("w.safetensors");
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  ::waitpid(child, nullptr, 0);
+  // Another host's writer (its pid means nothing here) that holds its lock: kept.
+  const std::string busy = dir.file("w.safetensors.tmp-" + std::to_string(child) + "-q1W2e3");
+  std::ofstream(busy) << "being written";
+  fs::last_write_time(busy, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  const int fd = ::open(busy.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX) == 0);
+  save_safetensors(target, {{"x", ones({2})}});
+  CHECK(fs::exists(busy));
+  ::close(fd);
+  save_safetensors(target, {{"x", ones({2})}});
+  CHECK_FALSE(fs::exists(busy));  // the lock is gone and so is its pid
+}
+
+namespace {
+
+// Saves `path` `count` times with `count` bytes of `fill`; returns how many saves threw.
+int hammer(const std::string& path, char fill, int count) {
+  int failures = 0;
+  for (int i = 0; i < count; ++i) {
+    try {
+      write_file_atomic(path, std::string(4096 + static_cast<std::size_t>(i), fill));
+    } catch (const Error&) {
+      ++failures;
+    }
+  }
+  return failures;
+}
+
+// The saves' temporaries still in `dir`.
+int temporaries_in(const fs::path& dir) {
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) n += entry.path().filename().string().find(".tmp-") != std::string::npos;
+  return n;
+}
+
+// The file holds one whole save: one fill character throughout, of a length some save wrote.
+bool one_whole_save(const std::string& path) {
+  const std::string text = read_bytes(path);
+  return text.size() >= 4096 && text.find_first_not_of(text[0]) == std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("two processes saving one file: every save succeeds and the last rename wins") {
+  TempDir dir;
+  const std::string target = dir.file("shared.txt");
+  pid_t writers[2];
+  for (int w = 0; w < 2; ++w) {
+    writers[w] = ::fork();
+    if (writers[w] == 0) ::_exit(std::min(hammer(target, w == 0 ? 'a' : 'b', 150), 255));
+    REQUIRE(writers[w] > 0);
+  }
+  for (pid_t pid : writers) {
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK_MESSAGE(WEXITSTATUS(status) == 0, WEXITSTATUS(status), " of 150 saves failed");
+  }
+  CHECK(one_whole_save(target));
+  CHECK(temporaries_in(dir.path) == 0);
+}
+
+TEST_CASE("two threads saving one file: every save succeeds and the last rename wins") {
+  TempDir dir;
+  const std::string target = dir.file("shared.txt");
+  int failures[2] = {0, 0};
+  std::thread a([&] { failures[0] = hammer(target, 'a', 150); });
+  std::thread b([&] { failures[1] = hammer(target, 'b', 150); });
+  a.join();
+  b.join();
+  CHECK(failures[0] == 0);
+  CHECK(failures[1] == 0);
+  CHECK(one_whole_save(target));
+  CHECK(temporaries_in(dir.path) == 0);
+}
+
+TEST_CASE("a save refuses to replace a device, a FIFO or a directory, by name") {
+  TempDir dir;
+  // A character device of our own (the null device's numbers), so that a broken save run
+  // as root replaces it rather than /dev/null; without the right to make one, /dev/null
+  // itself, which such a process cannot replace either.
+  std::string device = dir.file("null_device");
+  if (::mknod(device.c_str(), S_IFCHR | 0666, ::makedev(1, 3)) != 0) device = "/dev/null";
+  CHECK_THROWS_WITH_AS(save_safetensors(device, {{"x", ones({2})}}),
+                       doctest::Contains(("save_safetensors: '" + device + "' is a character device").c_str()), Error);
+  CHECK_THROWS_WITH_AS(write_file_atomic(device, "x"), doctest::Contains(("'" + device + "' is a character device").c_str()), Error);
+  CHECK(fs::is_character_file(device));
+  const std::string fifo = dir.file("pipe");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(save_npy(fifo, ones({2})), doctest::Contains(("save_npy: '" + fifo + "' is a FIFO").c_str()), Error);
+  CHECK(fs::is_fifo(fifo));
+  CHECK_THROWS_WITH_AS(write_file_atomic(dir.path.string(), "x"), doctest::Contains("is a directory"), Error);
+  CHECK(fs::is_directory(dir.path));
+  CHECK(temporaries_in(dir.path) == 0);
+}
+
+TEST_CASE("a save through a symlink replaces the file it points to and keeps the link") {
+  TempDir dir;
+  fs::create_directories(dir.path / "real");
+  const std::string real = dir.file("real/w.safetensors"), link = dir.file("w.safetensors");
+  save_safetensors(real, {{"x", ones({2})}});
+  fs::create_symlink(real, link);
+  save_safetensors(link, {{"x", zeros({3})}});
+  CHECK(fs::is_symlink(link));
+  CHECK(load_safetensors(real).at("x").shape() == Shape{3});
+  CHECK(temporaries_in(dir.path) == 0);
+  CHECK(temporaries_in(dir.path / "real") == 0);
+  // A link to a device, and a dangling link, are refused, naming the link.
+  const std::string to_null = dir.file("null_link");
+  fs::create_symlink("/dev/null", to_null);
+  CHECK_THROWS_WITH_AS(write_file_atomic(to_null, "x"),
+                       doctest::Contains(("'" + to_null + "' is a symlink to '/dev/null', which is a character device").c_str()), Error);
+  CHECK(fs::is_symlink(to_null));
+  const std::string dangling = dir.file("dangling");
+  fs::create_symlink(dir.file("nowhere/file"), dangling);
+  CHECK_THROWS_WITH_AS(write_file_atomic(dangling, "x"), doctest::Contains("symlink whose target cannot be resolved"), Error);
+  CHECK(fs::is_symlink(dangling));
 }

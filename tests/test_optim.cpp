@@ -625,3 +625,37 @@ TEST_CASE("parameter ids of the wrong dtype are named as such, not as a count mi
     if (k == "param_groups.0.params") t = t.to(DType::f32);
   CHECK_THROWS_WITH_AS(opt.load_state_dict(s), doctest::Contains("must be a 1-D int64 tensor of parameter ids"), Error);
 }
+
+TEST_CASE("optimizer state refuses entries the optimizer does not keep, naming the key") {
+  Tensor w = ones({2}).requires_grad_();
+  optim::Adam opt({w});
+  w.set_grad(ones({2}));
+  opt.step();
+  NamedTensors s = opt.state_dict();
+  s.emplace_back("state.0.bogus", zeros({2}));
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(s),
+                       doctest::Contains("unknown state entry 'state.0.bogus' (Adam keeps step, exp_avg, exp_avg_sq, max_exp_avg_sq)"),
+                       Error);
+  // SGD's momentum buffer is not Adam's: refused likewise.
+  s.back() = {"state.0.momentum_buffer", zeros({2})};
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(s), doctest::Contains("unknown state entry 'state.0.momentum_buffer'"), Error);
+  s.pop_back();
+  CHECK_NOTHROW(opt.load_state_dict(s));
+}
+
+TEST_CASE("a malformed initial_lr names its key, and a file load names the file") {
+  TempDir dir;
+  Tensor w = ones({2}).requires_grad_();
+  optim::SGD opt({w}, optim::SGDOptions(0.1));
+  optim::StepLR sched(opt, 1);  // sets the groups' initial_lr
+  NamedTensors s = opt.state_dict();
+  for (auto& [k, t] : s)
+    if (k == "param_groups.0.initial_lr") t = zeros({0}, DType::f64);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(s), doctest::Contains("'param_groups.0.initial_lr' has shape (0)"), Error);
+  const std::string path = dir.file("sgd.safetensors");
+  save_safetensors(path, s, {{"xgrad.optimizer", "SGD"}});
+  CHECK_THROWS_WITH_AS(opt.load(path), doctest::Contains(("SGD: load: '" + path + "': load_state_dict: 'param_groups.0.initial_lr' has shape (0)").c_str()), Error);
+  for (auto& [k, t] : s)
+    if (k == "param_groups.0.initial_lr") t = full({}, NAN, DType::f64);
+  CHECK_THROWS_WITH_AS(opt.load_state_dict(s), doctest::Contains("'param_groups.0.initial_lr' is nan"), Error);
+}

@@ -781,3 +781,11 @@ TEST_CASE("Sequential holds Embedding → LSTM → last step → Linear, the Ker
   model.eval();
   CHECK_FALSE(lstm->cell(0).is_training());
 }
+
+TEST_CASE("a cell whose gates × hidden_size overflows an int64 is an Error, not empty weights") {
+  constexpr std::int64_t H = std::int64_t{1} << 62;
+  CHECK_THROWS_WITH_AS(nn::LSTMCell(nn::LSTMCellOptions(1, H)),
+                       "LSTMCell: 4 gates × hidden_size = 4 × 4611686018427387904, more than an int64 can count", Error);
+  CHECK_THROWS_WITH_AS(nn::GRUCell(nn::GRUCellOptions(1, H)),
+                       "GRUCell: 3 gates × hidden_size = 3 × 4611686018427387904, more than an int64 can count", Error);
+}

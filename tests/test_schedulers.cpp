@@ -324,3 +324,18 @@ TEST_CASE("scheduler states: learning rates must be finite, and a refused state 
   for (std::size_t i = 0; i < warm_after.size(); ++i)
     CHECK(warm_after[i].second.to(DType::f64).to_vector<double>() == warm_before[i].second.to(DType::f64).to_vector<double>());
 }
+
+TEST_CASE("a scheduler state file that is refused is named in the error, with the key") {
+  auto opt = make_optimizer({0.1});
+  optim::StepLR sched(*opt, 3);
+  const std::string path = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/xgrad_sched_bad_" +
+                           std::to_string(::getpid()) + ".safetensors";
+  NamedTensors s = sched.state_dict();
+  for (auto& [k, t] : s)
+    if (k == "base_lrs") t = zeros({0}, DType::f64);
+  save_safetensors(path, s, {{"xgrad.scheduler", "StepLR"}});
+  const std::string message = error_of([&] { sched.load(path); });
+  std::remove(path.c_str());
+  CHECK(message.find("StepLR: load: '" + path + "': ") == 0);
+  CHECK(message.find("'base_lrs' must hold 1 learning rates") != std::string::npos);
+}

@@ -197,3 +197,20 @@ TEST_CASE("read_json_records bounds the nesting depth; the text readers refuse d
     CHECK_THROWS_WITH_AS(train::Vocabulary::load(path), doctest::Contains("is not a regular file"), Error);
   }
 }
+
+TEST_CASE("BatchSampler and sliding_windows: counts near the int64 limit neither overflow nor wrap") {
+  constexpr std::int64_t kMax = INT64_MAX;
+  const train::BatchSampler one(5, kMax);  // (5 + batch_size - 1) / batch_size overflowed
+  CHECK(one.num_batches() == 1);
+  CHECK(one.num_samples() == 5);
+  CHECK(one.epoch(0) == std::vector<std::vector<std::int64_t>>{{0, 1, 2, 3, 4}});
+  CHECK(train::BatchSampler(5, kMax, false, 0, true).num_batches() == 0);
+  CHECK_THROWS_WITH_AS(train::BatchSampler(std::int64_t{1} << 62, 8),
+                       "BatchSampler: cannot allocate 4611686018427387904 sample indices (not enough memory)", Error);
+  // begin + window - 1, t + horizon and t + stride each overflowed (and the loop ran on).
+  CHECK(train::sliding_windows({5, 10}, kMax, 0).empty());
+  CHECK(train::sliding_windows({1, 10}, 1, kMax).empty());
+  CHECK(train::sliding_windows({0, 10}, 1, 5, kMax) == std::vector<std::int64_t>{0});
+  CHECK(train::sliding_windows({kMax - 3, kMax}, 2, 1) == std::vector<std::int64_t>{kMax - 2});
+  CHECK(train::sliding_windows({INT64_MIN, INT64_MIN + 4}, 2, 1, 2) == std::vector<std::int64_t>{INT64_MIN + 1});
+}

@@ -327,3 +327,40 @@ TEST_CASE("one Mode for minimise or maximise: optim's plateau, train's callbacks
   CHECK_THROWS_WITH_AS(summary.check("acc", 1, "chance", 0.5, train::Mode::automatic),
                        doctest::Contains("Mode::min or Mode::max"), Error);
 }
+
+TEST_CASE("fit's files: a log_dir or checkpoint the filesystem refuses is an xgrad::Error naming it") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8));
+  TempDir dir;
+  std::ofstream(dir.file("a_file")) << "not a directory";
+  auto fit_with = [&](const train::FitOptions& options) {
+    nn::Sequential model = make_model();
+    optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+    train::fit(model, mse, opt, loader, options);
+  };
+  const auto quiet = [] { return train::FitOptions().epochs(1).verbose(false); };
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir(dir.file("a_file"))),
+                       doctest::Contains(("fit: log_dir: cannot create the directory '" + dir.file("a_file") + "'").c_str()), Error);
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir(dir.file("a_file/run"))),
+                       doctest::Contains(("fit: log_dir: cannot create the directory '" + dir.file("a_file/run") + "'").c_str()), Error);
+  // /proc takes no new directories, even from root: a read-only place.
+  CHECK_THROWS_WITH_AS(fit_with(quiet().log_dir("/proc/xgrad_test_logs")),
+                       doctest::Contains("fit: log_dir: cannot create the directory '/proc/xgrad_test_logs'"), Error);
+  CHECK_THROWS_WITH_AS(fit_with(quiet().checkpoint(dir.file("a_file/state.safetensors")).resume(true)),
+                       doctest::Contains(("fit: checkpoint: cannot inspect '" + dir.file("a_file/state.safetensors") + "'").c_str()), Error);
+  CHECK_THROWS_WITH_AS(train::CsvLogger(dir.file("a_file/log.csv"), {"epoch"}, true),
+                       doctest::Contains(("CsvLogger: cannot inspect '" + dir.file("a_file/log.csv") + "'").c_str()), Error);
+}
+
+TEST_CASE("fit refuses a gradient-clip value that is not a positive finite number, naming the option") {
+  const train::DataLoader loader(regression_data(), train::LoaderOptions().batch_size(8));
+  for (double bad : {0.0, -1.0, static_cast<double>(NAN), static_cast<double>(INFINITY)}) {
+    nn::Sequential model = make_model();
+    optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).clip_grad_norm(bad)),
+                         doctest::Contains("fit: clip_grad_norm must be a positive finite number, got"), Error);
+  }
+  nn::Sequential model = make_model();
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.01));
+  CHECK_NOTHROW(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).clip_grad_norm(0.5)));
+}

@@ -185,3 +185,17 @@ TEST_CASE("metrics stream over batches of any size and match hand-computed value
   CHECK_THROWS_WITH_AS(mae.value(), "mae: no batch was added since the last reset()", Error);
   CHECK_THROWS_WITH_AS(acc.update(zeros({2, 3}), zeros({3}, DType::i64)), doctest::Contains("accuracy: expected"), Error);
 }
+
+TEST_CASE("pad_sequences and sequence_lengths: a size that overflows or memory cannot hold is an Error naming it") {
+  using train::PadOptions;
+  const Rows seq = {{1}, {2, 3}, {4, 5, 6}};
+  CHECK_THROWS_WITH_AS(train::pad_sequences(seq, PadOptions().maxlen(std::int64_t{1} << 62)),
+                       "pad_sequences: sequences × maxlen = 3 × 4611686018427387904, more than an int64 can count", Error);
+  CHECK_THROWS_WITH_AS(train::pad_sequences({{1}}, PadOptions().maxlen(std::int64_t{1} << 62)),
+                       doctest::Contains("pad_sequences: empty: shape (1, 4611686018427387904) of int64 needs more bytes"), Error);
+  CHECK_THROWS_WITH_AS(train::pad_sequences({{1}}, PadOptions().maxlen(std::int64_t{1} << 50)),
+                       doctest::Contains("pad_sequences: empty: cannot allocate 9007199254740992 bytes"), Error);
+  CHECK(train::pad_sequences({}, PadOptions().maxlen(std::int64_t{1} << 62)).padded.shape() == Shape{0, std::int64_t{1} << 62});
+  CHECK_THROWS_WITH_AS(train::sequence_lengths(seq, PadOptions().maxlen(-1)), "sequence_lengths: maxlen must be >= 0, got -1", Error);
+  CHECK(train::sequence_lengths(seq, PadOptions().maxlen(0)).values() == std::vector<std::int64_t>{1, 2, 3});
+}

@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +16,8 @@
 #include <optional>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,18 +41,59 @@ struct Piece {
   std::size_t size;
 };
 
-// Removes `path`'s temporaries left by saves that were killed before their rename
-// (<name>.tmp-XXXXXX beside it); without this, each kill leaked a whole file forever.
-void remove_stale_temporaries(const std::string& path) {
+// --- atomic writes ------------------------------------------------------------------------------
+//
+// A save writes <name>.tmp-<pid>-XXXXXX beside its target, holds an flock() on it until the
+// rename, and renames it over the target. Several writers may save one path at once (two
+// processes, or two threads): each has its own temporary and the last rename wins. A killed
+// save leaves its temporary behind; the next save of the same file removes it, but only when
+// it is provably abandoned: nobody holds its lock (the kernel drops a dead writer's lock) and
+// either its owner pid no longer runs or it is older than kAbandonedAge. The pid rule covers
+// the instant between a writer's mkstemp and its flock, when its file is not locked yet; the
+// age rule covers a reused pid and names without a pid (older versions' .tmp-XXXXXX). A
+// reused pid only delays the removal; it never removes a live writer's file.
+
+constexpr auto kAbandonedAge = std::chrono::minutes(1);
+
+// Whether the owner pid in a temporary's name (after the prefix: "<pid>-XXXXXX") is known to
+// run no more; false when the name carries no pid.
+bool owner_gone(std::string_view rest) {
+  const auto dash = rest.find('-');
+  if (dash == std::string_view::npos || dash == 0 || rest.size() - dash - 1 != 6) return false;
+  pid_t pid = 0;
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + dash, pid);
+  if (ec != std::errc() || end != rest.data() + dash || pid <= 0) return false;
+  return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+// Removes the temporary `file` when it is abandoned (see above); `rest` is its name after the
+// "<name>.tmp-" prefix.
+void remove_if_abandoned(const std::filesystem::path& file, std::string_view rest) {
+  // O_NONBLOCK: a FIFO given a temporary's name must not block the save.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {}, now {};
+  const bool locked_by_us = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (locked_by_us) {
+    const auto age = std::chrono::system_clock::now() - std::chrono::system_clock::from_time_t(st.st_mtime);
+    // Still the file we locked (not a new one under a reused name), and nobody writes it.
+    if ((owner_gone(rest) || age > kAbandonedAge) && ::lstat(file.c_str(), &now) == 0 && now.st_ino == st.st_ino &&
+        now.st_dev == st.st_dev)
+      ::unlink(file.c_str());
+  }
+  ::close(fd);  // releases our lock
+}
+
+// Removes the abandoned temporaries of saves of `target` (see above).
+void remove_abandoned_temporaries(const std::filesystem::path& target) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   const std::string prefix = target.filename().string() + ".tmp-";
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0 && entry.is_regular_file(ec))
-      fs::remove(entry.path(), ec);
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0)
+      remove_if_abandoned(it->path(), std::string_view(name).substr(prefix.size()));
   }
 }
 
@@ -55,25 +101,64 @@ void remove_stale_temporaries(const std::string& path) {
 void sync_directory(const std::string& path) {
   const std::filesystem::path target(path);
   const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;
   ::fsync(fd);  // some filesystems refuse; the rename itself has happened either way
   ::close(fd);
 }
 
-// Writes `pieces` to a temporary file beside `path`, flushes it to disk and renames it over
-// `path`: readers see the old file or the new one, never half of one.
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// The file a save of `path` replaces: `path`, or, when `path` is a symlink, the regular file
+// it finally points to (as `cp` writes through a symlink). Anything else that is not a regular
+// file (a device, a FIFO, a directory, a dangling symlink) is refused: a rename would replace
+// /dev/null with a regular file.
+std::string save_target(const std::string& path, const char* op) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return path;  // nothing there yet (mkstemp reports a bad directory)
+  std::string target = path;
+  if (S_ISLNK(st.st_mode)) {
+    char* resolved = ::realpath(path.c_str(), nullptr);
+    if (resolved == nullptr)
+      throw Error(std::string(op) + ": '" + path + "' is a symlink whose target cannot be resolved (" + std::strerror(errno) +
+                  "); refusing to write through it");
+    target = resolved;
+    std::free(resolved);
+    if (::stat(target.c_str(), &st) != 0)
+      throw Error(std::string(op) + ": cannot inspect '" + target + "', the target of the symlink '" + path + "': " + std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode))
+    throw Error(std::string(op) + ": '" + path + "' is " + (target == path ? "" : "a symlink to '" + target + "', which is ") +
+                file_kind(st.st_mode) + "; a save only replaces regular files");
+  return target;
+}
+
+// Writes `pieces` to a temporary file beside `path` (beside its target when `path` is a
+// symlink), flushes it to disk and renames it over the target: readers see the old file or
+// the new one, never half of one.
 void write_atomic(const std::string& path, const std::vector<Piece>& pieces, const char* op) {
-  remove_stale_temporaries(path);
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw Error(std::string(op) + ": cannot create a file beside '" + path + "': " + std::strerror(errno));
+  const std::string target = save_target(path, op);
+  remove_abandoned_temporaries(target);
+  std::string tmp = target + ".tmp-" + std::to_string(::getpid()) + "-XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) throw Error(std::string(op) + ": cannot create a file beside '" + target + "': " + std::strerror(errno));
   auto fail = [&](const std::string& what) {
     int err = errno;
-    ::close(fd);
     ::unlink(tmp.c_str());
+    ::close(fd);
     throw Error(std::string(op) + ": " + what + " '" + path + "': " + std::strerror(err));
   };
+  // Held until the rename: it tells other saves' clean-up that this temporary is in use. It
+  // can wait only for another save's brief look at a just-created temporary.
+  while (::flock(fd, LOCK_EX) != 0)
+    if (errno != EINTR) fail("cannot lock the temporary file of");
   for (const Piece& p : pieces) {
     const char* c = static_cast<const char*>(p.data);
     std::size_t left = p.size;
@@ -91,16 +176,9 @@ void write_atomic(const std::string& path, const std::vector<Piece>& pieces, con
   const mode_t mask = ::umask(0);
   ::umask(mask);
   if (::fchmod(fd, 0666 & ~mask) != 0 || ::fsync(fd) != 0) fail("cannot flush");
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw Error(std::string(op) + ": cannot close '" + path + "': " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw Error(std::string(op) + ": cannot rename into '" + path + "': " + std::strerror(err));
-  }
-  sync_directory(path);
+  if (std::rename(tmp.c_str(), target.c_str()) != 0) fail("cannot rename into");
+  ::close(fd);  // the data reached the disk (fsync) and the target: the save has happened
+  sync_directory(target);
 }
 
 std::vector<char> read_all(const std::string& path, const char* op) {

@@ -203,12 +203,23 @@ struct HugeArena {
 
   std::byte* take(std::size_t nbytes) {
     const std::size_t size = huge_size(nbytes);
+    // A request the system refuses leaves the counts as they were: counted anyway, a few
+    // refused exabyte requests overflowed live_bytes, and trim() stopped giving pages back.
+    if (size > static_cast<std::size_t>(INT64_MAX - std::max<std::int64_t>(live_bytes, 0))) throw std::bad_alloc();
+    const std::int64_t live_before = live_bytes, peak_before = peak_live, slack_before = slack;
     live_bytes += static_cast<std::int64_t>(size);
     if (std::byte* p = ranges.take_fit(size)) return p;
     peak_live = std::max(peak_live, live_bytes);
     if (ranges.idle_bytes >= size) slack = std::max(slack, static_cast<std::int64_t>(size));
     trim();  // before mapping, so that live + idle never passes the peak and its allowance
-    return map_huge(nbytes);
+    try {
+      return map_huge(nbytes);
+    } catch (const std::bad_alloc&) {
+      live_bytes = live_before;
+      peak_live = peak_before;
+      slack = slack_before;
+      throw;
+    }
   }
   void give_back(std::byte* p, std::size_t size) {
     live_bytes -= static_cast<std::int64_t>(size);  // negative in a thread that frees what others took

@@ -209,12 +209,12 @@ std::vector<std::int64_t> lstm_state_sizes(const LSTMCellOptions& o) {
 LSTMCell::LSTMCell(const LSTMCellOptions& options)
     : RecurrentCell(options.input_size(), lstm_state_sizes(checked("LSTMCell", options))), options_(options) {
   const std::int64_t H = options.hidden_size(), I = options.input_size(), P = options.proj_size();
-  const std::int64_t R = P > 0 ? P : H;
-  weight_ih = register_parameter("weight_ih", init_uniform({4 * H, I}, H));
-  weight_hh = register_parameter("weight_hh", init_uniform({4 * H, R}, H));
+  const std::int64_t R = P > 0 ? P : H, G = checked_mul(4, H, "LSTMCell: 4 gates × hidden_size");
+  weight_ih = register_parameter("weight_ih", init_uniform({G, I}, H));
+  weight_hh = register_parameter("weight_hh", init_uniform({G, R}, H));
   if (options.bias()) {
-    bias_ih = register_parameter("bias_ih", init_uniform({4 * H}, H));
-    bias_hh = register_parameter("bias_hh", init_uniform({4 * H}, H));
+    bias_ih = register_parameter("bias_ih", init_uniform({G}, H));
+    bias_hh = register_parameter("bias_hh", init_uniform({G}, H));
   }
   if (P > 0) weight_hr = register_parameter("weight_hr", init_uniform({P, H}, H));
 }
@@ -245,11 +245,12 @@ std::string LSTMCell::extra_repr() const {
 GRUCell::GRUCell(const GRUCellOptions& options)
     : RecurrentCell(checked("GRUCell", options).input_size(), {options.hidden_size()}), options_(options) {
   const std::int64_t H = options.hidden_size(), I = options.input_size();
-  weight_ih = register_parameter("weight_ih", init_uniform({3 * H, I}, H));
-  weight_hh = register_parameter("weight_hh", init_uniform({3 * H, H}, H));
+  const std::int64_t G = checked_mul(3, H, "GRUCell: 3 gates × hidden_size");
+  weight_ih = register_parameter("weight_ih", init_uniform({G, I}, H));
+  weight_hh = register_parameter("weight_hh", init_uniform({G, H}, H));
   if (options.bias()) {
-    bias_ih = register_parameter("bias_ih", init_uniform({3 * H}, H));
-    if (options.reset_after()) bias_hh = register_parameter("bias_hh", init_uniform({3 * H}, H));
+    bias_ih = register_parameter("bias_ih", init_uniform({G}, H));
+    if (options.reset_after()) bias_hh = register_parameter("bias_hh", init_uniform({G}, H));
   }
 }
 

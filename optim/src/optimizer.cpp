@@ -1,5 +1,6 @@
 #include <xgrad/optim/optimizer.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include <charconv>
@@ -205,13 +206,21 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
     validate(*opts);
     options.push_back(std::move(opts));
     const Tensor* init = take(prefix + "initial_lr");
+    if (init && (init->numel() != 1 || !is_floating(init->dtype())))
+      fail("load_state_dict: '" + prefix + "initial_lr' has shape " + shape_str(init->shape()) + " and dtype " +
+           std::string(dtype_name(init->dtype())) + ", expected one floating-point number");
+    if (init && !(std::isfinite(init->item()) && init->item() >= 0.0))
+      fail("load_state_dict: '" + prefix + "initial_lr' is " + std::to_string(init->item()) + ", not a finite number >= 0");
     initial_lrs.push_back(init ? std::optional<double>(init->item()) : std::nullopt);
   }
   if (entries.count("param_groups." + std::to_string(groups_.size()) + ".params"))
     fail("load_state_dict: the state has more than the optimizer's " + std::to_string(groups_.size()) +
          " parameter groups");
 
-  // Per-parameter state.
+  // Per-parameter state: the step count and the buffers this optimizer keeps, nothing else.
+  const std::vector<std::string> buffers = state_buffer_names();
+  std::string buffer_list;
+  for (const auto& b : buffers) buffer_list += ", " + b;
   std::unordered_map<const void*, ParamState> new_state;
   for (const auto& [key, t] : entries) {
     if (key.rfind("state.", 0) != 0) continue;
@@ -231,6 +240,8 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
       if (s.step > detail::kMaxCount)
         fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", more steps than a run can take (limit 2^53)");
     } else {
+      if (std::find(buffers.begin(), buffers.end(), name) == buffers.end())
+        fail("load_state_dict: unknown state entry '" + key + "' (" + name_ + " keeps step" + buffer_list + ")");
       if (t.shape() != p.shape())
         fail("load_state_dict: '" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +
              shape_str(p.shape()));
@@ -266,7 +277,14 @@ void Optimizer::load(const std::string& path) {
   auto it = file.metadata.find("xgrad.optimizer");
   if (it != file.metadata.end() && it->second != name_)
     fail("load: '" + path + "' holds the state of a " + it->second + " optimizer");
-  load_state_dict(file.tensors);
+  try {
+    load_state_dict(file.tensors);
+  } catch (const Error& e) {
+    // "Adam: load_state_dict: ..." → "Adam: load: '<path>': load_state_dict: ...": the file too.
+    std::string message = e.what();
+    if (message.rfind(name_ + ": ", 0) == 0) message.erase(0, name_.size() + 2);
+    fail("load: '" + path + "': " + message);
+  }
 }
 
 }  // namespace xgrad::optim

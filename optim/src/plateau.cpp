@@ -114,7 +114,13 @@ void ReduceLROnPlateau::load(const std::string& path) {
   auto it = file.metadata.find("xgrad.scheduler");
   if (it != file.metadata.end() && it->second != "ReduceLROnPlateau")
     throw Error("ReduceLROnPlateau: load: '" + path + "' holds the state of a " + it->second + " scheduler");
-  load_state_dict(file.tensors);
+  try {
+    load_state_dict(file.tensors);
+  } catch (const Error& e) {  // name the file too
+    std::string message = e.what();
+    if (message.rfind("ReduceLROnPlateau.", 0) == 0) message.erase(0, 18);
+    throw Error("ReduceLROnPlateau: load: '" + path + "': " + message);
+  }
 }
 
 }  // namespace xgrad::optim

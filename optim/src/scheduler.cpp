@@ -142,7 +142,15 @@ void LRScheduler::load(const std::string& path) {
   auto it = file.metadata.find("xgrad.scheduler");
   if (it != file.metadata.end() && it->second != name_)
     fail("load: '" + path + "' holds the state of a " + it->second + " scheduler");
-  load_state_dict(file.tensors);
+  try {
+    load_state_dict(file.tensors);
+  } catch (const Error& e) {  // name the file too: "StepLR: load: '<path>': load_state_dict: ..."
+    std::string message = e.what();
+    if (message.rfind(name_, 0) == 0 && message.size() > name_.size() + 1 &&
+        (message[name_.size()] == ':' || message[name_.size()] == '.'))
+      message.erase(0, name_.size() + (message[name_.size()] == ':' ? 2 : 1));
+    fail("load: '" + path + "': " + message);
+  }
 }
 
 // --- StepLR ------------------------------------------------------------------------------------

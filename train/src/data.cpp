@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <xgrad/core/error.hpp>
 
+#include "checked.hpp"
+
 namespace xgrad::train {
 
 namespace {
@@ -196,7 +198,7 @@ std::vector<Range> chronological_split(std::int64_t n, const std::vector<double>
 std::vector<std::vector<std::int64_t>> random_split(std::int64_t n, const std::vector<double>& fractions,
                                                     std::uint64_t seed) {
   const auto sizes = part_sizes(n, fractions, "random_split");
-  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  auto order = detail::allocating("random_split", n, "indices", [&] { return std::vector<std::int64_t>(static_cast<std::size_t>(n)); });
   std::iota(order.begin(), order.end(), 0);
   shuffle(order, seed);
   std::vector<std::vector<std::int64_t>> parts;
@@ -213,8 +215,26 @@ std::vector<std::int64_t> sliding_windows(Range range, std::int64_t window, std:
   if (window < 1 || horizon < 0 || stride < 1)
     throw Error("sliding_windows: window " + std::to_string(window) + ", horizon " + std::to_string(horizon) +
                 " and stride " + std::to_string(stride) + " must be >= 1, >= 0 and >= 1");
-  std::vector<std::int64_t> last;
-  for (std::int64_t t = range.begin + window - 1; t + horizon < range.end; t += stride) last.push_back(t);
+  // Counted before anything is stored: the first window's last step, the bound every last step
+  // stays below (so that `horizon` steps follow it), and the stride between them; unsigned
+  // differences, since the range's ends may be any int64s.
+  std::int64_t first = 0, stop = 0;
+  if (__builtin_add_overflow(range.begin, window - 1, &first) || __builtin_sub_overflow(range.end, horizon, &stop) ||
+      first >= stop)
+    return {};
+  const std::uint64_t span = static_cast<std::uint64_t>(stop) - 1 - static_cast<std::uint64_t>(first);
+  const std::uint64_t windows = span / static_cast<std::uint64_t>(stride) + 1;
+  if (windows > static_cast<std::uint64_t>(INT64_MAX))
+    throw Error("sliding_windows: the range [" + std::to_string(range.begin) + ", " + std::to_string(range.end) +
+                ") holds more windows than an int64 can count");
+  const auto count = static_cast<std::int64_t>(windows);
+  auto last = detail::allocating("sliding_windows", count, "windows", [&] {
+    std::vector<std::int64_t> v;
+    v.reserve(static_cast<std::size_t>(count));
+    return v;
+  });
+  for (std::uint64_t i = 0; i < windows; ++i)
+    last.push_back(static_cast<std::int64_t>(static_cast<std::uint64_t>(first) + i * static_cast<std::uint64_t>(stride)));
   return last;
 }
 
@@ -236,15 +256,15 @@ BatchSampler::BatchSampler(std::vector<std::int64_t> indices, std::int64_t batch
 }
 
 BatchSampler::BatchSampler(std::int64_t n, std::int64_t batch_size, bool shuffle, std::uint64_t seed, bool drop_last)
-    : BatchSampler(std::vector<std::int64_t>(static_cast<std::size_t>(std::max<std::int64_t>(n, 0))), batch_size, shuffle,
-                   seed, drop_last) {
+    : BatchSampler(std::vector<std::int64_t>(), batch_size, shuffle, seed, drop_last) {
   if (n < 0) throw Error("BatchSampler: negative sample count " + std::to_string(n));
+  indices_ = detail::allocating("BatchSampler", n, "sample indices", [&] { return std::vector<std::int64_t>(static_cast<std::size_t>(n)); });
   std::iota(indices_.begin(), indices_.end(), 0);
 }
 
 std::int64_t BatchSampler::num_batches() const {
   const auto n = static_cast<std::int64_t>(indices_.size());
-  return drop_last_ ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+  return n / batch_size_ + (!drop_last_ && n % batch_size_ != 0);  // n + batch_size_ - 1 may overflow
 }
 
 std::int64_t BatchSampler::num_samples() const {
@@ -257,9 +277,9 @@ std::vector<std::vector<std::int64_t>> BatchSampler::epoch(std::int64_t epoch) c
   if (shuffle_) train::shuffle(order, seed_ * 0x9E3779B97F4A7C15ull + static_cast<std::uint64_t>(epoch) * 0xBF58476D1CE4E5B9ull + 1);
   std::vector<std::vector<std::int64_t>> batches;
   for (std::int64_t b = 0; b < num_batches(); ++b) {
-    const auto from = order.begin() + b * batch_size_;
-    const auto to = order.begin() + std::min<std::int64_t>((b + 1) * batch_size_, static_cast<std::int64_t>(order.size()));
-    batches.emplace_back(from, to);
+    const std::int64_t begin = b * batch_size_;  // <= the sample count; (b + 1) * batch_size_ may overflow
+    const std::int64_t size = std::min<std::int64_t>(batch_size_, static_cast<std::int64_t>(order.size()) - begin);
+    batches.emplace_back(order.begin() + begin, order.begin() + begin + size);
   }
   return batches;
 }

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
-#include <filesystem>
 #include <numeric>
 #include <sstream>
 
@@ -20,6 +19,8 @@
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
+
+#include "checked.hpp"
 
 namespace xgrad::train {
 
@@ -247,6 +248,8 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split_));
   if (options.validation_split_ > 0.0 && options.validation_)
     throw Error("fit: give validation data or a validation_split, not both");
+  if (options.clip_grad_norm_ && !(*options.clip_grad_norm_ > 0.0 && std::isfinite(*options.clip_grad_norm_)))
+    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm_));
   const ProcessGroup* group = options.group_.get();
   const bool distributed = group != nullptr && group->size() > 1;
   if (distributed && options.validation_split_ > 0.0)
@@ -255,7 +258,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   const bool main_process = group == nullptr || group->rank() == 0;
   const bool verbose = options.verbose_ && main_process;
   const bool log_files = !options.log_dir_.empty() && main_process;
-  if (log_files) std::filesystem::create_directories(options.log_dir_);
+  if (log_files) detail::create_directories(options.log_dir_, "fit: log_dir");
 
   // Keras's validation_split: the last fraction of the samples, before shuffling.
   const DataLoader* train = &train_in;
@@ -282,7 +285,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   FitState state{model, optimizer, history, options.epochs_};
   state.group = group;
   std::int64_t first_epoch = 0;
-  if (options.resume_ && !options.checkpoint_.empty() && std::filesystem::exists(options.checkpoint_)) {
+  if (options.resume_ && !options.checkpoint_.empty() && detail::exists(options.checkpoint_, "fit: checkpoint")) {
     const CheckpointInfo info = load_checkpoint(options.checkpoint_, model, &optimizer);
     first_epoch = info.integer("fit.epochs_done");
     auto it = info.metadata.find("fit.history");
@@ -313,7 +316,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       const Tensor batch_loss = loss(predictions, b.targets);
       optimizer.zero_grad();
       batch_loss.backward();
-      if (options.clip_grad_norm_ > 0.0) nn::clip_grad_norm(params, options.clip_grad_norm_);
+      if (options.clip_grad_norm_) nn::clip_grad_norm(params, *options.clip_grad_norm_);
       optimizer.step();
       const double value = batch_loss.item();
       loss_sum += value * static_cast<double>(b.size());

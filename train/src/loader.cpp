@@ -11,6 +11,8 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include "checked.hpp"
+
 namespace xgrad::train {
 
 // --- pad_sequences -------------------------------------------------------------------------------
@@ -30,7 +32,17 @@ nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& 
   if (options.maxlen() < 0) throw Error(fmt::format("pad_sequences: maxlen must be >= 0, got {}", options.maxlen()));
   const std::int64_t N = static_cast<std::int64_t>(sequences.size());
   const std::int64_t T = options.maxlen() > 0 ? options.maxlen() : longest(sequences);
-  std::vector<std::int64_t> out(static_cast<std::size_t>(N * T), options.value());
+  // Sized through core's checked allocation, as every tensor is: an overflowing N × T or a
+  // request memory cannot hold is an Error naming it, never a wrapped size or std::bad_alloc.
+  const std::int64_t count = checked_mul(N, T, "pad_sequences: sequences × maxlen");
+  Tensor padded;
+  try {
+    padded = empty({N, T}, DType::i64);
+  } catch (const Error& e) {
+    throw Error(std::string("pad_sequences: ") + e.what());
+  }
+  std::int64_t* out = padded.mutable_data<std::int64_t>();
+  std::fill_n(out, count, options.value());
   for (std::int64_t i = 0; i < N; ++i) {
     const auto& s = sequences[static_cast<std::size_t>(i)];
     const auto n = static_cast<std::int64_t>(s.size());
@@ -39,9 +51,9 @@ nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& 
     const auto first = s.begin() + (options.truncating() == Side::pre ? n - kept : 0);
     // Padding pre puts them at the end of the row, post at its start.
     const std::int64_t at = i * T + (options.padding() == Side::pre ? T - kept : 0);
-    std::copy(first, first + kept, out.begin() + at);
+    std::copy(first, first + kept, out + at);
   }
-  return {from_vector(out, {N, T}), sequence_lengths(sequences, options)};
+  return {padded, sequence_lengths(sequences, options)};
 }
 
 nn::Lengths sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options) {

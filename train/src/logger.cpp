@@ -2,12 +2,13 @@
 #include <xgrad/train/logger.hpp>
 
 #include <algorithm>
-#include <filesystem>
 
 #include <fmt/core.h>
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/io.hpp>
 #include <xgrad/train/data.hpp>
+
+#include "checked.hpp"
 
 namespace xgrad::train {
 
@@ -30,7 +31,7 @@ CsvLogger::CsvLogger(std::string path, std::vector<std::string> columns, bool re
   for (const auto& c : columns_)
     if (c.empty() || c.find_first_of(",\"\n\r") != std::string::npos)
       throw Error("CsvLogger: '" + path_ + "': column name '" + c + "' is empty or holds a comma, quote or newline");
-  if (resume && std::filesystem::exists(path_)) {
+  if (resume && detail::exists(path_, "CsvLogger")) {
     const Table old = read_csv(path_);
     if (old.columns != columns_)
       throw Error("CsvLogger: cannot resume '" + path_ + "': its header is '" + header_of(old.columns) + "', not '" +

@@ -91,7 +91,8 @@ void ProgressBar::draw() {
   std::string line;
   if (mode_ == ProgressOptions::Mode::bar) {
     const int width = std::max(options_.width_, 1);
-    const int filled = total_ > 0 ? static_cast<int>(width * std::min<std::int64_t>(done_, total_) / total_) : width;
+    // In 128 bits: width × done overflows an int64 for a total near 2^63.
+    const int filled = total_ > 0 ? static_cast<int>(static_cast<__int128>(width) * std::min<std::int64_t>(done_, total_) / total_) : width;
     const double eta = done_ > 0 ? elapsed * static_cast<double>(total_ - done_) / static_cast<double>(done_) : NAN;
     line = fmt::format("\r{} [{}{}] {}/{}  ETA {}{}  {:.0f} samples/s\x1b[K", label_, std::string(filled, '='),
                        std::string(width - filled, ' '), done_, total_, format_duration(eta), means_text(), rate);

@@ -171,6 +171,7 @@ class Module {
   /// (`train::ModelCheckpoint` writes the same kind of file. A *training checkpoint* —
   /// weights, optimizer, scheduler, epoch and random generator, for resuming — is
   /// `train::save_checkpoint`'s and `FitOptions::checkpoint`'s.)
+  /// As `save_safetensors`: a device, FIFO or directory at `path` is refused, a symlink followed.
   /// Example: `model.save("model.safetensors");`
   void save(const std::string& path) const;
   /// Reads a weights file and loads it with `load_state_dict(…, strict)`. Handed a training

@@ -80,6 +80,7 @@ class Adam : public Optimizer {
 
  protected:
   void validate(const OptimizerOptions& options) const override;
+  std::vector<std::string> state_buffer_names() const override { return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}; }
   void update(Tensor& param, const Tensor& grad, ParamState& state,
               const OptimizerOptions& options) override;
 };
@@ -105,6 +106,7 @@ class AdamW : public Optimizer {
 
  protected:
   void validate(const OptimizerOptions& options) const override;
+  std::vector<std::string> state_buffer_names() const override { return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}; }
   void update(Tensor& param, const Tensor& grad, ParamState& state,
               const OptimizerOptions& options) override;
 };

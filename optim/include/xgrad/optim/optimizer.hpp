@@ -199,6 +199,9 @@ class Optimizer {
   void init(std::vector<ParamGroup> groups);
   /// Throws an Error naming the optimizer when `options` is of the wrong type or out of range.
   virtual void validate(const OptimizerOptions& options) const = 0;
+  /// The names of every buffer `update` may keep in a ParamState (Adam: "exp_avg",
+  /// "exp_avg_sq", "max_exp_avg_sq"); load_state_dict refuses any other, naming the key.
+  virtual std::vector<std::string> state_buffer_names() const = 0;
   /// Updates one parameter with its gradient (same shape and dtype); `state` persists. Both
   /// are contiguous: `step` hands a parameter laid out otherwise over as a dense copy, and
   /// writes the copy back after.

@@ -80,6 +80,7 @@ class RMSprop : public Optimizer {
 
  protected:
   void validate(const OptimizerOptions& options) const override;
+  std::vector<std::string> state_buffer_names() const override { return {"square_avg", "grad_avg", "momentum_buffer"}; }
   void update(Tensor& param, const Tensor& grad, ParamState& state,
               const OptimizerOptions& options) override;
 };

@@ -51,6 +51,7 @@ class SGD : public Optimizer {
 
  protected:
   void validate(const OptimizerOptions& options) const override;
+  std::vector<std::string> state_buffer_names() const override { return {"momentum_buffer"}; }
   void update(Tensor& param, const Tensor& grad, ParamState& state,
               const OptimizerOptions& options) override;
 };

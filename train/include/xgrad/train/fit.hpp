@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -111,7 +112,8 @@ struct FitOptions {
   FitOptions& callbacks(std::vector<std::shared_ptr<Callback>> v) { callbacks_ = std::move(v); return *this; }
   /// A progress bar per epoch (default true; XGRAD_PROGRESS still chooses bar or lines).
   FitOptions& verbose(bool v) { verbose_ = v; return *this; }
-  /// Clip the gradients' total norm before each step (0: off).
+  /// Clip the gradients' total norm to this positive, finite value before each step (off
+  /// when not set); fit refuses any other value, naming the option.
   FitOptions& clip_grad_norm(double v) { clip_grad_norm_ = v; return *this; }
   /// After every epoch, the whole training state (model, optimizer, random generator, epoch,
   /// history) goes to this safetensors file, atomically; with `resume`, fit continues from
@@ -137,7 +139,7 @@ struct FitOptions {
   std::vector<std::string> metrics_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   bool verbose_ = true;
-  double clip_grad_norm_ = 0.0;
+  std::optional<double> clip_grad_norm_;  ///< not set: no clipping
   std::string checkpoint_;
   bool resume_ = false;
   std::string log_dir_;

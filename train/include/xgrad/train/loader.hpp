@@ -52,7 +52,9 @@ nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& 
                                   const PadOptions& options = {});
 
 /// The `lengths` part of pad_sequences with the same options, without the padded ids:
-/// min(size, maxlen) per sequence, on the options' padding side.
+/// min(size, maxlen) per sequence (size when maxlen is 0), on the options' padding side. A
+/// negative maxlen throws, as in pad_sequences.
+/// Example: `nn::Lengths len = train::sequence_lengths(encoded, train::PadOptions().maxlen(100));`
 nn::Lengths sequence_lengths(const std::vector<std::vector<std::int64_t>>& sequences, const PadOptions& options = {});
 
 /// A dataset held in memory: sample i is inputs[i] and targets[i] (along dimension 0), and,
