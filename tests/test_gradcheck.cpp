@@ -89,7 +89,7 @@ std::vector<Case> cases() {
       {param(tensor({-30.0, -2.0, 0.0, 0.5, 3.0, 30.0}, f64))});
   // f32 round trip: rounding to f32 needs a coarser step and tolerance.
   add("to", "f64 -> f32 -> f64", [](auto& x) { return x[0].to(DType::f32).to(f64); }, {normal({3})},
-      GradcheckOptions().set_eps(1e-2).set_atol(1e-4));
+      GradcheckOptions().eps(1e-2).atol(1e-4));
   add("clone", "", [](auto& x) { return x[0].clone(); }, {normal({2, 3})});
   // matmul
   add("matmul", "2-D", [](auto& x) { return matmul(x[0], x[1]); }, {normal({3, 4}), normal({4, 2})});
@@ -244,7 +244,7 @@ TEST_CASE("gradcheck fails when an input that requires grad gets an all-zero gra
   CHECK_FALSE(r.ok);
   CHECK(r.zero_input == 1);
   CHECK_MESSAGE(r.message().find("input 1 gets an all-zero gradient") != std::string::npos, r.message());
-  CHECK(gradcheck(ignores_y, {x, y}, GradcheckOptions().set_allow_zero_gradient(true)).ok);
+  CHECK(gradcheck(ignores_y, {x, y}, GradcheckOptions().allow_zero_gradient(true)).ok);
   // A function that ignores every input used to pass vacuously (0 vs 0).
   CHECK_FALSE(gradcheck([](const std::vector<Tensor>&) { return ones({2}, DType::f64); }, {x}).ok);
 }

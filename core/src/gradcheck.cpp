@@ -15,7 +15,7 @@ namespace xgrad {
 std::string GradcheckResult::message() const {
   if (zero_input >= 0)
     return fmt::format("gradcheck failed: input {} gets an all-zero gradient, analytic and numeric, so nothing was "
-                       "checked (does the function use it?); set_allow_zero_gradient(true) if that is intended",
+                       "checked (does the function use it?); allow_zero_gradient(true) if that is intended",
                        zero_input);
   if (input < 0) return ok ? "gradcheck passed (no elements)" : "gradcheck failed";
   return fmt::format("gradcheck {}: worst element is input {}, flat index {}: analytic {:.10g} vs numeric {:.10g} "
@@ -65,15 +65,15 @@ GradcheckResult compare(std::vector<Tensor>& leaves, const std::function<Tensor(
     bool any_nonzero = x.numel() == 0;
     for (std::int64_t j = 0; j < x.numel(); ++j) {
       const double saved = p[j];
-      p[j] = saved + options.eps;
+      p[j] = saved + options.eps();
       const double plus = objective();
-      p[j] = saved - options.eps;
+      p[j] = saved - options.eps();
       const double minus = objective();
       p[j] = saved;
-      const double numeric = (plus - minus) / (2 * options.eps);
+      const double numeric = (plus - minus) / (2 * options.eps());
       any_nonzero = any_nonzero || analytic[j] != 0.0 || numeric != 0.0;
       const double err = std::abs(analytic[j] - numeric);
-      const double ratio = err / (options.atol + options.rtol * std::abs(numeric));
+      const double ratio = err / (options.atol() + options.rtol() * std::abs(numeric));
       result.max_abs_error = std::max(result.max_abs_error, err);
       if (!(ratio <= 1.0)) result.ok = false;
       if (ratio > worst_ratio || std::isnan(ratio)) {
@@ -84,7 +84,7 @@ GradcheckResult compare(std::vector<Tensor>& leaves, const std::function<Tensor(
         result.numeric = numeric;
       }
     }
-    if (!any_nonzero && !options.allow_zero_gradient && result.zero_input < 0) {
+    if (!any_nonzero && !options.allow_zero_gradient() && result.zero_input < 0) {
       result.ok = false;
       result.zero_input = static_cast<int>(i);
     }

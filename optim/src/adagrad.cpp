@@ -6,23 +6,17 @@
 
 namespace xgrad::optim {
 
-std::vector<std::pair<std::string, double>> AdagradOptions::values() const {
-  return {{"lr", lr_},
-          {"lr_decay", lr_decay_},
-          {"weight_decay", weight_decay_},
-          {"initial_accumulator_value", initial_accumulator_value_},
-          {"eps", eps_},
-          {"maximize", maximize_ ? 1.0 : 0.0}};
-}
-
-void AdagradOptions::set_value(const std::string& name, double value) {
-  if (name == "lr") lr_ = value;
-  else if (name == "lr_decay") lr_decay_ = value;
-  else if (name == "weight_decay") weight_decay_ = value;
-  else if (name == "initial_accumulator_value") initial_accumulator_value_ = value;
-  else if (name == "eps") eps_ = value;
-  else if (name == "maximize") maximize_ = value != 0.0;
-  else detail::unknown_value("AdagradOptions", name);
+std::span<const OptionField<AdagradOptions>> AdagradOptions::fields() {
+  using O = AdagradOptions;
+  static const OptionField<O> table[] = {
+      field<&O::lr_>("lr"),
+      field<&O::lr_decay_>("lr_decay"),
+      field<&O::weight_decay_>("weight_decay"),
+      field<&O::initial_accumulator_value_>("initial_accumulator_value"),
+      field<&O::eps_>("eps"),
+      field<&O::maximize_>("maximize"),
+  };
+  return table;
 }
 
 Adagrad::Adagrad(std::vector<Tensor> params, const AdagradOptions& defaults)

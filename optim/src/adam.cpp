@@ -21,29 +21,6 @@ AdamParams adam_params(const O& o, bool decoupled) {
 }
 
 template <class O>
-std::vector<std::pair<std::string, double>> adam_values(const O& o) {
-  return {{"lr", o.lr()},
-          {"beta1", o.betas().first},
-          {"beta2", o.betas().second},
-          {"eps", o.eps()},
-          {"weight_decay", o.weight_decay()},
-          {"amsgrad", o.amsgrad() ? 1.0 : 0.0},
-          {"maximize", o.maximize() ? 1.0 : 0.0}};
-}
-
-template <class O>
-void adam_set_value(O& o, const char* type, const std::string& name, double value) {
-  if (name == "lr") o.lr(value);
-  else if (name == "beta1") o.betas({value, o.betas().second});
-  else if (name == "beta2") o.betas({o.betas().first, value});
-  else if (name == "eps") o.eps(value);
-  else if (name == "weight_decay") o.weight_decay(value);
-  else if (name == "amsgrad") o.amsgrad(value != 0.0);
-  else if (name == "maximize") o.maximize(value != 0.0);
-  else detail::unknown_value(type, name);
-}
-
-template <class O>
 void adam_validate(const O& o, const std::string& name) {
   detail::check(o.lr() >= 0.0, name, "learning rate", o.lr(), ">= 0");
   detail::check(o.eps() >= 0.0, name, "epsilon", o.eps(), ">= 0");
@@ -94,10 +71,33 @@ void adam_update(Tensor& param, const Tensor& grad, ParamState& state, const Ada
 
 }  // namespace
 
-std::vector<std::pair<std::string, double>> AdamOptions::values() const { return adam_values(*this); }
-void AdamOptions::set_value(const std::string& name, double value) { adam_set_value(*this, "AdamOptions", name, value); }
-std::vector<std::pair<std::string, double>> AdamWOptions::values() const { return adam_values(*this); }
-void AdamWOptions::set_value(const std::string& name, double value) { adam_set_value(*this, "AdamWOptions", name, value); }
+std::span<const OptionField<AdamOptions>> AdamOptions::fields() {
+  using O = AdamOptions;
+  static const OptionField<O> table[] = {
+      field<&O::lr_>("lr"),
+      pair_field<&O::betas_, 0>("betas", "beta1"),
+      pair_field<&O::betas_, 1>("betas", "beta2"),
+      field<&O::eps_>("eps"),
+      field<&O::weight_decay_>("weight_decay"),
+      field<&O::amsgrad_>("amsgrad"),
+      field<&O::maximize_>("maximize"),
+  };
+  return table;
+}
+
+std::span<const OptionField<AdamWOptions>> AdamWOptions::fields() {
+  using O = AdamWOptions;
+  static const OptionField<O> table[] = {
+      field<&O::lr_>("lr"),
+      pair_field<&O::betas_, 0>("betas", "beta1"),
+      pair_field<&O::betas_, 1>("betas", "beta2"),
+      field<&O::eps_>("eps"),
+      field<&O::weight_decay_>("weight_decay"),
+      field<&O::amsgrad_>("amsgrad"),
+      field<&O::maximize_>("maximize"),
+  };
+  return table;
+}
 
 Adam::Adam(std::vector<Tensor> params, const AdamOptions& defaults)
     : Adam(std::vector<ParamGroup>{ParamGroup(std::move(params))}, defaults) {}

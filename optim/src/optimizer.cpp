@@ -14,6 +14,10 @@
 
 namespace xgrad::optim {
 
+void detail::unknown_value(std::string_view options, const std::string& name) {
+  throw Error(std::string(options) + ": no hyper-parameter called '" + name + "'");
+}
+
 // --- ParamGroup --------------------------------------------------------------------------------
 
 ParamGroup::ParamGroup(const ParamGroup& other)

@@ -10,27 +10,22 @@ RMSpropOptions RMSpropOptions::keras(double lr) {
   return RMSpropOptions(lr).alpha(0.9).eps(1e-7).convention(RMSpropConvention::keras);
 }
 
-std::vector<std::pair<std::string, double>> RMSpropOptions::values() const {
-  return {{"lr", lr_},
-          {"alpha", alpha_},
-          {"eps", eps_},
-          {"weight_decay", weight_decay_},
-          {"momentum", momentum_},
-          {"centered", centered_ ? 1.0 : 0.0},
-          {"maximize", maximize_ ? 1.0 : 0.0},
-          {"keras", convention_ == RMSpropConvention::keras ? 1.0 : 0.0}};
-}
-
-void RMSpropOptions::set_value(const std::string& name, double value) {
-  if (name == "lr") lr_ = value;
-  else if (name == "alpha") alpha_ = value;
-  else if (name == "eps") eps_ = value;
-  else if (name == "weight_decay") weight_decay_ = value;
-  else if (name == "momentum") momentum_ = value;
-  else if (name == "centered") centered_ = value != 0.0;
-  else if (name == "maximize") maximize_ = value != 0.0;
-  else if (name == "keras") convention_ = value != 0.0 ? RMSpropConvention::keras : RMSpropConvention::pytorch;
-  else detail::unknown_value("RMSpropOptions", name);
+std::span<const OptionField<RMSpropOptions>> RMSpropOptions::fields() {
+  using O = RMSpropOptions;
+  static const OptionField<O> table[] = {
+      field<&O::lr_>("lr"),
+      field<&O::alpha_>("alpha"),
+      field<&O::eps_>("eps"),
+      field<&O::weight_decay_>("weight_decay"),
+      field<&O::momentum_>("momentum"),
+      field<&O::centered_>("centered"),
+      field<&O::maximize_>("maximize"),
+      // Saved as a flag named "keras" (files written before the field table load unchanged).
+      {"convention", "keras",
+       [](const O& o) { return o.convention() == RMSpropConvention::keras ? 1.0 : 0.0; },
+       [](O& o, double v) { o.convention(v != 0.0 ? RMSpropConvention::keras : RMSpropConvention::pytorch); }},
+  };
+  return table;
 }
 
 RMSprop::RMSprop(std::vector<Tensor> params, const RMSpropOptions& defaults)

@@ -4,19 +4,17 @@
 
 namespace xgrad::optim {
 
-std::vector<std::pair<std::string, double>> SGDOptions::values() const {
-  return {{"lr", lr_},           {"momentum", momentum_},         {"dampening", dampening_},
-          {"weight_decay", weight_decay_}, {"nesterov", nesterov_ ? 1.0 : 0.0}, {"maximize", maximize_ ? 1.0 : 0.0}};
-}
-
-void SGDOptions::set_value(const std::string& name, double value) {
-  if (name == "lr") lr_ = value;
-  else if (name == "momentum") momentum_ = value;
-  else if (name == "dampening") dampening_ = value;
-  else if (name == "weight_decay") weight_decay_ = value;
-  else if (name == "nesterov") nesterov_ = value != 0.0;
-  else if (name == "maximize") maximize_ = value != 0.0;
-  else detail::unknown_value("SGDOptions", name);
+std::span<const OptionField<SGDOptions>> SGDOptions::fields() {
+  using O = SGDOptions;
+  static const OptionField<O> table[] = {
+      field<&O::lr_>("lr"),
+      field<&O::momentum_>("momentum"),
+      field<&O::dampening_>("dampening"),
+      field<&O::weight_decay_>("weight_decay"),
+      field<&O::nesterov_>("nesterov"),
+      field<&O::maximize_>("maximize"),
+  };
+  return table;
 }
 
 SGD::SGD(std::vector<Tensor> params, const SGDOptions& defaults)

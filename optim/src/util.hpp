@@ -61,10 +61,6 @@ const Options& options_as(const OptimizerOptions& options, std::string_view opti
   return *o;
 }
 
-[[noreturn]] inline void unknown_value(std::string_view options, const std::string& name) {
-  throw Error(std::string(options) + ": no hyper-parameter called '" + name + "'");
-}
-
 /// Throws "<optimizer>: invalid <what> <value> (must be <rule>)" unless ok.
 inline void check(bool ok, std::string_view optimizer, std::string_view what, double value, std::string_view rule) {
   if (!ok) throw Error(fmt::format("{}: invalid {} {} (must be {})", optimizer, what, value, rule));

@@ -243,32 +243,32 @@ History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimize
 
 History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
             const DataLoader& train_in, const FitOptions& options) {
-  if (options.epochs_ < 0) throw Error(fmt::format("fit: epochs must be >= 0, got {}", options.epochs_));
-  if (!(options.validation_split_ >= 0.0 && options.validation_split_ < 1.0))
-    throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split_));
-  if (options.validation_split_ > 0.0 && options.validation_)
+  if (options.epochs() < 0) throw Error(fmt::format("fit: epochs must be >= 0, got {}", options.epochs()));
+  if (!(options.validation_split() >= 0.0 && options.validation_split() < 1.0))
+    throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split()));
+  if (options.validation_split() > 0.0 && options.validation())
     throw Error("fit: give validation data or a validation_split, not both");
-  if (options.clip_grad_norm_ && !(*options.clip_grad_norm_ > 0.0 && std::isfinite(*options.clip_grad_norm_)))
-    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm_));
-  const ProcessGroup* group = options.group_.get();
+  if (options.clip_grad_norm() && !(*options.clip_grad_norm() > 0.0 && std::isfinite(*options.clip_grad_norm())))
+    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm()));
+  const ProcessGroup* group = options.process_group().get();
   const bool distributed = group != nullptr && group->size() > 1;
-  if (distributed && options.validation_split_ > 0.0)
+  if (distributed && options.validation_split() > 0.0)
     throw Error("fit: validation_split cannot shard the data across processes; pass validation data whose loader has a "
                 "dist::DistributedSampler (even(false))");
   const bool main_process = group == nullptr || group->rank() == 0;
-  const bool verbose = options.verbose_ && main_process;
-  const bool log_files = !options.log_dir_.empty() && main_process;
-  if (log_files) detail::create_directories(options.log_dir_, "fit: log_dir");
+  const bool verbose = options.verbose() && main_process;
+  const bool log_files = !options.log_dir().empty() && main_process;
+  if (log_files) detail::create_directories(options.log_dir(), "fit: log_dir");
 
   // Keras's validation_split: the last fraction of the samples, before shuffling.
   const DataLoader* train = &train_in;
-  const DataLoader* validation = options.validation_;
+  const DataLoader* validation = options.validation();
   std::unique_ptr<DataLoader> split_train, split_validation;
-  if (options.validation_split_ > 0.0) {
+  if (options.validation_split() > 0.0) {
     const std::int64_t n = train_in.dataset().size();
-    const auto n_val = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * options.validation_split_));
+    const auto n_val = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * options.validation_split()));
     if (n_val == 0 || n_val == n)
-      throw Error(fmt::format("fit: validation_split {} of {} samples leaves an empty part", options.validation_split_, n));
+      throw Error(fmt::format("fit: validation_split {} of {} samples leaves an empty part", options.validation_split(), n));
     std::vector<std::int64_t> first(static_cast<std::size_t>(n - n_val)), last(static_cast<std::size_t>(n_val));
     std::iota(first.begin(), first.end(), 0);
     std::iota(last.begin(), last.end(), n - n_val);
@@ -282,28 +282,28 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   }
 
   History history;
-  FitState state{model, optimizer, history, options.epochs_};
+  FitState state{model, optimizer, history, options.epochs()};
   state.group = group;
   std::int64_t first_epoch = 0;
-  if (options.resume_ && !options.checkpoint_.empty() && detail::exists(options.checkpoint_, "fit: checkpoint")) {
-    const CheckpointInfo info = load_checkpoint(options.checkpoint_, model, &optimizer);
+  if (options.resume() && !options.checkpoint().empty() && detail::exists(options.checkpoint(), "fit: checkpoint")) {
+    const CheckpointInfo info = load_checkpoint(options.checkpoint(), model, &optimizer);
     first_epoch = info.integer("fit.epochs_done");
     auto it = info.metadata.find("fit.history");
-    if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint_);
-    if (verbose) fmt::print("resumed from {} after epoch {}\n", options.checkpoint_, first_epoch);
+    if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint());
+    if (verbose) fmt::print("resumed from {} after epoch {}\n", options.checkpoint(), first_epoch);
   }
 
-  const auto& callbacks = options.callbacks_;
+  const auto& callbacks = options.callbacks();
   for (auto& cb : callbacks) cb->on_train_begin(state);
   const std::vector<Tensor> params = model.parameters();
   // Epochs are numbered from 1, as the progress bar, History, the CSV files and the callbacks
   // show them; the loader's shuffle takes the index from 0.
-  for (std::int64_t epoch = first_epoch + 1; epoch <= options.epochs_ && !state.stop_training; ++epoch) {
+  for (std::int64_t epoch = first_epoch + 1; epoch <= options.epochs() && !state.stop_training; ++epoch) {
     for (auto& cb : callbacks) cb->on_epoch_begin(state, epoch);
     model.train();
-    auto metrics = make_metrics(options.metrics_);
+    auto metrics = make_metrics(options.metrics());
     std::optional<ProgressBar> bar;
-    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch, options.epochs_), train->num_batches());
+    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch, options.epochs()), train->num_batches());
     const auto start = std::chrono::steady_clock::now();
     double train_seconds = 0.0;
     double loss_sum = 0.0;
@@ -316,7 +316,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       const Tensor batch_loss = loss(predictions, b.targets);
       optimizer.zero_grad();
       batch_loss.backward();
-      if (options.clip_grad_norm_) nn::clip_grad_norm(params, *options.clip_grad_norm_);
+      if (options.clip_grad_norm()) nn::clip_grad_norm(params, *options.clip_grad_norm());
       optimizer.step();
       const double value = batch_loss.item();
       loss_sum += value * static_cast<double>(b.size());
@@ -339,7 +339,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
     Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
     for (const auto& m : metrics) logs[m->name()] = m->value();
     if (validation) {
-      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics_, group))
+      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics(), group))
         logs["val_" + name] = value;
     }
     logs["seconds"] = train_seconds;
@@ -351,26 +351,26 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
       bar->finish(shown);
     }
     history.epochs.push_back(logs);
-    if (log_files) write_history_csv(history, options.log_dir_ + "/metrics.csv");
-    if (!options.checkpoint_.empty() && main_process)
-      save_checkpoint(options.checkpoint_, model, &optimizer, nullptr,
+    if (log_files) write_history_csv(history, options.log_dir() + "/metrics.csv");
+    if (!options.checkpoint().empty() && main_process)
+      save_checkpoint(options.checkpoint(), model, &optimizer, nullptr,
                       {{"fit.epochs_done", std::to_string(epoch)}, {"fit.history", encode_history(history)}});
   }
   for (auto& cb : callbacks) cb->on_train_end(state);
-  if (log_files && history.size() > 0) plot_history(history, options.log_dir_);
+  if (log_files && history.size() > 0) plot_history(history, options.log_dir());
   return history;
 }
 
 // --- callbacks --------------------------------------------------------------------------------------------
 
 EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
-  if (options_.patience_ < 0) throw Error(fmt::format("EarlyStopping: patience must be >= 0, got {}", options_.patience_));
-  if (options_.min_delta_ < 0) throw Error(fmt::format("EarlyStopping: min_delta must be >= 0, got {}", options_.min_delta_));
+  if (options_.patience() < 0) throw Error(fmt::format("EarlyStopping: patience must be >= 0, got {}", options_.patience()));
+  if (options_.min_delta() < 0) throw Error(fmt::format("EarlyStopping: min_delta must be >= 0, got {}", options_.min_delta()));
 }
 
 void EarlyStopping::on_train_begin(FitState&) {
   wait_ = 0;
-  best_ = worst_value(options_.mode_, options_.monitor_);
+  best_ = worst_value(options_.mode(), options_.monitor());
   best_epoch_ = 0;
   stopped_epoch_ = 0;
   best_weights_.clear();
@@ -379,26 +379,26 @@ void EarlyStopping::on_train_begin(FitState&) {
 // Keras's rule: `patience` epochs in a row without improvement stop training (never at the
 // first epoch), and NaN is never an improvement.
 void EarlyStopping::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  const double value = monitored(logs, options_.monitor_, "EarlyStopping");
+  const double value = monitored(logs, options_.monitor(), "EarlyStopping");
   ++wait_;
-  if (better(options_.mode_, options_.monitor_, value, best_, options_.min_delta_)) {
+  if (better(options_.mode(), options_.monitor(), value, best_, options_.min_delta())) {
     best_ = value;
     best_epoch_ = epoch;
     wait_ = 0;
-    if (options_.restore_best_weights_) {
+    if (options_.restore_best_weights()) {
       best_weights_.clear();
       for (auto& [name, t] : state.model.state_dict()) best_weights_.emplace_back(name, t.clone());
     }
     return;
   }
-  if (wait_ >= options_.patience_ && epoch > 1) {
+  if (wait_ >= options_.patience() && epoch > 1) {
     stopped_epoch_ = epoch;
     state.stop_training = true;
   }
 }
 
 void EarlyStopping::on_train_end(FitState& state) {
-  if (options_.restore_best_weights_ && !best_weights_.empty()) state.model.load_state_dict(best_weights_);
+  if (options_.restore_best_weights() && !best_weights_.empty()) state.model.load_state_dict(best_weights_);
 }
 
 ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool save_best_only, Mode mode)

@@ -36,11 +36,11 @@ bool plot_csv(const std::string& csv, const std::string& png, const PlotOptions&
   std::string script = fmt::format(
       "set terminal pngcairo noenhanced size {},{}\nset output {}\nset datafile separator ','\nset key autotitle columnhead\n"
       "set grid\nset title {}\nset xlabel {}\nset ylabel {}\n{}",
-      o.width_, o.height_, quoted(tmp), quoted(o.title_), quoted(o.xlabel_), quoted(o.ylabel_), o.log_y_ ? "set logscale y\n" : "");
+      o.width(), o.height(), quoted(tmp), quoted(o.title()), quoted(o.xlabel()), quoted(o.ylabel()), o.log_y() ? "set logscale y\n" : "");
   std::string plot;
-  for (int y : o.y_columns_)
-    plot += fmt::format("{}{} using {}:{} with {}", plot.empty() ? "plot " : ", ", quoted(csv), o.x_column_, y,
-                        o.points_ ? "linespoints" : "lines");
+  for (int y : o.y_columns())
+    plot += fmt::format("{}{} using {}:{} with {}", plot.empty() ? "plot " : ", ", quoted(csv), o.x_column(), y,
+                        o.points() ? "linespoints" : "lines");
   script += plot + "\nset output\n";
   if (!run_gnuplot(script)) {
     std::remove(tmp.c_str());

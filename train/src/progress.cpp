@@ -20,8 +20,8 @@ ProgressOptions::Mode resolve(const ProgressOptions& options) {
     if (std::strcmp(env, "lines") == 0) return ProgressOptions::Mode::lines;
     if (std::strcmp(env, "quiet") == 0) return ProgressOptions::Mode::quiet;
   }
-  if (options.mode_ != ProgressOptions::Mode::automatic) return options.mode_;
-  return ::isatty(::fileno(options.out_)) ? ProgressOptions::Mode::bar : ProgressOptions::Mode::lines;
+  if (options.mode() != ProgressOptions::Mode::automatic) return options.mode();
+  return ::isatty(::fileno(options.out())) ? ProgressOptions::Mode::bar : ProgressOptions::Mode::lines;
 }
 
 // Metric values with four significant decimals, small ones in scientific notation.
@@ -59,7 +59,7 @@ void ProgressBar::update(std::int64_t samples, const Metrics& metrics) {
     last_line_ = now;
     draw();
   } else if (mode_ == ProgressOptions::Mode::lines &&
-             since >= options_.line_interval_ && done_ < total_) {
+             since >= options_.line_interval() && done_ < total_) {
     last_line_ = now;
     draw();
   }
@@ -90,7 +90,7 @@ void ProgressBar::draw() {
   const double rate = elapsed > 0 ? static_cast<double>(samples_) / elapsed : 0.0;
   std::string line;
   if (mode_ == ProgressOptions::Mode::bar) {
-    const int width = std::max(options_.width_, 1);
+    const int width = std::max(options_.width(), 1);
     // In 128 bits: width × done overflows an int64 for a total near 2^63.
     const int filled = total_ > 0 ? static_cast<int>(static_cast<__int128>(width) * std::min<std::int64_t>(done_, total_) / total_) : width;
     const double eta = done_ > 0 ? elapsed * static_cast<double>(total_ - done_) / static_cast<double>(done_) : NAN;
@@ -99,8 +99,8 @@ void ProgressBar::draw() {
   } else {
     line = fmt::format("{}  {}/{}  {}{}  {:.0f} samples/s\n", label_, done_, total_, format_duration(elapsed), means_text(), rate);
   }
-  std::fputs(line.c_str(), options_.out_);
-  std::fflush(options_.out_);
+  std::fputs(line.c_str(), options_.out());
+  std::fflush(options_.out());
 }
 
 Metrics ProgressBar::finish(const Metrics& extra) {
@@ -117,8 +117,8 @@ Metrics ProgressBar::finish(const Metrics& extra) {
   std::fputs(fmt::format("{}{}  {}/{}  {}{}  {:.0f} samples/s\n", clear, label_, done_, total_, format_duration(elapsed),
                          text, rate)
                  .c_str(),
-             options_.out_);
-  std::fflush(options_.out_);
+             options_.out());
+  std::fflush(options_.out());
   finished_ = true;
   return result;
 }

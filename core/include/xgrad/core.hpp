@@ -10,4 +10,5 @@
 #include <xgrad/core/io.hpp>
 #include <xgrad/core/memory.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>

@@ -5,22 +5,21 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 
 namespace xgrad {
 
 /// Tolerances of gradcheck: an element passes when |analytic - numeric| <= atol + rtol·|numeric|.
+/// Example: `gradcheck(f, inputs, GradcheckOptions().eps(1e-7).atol(1e-6))`
 struct GradcheckOptions {
-  double eps = 1e-6;
-  double atol = 1e-5;
-  double rtol = 1e-3;
+  /// Step of the central differences.
+  XGRAD_ARG(double, eps) = 1e-6;
+  XGRAD_ARG(double, atol) = 1e-5;
+  XGRAD_ARG(double, rtol) = 1e-3;
   /// An input that requires grad but gets an all-zero gradient (analytic and numeric) makes
   /// the check fail, since nothing about it was checked; set this when that is intended.
-  bool allow_zero_gradient = false;
-  GradcheckOptions& set_eps(double v) { eps = v; return *this; }
-  GradcheckOptions& set_allow_zero_gradient(bool v) { allow_zero_gradient = v; return *this; }
-  GradcheckOptions& set_atol(double v) { atol = v; return *this; }
-  GradcheckOptions& set_rtol(double v) { rtol = v; return *this; }
+  XGRAD_ARG(bool, allow_zero_gradient) = false;
 };
 
 /// Outcome of gradcheck; the worst element is the one with the largest error ratio.

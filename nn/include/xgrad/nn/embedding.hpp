@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {
@@ -14,20 +15,12 @@ struct EmbeddingOptions {
   EmbeddingOptions(std::int64_t num_embeddings, std::int64_t embedding_dim)
       : num_embeddings_(num_embeddings), embedding_dim_(embedding_dim) {}
   /// Number of rows (ids 0 … num_embeddings-1).
-  EmbeddingOptions& num_embeddings(std::int64_t v) { num_embeddings_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, num_embeddings);
   /// Length of each vector.
-  EmbeddingOptions& embedding_dim(std::int64_t v) { embedding_dim_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, embedding_dim);
   /// The row for this id starts at zero and never receives a gradient (negative counts
   /// from the end, as PyTorch).
-  EmbeddingOptions& padding_idx(std::int64_t v) { padding_idx_ = v; return *this; }
-
-  std::int64_t num_embeddings() const { return num_embeddings_; }
-  std::int64_t embedding_dim() const { return embedding_dim_; }
-  std::optional<std::int64_t> padding_idx() const { return padding_idx_; }
-
- private:
-  std::int64_t num_embeddings_, embedding_dim_;
-  std::optional<std::int64_t> padding_idx_;
+  XGRAD_ARG(std::optional<std::int64_t>, padding_idx);
 };
 
 /// Maps i64 ids of any shape (...) to vectors: (...) → (..., embedding_dim).

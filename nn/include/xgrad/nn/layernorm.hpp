@@ -4,6 +4,7 @@
 #include <string>
 
 #include <xgrad/core/dtype.hpp>
+#include <xgrad/core/options.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::nn {
@@ -12,21 +13,12 @@ namespace xgrad::nn {
 /// Example: `nn::LayerNorm ln(nn::LayerNormOptions({16}).eps(1e-6).elementwise_affine(false));`
 struct LayerNormOptions {
   /// The trailing extents to normalise over, e.g. {H} or {T, H}.
-  LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}
-  LayerNormOptions& normalized_shape(Shape v) { normalized_shape_ = std::move(v); return *this; }
+  LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}  // NOLINT: implicit on purpose
+  XGRAD_ARG(Shape, normalized_shape);
   /// Added to the variance before the square root (default 1e-5).
-  LayerNormOptions& eps(double v) { eps_ = v; return *this; }
+  XGRAD_ARG(double, eps) = 1e-5;
   /// Learn a per-element scale `weight` (ones) and shift `bias` (zeros) (default true).
-  LayerNormOptions& elementwise_affine(bool v) { elementwise_affine_ = v; return *this; }
-
-  const Shape& normalized_shape() const { return normalized_shape_; }
-  double eps() const { return eps_; }
-  bool elementwise_affine() const { return elementwise_affine_; }
-
- private:
-  Shape normalized_shape_;
-  double eps_ = 1e-5;
-  bool elementwise_affine_ = true;
+  XGRAD_ARG(bool, elementwise_affine) = true;
 };
 
 /// y = (x - mean) / √(var + eps) · weight + bias, with mean and the biased variance taken

@@ -6,6 +6,7 @@
 /// requires it, and also for mse_loss and l1_loss (where PyTorch only warns and broadcasts).
 #include <cstdint>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 
 namespace xgrad::nn {
@@ -17,59 +18,31 @@ enum class Reduction { none, mean, sum };
 ///     nn::CrossEntropyOptions().ignore_index(0).label_smoothing(0.1).reduction(nn::Reduction::sum)
 struct CrossEntropyOptions {
   /// Per-class rescaling weight (C), same dtype as the logits; undefined for none.
-  CrossEntropyOptions& weight(Tensor v) { weight_ = std::move(v); return *this; }
+  XGRAD_ARG(Tensor, weight);
   /// Targets equal to this contribute nothing, neither to the loss nor to the mean's
   /// denominator (default -100). Not used with probability targets.
-  CrossEntropyOptions& ignore_index(std::int64_t v) { ignore_index_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, ignore_index) = -100;
   /// ε in [0, 1]: the target distribution becomes (1-ε)·one_hot + ε/C (default 0).
-  CrossEntropyOptions& label_smoothing(double v) { label_smoothing_ = v; return *this; }
-  CrossEntropyOptions& reduction(Reduction v) { reduction_ = v; return *this; }
-
-  const Tensor& weight() const { return weight_; }
-  std::int64_t ignore_index() const { return ignore_index_; }
-  double label_smoothing() const { return label_smoothing_; }
-  Reduction reduction() const { return reduction_; }
-
- private:
-  Tensor weight_;
-  std::int64_t ignore_index_ = -100;
-  double label_smoothing_ = 0.0;
-  Reduction reduction_ = Reduction::mean;
+  XGRAD_ARG(double, label_smoothing) = 0.0;
+  XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
 /// Options of nll_loss: weight, ignore_index and reduction as for cross_entropy.
 /// Example: `nn::NLLLossOptions().ignore_index(-1)`
 struct NLLLossOptions {
-  NLLLossOptions& weight(Tensor v) { weight_ = std::move(v); return *this; }
-  NLLLossOptions& ignore_index(std::int64_t v) { ignore_index_ = v; return *this; }
-  NLLLossOptions& reduction(Reduction v) { reduction_ = v; return *this; }
-
-  const Tensor& weight() const { return weight_; }
-  std::int64_t ignore_index() const { return ignore_index_; }
-  Reduction reduction() const { return reduction_; }
-
- private:
-  Tensor weight_;
-  std::int64_t ignore_index_ = -100;
-  Reduction reduction_ = Reduction::mean;
+  XGRAD_ARG(Tensor, weight);
+  XGRAD_ARG(std::int64_t, ignore_index) = -100;
+  XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
 /// Options of binary_cross_entropy_with_logits.
 /// Example: `nn::BCEWithLogitsOptions().pos_weight(full({3}, 2.0)).reduction(nn::Reduction::sum)`
 struct BCEWithLogitsOptions {
   /// Per-element rescaling, broadcast to the input's shape.
-  BCEWithLogitsOptions& weight(Tensor v) { weight_ = std::move(v); return *this; }
+  XGRAD_ARG(Tensor, weight);
   /// Weight of the positive term, broadcast along the last dimension (one per class).
-  BCEWithLogitsOptions& pos_weight(Tensor v) { pos_weight_ = std::move(v); return *this; }
-  BCEWithLogitsOptions& reduction(Reduction v) { reduction_ = v; return *this; }
-
-  const Tensor& weight() const { return weight_; }
-  const Tensor& pos_weight() const { return pos_weight_; }
-  Reduction reduction() const { return reduction_; }
-
- private:
-  Tensor weight_, pos_weight_;
-  Reduction reduction_ = Reduction::mean;
+  XGRAD_ARG(Tensor, pos_weight);
+  XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
 /// Mean squared error: (input - target)², reduced. Shapes must match.

@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/module.hpp>
@@ -50,46 +51,32 @@ Tensor last_step(const Tensor& output, const Lengths& lengths = {}, bool batch_f
 template <class Derived>
 class RecurrentOptionsBase {
  public:
+  /// Setters return the derived options (`nn::LSTMOptions&`), so chains mix base and derived.
+  using options_type = Derived;
   RecurrentOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
   /// Features of the input.
-  std::int64_t input_size() const { return input_size_; }
+  XGRAD_ARG(std::int64_t, input_size);
   /// Features of the hidden state.
-  std::int64_t hidden_size() const { return hidden_size_; }
+  XGRAD_ARG(std::int64_t, hidden_size);
   /// Stacked layers (default 1): layer l > 0 reads layer l − 1's output.
-  Derived& num_layers(std::int64_t v) { num_layers_ = v; return self(); }
-  std::int64_t num_layers() const { return num_layers_; }
+  XGRAD_ARG(std::int64_t, num_layers) = 1;
   /// Input and output are (B, T, F) instead of (T, B, F); states keep (L·D, B, H).
-  Derived& batch_first(bool v) { batch_first_ = v; return self(); }
-  bool batch_first() const { return batch_first_; }
+  XGRAD_ARG(bool, batch_first) = false;
   /// PyTorch's dropout: probability of zeroing the output of every layer but the last, in
   /// training mode only (so it needs num_layers > 1; with one layer it warns, as PyTorch).
-  Derived& dropout(double v) { dropout_ = v; return self(); }
-  double dropout() const { return dropout_; }
+  XGRAD_ARG(double, dropout) = 0.0;
   /// Keras's `dropout`: probability of zeroing each input feature of each layer, with one
   /// mask per sequence held for all its time steps (variational dropout, Gal & Ghahramani
   /// 2016). Training mode only.
-  Derived& input_dropout(double v) { input_dropout_ = v; return self(); }
-  double input_dropout() const { return input_dropout_; }
+  XGRAD_ARG(double, input_dropout) = 0.0;
   /// Keras's `recurrent_dropout`: probability of zeroing each feature of h where the
   /// recurrent matmul reads it, one mask per sequence held for all its time steps; the state
   /// carried on is not dropped. Training mode only; the cell must implement
   /// `step(xp, state, recurrent_mask)` (the built-in cells do).
-  Derived& recurrent_dropout(double v) { recurrent_dropout_ = v; return self(); }
-  double recurrent_dropout() const { return recurrent_dropout_; }
+  XGRAD_ARG(double, recurrent_dropout) = 0.0;
   /// Adds a reverse direction per layer; outputs are concatenated (forward first).
-  Derived& bidirectional(bool v) { bidirectional_ = v; return self(); }
-  bool bidirectional() const { return bidirectional_; }
-
- private:
-  Derived& self() { return static_cast<Derived&>(*this); }
-  std::int64_t input_size_, hidden_size_;
-  std::int64_t num_layers_ = 1;
-  bool batch_first_ = false;
-  double dropout_ = 0.0;
-  double input_dropout_ = 0.0;
-  double recurrent_dropout_ = 0.0;
-  bool bidirectional_ = false;
+  XGRAD_ARG(bool, bidirectional) = false;
 };
 
 /// Options of the generic driver `nn::Recurrent`.
@@ -247,15 +234,9 @@ class RNNOptions : public RecurrentOptionsBase<RNNOptions> {
  public:
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true).
-  RNNOptions& bias(bool v) { bias_ = v; return *this; }
-  bool bias() const { return bias_; }
+  XGRAD_ARG(bool, bias) = true;
   /// tanh (default) or relu.
-  RNNOptions& nonlinearity(RNNNonlinearity v) { nonlinearity_ = v; return *this; }
-  RNNNonlinearity nonlinearity() const { return nonlinearity_; }
-
- private:
-  bool bias_ = true;
-  RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
+  XGRAD_ARG(RNNNonlinearity, nonlinearity) = RNNNonlinearity::tanh;
 };
 
 /// A multi-layer Elman RNN, as torch.nn.RNN: RNNCell run by the sequence driver.
@@ -281,15 +262,9 @@ class LSTMOptions : public RecurrentOptionsBase<LSTMOptions> {
  public:
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true).
-  LSTMOptions& bias(bool v) { bias_ = v; return *this; }
-  bool bias() const { return bias_; }
+  XGRAD_ARG(bool, bias) = true;
   /// When > 0 (and < hidden_size), h is projected to this size by weight_hr_l{k}.
-  LSTMOptions& proj_size(std::int64_t v) { proj_size_ = v; return *this; }
-  std::int64_t proj_size() const { return proj_size_; }
-
- private:
-  bool bias_ = true;
-  std::int64_t proj_size_ = 0;
+  XGRAD_ARG(std::int64_t, proj_size) = 0;
 };
 
 /// A multi-layer LSTM, as torch.nn.LSTM: LSTMCell run by the sequence driver.
@@ -316,16 +291,10 @@ class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
  public:
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true); with reset_after false, bias_ih only.
-  GRUOptions& bias(bool v) { bias_ = v; return *this; }
-  bool bias() const { return bias_; }
+  XGRAD_ARG(bool, bias) = true;
   /// PyTorch's GRU (default true, = Keras's `reset_after=True`), or Keras's
   /// `reset_after=False`: the reset gate on h before the recurrent matmul (see GRUCell).
-  GRUOptions& reset_after(bool v) { reset_after_ = v; return *this; }
-  bool reset_after() const { return reset_after_; }
-
- private:
-  bool bias_ = true;
-  bool reset_after_ = true;
+  XGRAD_ARG(bool, reset_after) = true;
 };
 
 /// A multi-layer GRU, as torch.nn.GRU: GRUCell run by the sequence driver.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/state.hpp>
@@ -104,17 +105,16 @@ enum class RNNNonlinearity { tanh, relu };
 template <class Derived>
 class CellOptionsBase {
  public:
+  /// Setters return the derived options (`nn::GRUCellOptions&`), so chains mix base and derived.
+  using options_type = Derived;
   CellOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
-  std::int64_t input_size() const { return input_size_; }
-  std::int64_t hidden_size() const { return hidden_size_; }
+  /// Features of the input.
+  XGRAD_ARG(std::int64_t, input_size);
+  /// Features of the hidden state.
+  XGRAD_ARG(std::int64_t, hidden_size);
   /// Adds bias_ih and bias_hh (default true; a GRU with reset_after false has bias_ih only).
-  Derived& bias(bool v) { bias_ = v; return static_cast<Derived&>(*this); }
-  bool bias() const { return bias_; }
-
- private:
-  std::int64_t input_size_, hidden_size_;
-  bool bias_ = true;
+  XGRAD_ARG(bool, bias) = true;
 };
 
 /// Options of RNNCell. Example: `nn::RNNCellOptions(4, 8).nonlinearity(nn::RNNNonlinearity::relu)`
@@ -122,11 +122,7 @@ class RNNCellOptions : public CellOptionsBase<RNNCellOptions> {
  public:
   using CellOptionsBase::CellOptionsBase;
   /// tanh (default) or relu.
-  RNNCellOptions& nonlinearity(RNNNonlinearity v) { nonlinearity_ = v; return *this; }
-  RNNNonlinearity nonlinearity() const { return nonlinearity_; }
-
- private:
-  RNNNonlinearity nonlinearity_ = RNNNonlinearity::tanh;
+  XGRAD_ARG(RNNNonlinearity, nonlinearity) = RNNNonlinearity::tanh;
 };
 
 /// An Elman RNN cell, as torch.nn.RNNCell: h' = act(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh).
@@ -167,11 +163,7 @@ class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
  public:
   using CellOptionsBase::CellOptionsBase;
   /// When > 0, h is projected to this size by weight_hr (as torch.nn.LSTM's proj_size).
-  LSTMCellOptions& proj_size(std::int64_t v) { proj_size_ = v; return *this; }
-  std::int64_t proj_size() const { return proj_size_; }
-
- private:
-  std::int64_t proj_size_ = 0;
+  XGRAD_ARG(std::int64_t, proj_size) = 0;
 };
 
 /// A long short-term memory cell, as torch.nn.LSTMCell, gates in PyTorch's order i, f, g, o:
@@ -220,11 +212,7 @@ class GRUCellOptions : public CellOptionsBase<GRUCellOptions> {
   /// Where the reset gate acts. true (default): on the recurrent term after its matmul, bias
   /// included — PyTorch's GRU, and Keras's `reset_after=True`. false: on h before the matmul,
   /// with one bias vector — Keras's `reset_after=False` (the original GRU of Cho et al.).
-  GRUCellOptions& reset_after(bool v) { reset_after_ = v; return *this; }
-  bool reset_after() const { return reset_after_; }
-
- private:
-  bool reset_after_ = true;
+  XGRAD_ARG(bool, reset_after) = true;
 };
 
 /// A gated recurrent unit cell, as torch.nn.GRUCell, gates in PyTorch's order r, z, n; the

@@ -8,21 +8,21 @@ namespace xgrad::optim {
 /// Example: `optim::AdagradOptions(0.1).lr_decay(1e-3).initial_accumulator_value(0.1)`
 struct AdagradOptions : public OptionsBase<AdagradOptions> {
   explicit AdagradOptions(double lr = 1e-2) : lr_(lr) {}
-  XGRAD_OPTIM_ARG(double, lr);
-  XGRAD_OPTIM_ARG(double, lr_decay) = 0.0;
-  XGRAD_OPTIM_ARG(double, weight_decay) = 0.0;
+  XGRAD_ARG(double, lr);
+  XGRAD_ARG(double, lr_decay) = 0.0;
+  XGRAD_ARG(double, weight_decay) = 0.0;
   /// Starting value of every element of the sum of squared gradients.
-  XGRAD_OPTIM_ARG(double, initial_accumulator_value) = 0.0;
-  XGRAD_OPTIM_ARG(double, eps) = 1e-10;
+  XGRAD_ARG(double, initial_accumulator_value) = 0.0;
+  XGRAD_ARG(double, eps) = 1e-10;
   /// Ascend instead of descend (the gradient is negated).
-  XGRAD_OPTIM_ARG(bool, maximize) = false;
+  XGRAD_ARG(bool, maximize) = false;
 
  public:
-  // The OptimizerOptions interface (documented there).
-  double get_lr() const override { return lr_; }
-  void set_lr(double lr) override { lr_ = lr; }
-  std::vector<std::pair<std::string, double>> values() const override;
-  void set_value(const std::string& name, double value) override;
+  /// "AdagradOptions", as errors name it.
+  static constexpr const char* type_name = "AdagradOptions";
+  /// Every XGRAD_ARG above, in state-dict order, as `values()` and the state dict name them.
+  /// Example: `for (const auto& f : optim::AdagradOptions::fields()) fmt::print("{} ", f.key);`
+  static std::span<const OptionField<AdagradOptions>> fields();
 };
 
 /// Adagrad, exactly torch.optim.Adagrad (1.13). For each parameter p with gradient g

@@ -13,42 +13,42 @@ using Betas = std::pair<double, double>;
 /// Example: `optim::AdamOptions(1e-3).betas({0.9, 0.999}).weight_decay(1e-2).amsgrad(true)`
 struct AdamOptions : public OptionsBase<AdamOptions> {
   explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
-  XGRAD_OPTIM_ARG(double, lr);
+  XGRAD_ARG(double, lr);
   /// Decay rates (beta1, beta2) of the first and second moment averages, each in [0, 1).
-  XGRAD_OPTIM_ARG(Betas, betas) = {0.9, 0.999};
-  XGRAD_OPTIM_ARG(double, eps) = 1e-8;
+  XGRAD_ARG(Betas, betas) = {0.9, 0.999};
+  XGRAD_ARG(double, eps) = 1e-8;
   /// L2 penalty: weight_decay * p is added to the gradient.
-  XGRAD_OPTIM_ARG(double, weight_decay) = 0.0;
-  XGRAD_OPTIM_ARG(bool, amsgrad) = false;
+  XGRAD_ARG(double, weight_decay) = 0.0;
+  XGRAD_ARG(bool, amsgrad) = false;
   /// Ascend instead of descend (the gradient is negated).
-  XGRAD_OPTIM_ARG(bool, maximize) = false;
+  XGRAD_ARG(bool, maximize) = false;
 
  public:
-  // The OptimizerOptions interface (documented there).
-  double get_lr() const override { return lr_; }
-  void set_lr(double lr) override { lr_ = lr; }
-  std::vector<std::pair<std::string, double>> values() const override;
-  void set_value(const std::string& name, double value) override;
+  /// "AdamOptions", as errors name it.
+  static constexpr const char* type_name = "AdamOptions";
+  /// Every XGRAD_ARG above, in state-dict order, as `values()` and the state dict name them.
+  /// Example: `for (const auto& f : optim::AdamOptions::fields()) fmt::print("{} ", f.key);`
+  static std::span<const OptionField<AdamOptions>> fields();
 };
 
 /// AdamW's hyper-parameters: Adam's, with PyTorch's AdamW default weight_decay of 1e-2.
 /// Example: `optim::AdamWOptions(3e-4).weight_decay(0.1)`
 struct AdamWOptions : public OptionsBase<AdamWOptions> {
   explicit AdamWOptions(double lr = 1e-3) : lr_(lr) {}
-  XGRAD_OPTIM_ARG(double, lr);
-  XGRAD_OPTIM_ARG(Betas, betas) = {0.9, 0.999};
-  XGRAD_OPTIM_ARG(double, eps) = 1e-8;
+  XGRAD_ARG(double, lr);
+  XGRAD_ARG(Betas, betas) = {0.9, 0.999};
+  XGRAD_ARG(double, eps) = 1e-8;
   /// Decoupled decay: each step multiplies the weights by (1 - lr * weight_decay).
-  XGRAD_OPTIM_ARG(double, weight_decay) = 1e-2;
-  XGRAD_OPTIM_ARG(bool, amsgrad) = false;
-  XGRAD_OPTIM_ARG(bool, maximize) = false;
+  XGRAD_ARG(double, weight_decay) = 1e-2;
+  XGRAD_ARG(bool, amsgrad) = false;
+  XGRAD_ARG(bool, maximize) = false;
 
  public:
-  // The OptimizerOptions interface (documented there).
-  double get_lr() const override { return lr_; }
-  void set_lr(double lr) override { lr_ = lr; }
-  std::vector<std::pair<std::string, double>> values() const override;
-  void set_value(const std::string& name, double value) override;
+  /// "AdamWOptions", as errors name it.
+  static constexpr const char* type_name = "AdamWOptions";
+  /// Every XGRAD_ARG above, in state-dict order, as `values()` and the state dict name them.
+  /// Example: `for (const auto& f : optim::AdamWOptions::fields()) fmt::print("{} ", f.key);`
+  static std::span<const OptionField<AdamWOptions>> fields();
 };
 
 /// Adam, exactly torch.optim.Adam (1.13, single-tensor path). For each parameter p with

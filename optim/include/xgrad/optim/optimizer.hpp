@@ -7,28 +7,17 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <xgrad/core/io.hpp>
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
-
-/// Declares an option with a chained setter and a getter, as the PyTorch C++ frontend's
-/// TORCH_ARG: `XGRAD_OPTIM_ARG(double, lr) = 1e-3;` gives `opts.lr(0.1).lr()` and the
-/// private member `lr_`.
-#define XGRAD_OPTIM_ARG(T, name)          \
- public:                                  \
-  auto& name(const T& new_value) {        \
-    this->name##_ = new_value;            \
-    return *this;                         \
-  }                                       \
-  const T& name() const { return name##_; } \
-                                          \
- private:                                 \
-  T name##_
 
 namespace xgrad::optim {
 
@@ -56,14 +45,87 @@ class OptimizerOptions {
   virtual void set_value(const std::string& name, double value) = 0;
 };
 
-/// Implements `clone()` for an options struct.
-/// Example: `struct MyOptions : public optim::OptionsBase<MyOptions> { ... };`
+/// One hyper-parameter of an optimizer's options as `values()` and the state dict name it:
+/// the XGRAD_ARG it belongs to (`arg`, "betas"), its key ("beta1": a pair is two keys), and
+/// its conversion to and from that number. An options struct lists its fields once, in
+/// `fields()`; `values()` and `set_value()` are derived from that list.
+/// Example: `for (const auto& f : optim::AdamOptions::fields()) fmt::print("{} ", f.key);`
+template <class Options>
+struct OptionField {
+  const char* arg;
+  const char* key;
+  double (*get)(const Options&);
+  void (*set)(Options&, double);
+};
+
+namespace detail {
+template <class Member>
+struct member_of;
+template <class O, class T>
+struct member_of<T O::*> {
+  using owner = O;
+  using type = T;
+};
+[[noreturn]] void unknown_value(std::string_view options, const std::string& name);
+}  // namespace detail
+
+/// The field of a number or bool option, saved under its own name (a bool as 0 or 1; any
+/// nonzero number loads as true).
+/// Example (in `SGDOptions::fields()`): `optim::field<&SGDOptions::momentum_>("momentum")`
+template <auto Member>
+constexpr OptionField<typename detail::member_of<decltype(Member)>::owner> field(const char* name) {
+  using O = typename detail::member_of<decltype(Member)>::owner;
+  using T = typename detail::member_of<decltype(Member)>::type;
+  static_assert(std::is_arithmetic_v<T>, "optim::field: a number or bool option (give other kinds their own get/set)");
+  return {name, name, [](const O& o) { return static_cast<double>(o.*Member); },
+          [](O& o, double v) {
+            if constexpr (std::is_same_v<T, bool>)
+              o.*Member = v != 0.0;
+            else
+              o.*Member = static_cast<T>(v);
+          }};
+}
+
+/// The field of element I (0 or 1) of a pair option, saved under `key`.
+/// Example (in `AdamOptions::fields()`): `optim::pair_field<&AdamOptions::betas_, 0>("betas", "beta1")`
+template <auto Member, std::size_t I>
+constexpr OptionField<typename detail::member_of<decltype(Member)>::owner> pair_field(const char* arg, const char* key) {
+  using O = typename detail::member_of<decltype(Member)>::owner;
+  return {arg, key, [](const O& o) { return static_cast<double>(std::get<I>(o.*Member)); },
+          [](O& o, double v) { std::get<I>(o.*Member) = v; }};
+}
+
+/// Implements the OptimizerOptions interface of an options struct from its `lr()` and its
+/// static `fields()` (a `std::span<const OptionField<Derived>>` naming every XGRAD_ARG) and
+/// `type_name` ("AdamOptions", for errors).
+/// Example:
+///     struct MyOptions : public optim::OptionsBase<MyOptions> {
+///       static constexpr const char* type_name = "MyOptions";
+///       XGRAD_ARG(double, lr) = 0.1;
+///      public:
+///       static std::span<const optim::OptionField<MyOptions>> fields();  // {field<&MyOptions::lr_>("lr")}
+///     };
 template <class Derived>
 class OptionsBase : public OptimizerOptions {
  public:
   std::unique_ptr<OptimizerOptions> clone() const override {
-    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+    return std::make_unique<Derived>(self());
   }
+  double get_lr() const override { return self().lr(); }
+  void set_lr(double lr) override { static_cast<Derived&>(*this).lr(lr); }
+  std::vector<std::pair<std::string, double>> values() const override {
+    std::vector<std::pair<std::string, double>> out;
+    for (const OptionField<Derived>& f : Derived::fields()) out.emplace_back(f.key, f.get(self()));
+    return out;
+  }
+  void set_value(const std::string& name, double value) override {
+    for (const OptionField<Derived>& f : Derived::fields())
+      if (name == f.key) return f.set(static_cast<Derived&>(*this), value);
+    detail::unknown_value(Derived::type_name, name);
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
 };
 
 /// Tensors optimized together with one set of options. Without options the group takes the

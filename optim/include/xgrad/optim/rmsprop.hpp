@@ -16,24 +16,24 @@ struct RMSpropOptions : public OptionsBase<RMSpropOptions> {
   /// Keras's RMSprop: lr 1e-3, alpha (Keras's `rho`) 0.9, eps 1e-7, Keras's convention.
   /// Example: `optim::RMSprop opt(params, optim::RMSpropOptions::keras().momentum(0.9));`
   static RMSpropOptions keras(double lr = 1e-3);
-  XGRAD_OPTIM_ARG(double, lr);
+  XGRAD_ARG(double, lr);
   /// Decay rate of the average of squared gradients (Keras calls it `rho`).
-  XGRAD_OPTIM_ARG(double, alpha) = 0.99;
-  XGRAD_OPTIM_ARG(double, eps) = 1e-8;
-  XGRAD_OPTIM_ARG(double, weight_decay) = 0.0;
-  XGRAD_OPTIM_ARG(double, momentum) = 0.0;
+  XGRAD_ARG(double, alpha) = 0.99;
+  XGRAD_ARG(double, eps) = 1e-8;
+  XGRAD_ARG(double, weight_decay) = 0.0;
+  XGRAD_ARG(double, momentum) = 0.0;
   /// Normalise by an estimate of the gradient's variance instead of its second moment.
-  XGRAD_OPTIM_ARG(bool, centered) = false;
+  XGRAD_ARG(bool, centered) = false;
   /// Ascend instead of descend (the gradient is negated).
-  XGRAD_OPTIM_ARG(bool, maximize) = false;
-  XGRAD_OPTIM_ARG(RMSpropConvention, convention) = RMSpropConvention::pytorch;
+  XGRAD_ARG(bool, maximize) = false;
+  XGRAD_ARG(RMSpropConvention, convention) = RMSpropConvention::pytorch;
 
  public:
-  // The OptimizerOptions interface (documented there).
-  double get_lr() const override { return lr_; }
-  void set_lr(double lr) override { lr_ = lr; }
-  std::vector<std::pair<std::string, double>> values() const override;
-  void set_value(const std::string& name, double value) override;
+  /// "RMSpropOptions", as errors name it.
+  static constexpr const char* type_name = "RMSpropOptions";
+  /// Every XGRAD_ARG above, in state-dict order, as `values()` and the state dict name them.
+  /// Example: `for (const auto& f : optim::RMSpropOptions::fields()) fmt::print("{} ", f.key);`
+  static std::span<const OptionField<RMSpropOptions>> fields();
 };
 
 /// RMSprop. For each parameter p with gradient g (negated when `maximize`):

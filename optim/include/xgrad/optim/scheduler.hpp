@@ -156,10 +156,10 @@ class CosineAnnealingLR : public LRScheduler {
 /// Example: `optim::LinearLROptions().start_factor(0.1).total_iters(5)`
 struct LinearLROptions {
   /// Multiplier of base_lr at epoch 0, in (0, 1].
-  XGRAD_OPTIM_ARG(double, start_factor) = 1.0 / 3.0;
+  XGRAD_ARG(double, start_factor) = 1.0 / 3.0;
   /// Multiplier of base_lr from epoch `total_iters` on, in [0, 1].
-  XGRAD_OPTIM_ARG(double, end_factor) = 1.0;
-  XGRAD_OPTIM_ARG(std::int64_t, total_iters) = 5;
+  XGRAD_ARG(double, end_factor) = 1.0;
+  XGRAD_ARG(std::int64_t, total_iters) = 5;
 };
 
 /// Scales the learning rate by a factor that moves linearly from start_factor to end_factor
@@ -244,20 +244,20 @@ enum class ThresholdMode { rel = 0, abs = 1 };
 /// ReduceLROnPlateau's knobs, with PyTorch's defaults.
 /// Example: `optim::ReduceLROnPlateauOptions().factor(0.5).patience(3).min_lr(1e-5)`
 struct ReduceLROnPlateauOptions {
-  XGRAD_OPTIM_ARG(Mode, mode) = Mode::min;
+  XGRAD_ARG(Mode, mode) = Mode::min;
   /// new_lr = lr * factor; must be < 1.
-  XGRAD_OPTIM_ARG(double, factor) = 0.1;
+  XGRAD_ARG(double, factor) = 0.1;
   /// Epochs without improvement tolerated before the learning rate is reduced.
-  XGRAD_OPTIM_ARG(std::int64_t, patience) = 10;
+  XGRAD_ARG(std::int64_t, patience) = 10;
   /// Margin an improvement must exceed: best * (1 ∓ threshold) (rel) or best ∓ threshold (abs).
-  XGRAD_OPTIM_ARG(double, threshold) = 1e-4;
-  XGRAD_OPTIM_ARG(ThresholdMode, threshold_mode) = ThresholdMode::rel;
+  XGRAD_ARG(double, threshold) = 1e-4;
+  XGRAD_ARG(ThresholdMode, threshold_mode) = ThresholdMode::rel;
   /// Epochs after a reduction during which bad epochs are not counted.
-  XGRAD_OPTIM_ARG(std::int64_t, cooldown) = 0;
+  XGRAD_ARG(std::int64_t, cooldown) = 0;
   /// Lower bound of the learning rate: one value for every group, or one per group.
-  XGRAD_OPTIM_ARG(std::vector<double>, min_lr) = {0.0};
+  XGRAD_ARG(std::vector<double>, min_lr) = {0.0};
   /// Reductions smaller than eps are skipped.
-  XGRAD_OPTIM_ARG(double, eps) = 1e-8;
+  XGRAD_ARG(double, eps) = 1e-8;
 
  public:
   auto& min_lr(double value) {

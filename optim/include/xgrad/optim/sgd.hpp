@@ -8,20 +8,20 @@ namespace xgrad::optim {
 /// Example: `optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(1e-4)`
 struct SGDOptions : public OptionsBase<SGDOptions> {
   explicit SGDOptions(double lr) : lr_(lr) {}
-  XGRAD_OPTIM_ARG(double, lr);
-  XGRAD_OPTIM_ARG(double, momentum) = 0.0;
-  XGRAD_OPTIM_ARG(double, dampening) = 0.0;
-  XGRAD_OPTIM_ARG(double, weight_decay) = 0.0;
-  XGRAD_OPTIM_ARG(bool, nesterov) = false;
+  XGRAD_ARG(double, lr);
+  XGRAD_ARG(double, momentum) = 0.0;
+  XGRAD_ARG(double, dampening) = 0.0;
+  XGRAD_ARG(double, weight_decay) = 0.0;
+  XGRAD_ARG(bool, nesterov) = false;
   /// Ascend instead of descend (the gradient is negated).
-  XGRAD_OPTIM_ARG(bool, maximize) = false;
+  XGRAD_ARG(bool, maximize) = false;
 
  public:
-  // The OptimizerOptions interface (documented there).
-  double get_lr() const override { return lr_; }
-  void set_lr(double lr) override { lr_ = lr; }
-  std::vector<std::pair<std::string, double>> values() const override;
-  void set_value(const std::string& name, double value) override;
+  /// "SGDOptions", as errors name it.
+  static constexpr const char* type_name = "SGDOptions";
+  /// Every XGRAD_ARG above, in state-dict order, as `values()` and the state dict name them.
+  /// Example: `for (const auto& f : optim::SGDOptions::fields()) fmt::print("{} ", f.key);`
+  static std::span<const OptionField<SGDOptions>> fields();
 };
 
 /// Stochastic gradient descent, exactly torch.optim.SGD (1.13). For each parameter p with

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/optim/optimizer.hpp>
@@ -102,48 +103,36 @@ std::unique_ptr<Metric> make_metric(const std::string& name);
 
 /// Options of fit. Example: `train::FitOptions().epochs(10).validation(&val_loader).metrics({"accuracy"})`
 struct FitOptions {
-  FitOptions& epochs(std::int64_t v) { epochs_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, epochs) = 1;
   /// Validation after every epoch on this loader ("val_loss", "val_<metric>")...
-  FitOptions& validation(const DataLoader* v) { validation_ = v; return *this; }
+  XGRAD_ARG(const DataLoader*, validation) = nullptr;
   /// ... or on the last fraction of the training data, as Keras's validation_split (taken
   /// before any shuffling; the training loader keeps its options for the rest).
-  FitOptions& validation_split(double v) { validation_split_ = v; return *this; }
-  FitOptions& metrics(std::vector<std::string> v) { metrics_ = std::move(v); return *this; }
-  FitOptions& callbacks(std::vector<std::shared_ptr<Callback>> v) { callbacks_ = std::move(v); return *this; }
+  XGRAD_ARG(double, validation_split) = 0.0;
+  XGRAD_ARG(std::vector<std::string>, metrics);
+  XGRAD_ARG(std::vector<std::shared_ptr<Callback>>, callbacks);
   /// A progress bar per epoch (default true; XGRAD_PROGRESS still chooses bar or lines).
-  FitOptions& verbose(bool v) { verbose_ = v; return *this; }
+  XGRAD_ARG(bool, verbose) = true;
   /// Clip the gradients' total norm to this positive, finite value before each step (off
   /// when not set); fit refuses any other value, naming the option.
-  FitOptions& clip_grad_norm(double v) { clip_grad_norm_ = v; return *this; }
+  XGRAD_ARG(std::optional<double>, clip_grad_norm);
   /// After every epoch, the whole training state (model, optimizer, random generator, epoch,
   /// history) goes to this safetensors file, atomically; with `resume`, fit continues from
   /// it when it exists, exactly as the uninterrupted run would have. Callbacks start afresh
   /// (an EarlyStopping's patience counts from the resumed epoch), as Keras's do.
-  FitOptions& checkpoint(std::string path) { checkpoint_ = std::move(path); return *this; }
-  FitOptions& resume(bool v) { resume_ = v; return *this; }
+  XGRAD_ARG(std::string, checkpoint);
+  XGRAD_ARG(bool, resume) = false;
   /// The run's files in this directory (created): metrics.csv, every epoch's logs, rewritten
   /// atomically after each epoch (a resumed run's file holds every epoch), and at the end
   /// loss.png, the loss and val_loss per epoch (with gnuplot; CSV only without it).
-  FitOptions& log_dir(std::string dir) { log_dir_ = std::move(dir); return *this; }
+  XGRAD_ARG(std::string, log_dir);
   /// Train on several processes (see dist::DataParallel and dist::DistributedSampler): the
   /// epoch's loss and metrics, and validation's, are reduced over all of them, so every
   /// process sees the same logs and callbacks decide alike; a batch-level stop on one stops
   /// all; only rank 0 shows progress and writes the checkpoint, ModelCheckpoint's and
   /// CsvLog's files. Every process resumes from the same checkpoint (it holds rank 0's
   /// random generator: seed every rank alike for an exact resume).
-  FitOptions& process_group(std::shared_ptr<const ProcessGroup> v) { group_ = std::move(v); return *this; }
-
-  std::int64_t epochs_ = 1;
-  const DataLoader* validation_ = nullptr;
-  double validation_split_ = 0.0;
-  std::vector<std::string> metrics_;
-  std::vector<std::shared_ptr<Callback>> callbacks_;
-  bool verbose_ = true;
-  std::optional<double> clip_grad_norm_;  ///< not set: no clipping
-  std::string checkpoint_;
-  bool resume_ = false;
-  std::string log_dir_;
-  std::shared_ptr<const ProcessGroup> group_;
+  XGRAD_ARG(std::shared_ptr<const ProcessGroup>, process_group);
 };
 
 /// Trains `model` on `train` for the given epochs: per batch forward, loss, backward, an
@@ -208,16 +197,11 @@ using optim::Mode;
 /// Options of EarlyStopping (Keras's defaults). Example:
 /// `train::EarlyStoppingOptions().monitor("val_loss").patience(3).restore_best_weights(true)`
 struct EarlyStoppingOptions {
-  EarlyStoppingOptions& monitor(std::string v) { monitor_ = std::move(v); return *this; }
-  EarlyStoppingOptions& mode(Mode v) { mode_ = v; return *this; }
-  EarlyStoppingOptions& patience(std::int64_t v) { patience_ = v; return *this; }
-  EarlyStoppingOptions& min_delta(double v) { min_delta_ = v; return *this; }
-  EarlyStoppingOptions& restore_best_weights(bool v) { restore_best_weights_ = v; return *this; }
-  std::string monitor_ = "val_loss";
-  Mode mode_ = Mode::automatic;
-  std::int64_t patience_ = 0;
-  double min_delta_ = 0.0;
-  bool restore_best_weights_ = false;
+  XGRAD_ARG(std::string, monitor) = "val_loss";
+  XGRAD_ARG(Mode, mode) = Mode::automatic;
+  XGRAD_ARG(std::int64_t, patience) = 0;
+  XGRAD_ARG(double, min_delta) = 0.0;
+  XGRAD_ARG(bool, restore_best_weights) = false;
 };
 
 /// Stops training when the monitored value has not improved by more than min_delta for

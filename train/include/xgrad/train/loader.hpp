@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/rnn.hpp>
@@ -24,20 +25,10 @@ using nn::Side;
 /// Example: `train::PadOptions().maxlen(100).padding(train::Side::post)`
 struct PadOptions {
   /// Length of every row; 0 (default) means the longest sequence's.
-  PadOptions& maxlen(std::int64_t v) { maxlen_ = v; return *this; }
-  PadOptions& padding(Side v) { padding_ = v; return *this; }
-  PadOptions& truncating(Side v) { truncating_ = v; return *this; }
-  PadOptions& value(std::int64_t v) { value_ = v; return *this; }
-  std::int64_t maxlen() const { return maxlen_; }
-  Side padding() const { return padding_; }
-  Side truncating() const { return truncating_; }
-  std::int64_t value() const { return value_; }
-
- private:
-  std::int64_t maxlen_ = 0;
-  Side padding_ = Side::pre;
-  Side truncating_ = Side::pre;
-  std::int64_t value_ = 0;
+  XGRAD_ARG(std::int64_t, maxlen) = 0;
+  XGRAD_ARG(Side, padding) = Side::pre;
+  XGRAD_ARG(Side, truncating) = Side::pre;
+  XGRAD_ARG(std::int64_t, value) = 0;
 };
 
 /// Keras's `pad_sequences` for id lists: `padded` is an int64 tensor (N, maxlen), and
@@ -86,26 +77,14 @@ struct Batch {
 
 /// Options of DataLoader. Example: `train::LoaderOptions().batch_size(64).shuffle(true).seed(1)`
 struct LoaderOptions {
-  LoaderOptions& batch_size(std::int64_t v) { batch_size_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, batch_size) = 32;
   /// Reshuffled every epoch, by (seed, epoch) only: a resumed run sees the same batches.
-  LoaderOptions& shuffle(bool v) { shuffle_ = v; return *this; }
-  LoaderOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
-  LoaderOptions& drop_last(bool v) { drop_last_ = v; return *this; }
+  XGRAD_ARG(bool, shuffle) = false;
+  XGRAD_ARG(std::uint64_t, seed) = 0;
+  XGRAD_ARG(bool, drop_last) = false;
   /// Trim a batch of sequences to its longest length (default true; needs lengths): the
   /// padding columns every sequence of the batch has are dropped, on the lengths' side.
-  LoaderOptions& trim(bool v) { trim_ = v; return *this; }
-  std::int64_t batch_size() const { return batch_size_; }
-  bool shuffle() const { return shuffle_; }
-  std::uint64_t seed() const { return seed_; }
-  bool drop_last() const { return drop_last_; }
-  bool trim() const { return trim_; }
-
- private:
-  std::int64_t batch_size_ = 32;
-  bool shuffle_ = false;
-  std::uint64_t seed_ = 0;
-  bool drop_last_ = false;
-  bool trim_ = true;
+  XGRAD_ARG(bool, trim) = true;
 };
 
 /// Batches of a TensorDataset, made on demand. The order comes from a Sampler: by default a

@@ -4,6 +4,8 @@
 #include <utility>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
+
 namespace xgrad::train {
 
 /// Whether `gnuplot` is on PATH.
@@ -13,21 +15,24 @@ bool have_gnuplot();
 bool run_gnuplot(const std::string& script);
 
 /// A line plot of columns of a CSV file with a header row (1-based column numbers).
+/// Example: `train::PlotOptions().title("loss").y_columns({2, 3}).log_y(true).size(1200, 600)`
 struct PlotOptions {
-  std::string title_, xlabel_, ylabel_;
-  int x_column_ = 1;
-  std::vector<int> y_columns_ = {2};
-  bool log_y_ = false, points_ = false;
-  int width_ = 900, height_ = 500;
+  XGRAD_ARG(std::string, title);
+  XGRAD_ARG(std::string, xlabel);
+  XGRAD_ARG(std::string, ylabel);
+  XGRAD_ARG(int, x_column) = 1;
+  XGRAD_ARG(std::vector<int>, y_columns) = {2};
+  /// A logarithmic y axis.
+  XGRAD_ARG(bool, log_y) = false;
+  /// Mark every data point on the lines.
+  XGRAD_ARG(bool, points) = false;
+  /// The PNG's size in pixels.
+  XGRAD_ARG(int, width) = 900;
+  XGRAD_ARG(int, height) = 500;
 
-  PlotOptions& title(std::string t) { title_ = std::move(t); return *this; }
-  PlotOptions& xlabel(std::string t) { xlabel_ = std::move(t); return *this; }
-  PlotOptions& ylabel(std::string t) { ylabel_ = std::move(t); return *this; }
-  PlotOptions& x_column(int c) { x_column_ = c; return *this; }
-  PlotOptions& y_columns(std::vector<int> c) { y_columns_ = std::move(c); return *this; }
-  PlotOptions& log_y(bool on) { log_y_ = on; return *this; }
-  PlotOptions& points(bool on) { points_ = on; return *this; }
-  PlotOptions& size(int w, int h) { width_ = w; height_ = h; return *this; }
+ public:
+  /// Sets width and height at once. Example: `train::PlotOptions().size(1200, 600)`
+  PlotOptions& size(int w, int h) { return width(w).height(h); }
 };
 
 /// Plots `csv` into `png` (each y column a line, titled by its header); returns whether the

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
+
 namespace xgrad::train {
 
 /// Metric names and values, in display order: {{"loss", 0.25}, {"acc", 0.91}}.
@@ -20,15 +22,13 @@ struct ProgressOptions {
     lines,      ///< a plain line every `line_interval` seconds
     quiet,      ///< only the summary line
   };
-  Mode mode_ = Mode::automatic;
-  std::FILE* out_ = stdout;
-  double line_interval_ = 10.0;
-  int width_ = 24;
-
-  ProgressOptions& mode(Mode m) { mode_ = m; return *this; }
-  ProgressOptions& out(std::FILE* f) { out_ = f; return *this; }
-  ProgressOptions& line_interval(double seconds) { line_interval_ = seconds; return *this; }
-  ProgressOptions& width(int columns) { width_ = columns; return *this; }
+  XGRAD_ARG(Mode, mode) = Mode::automatic;
+  /// Where the bar or the lines go.
+  XGRAD_ARG(std::FILE*, out) = stdout;
+  /// Seconds between two plain lines (Mode::lines).
+  XGRAD_ARG(double, line_interval) = 10.0;
+  /// Columns of the bar.
+  XGRAD_ARG(int, width) = 24;
 };
 
 /// One epoch's progress: batch i/n, elapsed time and ETA, running (sample-weighted) means of
