@@ -390,6 +390,14 @@ Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& s
 // dst[i] += src[i] over dst's elements, any layouts (same shape and dtype); a dst position
 // reached twice (stride 0) accumulates both.
 void add_elements(const TensorImpl& src, TensorImpl& dst);
+// The lowest and highest storage positions (in elements) a geometry reaches: the offset plus,
+// per dimension, (extent - 1) * stride on the side of the stride's sign; an empty geometry
+// reaches only its offset. Every size × stride and offset sum of the strided code is computed
+// here, overflow-checked: a sum past int64 throws an Error naming `op` and the geometry.
+struct Reach {
+  std::int64_t lo, hi;
+};
+Reach geometry_reach(const Shape& shape, const Shape& strides, std::int64_t offset, const char* op);
 // True when two elements of t share one memory location (a stride of 0 over an extent > 1).
 bool has_internal_overlap(const TensorImpl& t);
 // Throws "<op>: ... " unless t can be written elementwise without overlapping itself.
@@ -412,19 +420,25 @@ void for_each_offsets(const Shape& shape, const std::array<const Shape*, N>& str
   std::array<std::int64_t, N> last_stride;
   for (std::size_t k = 0; k < N; ++k) last_stride[k] = (*strides[k])[rank - 1];
   const std::int64_t last = shape[rank - 1];
+  // Offsets never step past the last element of a dimension: every one computed is an element's
+  // own, inside the range geometry_reach checked (as_strided may pair an extent of 1 with a
+  // stride near INT64_MAX, which one more step would overflow).
   for (;;) {
     std::array<std::int64_t, N> p = o;
-    for (std::int64_t j = 0; j < last; ++j) {
+    for (std::int64_t j = 0;;) {
       f(p);
+      if (++j == last) break;
       for (std::size_t k = 0; k < N; ++k) p[k] += last_stride[k];
     }
     std::size_t d = rank - 1;
     for (;;) {
       if (d == 0) return;
       --d;
-      for (std::size_t k = 0; k < N; ++k) o[k] += (*strides[k])[d];
-      if (++index[d] < shape[d]) break;
-      for (std::size_t k = 0; k < N; ++k) o[k] -= (*strides[k])[d] * shape[d];
+      if (++index[d] < shape[d]) {
+        for (std::size_t k = 0; k < N; ++k) o[k] += (*strides[k])[d];
+        break;
+      }
+      for (std::size_t k = 0; k < N; ++k) o[k] -= (*strides[k])[d] * (shape[d] - 1);
       index[d] = 0;
     }
   }

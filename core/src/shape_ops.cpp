@@ -26,9 +26,14 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   std::int64_t chunk_base_stride = old_strides.back(), tensor_numel = 1, view_numel = 1;
   for (std::int64_t d = static_cast<std::int64_t>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
-    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    // The products below are real element steps, except past a chunk's last element or for
+    // an extent-1 dim of the view (whose stride never moves the position), where they may
+    // overflow for an as_strided view's huge strides: checked there.
+    std::int64_t chunk_end = 0;
+    const bool end_overflows = __builtin_mul_overflow(tensor_numel, chunk_base_stride, &chunk_end);
+    if (d == 0 || (old_shape[d - 1] != 1 && (end_overflows || old_strides[d - 1] != chunk_end))) {
       while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
-        strides[view_d] = view_numel * chunk_base_stride;
+        if (__builtin_mul_overflow(view_numel, chunk_base_stride, &strides[view_d])) strides[view_d] = chunk_base_stride;
         view_numel *= shape[view_d];
         --view_d;
       }
@@ -100,7 +105,9 @@ std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>
       shape.erase(shape.begin() + dim);
       strides.erase(strides.begin() + dim);
     }
-    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + col * im.strides[dim]));
+    // An empty piece keeps the offset, as narrow's does: at the end of a dim with an
+    // as_strided stride, col · stride need not fit an int64.
+    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + (size > 0 ? col * im.strides[dim] : 0)));
     col += size;
   }
   parts = record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
@@ -197,7 +204,10 @@ Tensor unsqueeze(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unsqueeze");
   dim = wrap_dim(dim, a.dim() + 1, "unsqueeze");
   Shape s = a.shape(), st = a.strides();
-  const std::int64_t stride = dim >= a.dim() ? 1 : s[dim] * st[dim];
+  // PyTorch's stride for the new extent-1 dim, which never moves the position: any value
+  // serves, so where the product overflows (an as_strided view's huge stride) it is st[dim].
+  std::int64_t stride = 1;
+  if (dim < a.dim() && __builtin_mul_overflow(s[dim], st[dim], &stride)) stride = st[dim];
   s.insert(s.begin() + dim, 1);
   st.insert(st.begin() + dim, stride);
   return reshape_view(a, std::move(s), std::move(st));
