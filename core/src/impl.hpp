@@ -398,9 +398,15 @@ struct Reach {
   std::int64_t lo, hi;
 };
 Reach geometry_reach(const Shape& shape, const Shape& strides, std::int64_t offset, const char* op);
-// True when two elements of t share one memory location (a stride of 0 over an extent > 1).
+// Whether two elements of t share one memory location: no (provably), yes (a stride of 0 over
+// an extent > 1, or two dimensions with one stride), or too_hard (the layout is not provably
+// free of overlap: as PyTorch's MemOverlap::TooHard, but refused for writes).
+enum class Overlap { no, yes, too_hard };
+Overlap internal_overlap(const TensorImpl& t);
+// True unless t provably has no two elements at one memory location.
 bool has_internal_overlap(const TensorImpl& t);
-// Throws "<op>: ... " unless t can be written elementwise without overlapping itself.
+// Throws "<op>: ... " unless t can be written elementwise without overlapping itself (writes
+// to a layout that overlaps or might are refused, by name).
 void require_no_overlap(const TensorImpl& t, const char* op);
 
 // Calls f(offsets) with the offsets (in elements, from each first element) of every element

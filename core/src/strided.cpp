@@ -5,6 +5,7 @@
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -149,17 +150,42 @@ Reach geometry_reach(const Shape& shape, const Shape& strides, std::int64_t offs
   return r;
 }
 
-bool has_internal_overlap(const TensorImpl& t) {
-  for (std::size_t i = 0; i < t.shape.size(); ++i)
-    if (t.strides[i] == 0 && t.shape[i] > 1) return true;
-  return false;
+// PyTorch's has_internal_overlap answers Yes only for a stride of 0 and lets every other
+// layout through (TooHard); an as_strided view whose elements overlap with non-zero strides
+// then gave order-dependent writes. Here a layout is accepted only when it provably has no
+// overlap: with the dimensions of extent > 1 sorted by stride, each stride must exceed the
+// farthest reach of all the smaller-stride dimensions together, Σ (extent - 1) · stride
+// (extent-1 dimensions never move the position). Anything else overlaps or might: refused.
+Overlap internal_overlap(const TensorImpl& t) {
+  if (t.contiguous || t.numel <= 1) return Overlap::no;
+  SmallVector<std::pair<std::int64_t, std::int64_t>, 6> dims;  // (stride, extent)
+  for (std::size_t d = 0; d < t.shape.size(); ++d) {
+    if (t.shape[d] == 1) continue;
+    if (t.strides[d] == 0) return Overlap::yes;
+    dims.push_back({t.strides[d] < 0 ? -t.strides[d] : t.strides[d], t.shape[d]});
+  }
+  std::sort(dims.begin(), dims.end());
+  std::int64_t reach = 0;  // within the geometry's checked span (geometry_reach), so no overflow
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0 && dims[i].first == dims[i - 1].first) return Overlap::yes;  // (1, 0) and (0, 1) meet
+    if (dims[i].first <= reach) return Overlap::too_hard;
+    reach += (dims[i].second - 1) * dims[i].first;
+  }
+  return Overlap::no;
 }
 
+bool has_internal_overlap(const TensorImpl& t) { return internal_overlap(t) != Overlap::no; }
+
 void require_no_overlap(const TensorImpl& t, const char* op) {
-  if (has_internal_overlap(t))
-    throw Error(std::string(op) + ": more than one element of the written-to tensor of shape " + shape_str(t.shape) +
-                " (strides " + shape_str(t.strides) +
-                ") refers to a single memory location (an expanded tensor); clone() it before writing to it");
+  const Overlap overlap = internal_overlap(t);
+  if (overlap == Overlap::no) return;
+  const std::string layout = " of shape " + shape_str(t.shape) + " (strides " + shape_str(t.strides) + ")";
+  if (overlap == Overlap::yes)
+    throw Error(std::string(op) + ": more than one element of the written-to tensor" + layout +
+                " refers to a single memory location (an expanded or overlapping view); clone() it before writing to it");
+  throw Error(std::string(op) + ": the elements of the written-to tensor" + layout +
+              " may share memory locations (more than one element could refer to a single memory location, and "
+              "the result would depend on the order of the writes); clone() it before writing to it");
 }
 
 // --- views ------------------------------------------------------------------------------------
