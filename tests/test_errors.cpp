@@ -2,7 +2,10 @@
 // shapes, dtypes or indices, never crash.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include <xgrad/xgrad.hpp>
@@ -276,4 +279,35 @@ TEST_CASE("shape and size overflow table: an xgrad::Error naming the op and the 
     CAPTURE(row.what);
     CHECK_THROWS_WITH_AS(row.run(), doctest::Contains(row.message), Error);
   }
+}
+
+// Converting NaN, ±Inf or a number beyond int64's range to an integer is undefined behaviour
+// (it wrote INT64_MIN): every float-to-int64 conversion refuses them, naming the value and dtype.
+TEST_CASE("a NaN, infinite or out-of-range number never becomes an int64 element") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const Tensor i = arange(4);
+  const Tensor mask = tensor({1.0, 0.0, 1.0, 0.0}).to(DType::b8);
+  for (const double v : {nan, inf, -inf, 1e30, -1e19, 0x1p63}) {
+    CAPTURE(v);
+    CHECK_THROWS_WITH_AS(full({3}, v, DType::i64), doctest::Contains("full: the value"), Error);
+    CHECK_THROWS_WITH_AS(full({3}, v, DType::i64), doctest::Contains("does not fit a int64 tensor"), Error);
+    CHECK_THROWS_WITH_AS(full_like(i, v), doctest::Contains("full: the value"), Error);
+    CHECK_THROWS_WITH_AS(scalar(v, DType::i64), doctest::Contains("int64"), Error);
+    CHECK_THROWS_WITH_AS(tensor({1.0, v}, DType::i64), doctest::Contains("tensor: the float64 value"), Error);
+    CHECK_THROWS_WITH_AS(masked_fill(i, mask, v), doctest::Contains("masked_fill: the value"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().fill_(v), doctest::Contains("fill_: the value"), Error);
+    CHECK_THROWS_WITH_AS(i + v, doctest::Contains("add: the value"), Error);
+    CHECK_THROWS_WITH_AS(i * v, doctest::Contains("mul: the value"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().add_(i, v), doctest::Contains("add_: the value"), Error);
+    CHECK_THROWS_WITH_AS(tensor({1.0, v}).to(DType::i64), doctest::Contains("to: the"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().copy_(tensor({v, v, v, v}, DType::f64)), doctest::Contains("cannot be converted to int64"), Error);
+    CHECK_THROWS_WITH_AS(tensor({v}).item<std::int64_t>(), doctest::Contains("item: the"), Error);
+    CHECK_THROWS_WITH_AS(tensor({v}).to_vector<std::int64_t>(), doctest::Contains("to_vector: the"), Error);
+  }
+  // In range they convert (truncated toward zero), and a float tensor takes any value.
+  CHECK(full({2}, -0x1p63, DType::i64).to_vector<std::int64_t>() == std::vector<std::int64_t>(2, std::numeric_limits<std::int64_t>::min()));
+  CHECK(tensor({2.9, -2.9}).to(DType::i64).to_vector<std::int64_t>() == std::vector<std::int64_t>{2, -2});
+  CHECK(std::isnan(full({1}, nan).item()));
+  CHECK(masked_fill(i.to(DType::f32), mask, -inf).to_vector<float>()[0] == -std::numeric_limits<float>::infinity());
+  CHECK_THROWS_WITH_AS(tensor({1e10}).item<int>(), doctest::Contains("cannot be converted to int32"), Error);
 }

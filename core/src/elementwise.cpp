@@ -117,6 +117,7 @@ Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
 // silently (PyTorch promotes to float instead), so it is an error.
 Tensor scalar_like(double value, const Tensor& t, const char* op) {
   require_defined(t, op);
+  require_fits(value, t.dtype(), op);
   if (!is_floating(t.dtype()) && value != std::trunc(value))
     throw Error(std::string(op) + ": the number " + fmt::format("{}", value) + " would be truncated to fit a " +
                 std::string(dtype_name(t.dtype())) + " tensor; convert the tensor with to(DType::f32) first");

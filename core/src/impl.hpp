@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <type_traits>
 #include <memory>
 #include <new>
 #include <span>
@@ -467,6 +469,29 @@ inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }
 void check_shape(const Shape& shape, const char* op);
 // A new contiguous tensor with uninitialised data; `op` names the caller in errors.
 Tensor make_empty(const Shape& shape, DType dtype, const char* op = "empty");
+
+// Converting a floating-point number that an integer type cannot hold (NaN, ±Inf, 1e30) is
+// undefined behaviour in C++ (it wrote INT64_MIN): every float-to-integer conversion in core
+// goes through these. True when `value` can become an element of `dtype`: always for the
+// floating dtypes and bool, for int64 a value inside its range (truncated toward zero).
+inline bool fits_dtype(double value, DType dtype) {
+  return dtype != DType::i64 || (value >= -0x1p63 && value < 0x1p63);
+}
+// Throws "<op>: the value V does not fit an int64 tensor ..." unless fits_dtype(value, dtype).
+void require_fits(double value, DType dtype, const char* op);
+[[noreturn]] void conversion_error(double value, const char* from, const char* to, const char* op);
+// static_cast<D>(v) for one element, throwing (naming `op`) where a floating v does not fit an
+// integer D.
+template <class D, class S>
+D convert_element(S v, const char* op) {
+  if constexpr (std::is_integral_v<D> && !std::is_same_v<D, bool> && std::is_floating_point_v<S>) {
+    constexpr double bound = static_cast<double>(std::uint64_t{1} << std::numeric_limits<D>::digits);
+    if (!(static_cast<double>(v) >= -bound && static_cast<double>(v) < bound))
+      conversion_error(static_cast<double>(v), std::is_same_v<S, float> ? "float32" : "float64",
+                       std::is_same_v<D, std::int64_t> ? "int64" : "int32", op);
+  }
+  return static_cast<D>(v);
+}
 
 // Normalises a possibly negative dim for a tensor of rank `rank`; throws naming `op`.
 // With `scalar_ok`, a 0-d tensor accepts dim 0 and -1 (for reductions and softmax).

@@ -114,7 +114,7 @@ void copy_elements(const TensorImpl& src, TensorImpl& dst) {
       const S* s = src.raw<S>();
       D* d = dst.raw<D>();
       for_each_offset2(dst.shape, dst.strides, src.strides,
-                       [&](std::int64_t od, std::int64_t os) { d[od] = static_cast<D>(s[os]); });
+                       [&](std::int64_t od, std::int64_t os) { d[od] = convert_element<D>(s[os], "to"); });
     });
   });
 }
