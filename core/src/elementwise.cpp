@@ -67,6 +67,7 @@ Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, co
   const Shape& as = a_in.shape();
   Shape broadcast;
   Tensor out = make_empty(as == b_in.shape() ? as : (broadcast = broadcast_shapes(as, b_in.shape(), op)), out_dtype);
+  if (out.numel() == 0) return out;  // nothing to compute, whatever the other extents
   if (rows_in_place<T, R>(out, a_in, b_in, f)) return out;
   // Operands by reference unless they must be compacted or copied: copying a Tensor handle
   // is two atomic operations, per operand and op.

@@ -3,6 +3,7 @@
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <optional>
@@ -90,6 +91,17 @@ Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shap
     col += p.shape()[dim];
   }
   return out;
+}
+
+// A list for the sizes of `count` pieces of `a`: an error naming `op` when it cannot be
+// allocated (unbinding an empty [2^40, 0] tensor asks for 2^40 views).
+std::vector<std::int64_t> piece_sizes(std::int64_t count, const char* op, const Tensor& a) {
+  try {
+    return std::vector<std::int64_t>(static_cast<std::size_t>(count));
+  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
+    throw Error(std::string(op) + ": cannot allocate the " + std::to_string(count) + " views of a tensor of shape " +
+                shape_str(a.shape()));
+  }
 }
 
 // Views of pieces of `sizes` along `dim`; with `drop_dim` (unbind) that dimension is removed.
@@ -395,9 +407,9 @@ std::vector<Tensor> split(const Tensor& a, std::int64_t split_size, std::int64_t
   require_defined(a, "split");
   if (split_size <= 0) throw Error("split: split_size must be positive, got " + std::to_string(split_size));
   const std::int64_t n = a.size(dim);
-  std::vector<std::int64_t> sizes;
-  for (std::int64_t start = 0; start < n; start += split_size) sizes.push_back(std::min(split_size, n - start));
-  if (sizes.empty()) sizes.push_back(0);
+  const std::int64_t count = n == 0 ? 1 : n / split_size + (n % split_size != 0);
+  std::vector<std::int64_t> sizes = piece_sizes(count, "split", a);
+  for (std::int64_t i = 0; i < count; ++i) sizes[i] = std::min(split_size, n - i * split_size);
   return split(a, sizes, dim);
 }
 
@@ -411,7 +423,9 @@ std::vector<Tensor> chunk(const Tensor& a, std::int64_t chunks, std::int64_t dim
 std::vector<Tensor> unbind(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unbind");
   dim = wrap_dim(dim, a.dim(), "unbind");
-  return split_views(a, std::vector<std::int64_t>(a.shape()[dim], 1), dim, /*drop_dim=*/true);
+  std::vector<std::int64_t> sizes = piece_sizes(a.shape()[dim], "unbind", a);
+  std::fill(sizes.begin(), sizes.end(), 1);
+  return split_views(a, sizes, dim, /*drop_dim=*/true);
 }
 
 }  // namespace xgrad
