@@ -52,6 +52,7 @@ class Bytes {
 };
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kMaxElements = 4096;  // views read and written element by element
 constexpr std::int64_t k62 = std::int64_t{1} << 62;
 
 // A size, stride or offset: mostly small, sometimes one of the values that overflowed.
@@ -238,14 +239,22 @@ void derive(Bytes& in, Tensor& view, Geometry& g) {
       break;
     }
     default: {  // expand the extent-1 dims
-      Shape target = g.shape;
+      Shape target = g.shape, strides = g.strides;
       for (std::size_t d = 0; d < target.size(); ++d)
         if (target[d] == 1) {
           target[d] = in.below(4);
-          if (target[d] != 1) g.strides[d] = 0;
+          if (target[d] != 1) strides[d] = 0;
         }
-      view = view.expand(target);
+      try {
+        view = view.expand(target);
+      } catch (const xgrad::Error&) {
+        // Beside the huge extents as_strided allows for an empty view, the new ones may
+        // make the element count overflow: refused, and nothing changed.
+        if (reference_accepts({target, strides, 0}, kMax)) finding("expand refused " + xgrad::shape_str(target));
+        break;
+      }
       g.shape = target;
+      g.strides = strides;
       break;
     }
   }
@@ -278,6 +287,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       finding("as_strided threw a non-xgrad exception for " + describe(g) + ": " + e.what());
     }
     if (!accept) finding("as_strided accepted the invalid " + describe(g) + " of a storage of " + std::to_string(capacity));
+    // A valid view may still have 2^62 elements (stride 0): reading it is honest work, and the
+    // reference would list every one. Only views of a few elements are read and written.
+    if (view.numel() > kMaxElements) continue;
     check_reads(view, g, ref);
     if (in.below(4) == 0) {  // the gradient of sum(as_strided(x)) counts the reads of each element
       Tensor x = xgrad::from_vector(ref, {capacity}).requires_grad_();
@@ -288,9 +300,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     for (std::int64_t k = in.below(3); k > 0; --k) {
       derive(in, view, g);
+      if (view.numel() > kMaxElements) break;
       check_reads(view, g, ref);
     }
-    check_write(in, base, view, g, ref);
+    if (view.numel() <= kMaxElements) check_write(in, base, view, g, ref);
   }
   return 0;
 }
