@@ -8,6 +8,8 @@
 #include <numeric>
 #include <optional>
 
+#include <unistd.h>
+
 #include <xgrad/core/autograd.hpp>
 
 #include "kernels.hpp"
@@ -93,15 +95,19 @@ Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shap
   return out;
 }
 
-// A list for the sizes of `count` pieces of `a`: an error naming `op` when it cannot be
-// allocated (unbinding an empty [2^40, 0] tensor asks for 2^40 views).
+// A list for the sizes of `count` pieces of `a`, or an error naming `op` when the pieces could
+// not fit in this machine's memory (each is a tensor object): unbinding an empty [2^40, 0]
+// tensor asks for 2^40 views. Checked before allocating, as an oversized request is not
+// always a catchable std::bad_alloc (a sanitizer's allocator aborts instead).
 std::vector<std::int64_t> piece_sizes(std::int64_t count, const char* op, const Tensor& a) {
-  try {
-    return std::vector<std::int64_t>(static_cast<std::size_t>(count));
-  } catch (const std::exception&) {  // std::bad_alloc or std::length_error
-    throw Error(std::string(op) + ": cannot allocate the " + std::to_string(count) + " views of a tensor of shape " +
-                shape_str(a.shape()));
-  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  const double memory = pages > 0 && page_size > 0 ? static_cast<double>(pages) * static_cast<double>(page_size) : 0x1p40;
+  const double need = static_cast<double>(count) * static_cast<double>(sizeof(TensorImpl) + sizeof(Tensor));
+  if (need > memory)
+    throw Error(std::string(op) + ": cannot allocate " + std::to_string(count) + " views of a tensor of shape " +
+                shape_str(a.shape()) + " (about " + std::to_string(static_cast<std::int64_t>(need)) +
+                " bytes, more than the machine's memory)");
+  return std::vector<std::int64_t>(static_cast<std::size_t>(count));
 }
 
 // Views of pieces of `sizes` along `dim`; with `drop_dim` (unbind) that dimension is removed.
