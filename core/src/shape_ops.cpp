@@ -125,7 +125,8 @@ std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>
     }
     // An empty piece keeps the offset, as narrow's does: at the end of a dim with an
     // as_strided stride, col · stride need not fit an int64.
-    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + (size > 0 ? col * im.strides[dim] : 0)));
+    const bool any = size > 0 && im.numel > 0;
+    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + (any ? col * im.strides[dim] : 0)));
     col += size;
   }
   parts = record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
@@ -309,7 +310,9 @@ Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_
   if (start == 0 && length == n) return a;
   Shape shape = a.shape();
   shape[dim] = length;
-  const std::int64_t offset = impl_of(a).offset + (length > 0 ? start * a.strides()[dim] : 0);
+  // An empty result addresses no element, and keeps the offset: past the last element, or in
+  // a tensor empty in another dim, start · stride need not fit an int64 (as_strided strides).
+  const std::int64_t offset = impl_of(a).offset + (length > 0 && a.numel() > 0 ? start * a.strides()[dim] : 0);
   Tensor out = make_view(a, std::move(shape), a.strides(), offset);
   return record_view("narrow", a, std::move(out), [in_shape = a.shape(), dim, start](const Tensor& g) {
     const Shape in_strides = contiguous_strides(in_shape);
@@ -337,7 +340,7 @@ Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index) {
                 " with size " + std::to_string(n));
   if (index < 0) index += n;
   Shape shape = a.shape(), strides = a.strides();
-  const std::int64_t offset = impl_of(a).offset + index * strides[dim];
+  const std::int64_t offset = impl_of(a).offset + (a.numel() > 0 ? index * strides[dim] : 0);  // as narrow's
   shape.erase(shape.begin() + dim);
   strides.erase(strides.begin() + dim);
   Tensor out = make_view(a, std::move(shape), std::move(strides), offset);

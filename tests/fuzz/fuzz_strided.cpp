@@ -215,8 +215,9 @@ void derive(Bytes& in, Tensor& view, Geometry& g) {
     case 1:  // narrow
       if (rank >= 1) {
         const std::int64_t d = in.below(rank), start = in.below(g.shape[d] + 1), len = in.below(g.shape[d] - start + 1);
+        const bool empty = view.numel() == 0;
         view = view.narrow(d, start, len);
-        if (len > 0) g.offset += start * g.strides[d];
+        if (len > 0 && !empty) g.offset += start * g.strides[d];  // empty: no element, any offset
         g.shape[d] = len;
       }
       break;
@@ -225,8 +226,9 @@ void derive(Bytes& in, Tensor& view, Geometry& g) {
         const std::int64_t d = in.below(rank);
         if (g.shape[d] == 0) break;
         const std::int64_t i = in.below(g.shape[d]);
+        const bool empty = view.numel() == 0;
         view = view.select(d, i);
-        g.offset += i * g.strides[d];
+        if (!empty) g.offset += i * g.strides[d];
         g.shape.erase(g.shape.begin() + d);
         g.strides.erase(g.strides.begin() + d);
       }
