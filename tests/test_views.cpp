@@ -1106,4 +1106,11 @@ TEST_CASE("as_strided: a size x stride or offset sum that overflows int64 is an 
   CHECK(a.as_strided({1, 2, 1}, {kMax, 1, kMax}, 6).sum().item() == 3.0);
   CHECK(a.as_strided({0}, {1}, 8).numel() == 0);
   CHECK(a.as_strided({k62, 0}, {kMax, kMax}, 0).numel() == 0);
+  // Views of an empty view along a huge stride address nothing: no index * stride past int64
+  // (UBSan found select's).
+  const Tensor e = a.as_strided({3, 0}, {kMax, 1}, 0);
+  CHECK(e.select(0, 2).numel() == 0);
+  CHECK(e.narrow(0, 1, 2).numel() == 0);
+  CHECK(e.split(1, 0).size() == 3);
+  CHECK(e.unsqueeze(0).dim() == 3);
 }
