@@ -214,7 +214,9 @@ void derive(Bytes& in, Tensor& view, Geometry& g) {
       break;
     case 1:  // narrow
       if (rank >= 1) {
-        const std::int64_t d = in.below(rank), start = in.below(g.shape[d] + 1), len = in.below(g.shape[d] - start + 1);
+        const std::int64_t d = in.below(rank);
+        const std::int64_t n = std::min<std::int64_t>(g.shape[d], 1 << 20);  // an empty view's extent may be INT64_MAX
+        const std::int64_t start = in.below(n + 1), len = in.below(n - start + 1);
         const bool empty = view.numel() == 0;
         view = view.narrow(d, start, len);
         if (len > 0 && !empty) g.offset += start * g.strides[d];  // empty: no element, any offset
