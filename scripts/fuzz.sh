@@ -24,7 +24,7 @@ while (($#)); do
   esac
   shift
 done
-((${#targets[@]})) || targets=(safetensors npy checkpoint optimizer_state scheduler_state csv json_records vocabulary padding)
+((${#targets[@]})) || targets=(safetensors npy checkpoint optimizer_state scheduler_state csv json_records vocabulary padding strided)
 
 "$root/scripts/install-deps.sh" --with-fuzz
 

@@ -329,6 +329,75 @@ TEST_CASE("a hook on a leaf runs once on the sum over its uses, before accumulat
   CHECK(w.grad() == approx(tensor({7.0, 7.0})));
 }
 
+TEST_CASE("user code inside backward that writes to a saved tensor is refused, not a wrong gradient") {
+  // A hook on z = exp(x) scaling z in place: exp's backward reads z, so x.grad would be 100x.
+  {
+    Tensor x = tensor({0.5, 1.0}, DType::f64).requires_grad_();
+    Tensor z = exp(x);
+    Tensor* zp = &z;  // not captured by value: the hook lives in z's node, a cycle
+    z.register_hook([zp](const Tensor& g) {
+      zp->mul_(100.0);
+      return g;
+    });
+    CHECK_THROWS_WITH_AS(z.sum().backward(), doctest::Contains("backward of 'exp'"), Error);
+    CHECK_THROWS_WITH_AS(z.sum().backward(), doctest::Contains("modified by an in-place operation"), Error);
+    CHECK_FALSE(x.grad().defined());
+  }
+  // The hook of a later tensor writing to what an earlier op saved (mul saved y).
+  {
+    Tensor x = tensor({2.0, 3.0}, DType::f64).requires_grad_();
+    Tensor y = x * 1.0;
+    Tensor w = y * y;
+    Tensor v = w + 1.0;
+    Tensor* yp = &y;
+    v.register_hook([yp](const Tensor& g) {
+      yp->add_(tensor({1.0, 1.0}, DType::f64));
+      return g;
+    });
+    CHECK_THROWS_WITH_AS(v.sum().backward(), doctest::Contains("modified by an in-place operation"), Error);
+  }
+  // A leaf's hook runs in the middle of backward too: writing to a tensor a node still to run saved.
+  {
+    Tensor a = tensor({1.0, 2.0}, DType::f64).requires_grad_();
+    Tensor b = tensor({3.0, 4.0}, DType::f64).requires_grad_();
+    Tensor y = exp(b);
+    Tensor loss = (a * 2.0).sum() * 0.0 + (y * y).sum();
+    Tensor* yp = &y;
+    a.register_hook([yp](const Tensor& g) {
+      yp->mul_(2.0);
+      return g;
+    });
+    // Whichever order the walk takes, the gradient of b is either computed before the write or refused.
+    try {
+      loss.backward();
+      CHECK(b.grad() == approx(2.0 * exp(tensor({6.0, 8.0}, DType::f64))));
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("modified by an in-place operation") != std::string::npos);
+    }
+  }
+  // A custom op's backward writing to a tensor another op saved.
+  {
+    Tensor x = tensor({0.5, 1.0}, DType::f64).requires_grad_();
+    Tensor z = exp(x);
+    Tensor zc = z;
+    Tensor u = record_op("scribble", {z}, z.detach() * 1.0, [zc](const Tensor& g) mutable {
+      zc.mul_(100.0);
+      return std::vector<Tensor>{g};
+    }, {});
+    CHECK_THROWS_WITH_AS(u.sum().backward(), doctest::Contains("backward of 'exp'"), Error);
+  }
+  // retain_grad and a hook that only reads leave the gradient right.
+  {
+    Tensor x = tensor({0.5, 1.0}, DType::f64).requires_grad_();
+    Tensor z = exp(x);
+    z.retain_grad();
+    z.register_hook([](const Tensor& g) { return g * 1.0; });
+    z.sum().backward();
+    CHECK(x.grad() == approx(exp(tensor({0.5, 1.0}, DType::f64))));
+    CHECK(z.grad() == approx(tensor({1.0, 1.0}, DType::f64)));
+  }
+}
+
 TEST_CASE("hooks refuse bad use with clear errors") {
   CHECK_THROWS_WITH_AS(tensor({1.0}).register_hook([](const Tensor& g) { return g; }),
                        doctest::Contains("register_hook: cannot register a hook on a tensor of shape (1) that does not require grad"),

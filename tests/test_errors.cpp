@@ -2,7 +2,10 @@
 // shapes, dtypes or indices, never crash.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include <xgrad/xgrad.hpp>
@@ -276,4 +279,108 @@ TEST_CASE("shape and size overflow table: an xgrad::Error naming the op and the 
     CAPTURE(row.what);
     CHECK_THROWS_WITH_AS(row.run(), doctest::Contains(row.message), Error);
   }
+}
+
+// Converting NaN, ±Inf or a number beyond int64's range to an integer is undefined behaviour
+// (it wrote INT64_MIN): every float-to-int64 conversion refuses them, naming the value and dtype.
+TEST_CASE("a NaN, infinite or out-of-range number never becomes an int64 element") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const Tensor i = arange(4);
+  const Tensor mask = tensor({1.0, 0.0, 1.0, 0.0}).to(DType::b8);
+  for (const double v : {nan, inf, -inf, 1e30, -1e19, 0x1p63}) {
+    CAPTURE(v);
+    CHECK_THROWS_WITH_AS(full({3}, v, DType::i64), doctest::Contains("full: the value"), Error);
+    CHECK_THROWS_WITH_AS(full({3}, v, DType::i64), doctest::Contains("does not fit a int64 tensor"), Error);
+    CHECK_THROWS_WITH_AS(full_like(i, v), doctest::Contains("full: the value"), Error);
+    CHECK_THROWS_WITH_AS(scalar(v, DType::i64), doctest::Contains("int64"), Error);
+    CHECK_THROWS_WITH_AS(tensor({1.0, v}, DType::i64), doctest::Contains("tensor: the float64 value"), Error);
+    CHECK_THROWS_WITH_AS(masked_fill(i, mask, v), doctest::Contains("masked_fill: the value"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().fill_(v), doctest::Contains("fill_: the value"), Error);
+    CHECK_THROWS_WITH_AS(i + v, doctest::Contains("add: the value"), Error);
+    CHECK_THROWS_WITH_AS(i * v, doctest::Contains("mul: the value"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().add_(i, v), doctest::Contains("add_: the value"), Error);
+    CHECK_THROWS_WITH_AS(tensor({1.0, v}).to(DType::i64), doctest::Contains("to: the"), Error);
+    CHECK_THROWS_WITH_AS(i.clone().copy_(tensor({v, v, v, v}, DType::f64)), doctest::Contains("cannot be converted to int64"), Error);
+    CHECK_THROWS_WITH_AS(tensor({v}).item<std::int64_t>(), doctest::Contains("item: the"), Error);
+    CHECK_THROWS_WITH_AS(tensor({v}).to_vector<std::int64_t>(), doctest::Contains("to_vector: the"), Error);
+  }
+  // In range they convert (truncated toward zero), and a float tensor takes any value.
+  CHECK(full({2}, -0x1p63, DType::i64).to_vector<std::int64_t>() == std::vector<std::int64_t>(2, std::numeric_limits<std::int64_t>::min()));
+  CHECK(tensor({2.9, -2.9}).to(DType::i64).to_vector<std::int64_t>() == std::vector<std::int64_t>{2, -2});
+  CHECK(std::isnan(full({1}, nan).item()));
+  CHECK(masked_fill(i.to(DType::f32), mask, -inf).to_vector<float>()[0] == -std::numeric_limits<float>::infinity());
+  CHECK_THROWS_WITH_AS(tensor({1e10}).item<int>(), doctest::Contains("cannot be converted to int32"), Error);
+}
+
+// A tensor with no elements costs nothing, whatever its other extents: a 74-byte file can
+// declare [2^40, 0, 0]. Every op on it is O(1) in its sizes (an op that looped over the
+// outer extent, or made an [N, 1, 1] intermediate, hung or ran out of memory); a result that
+// really has N elements is an Error naming the allocation.
+TEST_CASE("ops on an empty tensor with a huge outer extent are O(1) in its sizes") {
+  constexpr std::int64_t N = std::int64_t{1} << 40;
+  const Tensor e = zeros({N, 0, 0});
+  CHECK(e.numel() == 0);
+  auto empty_of = [](const Tensor& t, const Shape& shape) { return t.shape() == shape && t.numel() == 0; };
+  // reductions
+  CHECK(e.sum().item() == 0.0);
+  CHECK(empty_of(e.sum({0}), {0, 0}));
+  CHECK(empty_of(e.sum({1}), {N, 0}));
+  CHECK(empty_of(e.sum({2}, true), {N, 0, 1}));
+  CHECK(e.sum({0, 1, 2}, true).shape() == Shape{1, 1, 1});
+  CHECK(empty_of(e.mean({0}), {0, 0}));
+  CHECK(empty_of(var(e, {0}), {0, 0}));
+  CHECK(empty_of(logsumexp(e, {0}), {0, 0}));
+  CHECK(empty_of(max(e, 0).first, {0, 0}));
+  CHECK(empty_of(argmax(e, 0), {0, 0}));
+  CHECK(sum(e.to(DType::i64)).item() == 0.0);
+  // A result with N elements is honest work, refused as an allocation it cannot make.
+  CHECK_THROWS_WITH_AS(e.sum({1, 2}), doctest::Contains("cannot allocate"), Error);
+  CHECK_THROWS_WITH_AS(max(e, 2), doctest::Contains("max: cannot reduce dimension 2 of size 0"), Error);
+  CHECK_THROWS_WITH_AS(e.mean(), doctest::Contains("mean: cannot average over an empty dimension"), Error);
+  // elementwise, broadcasting, comparisons, unary
+  CHECK(empty_of(e + 1.0, {N, 0, 0}));
+  CHECK(empty_of(e * e, {N, 0, 0}));
+  CHECK(empty_of(e + ones({1, 0}), {N, 0, 0}));
+  CHECK(empty_of(e + zeros({N, 1, 0}), {N, 0, 0}));
+  CHECK(empty_of(exp(e), {N, 0, 0}));
+  CHECK(empty_of(tanh(sigmoid(relu(e))), {N, 0, 0}));
+  CHECK(empty_of(clamp(e, -1.0, 1.0), {N, 0, 0}));
+  CHECK(empty_of(e > 0.0, {N, 0, 0}));
+  CHECK(empty_of(where(e > 0.0, e, e), {N, 0, 0}));
+  CHECK(empty_of(masked_fill(e, e > 0.0, 1.0), {N, 0, 0}));
+  CHECK(empty_of(e.to(DType::f64), {N, 0, 0}));
+  CHECK(empty_of(lerp(e, e, 0.5), {N, 0, 0}));
+  CHECK(sum_squared_difference(e, e).item() == 0.0);
+  // matmul: batched over N empty matrices
+  CHECK(empty_of(matmul(e, ones({0, 3})), {N, 0, 3}));
+  CHECK(empty_of(matmul(e, e), {N, 0, 0}));
+  CHECK(empty_of(matmul(zeros({N, 2, 0}), zeros({0, 0})), {N, 2, 0}));
+  CHECK_THROWS_WITH_AS(matmul(zeros({N, 2, 0}), zeros({0, 3})), doctest::Contains("cannot allocate"), Error);
+  // softmax
+  CHECK(empty_of(softmax(e, 0), {N, 0, 0}));
+  CHECK(empty_of(log_softmax(e, 2), {N, 0, 0}));
+  // shape ops
+  CHECK(empty_of(e.contiguous(), {N, 0, 0}));
+  CHECK(empty_of(e.clone(), {N, 0, 0}));
+  CHECK(empty_of(e.transpose(0, 2).contiguous(), {0, 0, N}));
+  CHECK(empty_of(e.permute({1, 0, 2}).reshape({0, N}), {0, N}));
+  CHECK(empty_of(e.flatten(), {0}));
+  CHECK(empty_of(cat({e, e}, 0), {2 * N, 0, 0}));
+  CHECK(empty_of(cat({e, e}, 2), {N, 0, 0}));
+  CHECK(empty_of(stack({e, e}, 1), {N, 2, 0, 0}));
+  CHECK(empty_of(e.narrow(0, 5, N - 5), {N - 5, 0, 0}));
+  CHECK(empty_of(e.select(0, N - 1), {0, 0}));
+  CHECK(e.chunk(4, 0).size() == 4);
+  CHECK(e.unbind(1).empty());
+  CHECK_THROWS_AS(e.unbind(0), Error);  // N results: refused, not a vector of 2^40 tensors
+  // index ops
+  CHECK(empty_of(index_select(e, 0, tensor({0.0, 7.0}, DType::i64)), {2, 0, 0}));
+  CHECK(empty_of(index_select(e, 1, zeros({0}, DType::i64)), {N, 0, 0}));
+  CHECK(empty_of(gather(e, 2, zeros({N, 0, 0}, DType::i64)), {N, 0, 0}));
+  // printing names the shape
+  CHECK(to_string(e).find("1099511627776") != std::string::npos);
+  // backward through all of it
+  Tensor w = zeros({N, 0, 0}).requires_grad_();
+  (softmax(w * 2.0 + 1.0, 0).sum() + matmul(w, ones({0, 2})).sum() + cat({w, w}, 0).sum() + w.narrow(0, 1, 3).sum()).backward();
+  CHECK(empty_of(w.grad(), {N, 0, 0}));
 }

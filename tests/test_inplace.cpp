@@ -247,3 +247,53 @@ TEST_CASE("lerp keeps only what its backward reads, as PyTorch: in-place writes 
     CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("was modified by an in-place operation"), Error);
   }
 }
+
+TEST_CASE("in-place writes into a view whose elements overlap are refused by name, whatever the strides") {
+  // Four elements over three locations, strides all non-zero: add_(1) wrote [1, 1, 1, 1] and
+  // mul_(2) [2, 4, 4, 2], depending on the order of the writes.
+  Tensor base = zeros({4}, DType::f64);
+  Tensor v = base.as_strided({2, 2}, {1, 1}, 0);
+  const Tensor one = ones({2, 2}, DType::f64);
+  CHECK_THROWS_WITH_AS(v.add_(one), doctest::Contains("add_: "), Error);
+  CHECK_THROWS_WITH_AS(v.add_(one), doctest::Contains("memory location"), Error);
+  CHECK_THROWS_WITH_AS(v.sub_(one), doctest::Contains("sub_: "), Error);
+  CHECK_THROWS_WITH_AS(v.mul_(2.0), doctest::Contains("mul_: "), Error);
+  CHECK_THROWS_WITH_AS(v.mul_(one), doctest::Contains("mul_: "), Error);
+  CHECK_THROWS_WITH_AS(v.div_(2.0), doctest::Contains("div_: "), Error);
+  CHECK_THROWS_WITH_AS(v.div_(one), doctest::Contains("div_: "), Error);
+  CHECK_THROWS_WITH_AS(v.copy_(one), doctest::Contains("copy_: "), Error);
+  CHECK(base.to_vector<double>() == std::vector<double>{0, 0, 0, 0});  // refused before any write
+  CHECK(base.version() == 0);
+
+  // Layouts that overlap or might: refused (the second is PyTorch's TooHard, it overlaps at 2).
+  const std::vector<std::pair<Shape, Shape>> overlapping = {
+      {{3, 2}, {1, 2}}, {{2, 2, 2}, {4, 1, 1}}, {{2, 3}, {2, 1}}, {{3, 3}, {2, 3}}, {{2, 1, 2}, {3, 100, 3}}};
+  for (const auto& [shape, strides] : overlapping) {
+    CAPTURE(shape_str(shape));
+    CAPTURE(shape_str(strides));
+    Tensor w = zeros({16}, DType::f64).as_strided(shape, strides, 0);
+    CHECK_THROWS_WITH_AS(w.add_(ones(shape, DType::f64)), doctest::Contains("add_:"), Error);
+    CHECK_THROWS_WITH_AS(w.mul_(2.0), doctest::Contains("mul_:"), Error);
+  }
+  // Under autograd too (a non-leaf's overlapping view).
+  Tensor x = ones({4}, DType::f64).requires_grad_();
+  Tensor y = x * 1.0;
+  CHECK_THROWS_WITH_AS(y.as_strided({2, 2}, {1, 1}, 0).mul_(2.0), doctest::Contains("mul_:"), Error);
+
+  // Non-overlapping strided layouts stay writable: gaps, transposes, extent-1 dims with any stride.
+  const std::vector<std::pair<Shape, Shape>> disjoint = {
+      {{2, 2}, {1, 2}}, {{2, 3}, {3, 1}}, {{3, 2}, {1, 3}}, {{2, 2}, {5, 2}}, {{2, 1, 2}, {4, 0, 1}}, {{1, 4}, {1, 2}}};
+  for (const auto& [shape, strides] : disjoint) {
+    CAPTURE(shape_str(shape));
+    CAPTURE(shape_str(strides));
+    Tensor b = zeros({16}, DType::f64);
+    Tensor w = b.as_strided(shape, strides, 0);
+    w.add_(ones(shape, DType::f64));
+    w.mul_(3.0);
+    CHECK(b.sum().item() == doctest::Approx(3.0 * static_cast<double>(w.numel())));
+  }
+  // fill_ gives every element one value, so the order of the writes cannot matter: allowed on
+  // any overlap, as PyTorch allows it on expanded tensors.
+  v.fill_(7.0);
+  CHECK(base.to_vector<double>() == std::vector<double>{7, 7, 7, 0});
+}

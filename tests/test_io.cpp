@@ -402,3 +402,39 @@ TEST_CASE("a save through a symlink replaces the file it points to and keeps the
   CHECK_THROWS_WITH_AS(write_file_atomic(dangling, "x"), doctest::Contains("symlink whose target cannot be resolved"), Error);
   CHECK(fs::is_symlink(dangling));
 }
+
+TEST_CASE("arrays with more than 64 dimensions (numpy 2's limit) are refused, naming the shape") {
+  TempDir dir;
+  const std::string p = dir.file("dims.npy");
+  auto npy = [&](std::size_t rank) {
+    std::string shape = "(";
+    for (std::size_t i = 0; i < rank; ++i) shape += "1,";
+    std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "), }";
+    const std::size_t total = 12 + dict.size() + 1;
+    dict.append((64 - total % 64) % 64, ' ');
+    dict += '\n';
+    std::string bytes = "\x93NUMPY";
+    bytes += '\x02';
+    bytes += '\x00';
+    const std::uint32_t len = static_cast<std::uint32_t>(dict.size());
+    bytes.append(reinterpret_cast<const char*>(&len), 4);
+    write_bytes(p, bytes + dict + std::string(4, '\0'));
+  };
+  npy(64);
+  CHECK(load_npy(p).dim() == 64);
+  npy(65);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("the shape has more than 64 dimensions"), Error);
+  npy(20000);
+  CHECK_THROWS_WITH_AS(load_npy(p), doctest::Contains("the shape has more than 64 dimensions"), Error);
+
+  const std::string s = dir.file("dims.safetensors");
+  auto st = [&](std::size_t rank) {
+    std::string shape;
+    for (std::size_t i = 0; i < rank; ++i) shape += i ? ",1" : "1";
+    write_bytes(s, safetensors_bytes(R"({"w":{"dtype":"F32","shape":[)" + shape + R"(],"data_offsets":[0,4]}})", std::string(4, '\0')));
+  };
+  st(64);
+  CHECK(load_safetensors(s).at("w").dim() == 64);
+  st(65);
+  CHECK_THROWS_WITH_AS(load_safetensors(s), doctest::Contains("tensor 'w': shape has 65 dimensions, more than 64"), Error);
+}

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -1073,3 +1074,43 @@ TEST_CASE("views: writes through views land in the base, with PyTorch's layouts"
 TEST_CASE("views: autograd through in-place ops on views gives PyTorch's gradients") { run_group("grad"); }
 
 TEST_CASE("views: xgrad refuses the in-place and view steps PyTorch refuses") { run_group("refuse"); }
+
+// --- as_strided geometry: overflow and bounds (issue 28, item 1) ----------------------------------
+
+TEST_CASE("as_strided: a size x stride or offset sum that overflows int64 is an Error, never a wrapped view") {
+  constexpr std::int64_t k62 = std::int64_t{1} << 62, k20 = std::int64_t{1} << 20;
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  Tensor a = zeros({8});
+  // (3 - 1) * (2^62 + 2^20) wraps to 2^21: accepted before, and fill_ then wrote far away.
+  CHECK_THROWS_WITH_AS(a.as_strided({3}, {k62 + k20}, 0), doctest::Contains("as_strided: shape (3), strides (4611686018428436480)"), Error);
+  // 1 + (2 - 1) * INT64_MAX wraps to INT64_MIN: read memory before the storage.
+  CHECK_THROWS_WITH_AS(a.as_strided({2}, {kMax}, 1), doctest::Contains("overflow"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({3, 3}, {kMax / 2, kMax / 2}, 0), doctest::Contains("overflow"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({1}, {1}, kMax), doctest::Contains("as_strided"), Error);
+  // Extents whose product overflows (strides 0) are refused before any element is counted.
+  CHECK_THROWS_WITH_AS(a.as_strided({k62, 4}, {0, 0}, 0), doctest::Contains("as_strided: shape (4611686018427387904, 4)"), Error);
+  // Negative extents, negative strides and offsets past the storage (empty views too).
+  CHECK_THROWS_WITH_AS(a.as_strided({-1}, {1}, 0), doctest::Contains("as_strided: negative"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({2}, {-1}, 1), doctest::Contains("as_strided: negative"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({2}, {1}, -1), doctest::Contains("as_strided"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({0}, {1}, 9), doctest::Contains("as_strided"), Error);
+  CHECK_THROWS_WITH_AS(a.as_strided({2}, {7}, 1), doctest::Contains("reach element 8 of a storage of 8"), Error);
+
+  // What stays accepted: the last element exactly, a huge stride over an extent of 1, an
+  // empty view at the end of the storage, a huge extent of an empty view.
+  a.as_strided({2}, {7}, 0).fill_(1.0);
+  CHECK(a.to_vector<float>() == std::vector<float>{1, 0, 0, 0, 0, 0, 0, 1});
+  Tensor one = a.as_strided({2, 1}, {7, kMax}, 0);
+  one.mul_(3.0);
+  CHECK(a.to_vector<float>() == std::vector<float>{3, 0, 0, 0, 0, 0, 0, 3});
+  CHECK(a.as_strided({1, 2, 1}, {kMax, 1, kMax}, 6).sum().item() == 3.0);
+  CHECK(a.as_strided({0}, {1}, 8).numel() == 0);
+  CHECK(a.as_strided({k62, 0}, {kMax, kMax}, 0).numel() == 0);
+  // Views of an empty view along a huge stride address nothing: no index * stride past int64
+  // (UBSan found select's).
+  const Tensor e = a.as_strided({3, 0}, {kMax, 1}, 0);
+  CHECK(e.select(0, 2).numel() == 0);
+  CHECK(e.narrow(0, 1, 2).numel() == 0);
+  CHECK(e.split(1, 0).size() == 3);
+  CHECK(e.unsqueeze(0).dim() == 3);
+}

@@ -21,7 +21,7 @@ Tensor from_values(const S* values, std::size_t count, const Shape& shape, DType
   Tensor t = make_empty(shape, dtype, op);
   dispatch_all(dtype, [&]<class T>() {
     T* p = impl_of(t).data<T>();
-    for (std::size_t i = 0; i < count; ++i) p[i] = static_cast<T>(values[i]);
+    for (std::size_t i = 0; i < count; ++i) p[i] = convert_element<T>(values[i], op);
   });
   return t;
 }
@@ -65,6 +65,7 @@ Tensor zeros(const Shape& shape, DType dtype) {
 }
 namespace {
 Tensor filled(const Shape& shape, double value, DType dtype, const char* op) {
+  require_fits(value, dtype, op);
   Tensor t = make_empty(shape, dtype, op);
   dispatch_all(dtype, [&]<class T>() { std::fill_n(impl_of(t).data<T>(), impl_of(t).numel, static_cast<T>(value)); });
   return t;
@@ -83,7 +84,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
   Tensor t = make_empty({n}, dtype);
   dispatch_all(dtype, [&]<class T>() {
     T* p = impl_of(t).data<T>();
-    for (std::int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (std::int64_t i = 0; i < n; ++i) p[i] = convert_element<T>(start + static_cast<double>(i) * step, "arange");
   });
   return t;
 }

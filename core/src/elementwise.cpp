@@ -67,6 +67,7 @@ Tensor binary_kernel(const Tensor& a_in, const Tensor& b_in, DType out_dtype, co
   const Shape& as = a_in.shape();
   Shape broadcast;
   Tensor out = make_empty(as == b_in.shape() ? as : (broadcast = broadcast_shapes(as, b_in.shape(), op)), out_dtype);
+  if (out.numel() == 0) return out;  // nothing to compute, whatever the other extents
   if (rows_in_place<T, R>(out, a_in, b_in, f)) return out;
   // Operands by reference unless they must be compacted or copied: copying a Tensor handle
   // is two atomic operations, per operand and op.
@@ -117,6 +118,7 @@ Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
 // silently (PyTorch promotes to float instead), so it is an error.
 Tensor scalar_like(double value, const Tensor& t, const char* op) {
   require_defined(t, op);
+  require_fits(value, t.dtype(), op);
   if (!is_floating(t.dtype()) && value != std::trunc(value))
     throw Error(std::string(op) + ": the number " + fmt::format("{}", value) + " would be truncated to fit a " +
                 std::string(dtype_name(t.dtype())) + " tensor; convert the tensor with to(DType::f32) first");

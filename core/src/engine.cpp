@@ -160,6 +160,19 @@ void accumulate(Tensor& acc, Tensor g, bool leaf = false) {
               ", expected " + std::to_string(saved.version) + "), so its gradient would be wrong; modify a clone() instead");
 }
 
+// Throws unless every tensor `node` saved for its backward still holds the version it had
+// when the op ran.
+void check_saved_versions(const Node& node) {
+  for (const Node::SavedVersion& saved : node.saved) {
+    const auto storage = saved.storage.lock();
+    if (storage && storage->version != saved.version)
+      modified_saved_tensor(node, saved, saved.tensor.lock().get(), storage->version);
+    // Another storage: set_data gave the tensor other data, itself a write.
+    if (const auto t = saved.tensor.lock(); t && t->storage != storage)
+      modified_saved_tensor(node, saved, t.get(), t->storage->version);
+  }
+}
+
 // Checks a gradient computed by `node` for input `i` and brings it to the input's shape.
 Tensor fit_gradient(const Node& node, std::size_t i, Tensor g, std::span<const std::int64_t> shape, DType dtype) {
   if (g.dtype() != dtype)
@@ -388,19 +401,15 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
           throw Error("backward: the graph through '" + node->name +
                       "' was already freed by an earlier backward(); pass retain_graph=true to the "
                       "first call to differentiate twice");
-        for (const Node::SavedVersion& saved : node->saved) {
-          const auto storage = saved.storage.lock();
-          if (storage && storage->version != saved.version)
-            modified_saved_tensor(*node, saved, saved.tensor.lock().get(), storage->version);
-          // Another storage: set_data gave the tensor other data, itself a write.
-          if (const auto t = saved.tensor.lock(); t && t->storage != storage)
-            modified_saved_tensor(*node, saved, t.get(), t->storage->version);
-        }
         grads.resize(node->outputs.size());
         for (std::size_t i = 0; i < grads.size(); ++i)
           if (!grads[i].defined()) grads[i] = zeros(Shape(node->outputs[i].shape.begin(), node->outputs[i].shape.end()), node->outputs[i].dtype);
         for (std::size_t i = 0; i < node->hooks.size() && i < grads.size(); ++i)
           if (node->hooks[i] && !node->hooks[i]->empty()) run_hooks(*node->hooks[i], grads[i]);
+        // Checked after the hooks, the last user code before this backward reads what the op
+        // saved: a hook on the op's output may have written to that very output (and every
+        // earlier hook, leaf hook or custom backward ran before this point too).
+        check_saved_versions(*node);
         node_sinks = sinks_for(*node, sinks);
         input_grads = node->run_backward(grads, node_sinks);
         grads.clear();  // release our references, so gradients can be adopted in place

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <type_traits>
 #include <memory>
 #include <new>
 #include <span>
@@ -390,9 +392,23 @@ Tensor scatter_into_zeros(const Tensor& g, const Shape& in_shape, const Shape& s
 // dst[i] += src[i] over dst's elements, any layouts (same shape and dtype); a dst position
 // reached twice (stride 0) accumulates both.
 void add_elements(const TensorImpl& src, TensorImpl& dst);
-// True when two elements of t share one memory location (a stride of 0 over an extent > 1).
+// The lowest and highest storage positions (in elements) a geometry reaches: the offset plus,
+// per dimension, (extent - 1) * stride on the side of the stride's sign; an empty geometry
+// reaches only its offset. Every size × stride and offset sum of the strided code is computed
+// here, overflow-checked: a sum past int64 throws an Error naming `op` and the geometry.
+struct Reach {
+  std::int64_t lo, hi;
+};
+Reach geometry_reach(const Shape& shape, const Shape& strides, std::int64_t offset, const char* op);
+// Whether two elements of t share one memory location: no (provably), yes (a stride of 0 over
+// an extent > 1, or two dimensions with one stride), or too_hard (the layout is not provably
+// free of overlap: as PyTorch's MemOverlap::TooHard, but refused for writes).
+enum class Overlap { no, yes, too_hard };
+Overlap internal_overlap(const TensorImpl& t);
+// True unless t provably has no two elements at one memory location.
 bool has_internal_overlap(const TensorImpl& t);
-// Throws "<op>: ... " unless t can be written elementwise without overlapping itself.
+// Throws "<op>: ... " unless t can be written elementwise without overlapping itself (writes
+// to a layout that overlaps or might are refused, by name).
 void require_no_overlap(const TensorImpl& t, const char* op);
 
 // Calls f(offsets) with the offsets (in elements, from each first element) of every element
@@ -412,19 +428,25 @@ void for_each_offsets(const Shape& shape, const std::array<const Shape*, N>& str
   std::array<std::int64_t, N> last_stride;
   for (std::size_t k = 0; k < N; ++k) last_stride[k] = (*strides[k])[rank - 1];
   const std::int64_t last = shape[rank - 1];
+  // Offsets never step past the last element of a dimension: every one computed is an element's
+  // own, inside the range geometry_reach checked (as_strided may pair an extent of 1 with a
+  // stride near INT64_MAX, which one more step would overflow).
   for (;;) {
     std::array<std::int64_t, N> p = o;
-    for (std::int64_t j = 0; j < last; ++j) {
+    for (std::int64_t j = 0;;) {
       f(p);
+      if (++j == last) break;
       for (std::size_t k = 0; k < N; ++k) p[k] += last_stride[k];
     }
     std::size_t d = rank - 1;
     for (;;) {
       if (d == 0) return;
       --d;
-      for (std::size_t k = 0; k < N; ++k) o[k] += (*strides[k])[d];
-      if (++index[d] < shape[d]) break;
-      for (std::size_t k = 0; k < N; ++k) o[k] -= (*strides[k])[d] * shape[d];
+      if (++index[d] < shape[d]) {
+        for (std::size_t k = 0; k < N; ++k) o[k] += (*strides[k])[d];
+        break;
+      }
+      for (std::size_t k = 0; k < N; ++k) o[k] -= (*strides[k])[d] * (shape[d] - 1);
       index[d] = 0;
     }
   }
@@ -447,6 +469,29 @@ inline TensorImpl& impl_of(const Tensor& t) { return *t.impl(); }
 void check_shape(const Shape& shape, const char* op);
 // A new contiguous tensor with uninitialised data; `op` names the caller in errors.
 Tensor make_empty(const Shape& shape, DType dtype, const char* op = "empty");
+
+// Converting a floating-point number that an integer type cannot hold (NaN, ±Inf, 1e30) is
+// undefined behaviour in C++ (it wrote INT64_MIN): every float-to-integer conversion in core
+// goes through these. True when `value` can become an element of `dtype`: always for the
+// floating dtypes and bool, for int64 a value inside its range (truncated toward zero).
+inline bool fits_dtype(double value, DType dtype) {
+  return dtype != DType::i64 || (value >= -0x1p63 && value < 0x1p63);
+}
+// Throws "<op>: the value V does not fit an int64 tensor ..." unless fits_dtype(value, dtype).
+void require_fits(double value, DType dtype, const char* op);
+[[noreturn]] void conversion_error(double value, const char* from, const char* to, const char* op);
+// static_cast<D>(v) for one element, throwing (naming `op`) where a floating v does not fit an
+// integer D.
+template <class D, class S>
+D convert_element(S v, const char* op) {
+  if constexpr (std::is_integral_v<D> && !std::is_same_v<D, bool> && std::is_floating_point_v<S>) {
+    constexpr double bound = static_cast<double>(std::uint64_t{1} << std::numeric_limits<D>::digits);
+    if (!(static_cast<double>(v) >= -bound && static_cast<double>(v) < bound))
+      conversion_error(static_cast<double>(v), std::is_same_v<S, float> ? "float32" : "float64",
+                       std::is_same_v<D, std::int64_t> ? "int64" : "int32", op);
+  }
+  return static_cast<D>(v);
+}
 
 // Normalises a possibly negative dim for a tensor of rank `rank`; throws naming `op`.
 // With `scalar_ok`, a 0-d tensor accepts dim 0 and -1 (for reductions and softmax).

@@ -171,6 +171,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, double value) {
   require_defined(mask, "masked_fill");
   if (broadcast_shapes(a.shape(), mask.shape(), "masked_fill") != a.shape())
     throw Error("masked_fill: mask of shape " + shape_str(mask.shape()) + " does not broadcast to " + shape_str(a.shape()));
+  require_fits(value, a.dtype(), "masked_fill");
   return where(mask, full({}, value, a.dtype()), a);
 }
 

@@ -213,6 +213,10 @@ std::optional<DType> dtype_from_code(const std::string& code) {
   return std::nullopt;
 }
 
+// The most dimensions a loaded array may have: numpy 2's limit (NPY_MAXDIMS = 64). A file
+// declaring thousands of extents is malformed, and each extent costs work downstream.
+constexpr std::size_t kMaxDims = 64;
+
 // Element count of `shape`, or nullopt when it overflows 64 bits.
 std::optional<std::uint64_t> checked_numel(const std::vector<std::uint64_t>& shape) {
   std::uint64_t n = 1;
@@ -332,6 +336,9 @@ SafetensorsFile load_safetensors(const std::string& path) {
     const auto dtype = dtype_from_code(code);
     if (!dtype) throw Error(what + "unsupported dtype '" + code + "' (xgrad reads F32, F64, I64, BOOL)");
     if (!info.contains("shape") || !info["shape"].is_array()) throw Error(what + "missing or non-array shape");
+    if (info["shape"].size() > kMaxDims)
+      throw Error(what + "shape has " + std::to_string(info["shape"].size()) + " dimensions, more than " +
+                  std::to_string(kMaxDims) + " (numpy's limit)");
     std::vector<std::uint64_t> extents;
     for (const auto& e : info["shape"]) {
       if (!e.is_number_unsigned()) throw Error(what + "shape entries must be non-negative integers, got " + e.dump());
@@ -481,6 +488,8 @@ NpyHeader parse_npy_header(std::string_view text, const std::string& where) {
         if (i == first) throw fail("shape entries must be non-negative integers");
         if (i - first > 18) throw fail("absurd extent " + std::string(text.substr(first, i - first)));
         h.shape.push_back(std::stoull(std::string(text.substr(first, i - first))));
+        if (h.shape.size() > kMaxDims)
+          throw fail("the shape has more than " + std::to_string(kMaxDims) + " dimensions (numpy's limit)");
         if (!consume(',') && (i >= text.size() || text[i] != ')')) throw fail("expected ',' or ')' in the shape");
       }
     } else {

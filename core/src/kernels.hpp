@@ -73,7 +73,9 @@ auto nd(const Tensor& t) {
 }
 
 // Splits `shape` around `dim` into (outer, n, inner): every axis-wise kernel loops over
-// outer × n × inner with the reduced axis in the middle.
+// outer × n × inner with the reduced axis in the middle. A shape with no elements gets
+// outer = 0, so that no kernel loops over the other extents of an empty tensor: [2^40, 0, 0]
+// split at dim 1 would otherwise be 2^40 iterations over nothing.
 struct AxisSplit {
   std::int64_t outer = 1, n = 1, inner = 1;
 };
@@ -82,6 +84,7 @@ inline AxisSplit split_at(const Shape& shape, std::int64_t dim) {
   for (std::int64_t i = 0; i < dim; ++i) s.outer *= shape[i];
   s.n = shape[dim];
   for (std::size_t i = dim + 1; i < shape.size(); ++i) s.inner *= shape[i];
+  if (s.n == 0 || s.inner == 0) s.outer = 0;
   return s;
 }
 

@@ -1,5 +1,6 @@
 // matmul: the one primitive that reaches BLAS. Gradients reuse the same GEMM with transpose
 // flags; no transposed copy is ever materialised.
+#include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
 #include <atomic>
@@ -225,16 +226,21 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
   if (bs[bs.size() - 2] != k)
     throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
 
-  BatchPlan plan;
+  Shape out_shape;
   try {
-    plan = plan_batches(batch_of(as), batch_of(bs));
+    out_shape = broadcast_shapes(batch_of(as), batch_of(bs), "matmul");
   } catch (const Error&) {
     throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs) + " (batch dimensions do not broadcast)");
   }
-  Shape out_shape = plan.batch;
   out_shape.push_back(n);
   out_shape.push_back(m);
   Tensor out = make_empty(out_shape, a.dtype(), "matmul");
+  // The plan holds two indices per matrix of the batch: only worth making when there is
+  // something to compute. An empty output ([N, 0, m]) needs no plan, whatever N is; its
+  // gradients are zeros (below).
+  BatchPlan plan;
+  if (out.numel() > 0) plan = plan_batches(batch_of(as), batch_of(bs));
+  else plan.batch = Shape(out_shape.begin(), out_shape.end() - 2);
   dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
     const T *A = impl_of(a).data<T>(), *B = impl_of(b).data<T>();
     T* C = impl_of(out).data<T>();
@@ -256,7 +262,7 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
           if (sb.defined()) {  // dA_i (n, k) = G_i · B_iᵀ
             Shape s = batch_shape;
             s.insert(s.end(), {n, k});
-            ga = make_empty(s, g.dtype());
+            ga = plan.b_index.empty() ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
             for (std::size_t i = 0; i < plan.b_index.size(); ++i)
               gemm(false, true, n, k, m, G + i * n * m, impl_of(sb).data<T>() + plan.b_index[i] * k * m,
                    impl_of(ga).data<T>() + i * n * k, T(0));
@@ -264,7 +270,7 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
           if (sa.defined()) {  // dB_i (k, m) = A_iᵀ · G_i
             Shape s = batch_shape;
             s.insert(s.end(), {k, m});
-            gb = make_empty(s, g.dtype());
+            gb = plan.a_index.empty() ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
             for (std::size_t i = 0; i < plan.a_index.size(); ++i)
               gemm(true, false, k, m, n, impl_of(sa).data<T>() + plan.a_index[i] * n * k, G + i * n * m,
                    impl_of(gb).data<T>() + i * k * m, T(0));

@@ -90,10 +90,26 @@ Tensor reduce_axis(const Tensor& a, std::int64_t dim, Kind kind) {
   return out;
 }
 
+// The reduction of a tensor with no elements, made directly: reducing one dim at a time
+// would make intermediates as large as the other extents ([N, 0, 0] summed over dim 1 first
+// is [N, 1, 0], over dim 2 first [N, 0, 1] and then [N, 1, 1]: N elements for a scalar).
+// Empty dims reduce to the identity: 0 for sum, -inf / +inf for max / min of floats.
+Tensor reduce_empty(const Tensor& a, const std::vector<std::int64_t>& dims, Kind kind, const char* op) {
+  Shape keep = a.shape();
+  for (auto d : dims) keep[d] = 1;
+  if (kind == Kind::sum) return zeros(keep, a.dtype());
+  if (shape_numel(keep) > 0 && !is_floating(a.dtype()))
+    throw Error(std::string(op) + ": cannot take the maximum or minimum over an empty dimension of " +
+                shape_str(a.shape()));
+  const double inf = std::numeric_limits<double>::infinity();
+  return full(keep, kind == Kind::max ? -inf : inf, a.dtype());
+}
+
 // Reduces `dims` (normalised), keeping them as extent 1. No graph.
 Tensor reduce_kernel(const Tensor& a, const std::vector<std::int64_t>& dims, Kind kind, const char* op) {
-  Tensor x = dense(a);
   if (dims.empty()) return a.detach().clone();
+  if (a.numel() == 0) return reduce_empty(a, dims, kind, op);
+  Tensor x = dense(a);
   for (auto it = dims.rbegin(); it != dims.rend(); ++it)
     x = dispatch_numeric(x.dtype(), op, [&]<class T>() { return reduce_axis<T>(x, *it, kind); });
   return x;

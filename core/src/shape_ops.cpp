@@ -3,9 +3,12 @@
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 #include <optional>
+
+#include <unistd.h>
 
 #include <xgrad/core/autograd.hpp>
 
@@ -26,9 +29,14 @@ std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strid
   std::int64_t chunk_base_stride = old_strides.back(), tensor_numel = 1, view_numel = 1;
   for (std::int64_t d = static_cast<std::int64_t>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
-    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    // The products below are real element steps, except past a chunk's last element or for
+    // an extent-1 dim of the view (whose stride never moves the position), where they may
+    // overflow for an as_strided view's huge strides: checked there.
+    std::int64_t chunk_end = 0;
+    const bool end_overflows = __builtin_mul_overflow(tensor_numel, chunk_base_stride, &chunk_end);
+    if (d == 0 || (old_shape[d - 1] != 1 && (end_overflows || old_strides[d - 1] != chunk_end))) {
       while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
-        strides[view_d] = view_numel * chunk_base_stride;
+        if (__builtin_mul_overflow(view_numel, chunk_base_stride, &strides[view_d])) strides[view_d] = chunk_base_stride;
         view_numel *= shape[view_d];
         --view_d;
       }
@@ -87,6 +95,21 @@ Tensor cat_kernel(const std::vector<Tensor>& parts, std::int64_t dim, const Shap
   return out;
 }
 
+// A list for the sizes of `count` pieces of `a`, or an error naming `op` when the pieces could
+// not fit in this machine's memory (each is a tensor object): unbinding an empty [2^40, 0]
+// tensor asks for 2^40 views. Checked before allocating, as an oversized request is not
+// always a catchable std::bad_alloc (a sanitizer's allocator aborts instead).
+std::vector<std::int64_t> piece_sizes(std::int64_t count, const char* op, const Tensor& a) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+  const double memory = pages > 0 && page_size > 0 ? static_cast<double>(pages) * static_cast<double>(page_size) : 0x1p40;
+  const double need = static_cast<double>(count) * static_cast<double>(sizeof(TensorImpl) + sizeof(Tensor));
+  if (need > memory)
+    throw Error(std::string(op) + ": cannot allocate " + std::to_string(count) + " views of a tensor of shape " +
+                shape_str(a.shape()) + " (about " + std::to_string(static_cast<std::int64_t>(need)) +
+                " bytes, more than the machine's memory)");
+  return std::vector<std::int64_t>(static_cast<std::size_t>(count));
+}
+
 // Views of pieces of `sizes` along `dim`; with `drop_dim` (unbind) that dimension is removed.
 std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>& sizes, std::int64_t dim, bool drop_dim) {
   const TensorImpl& im = impl_of(a);
@@ -100,7 +123,10 @@ std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>
       shape.erase(shape.begin() + dim);
       strides.erase(strides.begin() + dim);
     }
-    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + col * im.strides[dim]));
+    // An empty piece keeps the offset, as narrow's does: at the end of a dim with an
+    // as_strided stride, col · stride need not fit an int64.
+    const bool any = size > 0 && im.numel > 0;
+    parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + (any ? col * im.strides[dim] : 0)));
     col += size;
   }
   parts = record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
@@ -197,7 +223,10 @@ Tensor unsqueeze(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unsqueeze");
   dim = wrap_dim(dim, a.dim() + 1, "unsqueeze");
   Shape s = a.shape(), st = a.strides();
-  const std::int64_t stride = dim >= a.dim() ? 1 : s[dim] * st[dim];
+  // PyTorch's stride for the new extent-1 dim, which never moves the position: any value
+  // serves, so where the product overflows (an as_strided view's huge stride) it is st[dim].
+  std::int64_t stride = 1;
+  if (dim < a.dim() && __builtin_mul_overflow(s[dim], st[dim], &stride)) stride = st[dim];
   s.insert(s.begin() + dim, 1);
   st.insert(st.begin() + dim, stride);
   return reshape_view(a, std::move(s), std::move(st));
@@ -281,7 +310,9 @@ Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_
   if (start == 0 && length == n) return a;
   Shape shape = a.shape();
   shape[dim] = length;
-  const std::int64_t offset = impl_of(a).offset + (length > 0 ? start * a.strides()[dim] : 0);
+  // An empty result addresses no element, and keeps the offset: past the last element, or in
+  // a tensor empty in another dim, start · stride need not fit an int64 (as_strided strides).
+  const std::int64_t offset = impl_of(a).offset + (length > 0 && a.numel() > 0 ? start * a.strides()[dim] : 0);
   Tensor out = make_view(a, std::move(shape), a.strides(), offset);
   return record_view("narrow", a, std::move(out), [in_shape = a.shape(), dim, start](const Tensor& g) {
     const Shape in_strides = contiguous_strides(in_shape);
@@ -309,7 +340,7 @@ Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index) {
                 " with size " + std::to_string(n));
   if (index < 0) index += n;
   Shape shape = a.shape(), strides = a.strides();
-  const std::int64_t offset = impl_of(a).offset + index * strides[dim];
+  const std::int64_t offset = impl_of(a).offset + (a.numel() > 0 ? index * strides[dim] : 0);  // as narrow's
   shape.erase(shape.begin() + dim);
   strides.erase(strides.begin() + dim);
   Tensor out = make_view(a, std::move(shape), std::move(strides), offset);
@@ -385,9 +416,9 @@ std::vector<Tensor> split(const Tensor& a, std::int64_t split_size, std::int64_t
   require_defined(a, "split");
   if (split_size <= 0) throw Error("split: split_size must be positive, got " + std::to_string(split_size));
   const std::int64_t n = a.size(dim);
-  std::vector<std::int64_t> sizes;
-  for (std::int64_t start = 0; start < n; start += split_size) sizes.push_back(std::min(split_size, n - start));
-  if (sizes.empty()) sizes.push_back(0);
+  const std::int64_t count = n == 0 ? 1 : n / split_size + (n % split_size != 0);
+  std::vector<std::int64_t> sizes = piece_sizes(count, "split", a);
+  for (std::int64_t i = 0; i < count; ++i) sizes[i] = std::min(split_size, n - i * split_size);
   return split(a, sizes, dim);
 }
 
@@ -401,7 +432,9 @@ std::vector<Tensor> chunk(const Tensor& a, std::int64_t chunks, std::int64_t dim
 std::vector<Tensor> unbind(const Tensor& a, std::int64_t dim) {
   require_defined(a, "unbind");
   dim = wrap_dim(dim, a.dim(), "unbind");
-  return split_views(a, std::vector<std::int64_t>(a.shape()[dim], 1), dim, /*drop_dim=*/true);
+  std::vector<std::int64_t> sizes = piece_sizes(a.shape()[dim], "unbind", a);
+  std::fill(sizes.begin(), sizes.end(), 1);
+  return split_views(a, sizes, dim, /*drop_dim=*/true);
 }
 
 }  // namespace xgrad

@@ -5,6 +5,7 @@
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels.hpp"
@@ -113,7 +114,7 @@ void copy_elements(const TensorImpl& src, TensorImpl& dst) {
       const S* s = src.raw<S>();
       D* d = dst.raw<D>();
       for_each_offset2(dst.shape, dst.strides, src.strides,
-                       [&](std::int64_t od, std::int64_t os) { d[od] = static_cast<D>(s[os]); });
+                       [&](std::int64_t od, std::int64_t os) { d[od] = convert_element<D>(s[os], "to"); });
     });
   });
 }
@@ -133,17 +134,58 @@ void add_elements(const TensorImpl& src, TensorImpl& dst) {
   });
 }
 
-bool has_internal_overlap(const TensorImpl& t) {
-  for (std::size_t i = 0; i < t.shape.size(); ++i)
-    if (t.strides[i] == 0 && t.shape[i] > 1) return true;
-  return false;
+Reach geometry_reach(const Shape& shape, const Shape& strides, std::int64_t offset, const char* op) {
+  Reach r{offset, offset};
+  for (std::int64_t e : shape)
+    if (e == 0) return r;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    std::int64_t step = 0;
+    // A user's geometry (as_strided) is arbitrary: (extent - 1) * stride, and its sum with the
+    // offset, can wrap around to a small in-bounds number that a bounds check would accept.
+    if (__builtin_mul_overflow(shape[d] - 1, strides[d], &step) ||
+        __builtin_add_overflow(step < 0 ? r.lo : r.hi, step, step < 0 ? &r.lo : &r.hi))
+      throw Error(std::string(op) + ": shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
+                  std::to_string(offset) + " reach past the int64 range of element positions (overflow)");
+  }
+  return r;
 }
 
+// PyTorch's has_internal_overlap answers Yes only for a stride of 0 and lets every other
+// layout through (TooHard); an as_strided view whose elements overlap with non-zero strides
+// then gave order-dependent writes. Here a layout is accepted only when it provably has no
+// overlap: with the dimensions of extent > 1 sorted by stride, each stride must exceed the
+// farthest reach of all the smaller-stride dimensions together, Σ (extent - 1) · stride
+// (extent-1 dimensions never move the position). Anything else overlaps or might: refused.
+Overlap internal_overlap(const TensorImpl& t) {
+  if (t.contiguous || t.numel <= 1) return Overlap::no;
+  SmallVector<std::pair<std::int64_t, std::int64_t>, 6> dims;  // (stride, extent)
+  for (std::size_t d = 0; d < t.shape.size(); ++d) {
+    if (t.shape[d] == 1) continue;
+    if (t.strides[d] == 0) return Overlap::yes;
+    dims.push_back({t.strides[d] < 0 ? -t.strides[d] : t.strides[d], t.shape[d]});
+  }
+  std::sort(dims.begin(), dims.end());
+  std::int64_t reach = 0;  // within the geometry's checked span (geometry_reach), so no overflow
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0 && dims[i].first == dims[i - 1].first) return Overlap::yes;  // (1, 0) and (0, 1) meet
+    if (dims[i].first <= reach) return Overlap::too_hard;
+    reach += (dims[i].second - 1) * dims[i].first;
+  }
+  return Overlap::no;
+}
+
+bool has_internal_overlap(const TensorImpl& t) { return internal_overlap(t) != Overlap::no; }
+
 void require_no_overlap(const TensorImpl& t, const char* op) {
-  if (has_internal_overlap(t))
-    throw Error(std::string(op) + ": more than one element of the written-to tensor of shape " + shape_str(t.shape) +
-                " (strides " + shape_str(t.strides) +
-                ") refers to a single memory location (an expanded tensor); clone() it before writing to it");
+  const Overlap overlap = internal_overlap(t);
+  if (overlap == Overlap::no) return;
+  const std::string layout = " of shape " + shape_str(t.shape) + " (strides " + shape_str(t.strides) + ")";
+  if (overlap == Overlap::yes)
+    throw Error(std::string(op) + ": more than one element of the written-to tensor" + layout +
+                " refers to a single memory location (an expanded or overlapping view); clone() it before writing to it");
+  throw Error(std::string(op) + ": the elements of the written-to tensor" + layout +
+              " may share memory locations (more than one element could refer to a single memory location, and "
+              "the result would depend on the order of the writes); clone() it before writing to it");
 }
 
 // --- views ------------------------------------------------------------------------------------
@@ -182,12 +224,8 @@ RelativeGeometry relative_to_base(const TensorImpl& base, const TensorImpl& view
                 shape_str(base.shape) + " (strides " + shape_str(base.strides) +
                 ") is not supported; make the base contiguous() before taking the view");
   // Every element of the view must lie inside the base, or its gradient has nowhere to go.
-  std::int64_t lo = view.offset - base.offset, hi = lo;
-  if (view.numel > 0)
-    for (std::size_t d = 0; d < view.shape.size(); ++d) {
-      const std::int64_t reach = (view.shape[d] - 1) * view.strides[d];
-      (reach < 0 ? lo : hi) += reach;
-    }
+  const Reach reach = geometry_reach(view.shape, view.strides, view.offset - base.offset, op);
+  const std::int64_t lo = reach.lo, hi = reach.hi;
   if (view.storage != base.storage || (view.numel > 0 && (lo < 0 || hi >= base.numel)))
     throw Error(std::string(op) + ": a view of shape " + shape_str(view.shape) + " reaches outside the tensor of shape " +
                 shape_str(base.shape) + " it is differentiated through; take it from that tensor's own elements");
@@ -218,20 +256,22 @@ Tensor as_strided(const Tensor& a, const Shape& shape, const Shape& strides, std
   if (shape.size() != strides.size())
     throw Error("as_strided: shape " + shape_str(shape) + " and strides " + shape_str(strides) +
                 " have different lengths");
+  check_shape(shape, "as_strided");
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (strides[i] < 0)
+      throw Error("as_strided: negative stride in strides " + shape_str(strides) + " for shape " + shape_str(shape));
   const std::int64_t capacity = static_cast<std::int64_t>(im.storage->nbytes / dtype_size(im.dtype));
-  std::int64_t reach = storage_offset;
-  bool empty = false;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] < 0 || strides[i] < 0)
-      throw Error("as_strided: negative extent or stride in shape " + shape_str(shape) + ", strides " +
-                  shape_str(strides));
-    if (shape[i] == 0) empty = true;
-    else reach += (shape[i] - 1) * strides[i];
-  }
-  if (storage_offset < 0 || (!empty && reach >= capacity))
-    throw Error("as_strided: shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
-                std::to_string(storage_offset) + " reach element " + std::to_string(reach) + " of a storage of " +
-                std::to_string(capacity) + " elements");
+  const std::string where = "as_strided: shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
+                            std::to_string(storage_offset);
+  if (storage_offset < 0) throw Error(where + ": negative offset");
+  // An empty view reads nothing, but its offset must still lie within the storage (PyTorch's rule).
+  const bool empty = shape_numel(shape) == 0;
+  if (empty && storage_offset > capacity)
+    throw Error(where + " start past the end of a storage of " + std::to_string(capacity) + " elements");
+  const Reach reach = geometry_reach(shape, strides, storage_offset, "as_strided");
+  if (!empty && reach.hi >= capacity)
+    throw Error(where + " reach element " + std::to_string(reach.hi) + " of a storage of " + std::to_string(capacity) +
+                " elements");
   Tensor view = make_view(a, shape, strides, storage_offset);
   if (!any_requires_grad({&a})) return view;
   return record_as_strided(a, std::move(view));

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "kernels.hpp"
 
 namespace xgrad {
@@ -175,6 +177,17 @@ std::int64_t wrap_dim(std::int64_t dim, std::int64_t rank, const char* op, bool 
   return dim < 0 ? dim + r : dim;
 }
 
+void require_fits(double value, DType dtype, const char* op) {
+  if (!fits_dtype(value, dtype))
+    throw Error(std::string(op) + ": the value " + fmt::format("{}", value) + " does not fit a " +
+                std::string(dtype_name(dtype)) + " tensor (an int64 holds finite values in [-2^63, 2^63))");
+}
+
+void conversion_error(double value, const char* from, const char* to, const char* op) {
+  throw Error(std::string(op) + ": the " + from + " value " + fmt::format("{}", value) + " cannot be converted to " + to +
+              " (NaN, infinite or out of its range)");
+}
+
 void require_defined(const Tensor& t, const char* op) {
   if (!t.defined()) throw Error(std::string(op) + ": undefined tensor");
 }
@@ -240,7 +253,7 @@ template <class T>
 T Tensor::item() const {
   if (numel() != 1)
     throw Error("item: only one-element tensors can be converted, got shape " + shape_str(shape()));
-  return dispatch_all(impl_->dtype, [&]<class S>() { return static_cast<T>(impl_->raw<S>()[0]); });
+  return dispatch_all(impl_->dtype, [&]<class S>() { return convert_element<T>(impl_->raw<S>()[0], "item"); });
 }
 template float Tensor::item<float>() const;
 template double Tensor::item<double>() const;
@@ -271,10 +284,10 @@ std::vector<T> Tensor::to_vector() const {
   dispatch_all(impl_->dtype, [&]<class S>() {
     const S* p = impl_->raw<S>();
     if (impl_->contiguous) {
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = convert_element<T>(p[i], "to_vector");
     } else {
       std::size_t i = 0;
-      for_each_offset(impl_->shape, impl_->strides, [&](std::int64_t o) { out[i++] = static_cast<T>(p[o]); });
+      for_each_offset(impl_->shape, impl_->strides, [&](std::int64_t o) { out[i++] = convert_element<T>(p[o], "to_vector"); });
     }
   });
   return out;
@@ -519,6 +532,7 @@ bool fast_binary(const Tensor& self, const Tensor& other, const char* op, F f) {
 void add_scaled(const Tensor& self, const Tensor& other, double alpha, const char* op) {
   require_same_dtype(self, other, op);
   check_broadcast_into(self, other, op);
+  require_fits(alpha, self.dtype(), op);
   if (!is_floating(self.dtype()) && alpha != std::trunc(alpha))
     throw Error(std::string(op) + ": alpha " + std::to_string(alpha) + " would be truncated to fit a " +
                 std::string(dtype_name(self.dtype())) + " tensor");
@@ -592,6 +606,8 @@ Tensor& Tensor::copy_(const Tensor& other) {
 }
 
 Tensor& Tensor::fill_(double value) {
+  require_defined(*this, "fill_");
+  require_fits(value, dtype(), "fill_");
   if (!inplace_needs_grad(*this, {}, "fill_", /*overlap_ok=*/true)) {  // every element gets one value
     dispatch_all(dtype(), [&]<class T>() {
       T* p = impl_->raw<T>();

@@ -133,6 +133,19 @@ write("npy", "huge_dim_text.npy",
 write("npy", "v2_header_length_past_end.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31) + b"{")
 write("npy", "big_endian.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", f32(1)))
 
+# Issue 28, item 6: empty arrays with a huge outer extent (74 bytes) made sum() take time and
+# memory proportional to the extent; item 12: 20 000 dimensions were accepted.
+write("safetensors", "empty_huge_outer.safetensors",
+      safetensors_raw(json.dumps({"t": {"dtype": "F32", "shape": [500000000, 0, 0], "data_offsets": [0, 0]}})))
+write("safetensors", "empty_huge_outer_2_40.safetensors",
+      safetensors_raw(json.dumps({"t": {"dtype": "I64", "shape": [2**40, 0, 3], "data_offsets": [0, 0]}})))
+write("safetensors", "too_many_dims.safetensors",
+      safetensors_raw(json.dumps({"t": {"dtype": "F32", "shape": [1] * 20000, "data_offsets": [0, 4]}}), f32(1)))
+write("npy", "empty_huge_outer.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (500000000, 0, 0), }"))
+write("npy", "empty_huge_outer_2_40.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 0, 5), }"))
+write("npy", "too_many_dims.npy",
+      npy("{'descr': '<f4', 'fortran_order': False, 'shape': (" + "1," * 20000 + "), }", f32(1)))
+
 # --- optimizer and scheduler state (item 11, item 8) -------------------------------------------
 
 write("optimizer_state", "adam_step_negative.safetensors",

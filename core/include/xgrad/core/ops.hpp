@@ -124,7 +124,9 @@ Tensor slice(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_t
 Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index);
 /// A view of a's storage with any geometry: element i of the result is storage element
 /// `storage_offset + Σ i_d·strides[d]` (as torch.as_strided). Bounds are checked against the
-/// storage. Its gradient lands in those elements of a (a must be contiguous to differentiate).
+/// storage, with every product and sum checked for int64 overflow; extents, strides and the
+/// offset must be >= 0. Its gradient lands in those elements of a (a must be contiguous to
+/// differentiate). Writing through a view whose elements overlap is refused (clone() it).
 Tensor as_strided(const Tensor& a, const Shape& shape, const std::vector<std::int64_t>& strides,
                   std::int64_t storage_offset);
 /// Joins tensors of equal shape except along `dim`.

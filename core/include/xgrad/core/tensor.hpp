@@ -140,7 +140,9 @@ class Tensor {
   // a view, its base) takes the op's result as its new history. Refused, as in PyTorch: a
   // leaf that requires grad or a view of one (wrap optimizer-style updates in NoGradGuard), a
   // view from split/chunk/unbind or made under no-grad when grad is needed, and a tensor
-  // whose elements overlap in memory (an expanded one).
+  // whose elements overlap in memory or might (an expanded one, an as_strided view whose
+  // strides are not provably disjoint); fill_ accepts those. An int64 tensor refuses a NaN,
+  // infinite or out-of-range value.
   /// this += alpha * other (other broadcast to this shape).
   Tensor& add_(const Tensor& other, double alpha = 1.0);
   /// this -= alpha * other.
