@@ -10,7 +10,8 @@ set -euo pipefail
 # gnuplot-nox draws the examples' PNG plots (without it they write CSV only). OpenMPI builds
 # the optional dist module (data-parallel training) and runs its tests under mpirun.
 # pkg-config and dpkg-dev: scripts/check-install.sh builds with xgrad.pc and makes the .deb.
-packages=(cmake g++ make libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
+# python3 runs scripts/doc_snippets.py, which turns the docs' C++ blocks into tests.
+packages=(cmake g++ make python3 libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
           doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin
           pkg-config dpkg-dev)
 
