@@ -242,7 +242,8 @@ Recurrent::Steps Recurrent::prepare(const Tensor& input, const Lengths& lengths)
   if (s.B == 0) return s;
   const std::int64_t max_len = *std::max_element(len.begin(), len.end());
   const std::int64_t min_len = *std::min_element(len.begin(), len.end());
-  // Steps every sequence shares: [0, min_len) padded after, [T − min_len, T) padded before.
+  // Steps some sequence holds, [begin, end): [0, max_len) padded after, [T − max_len, T)
+  // padded before; the ones not every sequence holds get a mask.
   const bool pre = lengths.padding() == Side::pre;
   s.begin = pre ? s.T - max_len : 0;
   s.end = pre ? s.T : max_len;
