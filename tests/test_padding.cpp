@@ -131,3 +131,11 @@ TEST_CASE("last_step with pre-padded lengths is every sequence's last step") {
   CHECK_THROWS_WITH_AS(nn::last_step(out, nn::Lengths({3, 0}, nn::Side::pre), true),
                        doctest::Contains("length 0 of sequence 1"), Error);
 }
+
+TEST_CASE("lengths from a floating-point tensor must be whole numbers an int64 holds") {
+  CHECK(nn::Lengths(tensor({3, 1})).values() == std::vector<std::int64_t>{3, 1});
+  for (const double bad : {2.5, double(NAN), double(INFINITY), 1e30}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(nn::Lengths(tensor({3, bad}, DType::f64)), doctest::Contains("is not a whole number"), Error);
+  }
+}

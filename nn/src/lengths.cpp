@@ -21,7 +21,8 @@ Lengths::Lengths(const Tensor& lengths, Side padding) : given_(lengths.defined()
   if (!is_floating(lengths.dtype()))
     throw Error(fmt::format("lengths: expected an int64 tensor, got {}", dtype_name(lengths.dtype())));
   for (double v : lengths.to_vector<double>()) {
-    if (v != std::floor(v)) throw Error(fmt::format("lengths: {} is not a whole number", v));
+    // Whole and within int64 (NaN fails the first test, ±Inf and 1e30 the second).
+    if (v != std::floor(v) || !(std::abs(v) < 9.2e18)) throw Error(fmt::format("lengths: {} is not a whole number", v));
     values_.push_back(static_cast<std::int64_t>(v));
   }
 }
