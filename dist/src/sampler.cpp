@@ -9,8 +9,8 @@
 namespace xgrad::dist {
 
 DistributedSampler::DistributedSampler(std::int64_t n, const DistributedSamplerOptions& o)
-    : n_(n), batch_(o.batch_size_), shuffle_(o.shuffle_), drop_last_(o.drop_last_), even_(o.even_), seed_(o.seed_),
-      rank_(o.rank_ >= 0 ? o.rank_ : dist::rank()), world_(o.world_size_ >= 0 ? o.world_size_ : dist::world_size()) {
+    : n_(n), batch_(o.batch_size()), shuffle_(o.shuffle()), drop_last_(o.drop_last()), even_(o.even()), seed_(o.seed()),
+      rank_(o.rank() >= 0 ? o.rank() : dist::rank()), world_(o.world_size() >= 0 ? o.world_size() : dist::world_size()) {
   const std::string what = "dist::DistributedSampler: ";
   if (n < 0) throw Error(what + "the dataset size must not be negative, got " + std::to_string(n));
   if (batch_ <= 0) throw Error(what + "batch_size must be positive, got " + std::to_string(batch_));

@@ -417,3 +417,18 @@ TEST_CASE("distributed fit: only rank 0 writes files; every rank resumes from th
   }
   CHECK(resumed.history.values("loss") == straight.history.values("loss"));
 }
+
+TEST_CASE("dist's options are XGRAD_ARG options: chained setters, getters, defaults") {
+  const auto dp = dist::DataParallelOptions().bucket_cap_mb(4).overlap(false);
+  CHECK(dp.bucket_cap_mb() == 4.0);
+  CHECK_FALSE(dp.overlap());
+  CHECK(dist::DataParallelOptions().bucket_cap_mb() == 25.0);
+  const auto s = dist::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(7).even(false).rank(1).world_size(3);
+  CHECK(s.batch_size() == 16);
+  CHECK(s.shuffle());
+  CHECK(s.seed() == 7);
+  CHECK_FALSE(s.even());
+  CHECK(s.rank() == 1);
+  CHECK(s.world_size() == 3);
+  CHECK(dist::DistributedSamplerOptions().rank() == -1);
+}

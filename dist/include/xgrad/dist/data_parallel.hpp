@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/nn/module.hpp>
 
 namespace xgrad::dist {
@@ -23,16 +24,10 @@ namespace xgrad::dist {
 /// Options of DataParallel. Example: `dist::DataParallelOptions().bucket_cap_mb(4)`
 struct DataParallelOptions {
   /// Gradients travel in buckets of about this many megabytes (PyTorch's default, 25).
-  DataParallelOptions& bucket_cap_mb(double v) { bucket_cap_mb_ = v; return *this; }
+  XGRAD_ARG(double, bucket_cap_mb) = 25.0;
   /// Start each bucket's allreduce as soon as backward has produced its gradients (default),
   /// or all of them after backward (to measure what the overlap hides).
-  DataParallelOptions& overlap(bool v) { overlap_ = v; return *this; }
-  double bucket_cap_mb() const { return bucket_cap_mb_; }
-  bool overlap() const { return overlap_; }
-
- private:
-  double bucket_cap_mb_ = 25.0;
-  bool overlap_ = true;
+  XGRAD_ARG(bool, overlap) = true;
 };
 
 /// Makes `model` train data-parallel across the ranks of the job. At construction it checks

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <xgrad/core/options.hpp>
 #include <xgrad/train/data.hpp>
 
 namespace xgrad::dist {
@@ -11,25 +12,18 @@ namespace xgrad::dist {
 /// Example: `dist::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(1)`
 struct DistributedSamplerOptions {
   /// Samples per batch on each rank (the global batch is world_size times larger).
-  DistributedSamplerOptions& batch_size(std::int64_t v) { batch_size_ = v; return *this; }
+  XGRAD_ARG(std::int64_t, batch_size) = 32;
   /// Reshuffled every epoch by (seed, epoch) only, identically on every rank.
-  DistributedSamplerOptions& shuffle(bool v) { shuffle_ = v; return *this; }
-  DistributedSamplerOptions& seed(std::uint64_t v) { seed_ = v; return *this; }
+  XGRAD_ARG(bool, shuffle) = false;
+  XGRAD_ARG(std::uint64_t, seed) = 0;
   /// Equal shares for training: when the samples don't divide by the world size, repeat the
   /// first ones (default) or, with drop_last, leave the last ones out. For evaluation, turn
   /// both off (`even(false)`): shares differ by at most one sample and nothing repeats.
-  DistributedSamplerOptions& drop_last(bool v) { drop_last_ = v; return *this; }
-  DistributedSamplerOptions& even(bool v) { even_ = v; return *this; }
+  XGRAD_ARG(bool, drop_last) = false;
+  XGRAD_ARG(bool, even) = true;
   /// For tests and launchers that don't use MPI's own numbering (-1: dist::rank() / world_size()).
-  DistributedSamplerOptions& rank(int v) { rank_ = v; return *this; }
-  DistributedSamplerOptions& world_size(int v) { world_size_ = v; return *this; }
-
-  std::int64_t batch_size_ = 32;
-  bool shuffle_ = false;
-  std::uint64_t seed_ = 0;
-  bool drop_last_ = false;
-  bool even_ = true;
-  int rank_ = -1, world_size_ = -1;
+  XGRAD_ARG(int, rank) = -1;
+  XGRAD_ARG(int, world_size) = -1;
 };
 
 /// Cuts each epoch's order of 0..n-1 (train::BatchSampler's order for the same seed) into
