@@ -12,7 +12,7 @@
 // left between it and the floor is what any GRU does besides its GEMMs: the projection's bias
 // fill, the elementwise arithmetic itself, and moving each step's data between the cores.
 //
-// xgrad's layers stay composed from primitives (../shared/DESIGN.md): this is a measurement,
+// xgrad's layers stay composed from primitives (docs/design.md): this is a measurement,
 // not a code path. It checks that the fused pass computes xgrad's output (max |difference|).
 // Both keep their last output while making the next, as a user's inference loop does
 // (`out = gru.forward(x).output`); the three are timed alternately, one pass each.

@@ -43,7 +43,7 @@ if ((quick)); then
   op_args=(--reps 5 "${op_args[@]}")
 fi
 
-# PyTorch's OpenMP pool must not spin against OpenBLAS's threads on 2 cores (DESIGN.md).
+# PyTorch's OpenMP pool must not spin against OpenBLAS's threads on 2 cores (docs/design.md).
 export OMP_WAIT_POLICY=PASSIVE
 
 if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
