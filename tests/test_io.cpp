@@ -46,6 +46,21 @@ std::string safetensors_bytes(const std::string& header, const std::string& data
   return out + header + data;
 }
 
+// An .npy file (format `version` 1: a 2-byte header length, or 2: 4 bytes) from its header
+// dict, padded as numpy pads it, and a data section.
+std::string npy_bytes(std::string dict, const std::string& data, int version = 1) {
+  const std::size_t length_bytes = version == 1 ? 2 : 4;
+  const std::size_t total = 8 + length_bytes + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict += '\n';
+  std::string bytes = "\x93NUMPY";
+  bytes += static_cast<char>(version);
+  bytes += '\x00';
+  const std::uint32_t len = static_cast<std::uint32_t>(dict.size());  // little-endian, as x86-64 stores it
+  bytes.append(reinterpret_cast<const char*>(&len), length_bytes);
+  return bytes + dict + data;
+}
+
 std::string load_error(const std::string& path) {
   try {
     load_safetensors(path);
@@ -223,17 +238,7 @@ TEST_CASE("npy headers are parsed strictly by hand; bool data must be 0 or 1") {
   TempDir dir;
   const std::string p = dir.file("h.npy");
   // A v1 file with the given dict as its header (padded as numpy pads) and `data` after it.
-  auto npy = [&](std::string dict, const std::string& data) {
-    const std::size_t total = 10 + dict.size() + 1;
-    dict.append((64 - total % 64) % 64, ' ');
-    dict += '\n';
-    std::string bytes = "\x93NUMPY";
-    bytes += '\x01';
-    bytes += '\x00';
-    const std::uint16_t len = static_cast<std::uint16_t>(dict.size());
-    bytes.append(reinterpret_cast<const char*>(&len), 2);
-    write_bytes(p, bytes + dict + data);
-  };
+  auto npy = [&](const std::string& dict, const std::string& data) { write_bytes(p, npy_bytes(dict, data)); };
   const std::string six_floats(24, '\0');
   npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", six_floats);
   CHECK(load_npy(p).shape() == Shape{3, 2});
@@ -409,16 +414,8 @@ TEST_CASE("arrays with more than 64 dimensions (numpy 2's limit) are refused, na
   auto npy = [&](std::size_t rank) {
     std::string shape = "(";
     for (std::size_t i = 0; i < rank; ++i) shape += "1,";
-    std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "), }";
-    const std::size_t total = 12 + dict.size() + 1;
-    dict.append((64 - total % 64) % 64, ' ');
-    dict += '\n';
-    std::string bytes = "\x93NUMPY";
-    bytes += '\x02';
-    bytes += '\x00';
-    const std::uint32_t len = static_cast<std::uint32_t>(dict.size());
-    bytes.append(reinterpret_cast<const char*>(&len), 4);
-    write_bytes(p, bytes + dict + std::string(4, '\0'));
+    // Version 2: a 20 000-dimension header needs a 4-byte length.
+    write_bytes(p, npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + "), }", std::string(4, '\0'), 2));
   };
   npy(64);
   CHECK(load_npy(p).dim() == 64);
