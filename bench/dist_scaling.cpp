@@ -1,5 +1,5 @@
 // Weak scaling of data-parallel training (bench/dist_scaling.sh runs it at np = 1 and 2): each
-// rank trains the benchmark's LSTM M on its own fixed batch with dist::DataParallel and Adam,
+// rank trains the benchmark's LSTM M on its own fixed batch with distributed::DataParallel and Adam,
 // and rank 0 prints one JSON line: the median time per step (the slowest rank's), and how long
 // backward's end waited for the gradient allreduces (the communication not hidden).
 //
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <xgrad/dist.hpp>
+#include <xgrad/distributed.hpp>
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
@@ -20,7 +20,7 @@
 using namespace xgrad;
 
 int main(int argc, char** argv) {
-  dist::Context mpi(argc, argv);
+  distributed::Context mpi(argc, argv);
   long batch = 64, seq = 100, input = 128, hidden = 256, layers = 1, steps = 20, warmup = 3, overlap = 1, bucket_kb = 25600;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
@@ -32,22 +32,22 @@ int main(int argc, char** argv) {
     *target = parse_count(flag, value, flag == "--overlap" || flag == "--warmup" ? 0 : 1);
     ++i;
   }
-  manual_seed(1 + static_cast<std::uint64_t>(dist::rank()));  // each rank its own data
+  manual_seed(1 + static_cast<std::uint64_t>(distributed::rank()));  // each rank its own data
   const Tensor x = randn({seq, batch, input}), y = randn({batch, hidden});
   nn::LSTM lstm(nn::LSTMOptions(input, hidden).num_layers(layers));
-  dist::DataParallel ddp(lstm, dist::DataParallelOptions().overlap(overlap != 0).bucket_cap_mb(static_cast<double>(bucket_kb) / 1024));
+  distributed::DataParallel ddp(lstm, distributed::DataParallelOptions().overlap(overlap != 0).bucket_cap_mb(static_cast<double>(bucket_kb) / 1024));
   optim::Adam opt(lstm.parameters(), optim::AdamOptions(1e-3));
   std::vector<double> step_seconds, wait_seconds;
   for (long s = 0; s < warmup + steps; ++s) {
-    dist::barrier();
+    distributed::barrier();
     const auto start = std::chrono::steady_clock::now();
     opt.zero_grad();
     nn::mse_loss(lstm(x).output.select(0, -1), y).backward();
     opt.step();
     Tensor seconds = full({1}, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), DType::f64);
-    dist::all_reduce(seconds, dist::ReduceOp::max);  // a step lasts as long as its slowest rank
+    distributed::all_reduce(seconds, distributed::ReduceOp::max);  // a step lasts as long as its slowest rank
     Tensor wait = full({1}, ddp.last_stats().wait_seconds, DType::f64);
-    dist::all_reduce(wait, dist::ReduceOp::mean);
+    distributed::all_reduce(wait, distributed::ReduceOp::mean);
     if (s >= warmup) {
       step_seconds.push_back(seconds.item());
       wait_seconds.push_back(wait.item());
@@ -58,21 +58,21 @@ int main(int argc, char** argv) {
   std::vector<double> comm_seconds;
   Tensor flat = zeros({lstm.num_parameters()});
   for (int k = 0; k < 5; ++k) {
-    dist::barrier();
+    distributed::barrier();
     const auto start = std::chrono::steady_clock::now();
-    dist::all_reduce(flat);
+    distributed::all_reduce(flat);
     Tensor seconds = full({1}, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), DType::f64);
-    dist::all_reduce(seconds, dist::ReduceOp::max);
+    distributed::all_reduce(seconds, distributed::ReduceOp::max);
     comm_seconds.push_back(seconds.item());
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  if (dist::rank() == 0)
+  if (distributed::rank() == 0)
     fmt::print("{{\"ranks\": {}, \"batch_per_rank\": {}, \"seq\": {}, \"input\": {}, \"hidden\": {}, \"layers\": {}, "
                "\"overlap\": {}, \"buckets\": {}, \"early_buckets\": {}, \"parameters\": {}, \"step_ms\": {:.3f}, \"wait_ms\": {:.3f}, \"allreduce_ms\": {:.3f}}}\n",
-               dist::world_size(), batch, seq, input, hidden, layers, overlap != 0 ? "true" : "false",
+               distributed::world_size(), batch, seq, input, hidden, layers, overlap != 0 ? "true" : "false",
                ddp.last_stats().buckets, ddp.last_stats().buckets_launched_early, lstm.num_parameters(), 1e3 * median(step_seconds), 1e3 * median(wait_seconds), 1e3 * median(comm_seconds));
   return 0;
 }

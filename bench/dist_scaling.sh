@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Weak scaling of data-parallel training on this machine, xgrad beside PyTorch: LSTM M (batch
 # 64 per rank, seq 100, input 128, hidden 256) by default, one BLAS thread per rank, each rank
-# its own fixed batch, at np = 1 and np = 2. xgrad runs under mpirun (dist::DataParallel,
+# its own fixed batch, at np = 1 and np = 2. xgrad runs under mpirun (distributed::DataParallel,
 # allreduces overlapping backward, and once more started only after backward); PyTorch runs
 # DistributedDataParallel with gloo (bench/dist_scaling.py). Prints the JSON lines and:
 #   efficiency = step time at np 1 / step time at np 2   (1.0 is perfect weak scaling)

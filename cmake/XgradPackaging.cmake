@@ -1,7 +1,7 @@
 # pkg-config files and the Debian package (`cpack -G DEB` in the build directory).
 include_guard(GLOBAL)
 
-# pkg-config: xgrad.pc (core, nn, optim, train) and, with the dist module, xgrad-dist.pc.
+# pkg-config: xgrad.pc (core, nn, optim, train) and, with the distributed module, xgrad-distributed.pc.
 #   c++ -std=c++20 app.cpp $(pkg-config --cflags --libs xgrad)
 # Static libraries leave their dependencies to the final link, so there OpenBLAS (and MPI for
 # dist) are in Requires; shared ones record them themselves, so they are only Requires.private.
@@ -12,19 +12,19 @@ string(REGEX REPLACE "/$" "" XGRAD_PC_TO_PREFIX "${XGRAD_PC_TO_PREFIX}")
 if(BUILD_SHARED_LIBS)
   set(XGRAD_PC_REQUIRES fmt)
   set(XGRAD_PC_REQUIRES_PRIVATE openblas)
-  set(XGRAD_DIST_PC_REQUIRES xgrad)
-  set(XGRAD_DIST_PC_REQUIRES_PRIVATE mpi-cxx)
+  set(XGRAD_DISTRIBUTED_PC_REQUIRES xgrad)
+  set(XGRAD_DISTRIBUTED_PC_REQUIRES_PRIVATE mpi-cxx)
 else()
   set(XGRAD_PC_REQUIRES "fmt, openblas")
   set(XGRAD_PC_REQUIRES_PRIVATE "")
-  set(XGRAD_DIST_PC_REQUIRES "xgrad, mpi-cxx")
-  set(XGRAD_DIST_PC_REQUIRES_PRIVATE "")
+  set(XGRAD_DISTRIBUTED_PC_REQUIRES "xgrad, mpi-cxx")
+  set(XGRAD_DISTRIBUTED_PC_REQUIRES_PRIVATE "")
 endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad.pc.in ${CMAKE_BINARY_DIR}/xgrad.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/xgrad.pc DESTINATION ${xgrad_pc_dir})
-if(XGRAD_HAVE_DIST)
-  configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad-dist.pc.in ${CMAKE_BINARY_DIR}/xgrad-dist.pc @ONLY)
-  install(FILES ${CMAKE_BINARY_DIR}/xgrad-dist.pc DESTINATION ${xgrad_pc_dir})
+if(XGRAD_HAVE_DISTRIBUTED)
+  configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad-distributed.pc.in ${CMAKE_BINARY_DIR}/xgrad-distributed.pc @ONLY)
+  install(FILES ${CMAKE_BINARY_DIR}/xgrad-distributed.pc DESTINATION ${xgrad_pc_dir})
 endif()
 
 # Debian package: everything `cmake --install` puts in the prefix, under /usr. One package,
@@ -42,7 +42,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 # Built for a baseline, not the packaging machine: say which in the description.
 set(CPACK_PACKAGE_DESCRIPTION "xgrad: tensors, autograd, layers, optimizers and training tools.\nKernels compiled for ${XGRAD_ARCH_DESCRIPTION}.")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libfmt-dev, libopenblas-dev")
-if(XGRAD_HAVE_DIST)
+if(XGRAD_HAVE_DISTRIBUTED)
   set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libopenmpi-dev")
 endif()
 include(CPack)

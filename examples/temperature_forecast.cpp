@@ -27,9 +27,9 @@
 //
 //   build/release/examples/temperature_forecast [--cell lstm] [--window 30] [--horizons 6,12,24] [--margin 0.15] ...
 //
-// With the dist module (built when MPI is installed), it trains data-parallel on the ranks of
-// an MPI job: every rank takes batch / N windows of each batch (dist::DistributedSampler),
-// dist::DataParallel averages the gradients, and fit reduces the losses; rank 0 prints and
+// With the distributed module (built when MPI is installed), it trains data-parallel on the ranks of
+// an MPI job: every rank takes batch / N windows of each batch (distributed::DistributedSampler),
+// distributed::DataParallel averages the gradients, and fit reduces the losses; rank 0 prints and
 // writes the files. The global batches are one process's, so the result is the same:
 //
 //   mpirun -np 2 build/release/examples/temperature_forecast --distributed
@@ -46,11 +46,11 @@
 #include <fmt/ranges.h>
 
 #include <xgrad/xgrad.hpp>
-#ifdef XGRAD_HAVE_DIST
+#ifdef XGRAD_HAVE_DISTRIBUTED
 #include <cstdio>
 #include <optional>
 
-#include <xgrad/dist.hpp>
+#include <xgrad/distributed.hpp>
 #endif
 
 using namespace xgrad;
@@ -62,8 +62,8 @@ namespace fs = std::filesystem;
 
 // This process's rank in a --distributed run (0 otherwise).
 int dist_rank() {
-#ifdef XGRAD_HAVE_DIST
-  if (dist::initialized()) return dist::rank();
+#ifdef XGRAD_HAVE_DISTRIBUTED
+  if (distributed::initialized()) return distributed::rank();
 #endif
   return 0;
 }
@@ -186,17 +186,17 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_dir, "directory for metrics.csv, forecast.csv, best.safetensors and PNG plots")->capture_default_str();
   app.add_option("--json", json_path, "write the final metrics to this file as JSON");
   bool distributed = false;
-#ifdef XGRAD_HAVE_DIST
+#ifdef XGRAD_HAVE_DISTRIBUTED
   app.add_flag("--distributed", distributed, "train data-parallel on the ranks of an MPI job (mpirun -np N ...)");
 #endif
   CLI11_PARSE(app, argc, argv);
-#ifdef XGRAD_HAVE_DIST
-  std::optional<dist::Context> mpi;
+#ifdef XGRAD_HAVE_DISTRIBUTED
+  std::optional<distributed::Context> mpi;
   if (distributed) {
     mpi.emplace(argc, argv);
-    if (batch % dist::world_size() != 0)
-      throw Error(fmt::format("temperature_forecast: --batch {} does not divide among {} ranks", batch, dist::world_size()));
-    if (dist::rank() != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 alone reports
+    if (batch % distributed::world_size() != 0)
+      throw Error(fmt::format("temperature_forecast: --batch {} does not divide among {} ranks", batch, distributed::world_size()));
+    if (distributed::rank() != 0) std::freopen("/dev/null", "w", stdout);  // rank 0 alone reports
   }
 #endif
   const bool main_process = !distributed || dist_rank() == 0;
@@ -229,13 +229,13 @@ int main(int argc, char** argv) {
   };
   // Every rank takes its share of each batch: the global batches stay one process's.
   std::shared_ptr<const train::Sampler> train_sampler, val_sampler;
-#ifdef XGRAD_HAVE_DIST
+#ifdef XGRAD_HAVE_DISTRIBUTED
   if (distributed) {
-    train_sampler = std::make_shared<dist::DistributedSampler>(
+    train_sampler = std::make_shared<distributed::DistributedSampler>(
         static_cast<std::int64_t>(train_windows.size()),
-        dist::DistributedSamplerOptions().batch_size(batch / dist::world_size()).shuffle(true).seed(seed));
-    val_sampler = std::make_shared<dist::DistributedSampler>(static_cast<std::int64_t>(val_windows.size()),
-                                                             dist::DistributedSamplerOptions().batch_size(1024).even(false));
+        distributed::DistributedSamplerOptions().batch_size(batch / distributed::world_size()).shuffle(true).seed(seed));
+    val_sampler = std::make_shared<distributed::DistributedSampler>(static_cast<std::int64_t>(val_windows.size()),
+                                                             distributed::DistributedSamplerOptions().batch_size(1024).even(false));
   }
 #endif
   if (!train_sampler) {
@@ -255,12 +255,12 @@ int main(int argc, char** argv) {
   optim::Adam opt(model.parameters(), optim::AdamOptions(lr));
   fmt::print("{} {}×{}: {} parameters\n", cell, layers, hidden, model.num_parameters());
   train::FitOptions fit_options;
-#ifdef XGRAD_HAVE_DIST
-  std::optional<dist::DataParallel> ddp;
+#ifdef XGRAD_HAVE_DISTRIBUTED
+  std::optional<distributed::DataParallel> ddp;
   if (distributed) {
     ddp.emplace(model);  // rank 0's initial weights on every rank; gradients averaged in backward
-    fit_options.process_group(dist::process_group());
-    fmt::print("data-parallel on {} ranks, {} windows per rank per batch\n", dist::world_size(), batch / dist::world_size());
+    fit_options.process_group(distributed::process_group());
+    fmt::print("data-parallel on {} ranks, {} windows per rank per batch\n", distributed::world_size(), batch / distributed::world_size());
   }
 #endif
   const auto forward = [&](const train::Batch& b) { return model(b.inputs); };
@@ -278,8 +278,8 @@ int main(int argc, char** argv) {
                      {best, std::make_shared<train::CsvLog>(dir + "/metrics.csv"), std::make_shared<train::TerminateOnNaN>()}));
   double seconds = 0;
   for (double t : history.size() ? history.values("seconds") : std::vector<double>{}) seconds += t;
-#ifdef XGRAD_HAVE_DIST
-  if (distributed) dist::barrier();  // rank 0 has written best.safetensors
+#ifdef XGRAD_HAVE_DISTRIBUTED
+  if (distributed) distributed::barrier();  // rank 0 has written best.safetensors
 #endif
   if (!best->saved_epochs().empty()) {
     model.load(best_path);

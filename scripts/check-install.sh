@@ -42,7 +42,7 @@ fi
 # The installed targets only (everything is already up to date after scripts/test.sh).
 build_libraries() {
   local targets=(xgrad_core xgrad_nn xgrad_optim xgrad_train)
-  [[ -d "$1/dist/CMakeFiles/xgrad_dist.dir" ]] && targets+=(xgrad_dist)
+  [[ -d "$1/distributed/CMakeFiles/xgrad_distributed.dir" ]] && targets+=(xgrad_distributed)
   cmake --build "$1" -j"$jobs" --target "${targets[@]}"
 }
 
@@ -67,7 +67,7 @@ run_consumer() {
   fi
 }
 
-# <xgrad/xgrad.hpp> program built with pkg-config only, then run (and xgrad-dist.pc's, with dist).
+# <xgrad/xgrad.hpp> program built with pkg-config only, then run (and xgrad-distributed.pc's, with dist).
 run_pkg_config() {
   local label=$1 prefix=$2 has_dist=$3 libdir
   libdir=$(dirname "$(find "$prefix" -name xgrad.pc -path '*/pkgconfig/*' | head -n 1)")/..
@@ -82,8 +82,8 @@ run_pkg_config() {
   say "$label: pkg-config program OK"
   if ((has_dist)); then
     # shellcheck disable=SC2046
-    c++ -std=c++20 -O1 "$root/tests/consumer/dist_main.cpp" -o "$tmp/pc-dist-$label" \
-      $(pkg-config --cflags --libs xgrad-dist xgrad) -Wl,-rpath,"$libdir" || fail "$label: pkg-config dist build"
+    c++ -std=c++20 -O1 "$root/tests/consumer/distributed_main.cpp" -o "$tmp/pc-dist-$label" \
+      $(pkg-config --cflags --libs xgrad-distributed xgrad) -Wl,-rpath,"$libdir" || fail "$label: pkg-config dist build"
     mpirun -np 2 "$tmp/pc-dist-$label" || fail "$label: the pkg-config dist program"
   fi
   unset PKG_CONFIG_PATH
@@ -113,7 +113,7 @@ for kind in "$first" "$other"; do
   cmake --install "$dir" --prefix "$prefix" >"$tmp/install-$kind.log" ||
     { cat "$tmp/install-$kind.log" >&2; fail "$kind: install"; }
   has_dist=0
-  [[ -n "$(find "$prefix" -name xgrad-dist-targets.cmake)" ]] && has_dist=1
+  [[ -n "$(find "$prefix" -name xgrad-distributed-targets.cmake)" ]] && has_dist=1
   run_consumer "$kind" "$prefix" "$has_dist"
   run_pkg_config "$kind" "$prefix" "$has_dist"
   if [[ "$kind" == "$first" ]]; then
@@ -121,11 +121,11 @@ for kind in "$first" "$other"; do
     run_consumer "$kind-without-mpi" "$prefix" 0 -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON
     [[ ! -e "$tmp/consumer-$kind-without-mpi/dist_app" ]] || fail "dist found with MPI disabled"
     if ((has_dist)); then
-      expect_configure_failure dist-without-mpi "component 'dist' needs MPI" \
-        -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DXGRAD_CONSUMER_COMPONENTS=dist
+      expect_configure_failure dist-without-mpi "component 'distributed' needs MPI" \
+        -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DXGRAD_CONSUMER_COMPONENTS=distributed
     else
-      expect_configure_failure dist-not-built "built without the 'dist' component" \
-        -DCMAKE_PREFIX_PATH="$prefix" -DXGRAD_CONSUMER_COMPONENTS=dist
+      expect_configure_failure dist-not-built "built without the 'distributed' component" \
+        -DCMAKE_PREFIX_PATH="$prefix" -DXGRAD_CONSUMER_COMPONENTS=distributed
     fi
     expect_configure_failure unknown-component "'nonesuch' is not an xgrad component" \
       -DCMAKE_PREFIX_PATH="$prefix" -DXGRAD_CONSUMER_COMPONENTS=nonesuch

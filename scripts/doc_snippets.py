@@ -20,8 +20,8 @@ invisible on the rendered page:
     global: struct Model : nn::UnaryModule { … };  // a line for namespace scope
     -->
 
-A block whose code includes <xgrad/dist.hpp> goes to --dist-out instead (built only with the
-dist module). A block marked `<!-- snippet skip: reason -->` is not extracted: use it only for
+A block whose code includes <xgrad/distributed.hpp> goes to --dist-out instead (built only with the
+distributed module). A block marked `<!-- snippet skip: reason -->` is not extracted: use it only for
 shell-like pseudo-code, and give the reason.
 """
 import re
@@ -124,7 +124,7 @@ def main():
             if not skip:
                 sys.exit(f'{md_path}:{line}: a skipped snippet must say why')
             continue
-        unit = 'dist' if any('xgrad/dist.hpp' in c for c in code) else 'main'
+        unit = 'dist' if any('xgrad/distributed.hpp' in c for c in code) else 'main'
         includes, top, body, runner = translate(md_path, setup, glob, code, line, n)
         counts[unit] += 1
         units[unit][0].extend(includes)

@@ -193,7 +193,7 @@ void check_same_batch_count(const ProcessGroup& group, std::int64_t epoch, std::
   std::string each;
   for (std::size_t r = 0; r < counts.size(); ++r) each += fmt::format("{}rank {}: {}", r ? ", " : "", r, counts[r]);
   throw Error(fmt::format("fit: epoch {}: the processes have different numbers of batches ({}); every process must run "
-                          "the same number (dist::DistributedSampler gives every rank an equal share)",
+                          "the same number (distributed::DistributedSampler gives every rank an equal share)",
                           epoch, each));
 }
 
@@ -254,7 +254,7 @@ History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::
   const bool distributed = group != nullptr && group->size() > 1;
   if (distributed && options.validation_split() > 0.0)
     throw Error("fit: validation_split cannot shard the data across processes; pass validation data whose loader has a "
-                "dist::DistributedSampler (even(false))");
+                "distributed::DistributedSampler (even(false))");
   const bool main_process = group == nullptr || group->rank() == 0;
   const bool verbose = options.verbose() && main_process;
   const bool log_files = !options.log_dir().empty() && main_process;

@@ -50,7 +50,7 @@ struct History {
 };
 
 /// The processes that train one model together, as fit and evaluate see them: their number,
-/// this one's rank, and sums across them. `dist::process_group()` gives one over MPI (train
+/// this one's rank, and sums across them. `distributed::process_group()` gives one over MPI (train
 /// never depends on dist); without one, a single process trains.
 class ProcessGroup {
  public:
@@ -126,7 +126,7 @@ struct FitOptions {
   /// atomically after each epoch (a resumed run's file holds every epoch), and at the end
   /// loss.png, the loss and val_loss per epoch (with gnuplot; CSV only without it).
   XGRAD_ARG(std::string, log_dir);
-  /// Train on several processes (see dist::DataParallel and dist::DistributedSampler): the
+  /// Train on several processes (see distributed::DataParallel and distributed::DistributedSampler): the
   /// epoch's loss and metrics, and validation's, are reduced over all of them, so every
   /// process sees the same logs and callbacks decide alike; a batch-level stop on one stops
   /// all; only rank 0 shows progress and writes the checkpoint, ModelCheckpoint's and

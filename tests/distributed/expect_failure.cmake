@@ -4,27 +4,27 @@
 if(NOT DEFINED NP)
   set(NP 2)
 endif()
-set(dp "of a dist::DataParallel over 4 parameters")
+set(dp "of a distributed::DataParallel over 4 parameters")
 set(skip "a backward pass that failed on one rank cannot be skipped")
 # What each mode must print: regular expressions, every one of which must match stderr.
-set(expect_escape "xgrad.dist: rank 1 failed: rank 1 found a corrupt batch at step 3")
+set(expect_escape "xgrad.distributed: rank 1 failed: rank 1 found a corrupt batch at step 3")
 set(expect_caught "training failed: rank 1 found a corrupt batch at step 3"
-                  "xgrad.dist: rank 1 failed \\(an exception unwound past dist::Context\\)")
+                  "xgrad.distributed: rank 1 failed \\(an exception unwound past distributed::Context\\)")
 foreach(r 0 1)
   list(APPEND expect_caught_inside
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is in dist::all_reduce; rank 1 is at the end of its dist::Context")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is in distributed::all_reduce; rank 1 is at the end of its distributed::Context")
   list(APPEND expect_caught_inside_backward
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 1 ${dp}; rank 1 is at the end of its dist::Context")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 1 ${dp}; rank 1 is at the end of its distributed::Context")
   list(APPEND expect_fit_batches
        "rank ${r}: training failed: fit: epoch 1: the processes have different numbers of batches \\(rank 0: 3, rank 1: 2\\)")
   list(APPEND expect_loop_batches
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is in dist::all_reduce")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is in distributed::all_reduce")
   list(APPEND expect_loop_batches_end
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is at the end of its dist::Context")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is at the end of its distributed::Context")
   list(APPEND expect_skip_batch
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 2 ${dp}; rank 1 is starting backward pass 3 ${dp} \\(its backward pass 2 ended with an exception\\)[^\n]*${skip}")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 2 ${dp}; rank 1 is starting backward pass 3 ${dp} \\(its backward pass 2 ended with an exception\\)[^\n]*${skip}")
   list(APPEND expect_skip_batch_early
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is in dist::all_reduce")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; rank 1 is in distributed::all_reduce")
 endforeach()
 list(APPEND expect_caught_inside "training failed: rank 1 found a corrupt batch at step 3")
 list(APPEND expect_caught_inside_backward "training failed: rank 1 found a corrupt batch at step 3")
@@ -33,9 +33,9 @@ list(APPEND expect_skip_batch_early "skipping batch 2: rank 1: NaN in the gradie
 # Four ranks: rank 0 has a batch more than the other three.
 foreach(r 0 1 2 3)
   list(APPEND expect_loop_batches_np4
-       "xgrad.dist: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; ranks 1, 2, 3 are in dist::all_reduce")
+       "xgrad.distributed: rank ${r}: the ranks are out of step: rank 0 is at the end of backward pass 3 ${dp}; ranks 1, 2, 3 are in distributed::all_reduce")
 endforeach()
-set(expect_stuck "xgrad.dist: rank 0: waited 2 s in dist::all_reduce for the other ranks, and some never made a dist call")
+set(expect_stuck "xgrad.distributed: rank 0: waited 2 s in distributed::all_reduce for the other ranks, and some never made a dist call")
 set(expected expect_${MODE})
 if(NOT NP EQUAL 2)
   set(expected expect_${MODE}_np${NP})

@@ -1,8 +1,8 @@
 // Ranks that fail or fall out of step while the others wait for them. Every mode must end the
 // job within seconds with a clear message and a non-zero exit, never hang; what each must print
-// is in tests/dist/expect_failure.cmake.
+// is in tests/distributed/expect_failure.cmake.
 //   escape               rank 1's exception escapes main
-//   caught               main catches it (after it unwound past dist::Context) and returns 1
+//   caught               main catches it (after it unwound past distributed::Context) and returns 1
 //   caught_inside        main catches it inside the Context's scope and returns 1, while rank 0
 //                        waits in an all_reduce
 //   caught_inside_backward  the same while rank 0 waits at the end of a DataParallel backward
@@ -15,14 +15,14 @@
 //                        buckets already travelling) and it skips to batch 3
 //   skip_batch_early     the same, its backward throwing before any gradient is ready
 //   stuck                rank 1 sleeps outside dist while rank 0 waits (run with a short
-//                        XGRAD_DIST_TIMEOUT)
+//                        XGRAD_DISTRIBUTED_TIMEOUT)
 #include <chrono>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <thread>
 
-#include <xgrad/dist/dist.hpp>
+#include <xgrad/distributed.hpp>
 #include <xgrad/xgrad.hpp>
 
 using namespace xgrad;
@@ -30,12 +30,12 @@ using namespace xgrad;
 namespace {
 
 void corrupt_batch_on_rank_1(int& argc, char**& argv) {
-  auto mpi = dist::init(argc, argv);
+  auto mpi = distributed::init(argc, argv);
   Tensor t = ones({4});
-  dist::all_reduce(t);  // every rank gets here
-  if (dist::rank() == 1) throw Error("rank 1 found a corrupt batch at step 3");
-  dist::all_reduce(t);  // the others wait here for rank 1, which never comes
-  dist::barrier();
+  distributed::all_reduce(t);  // every rank gets here
+  if (distributed::rank() == 1) throw Error("rank 1 found a corrupt batch at step 3");
+  distributed::all_reduce(t);  // the others wait here for rank 1, which never comes
+  distributed::barrier();
 }
 
 struct Net : nn::Module {
@@ -64,16 +64,16 @@ train::DataLoader make_loader(std::int64_t batches) {
 
 int fit_batches() {
   Net net;
-  dist::DataParallel ddp(net);
+  distributed::DataParallel ddp(net);
   optim::SGD opt(net.parameters(), optim::SGDOptions(0.1));
-  const train::DataLoader loader = make_loader(dist::rank() == 0 ? 3 : 2);
+  const train::DataLoader loader = make_loader(distributed::rank() == 0 ? 3 : 2);
   const train::Forward forward = [&](const train::Batch& b) { return net.forward(b.inputs); };
   const train::Loss mse = [](const Tensor& p, const Tensor& t) { return nn::mse_loss(p, t); };
   try {
     train::fit(net, forward, mse, opt, loader,
-               train::FitOptions().epochs(1).verbose(false).process_group(dist::process_group()));
+               train::FitOptions().epochs(1).verbose(false).process_group(distributed::process_group()));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: training failed: %s\n", dist::rank(), e.what());
+    std::fprintf(stderr, "rank %d: training failed: %s\n", distributed::rank(), e.what());
     return 1;
   }
   return 0;
@@ -83,12 +83,12 @@ int fit_batches() {
 // from a hook on the hidden activation (`early`: on the output, before any gradient is ready).
 int loop(std::int64_t batches, bool then_all_reduce, std::int64_t throw_at = -1, bool early = false) {
   Net net;
-  dist::DataParallel ddp(net, dist::DataParallelOptions().bucket_cap_mb(1e-6));  // a bucket per parameter
+  distributed::DataParallel ddp(net, distributed::DataParallelOptions().bucket_cap_mb(1e-6));  // a bucket per parameter
   optim::SGD opt(net.parameters(), optim::SGDOptions(0.1));
   const train::DataLoader loader = make_loader(batches);
   std::int64_t index = 0;
   const auto fail = [&](const Tensor& g) -> Tensor {
-    if (dist::rank() == 1 && index == throw_at) throw Error("rank 1: NaN in the gradient of batch " + std::to_string(index));
+    if (distributed::rank() == 1 && index == throw_at) throw Error("rank 1: NaN in the gradient of batch " + std::to_string(index));
     return g;
   };
   if (!early) net.on_hidden = [&](Tensor& h) { h.register_hook(fail); };
@@ -110,19 +110,19 @@ int loop(std::int64_t batches, bool then_all_reduce, std::int64_t throw_at = -1,
   }
   if (then_all_reduce) {
     Tensor total = full({1}, epoch_loss);
-    dist::all_reduce(total);
+    distributed::all_reduce(total);
   }
   return 0;
 }
 
 int run(const std::string& mode) {
-  const bool first = dist::rank() == 0;
+  const bool first = distributed::rank() == 0;
   if (mode == "caught_inside") {
     Tensor t = ones({4});
-    dist::all_reduce(t);
+    distributed::all_reduce(t);
     try {
       if (!first) throw Error("rank 1 found a corrupt batch at step 3");
-      dist::all_reduce(t);
+      distributed::all_reduce(t);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "training failed: %s\n", e.what());
       return 1;
@@ -131,7 +131,7 @@ int run(const std::string& mode) {
   }
   if (mode == "caught_inside_backward") {
     Net net;
-    dist::DataParallel ddp(net);
+    distributed::DataParallel ddp(net);
     try {
       if (!first) throw Error("rank 1 found a corrupt batch at step 3");
       net.forward(ones({2, 4})).sum().backward();
@@ -149,7 +149,7 @@ int run(const std::string& mode) {
   if (mode == "stuck") {
     if (!first) std::this_thread::sleep_for(std::chrono::seconds(40));
     Tensor t = ones({1});
-    dist::all_reduce(t);
+    distributed::all_reduce(t);
     return 0;
   }
   std::fprintf(stderr, "fail_rank: unknown mode '%s'\n", mode.c_str());
@@ -173,6 +173,6 @@ int main(int argc, char** argv) {
     corrupt_batch_on_rank_1(argc, argv);
     return 0;
   }
-  dist::Context mpi(argc, argv);
+  distributed::Context mpi(argc, argv);
   return run(mode);
 }

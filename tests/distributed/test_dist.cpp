@@ -3,7 +3,7 @@
 // and the errors for models or tensors that differ across ranks.
 #include <doctest/doctest.h>
 
-#include <xgrad/dist.hpp>
+#include <xgrad/distributed.hpp>
 #include <xgrad/xgrad.hpp>
 
 #include <algorithm>
@@ -40,7 +40,7 @@ using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(std::vecto
 // k steps of one process on global batches of B, and of this rank on its B / W share of the
 // same batches (DistributedSampler), from the same initial weights: the parameters must agree.
 void check_equivalence(DType dtype, const MakeOptimizer& make_optimizer, double tolerance) {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   const std::int64_t B = 8, steps = 3, T = 6;
   manual_seed(42);
   const Tensor x = randn({B * steps, T, 3}, dtype), y = randn({B * steps, 2}, dtype);
@@ -48,14 +48,14 @@ void check_equivalence(DType dtype, const MakeOptimizer& make_optimizer, double 
   Net reference;
   reference.to(dtype);
   // Rank 0's initial weights reach every rank through DataParallel: the others start elsewhere.
-  manual_seed(dist::rank() == 0 ? 7 : 1000 + static_cast<std::uint64_t>(dist::rank()));
+  manual_seed(distributed::rank() == 0 ? 7 : 1000 + static_cast<std::uint64_t>(distributed::rank()));
   Net net;
   net.to(dtype);
-  dist::DataParallel ddp(net, dist::DataParallelOptions().bucket_cap_mb(0.001));  // several buckets
+  distributed::DataParallel ddp(net, distributed::DataParallelOptions().bucket_cap_mb(0.001));  // several buckets
   auto ref_opt = make_optimizer(reference.parameters());
   auto opt = make_optimizer(net.parameters());
   const train::BatchSampler whole(B * steps, B, /*shuffle=*/true, /*seed=*/3);
-  const dist::DistributedSampler share(B * steps, dist::DistributedSamplerOptions().batch_size(B / W).shuffle(true).seed(3));
+  const distributed::DistributedSampler share(B * steps, distributed::DistributedSamplerOptions().batch_size(B / W).shuffle(true).seed(3));
   REQUIRE(share.num_batches() == steps);
   const auto whole_batches = whole.epoch(0), my_batches = share.epoch(0);
   for (std::int64_t s = 0; s < steps; ++s) {
@@ -81,69 +81,69 @@ void check_equivalence(DType dtype, const MakeOptimizer& make_optimizer, double 
 }  // namespace
 
 TEST_CASE("rank and world size come from mpirun") {
-  CHECK(dist::initialized());
-  CHECK(dist::rank() >= 0);
-  CHECK(dist::rank() < dist::world_size());
-  dist::barrier();
+  CHECK(distributed::initialized());
+  CHECK(distributed::rank() >= 0);
+  CHECK(distributed::rank() < distributed::world_size());
+  distributed::barrier();
 }
 
 TEST_CASE("all_reduce sums, averages, takes the max and min, for f32, f64 and i64") {
-  const int W = dist::world_size();
-  const double r = dist::rank();
+  const int W = distributed::world_size();
+  const double r = distributed::rank();
   const double sum_ranks = W * (W - 1) / 2.0;
   for (DType dtype : {DType::f32, DType::f64, DType::i64}) {
     INFO(dtype_name(dtype));
     Tensor t = tensor({r, 2 * r, 1.0}, dtype);
-    dist::all_reduce(t, dist::ReduceOp::sum);
+    distributed::all_reduce(t, distributed::ReduceOp::sum);
     CHECK(t.to_vector<double>() == std::vector<double>{sum_ranks, 2 * sum_ranks, static_cast<double>(W)});
     Tensor m = tensor({r, -r}, dtype);
-    dist::all_reduce(m, dist::ReduceOp::max);
+    distributed::all_reduce(m, distributed::ReduceOp::max);
     CHECK(m.to_vector<double>() == std::vector<double>{W - 1.0, 0.0});
     Tensor n = tensor({r, -r}, dtype);
-    dist::all_reduce(n, dist::ReduceOp::min);
+    distributed::all_reduce(n, distributed::ReduceOp::min);
     CHECK(n.to_vector<double>() == std::vector<double>{0.0, 1.0 - W});
   }
   Tensor mean = tensor({r, 1.0}, DType::f64);
-  dist::all_reduce(mean, dist::ReduceOp::mean);
+  distributed::all_reduce(mean, distributed::ReduceOp::mean);
   CHECK(mean.to_vector<double>() == std::vector<double>{sum_ranks / W, 1.0});
   Tensor ints = tensor({1.0}, DType::i64);
-  CHECK_THROWS_WITH_AS(dist::all_reduce(ints, dist::ReduceOp::mean), "dist::all_reduce: mean needs a floating dtype, got i64",
+  CHECK_THROWS_WITH_AS(distributed::all_reduce(ints, distributed::ReduceOp::mean), "distributed::all_reduce: mean needs a floating dtype, got i64",
                        Error);
 }
 
 TEST_CASE("all_reduce writes through a strided view into its base") {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   Tensor base = zeros({2, 3}, DType::f64);
   Tensor column = base.select(1, 1);  // strided: elements 1 and 4
   column.fill_(1.0);
-  dist::all_reduce(column, dist::ReduceOp::sum);
+  distributed::all_reduce(column, distributed::ReduceOp::sum);
   CHECK(base.to_vector<double>() == std::vector<double>{0, static_cast<double>(W), 0, 0, static_cast<double>(W), 0});
 }
 
 TEST_CASE("broadcast copies the root's values; all_gather stacks every rank's tensor in rank order") {
-  const int W = dist::world_size();
-  Tensor t = full({2, 2}, dist::rank() + 10.0);
-  dist::broadcast(t, W - 1);
+  const int W = distributed::world_size();
+  Tensor t = full({2, 2}, distributed::rank() + 10.0);
+  distributed::broadcast(t, W - 1);
   CHECK(t.to_vector<double>() == std::vector<double>(4, W - 1 + 10.0));
-  const Tensor g = dist::all_gather(tensor({static_cast<double>(dist::rank()), 1.0}, DType::i64));
+  const Tensor g = distributed::all_gather(tensor({static_cast<double>(distributed::rank()), 1.0}, DType::i64));
   CHECK(g.shape() == Shape{W, 2});
   for (int r = 0; r < W; ++r) CHECK(g.at({r, 0}) == r);
   Tensor x = full({1}, 1.0);
-  CHECK_THROWS_WITH_AS(dist::broadcast(x, W), doctest::Contains(("dist::broadcast: root " + std::to_string(W) + " is not a rank").c_str()), Error);
+  CHECK_THROWS_WITH_AS(distributed::broadcast(x, W), doctest::Contains(("distributed::broadcast: root " + std::to_string(W) + " is not a rank").c_str()), Error);
 }
 
 TEST_CASE("a collective on tensors that differ across ranks throws on every rank, naming the shapes") {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   if (W < 2) return;
-  Tensor t = zeros({dist::rank() == 1 ? 3 : 2});
-  const std::string expected = "dist::all_reduce: the ranks passed tensors of different shapes or dtypes (rank " +
-                               std::to_string(dist::rank()) + " has (" + (dist::rank() == 1 ? "3" : "2") + ") float32)";
-  CHECK_THROWS_WITH_AS(dist::all_reduce(t), doctest::Contains(expected.c_str()), Error);
-  Tensor d = zeros({2}, dist::rank() == 0 ? DType::f64 : DType::f32);
-  CHECK_THROWS_AS(dist::broadcast(d), Error);
+  Tensor t = zeros({distributed::rank() == 1 ? 3 : 2});
+  const std::string expected = "distributed::all_reduce: the ranks passed tensors of different shapes or dtypes (rank " +
+                               std::to_string(distributed::rank()) + " has (" + (distributed::rank() == 1 ? "3" : "2") + ") float32)";
+  CHECK_THROWS_WITH_AS(distributed::all_reduce(t), doctest::Contains(expected.c_str()), Error);
+  Tensor d = zeros({2}, distributed::rank() == 0 ? DType::f64 : DType::f32);
+  CHECK_THROWS_AS(distributed::broadcast(d), Error);
   // The ranks are still in step afterwards.
   Tensor ok = ones({1});
-  dist::all_reduce(ok);
+  distributed::all_reduce(ok);
   CHECK(ok.item() == W);
 }
 
@@ -162,7 +162,7 @@ TEST_CASE("DataParallel on B / N per rank equals one process on B: LSTM, Adam, f
 }
 
 TEST_CASE("no_sync accumulates locally; the next backward averages everything, as one big step") {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   const std::int64_t B = 4 * W;
   manual_seed(5);
   const Tensor x = randn({2 * B, 4, 3}, DType::f64), y = randn({2 * B, 2}, DType::f64);
@@ -172,12 +172,12 @@ TEST_CASE("no_sync accumulates locally; the next backward averages everything, a
   manual_seed(11);
   Net net;
   net.to(DType::f64);
-  dist::DataParallel ddp(net);
+  distributed::DataParallel ddp(net);
   // One process: two micro-batches of B accumulated.
   batch_loss(reference, x.narrow(0, 0, B), y.narrow(0, 0, B)).backward();
   batch_loss(reference, x.narrow(0, B, B), y.narrow(0, B, B)).backward();
   // Each rank: its quarter of each micro-batch, the first under no_sync.
-  const std::int64_t b = B / W, at = dist::rank() * b;
+  const std::int64_t b = B / W, at = distributed::rank() * b;
   {
     auto guard = ddp.no_sync();
     batch_loss(net, x.narrow(0, at, b), y.narrow(0, at, b)).backward();
@@ -191,7 +191,7 @@ TEST_CASE("no_sync accumulates locally; the next backward averages everything, a
 }
 
 TEST_CASE("a parameter unused on some ranks gets the mean with zeros for them; unused everywhere keeps no gradient") {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   struct Three : nn::Module {
     Tensor a, b, never;
     Three() {
@@ -200,10 +200,10 @@ TEST_CASE("a parameter unused on some ranks gets the mean with zeros for them; u
       never = register_parameter("never", tensor({1.0}, DType::f64));
     }
   } model;
-  dist::DataParallel ddp(model);
+  distributed::DataParallel ddp(model);
   const Tensor x = tensor({1.0, 2.0}, DType::f64);
   Tensor loss = (model.a * x).sum();
-  if (dist::rank() == 0) loss = loss + 3.0 * (model.b * x).sum();  // b only on rank 0
+  if (distributed::rank() == 0) loss = loss + 3.0 * (model.b * x).sum();  // b only on rank 0
   loss.backward();
   CHECK(model.a.grad().to_vector<double>() == std::vector<double>{1.0, 2.0});
   CHECK(model.b.grad().to_vector<double>() == std::vector<double>{3.0 / W, 6.0 / W});
@@ -212,7 +212,7 @@ TEST_CASE("a parameter unused on some ranks gets the mean with zeros for them; u
 }
 
 namespace {
-const std::string kModelDiffers = "dist::DataParallel: the model differs across ranks: ";
+const std::string kModelDiffers = "distributed::DataParallel: the model differs across ranks: ";
 const std::string kInOrder =
     " (the options, then the parameters, then the buffers, in registration order); every rank must build the same model "
     "with the same options";
@@ -229,15 +229,15 @@ struct Pair : nn::Module {
 // The ranks are still in step after a refused DataParallel.
 void check_in_step() {
   Tensor ok = ones({1});
-  dist::all_reduce(ok);
-  CHECK(ok.item() == dist::world_size());
+  distributed::all_reduce(ok);
+  CHECK(ok.item() == distributed::world_size());
 }
 }  // namespace
 
 TEST_CASE("DataParallel refuses models that differ across ranks, naming the first difference on every rank") {
-  if (dist::world_size() < 2) return;
-  nn::Linear odd(3, dist::rank() == 1 ? 5 : 4);
-  CHECK_THROWS_WITH_AS(dist::DataParallel{odd},
+  if (distributed::world_size() < 2) return;
+  nn::Linear odd(3, distributed::rank() == 1 ? 5 : 4);
+  CHECK_THROWS_WITH_AS(distributed::DataParallel{odd},
                        (kModelDiffers + "rank 1 has parameter 'weight' (5, 3) float32 requires_grad where rank 0 has "
                                         "parameter 'weight' (4, 3) float32 requires_grad" + kInOrder).c_str(),
                        Error);
@@ -245,60 +245,60 @@ TEST_CASE("DataParallel refuses models that differ across ranks, naming the firs
 }
 
 TEST_CASE("DataParallel refuses ranks that freeze different parameters, even of the same size") {
-  if (dist::world_size() < 2) return;
-  const bool odd = dist::rank() % 2 == 1;
+  if (distributed::world_size() < 2) return;
+  const bool odd = distributed::rank() % 2 == 1;
   Pair swapped(/*freeze_a=*/!odd, /*freeze_b=*/odd);  // gradients of a and b would be averaged together
-  CHECK_THROWS_WITH_AS(dist::DataParallel{swapped},
+  CHECK_THROWS_WITH_AS(distributed::DataParallel{swapped},
                        (kModelDiffers + "rank 1 has parameter 'a' (2) float64 requires_grad where rank 0 has parameter 'a' "
                                         "(2) float64 frozen (requires_grad false)" + kInOrder).c_str(),
                        Error);
   check_in_step();
-  Pair one_frozen(false, dist::rank() == 1);  // the buckets would differ in size
-  CHECK_THROWS_WITH_AS(dist::DataParallel{one_frozen},
+  Pair one_frozen(false, distributed::rank() == 1);  // the buckets would differ in size
+  CHECK_THROWS_WITH_AS(distributed::DataParallel{one_frozen},
                        (kModelDiffers + "rank 1 has parameter 'b' (2) float64 frozen (requires_grad false) where rank 0 has "
                                         "parameter 'b' (2) float64 requires_grad" + kInOrder).c_str(),
                        Error);
   check_in_step();
   Pair alike(true, false);  // the same frozen parameter everywhere is fine
-  dist::DataParallel ddp(alike);
-  (alike.b * (dist::rank() + 1.0)).sum().backward();
-  CHECK(alike.b.grad().to_vector<double>() == std::vector<double>(2, (dist::world_size() + 1) / 2.0));
+  distributed::DataParallel ddp(alike);
+  (alike.b * (distributed::rank() + 1.0)).sum().backward();
+  CHECK(alike.b.grad().to_vector<double>() == std::vector<double>(2, (distributed::world_size() + 1) / 2.0));
   CHECK_FALSE(alike.a.grad().defined());
 }
 
 TEST_CASE("DataParallel refuses ranks whose bucket size differs, naming it") {
-  if (dist::world_size() < 2) return;
+  if (distributed::world_size() < 2) return;
   nn::Linear layer(3, 4);
-  const auto options = dist::DataParallelOptions().bucket_cap_mb(dist::rank() == 1 ? 0.5 : 25);
-  CHECK_THROWS_WITH_AS(dist::DataParallel(layer, options),
+  const auto options = distributed::DataParallelOptions().bucket_cap_mb(distributed::rank() == 1 ? 0.5 : 25);
+  CHECK_THROWS_WITH_AS(distributed::DataParallel(layer, options),
                        (kModelDiffers + "rank 1 has bucket_cap_mb 0.5 where rank 0 has bucket_cap_mb 25" + kInOrder).c_str(),
                        Error);
   check_in_step();
 }
 
-TEST_CASE("dist::set_timeout takes a positive number of seconds") {
-  const double before = dist::timeout();
+TEST_CASE("distributed::set_timeout takes a positive number of seconds") {
+  const double before = distributed::timeout();
   CHECK(before > 0);
-  dist::set_timeout(30);
-  CHECK(dist::timeout() == 30);
-  CHECK_THROWS_WITH_AS(dist::set_timeout(0), "dist::set_timeout: the timeout must be a positive number of seconds, got 0", Error);
-  CHECK_THROWS_AS(dist::set_timeout(std::nan("")), Error);
-  dist::set_timeout(before);
+  distributed::set_timeout(30);
+  CHECK(distributed::timeout() == 30);
+  CHECK_THROWS_WITH_AS(distributed::set_timeout(0), "distributed::set_timeout: the timeout must be a positive number of seconds, got 0", Error);
+  CHECK_THROWS_AS(distributed::set_timeout(std::nan("")), Error);
+  distributed::set_timeout(before);
 }
 
 TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the same order as one process, equal batch counts") {
-  const int W = dist::world_size();
+  const int W = distributed::world_size();
   for (std::int64_t n : {0, 1, 7, 8, 13, 24}) {
     for (bool shuffle : {false, true}) {
       INFO("n = " << n << ", shuffle " << shuffle);
-      const dist::DistributedSampler s(n, dist::DistributedSamplerOptions().batch_size(3).shuffle(shuffle).seed(9));
+      const distributed::DistributedSampler s(n, distributed::DistributedSamplerOptions().batch_size(3).shuffle(shuffle).seed(9));
       for (std::int64_t epoch : {0, 1}) {
         std::vector<std::int64_t> mine;
         for (const auto& batch : s.epoch(epoch)) mine.insert(mine.end(), batch.begin(), batch.end());
         REQUIRE(static_cast<std::int64_t>(mine.size()) == s.num_samples());
         if (n == 0) continue;
         // Every rank has the same number of samples and batches (all_gather needs equal shapes).
-        const Tensor all = dist::all_gather(from_vector(mine, {s.num_samples()}));
+        const Tensor all = distributed::all_gather(from_vector(mine, {s.num_samples()}));
         std::vector<int> seen(static_cast<std::size_t>(n), 0);
         for (std::int64_t v : all.to_vector<std::int64_t>()) ++seen[static_cast<std::size_t>(v)];
         // Every sample at least once; the shares are evened by repeating the order from its start.
@@ -310,21 +310,21 @@ TEST_CASE("DistributedSampler: disjoint shares covering every sample once, the s
         if (n % W == 0) CHECK(std::count(seen.begin(), seen.end(), 1) == n);
         // Interleaved: position i of the one-process order goes to rank i % W.
         for (std::size_t i = 0; i < mine.size(); ++i)
-          CHECK(mine[i] == order[(static_cast<std::size_t>(dist::rank()) + i * static_cast<std::size_t>(W)) % static_cast<std::size_t>(n)]);
+          CHECK(mine[i] == order[(static_cast<std::size_t>(distributed::rank()) + i * static_cast<std::size_t>(W)) % static_cast<std::size_t>(n)]);
       }
       // Uneven shares for evaluation: no sample twice.
-      const dist::DistributedSampler e(n, dist::DistributedSamplerOptions().batch_size(3).even(false));
+      const distributed::DistributedSampler e(n, distributed::DistributedSamplerOptions().batch_size(3).even(false));
       Tensor count = full({1}, static_cast<double>(e.num_samples()), DType::i64);
-      dist::all_reduce(count);
+      distributed::all_reduce(count);
       CHECK(count.item<std::int64_t>() == n);
-      const dist::DistributedSampler d(n, dist::DistributedSamplerOptions().batch_size(3).drop_last(true));
+      const distributed::DistributedSampler d(n, distributed::DistributedSamplerOptions().batch_size(3).drop_last(true));
       CHECK(d.num_samples() == n / W);
     }
   }
-  CHECK_THROWS_WITH_AS(dist::DistributedSampler(4, dist::DistributedSamplerOptions().batch_size(0)),
-                       "dist::DistributedSampler: batch_size must be positive, got 0", Error);
-  CHECK_THROWS_WITH_AS(dist::DistributedSampler(4, dist::DistributedSamplerOptions().rank(5).world_size(2)),
-                       "dist::DistributedSampler: rank 5 is not below the world size 2", Error);
+  CHECK_THROWS_WITH_AS(distributed::DistributedSampler(4, distributed::DistributedSamplerOptions().batch_size(0)),
+                       "distributed::DistributedSampler: batch_size must be positive, got 0", Error);
+  CHECK_THROWS_WITH_AS(distributed::DistributedSampler(4, distributed::DistributedSamplerOptions().rank(5).world_size(2)),
+                       "distributed::DistributedSampler: rank 5 is not below the world size 2", Error);
 }
 
 namespace {
@@ -333,15 +333,15 @@ namespace {
 struct SharedDir {
   std::filesystem::path path;
   SharedDir() {
-    Tensor id = full({1}, dist::rank() == 0 ? static_cast<double>(std::random_device{}() % 1000000000u) : 0.0, DType::i64);
-    dist::broadcast(id);
-    path = std::filesystem::temp_directory_path() / ("xgrad_dist_test_" + std::to_string(id.item<std::int64_t>()));
-    if (dist::rank() == 0) std::filesystem::create_directories(path);
-    dist::barrier();
+    Tensor id = full({1}, distributed::rank() == 0 ? static_cast<double>(std::random_device{}() % 1000000000u) : 0.0, DType::i64);
+    distributed::broadcast(id);
+    path = std::filesystem::temp_directory_path() / ("xgrad_distributed_test_" + std::to_string(id.item<std::int64_t>()));
+    if (distributed::rank() == 0) std::filesystem::create_directories(path);
+    distributed::barrier();
   }
   ~SharedDir() {
-    dist::barrier();
-    if (dist::rank() == 0) std::filesystem::remove_all(path);
+    distributed::barrier();
+    if (distributed::rank() == 0) std::filesystem::remove_all(path);
   }
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
@@ -361,13 +361,13 @@ Fitted fit_net(bool distributed, std::int64_t epochs, std::uint64_t init_seed, c
   manual_seed(init_seed);
   Net net;
   net.to(DType::f64);
-  std::unique_ptr<dist::DataParallel> ddp;
-  if (distributed) ddp = std::make_unique<dist::DataParallel>(net);
+  std::unique_ptr<distributed::DataParallel> ddp;
+  if (distributed) ddp = std::make_unique<distributed::DataParallel>(net);
   optim::Adam opt(net.parameters(), optim::AdamOptions(1e-2));
-  const int W = distributed ? dist::world_size() : 1;
+  const int W = distributed ? distributed::world_size() : 1;
   const auto sampler = [&](std::int64_t n, std::int64_t batch, bool even) -> std::shared_ptr<const train::Sampler> {
     if (!distributed) return std::make_shared<train::BatchSampler>(n, batch, /*shuffle=*/even, /*seed=*/4);
-    return std::make_shared<dist::DistributedSampler>(n, dist::DistributedSamplerOptions().batch_size(batch / W).shuffle(even).seed(4).even(even));
+    return std::make_shared<distributed::DistributedSampler>(n, distributed::DistributedSamplerOptions().batch_size(batch / W).shuffle(even).seed(4).even(even));
   };
   const train::DataLoader loader(train::TensorDataset(x, y), sampler(24, 8, true));
   const train::DataLoader val(train::TensorDataset(vx, vy), sampler(10, W * 3, false));
@@ -376,7 +376,7 @@ Fitted fit_net(bool distributed, std::int64_t epochs, std::uint64_t init_seed, c
   train::FitOptions options = train::FitOptions().epochs(epochs).validation(&val).metrics({"mae"}).verbose(false)
                                   .callbacks(std::move(callbacks));
   if (!checkpoint.empty()) options.checkpoint(checkpoint).resume(true);
-  if (distributed) options.process_group(dist::process_group());
+  if (distributed) options.process_group(distributed::process_group());
   Fitted out;
   out.history = train::fit(net, forward, mse, opt, loader, options);
   for (const auto& [name, p] : net.named_parameters()) out.params.emplace_back(name, p.clone());
@@ -386,7 +386,7 @@ Fitted fit_net(bool distributed, std::int64_t epochs, std::uint64_t init_seed, c
 }  // namespace
 
 TEST_CASE("fit with DataParallel, DistributedSampler and the process group equals one process's fit, logs included") {
-  const Fitted one = fit_net(false, 2, 8), many = fit_net(true, 2, dist::rank() == 0 ? 8 : 99);
+  const Fitted one = fit_net(false, 2, 8), many = fit_net(true, 2, distributed::rank() == 0 ? 8 : 99);
   for (std::size_t i = 0; i < one.params.size(); ++i) {
     INFO(one.params[i].first);
     CHECK(max_abs_diff(many.params[i].second, one.params[i].second) <= 1e-12);
@@ -401,16 +401,16 @@ TEST_CASE("fit with DataParallel, DistributedSampler and the process group equal
 
 TEST_CASE("distributed fit: only rank 0 writes files; every rank resumes from the same checkpoint") {
   SharedDir dir;
-  const std::string rank_log = dir.file("log_rank" + std::to_string(dist::rank()) + ".csv");
-  const std::string best = dir.file("best_rank" + std::to_string(dist::rank()) + ".safetensors");
+  const std::string rank_log = dir.file("log_rank" + std::to_string(distributed::rank()) + ".csv");
+  const std::string best = dir.file("best_rank" + std::to_string(distributed::rank()) + ".safetensors");
   const Fitted straight = fit_net(true, 3, 8);
   fit_net(true, 1, 8, dir.file("state.safetensors"),
           {std::make_shared<train::CsvLog>(rank_log), std::make_shared<train::ModelCheckpoint>(best)});
-  dist::barrier();
-  CHECK(std::filesystem::exists(rank_log) == (dist::rank() == 0));
-  CHECK(std::filesystem::exists(best) == (dist::rank() == 0));
+  distributed::barrier();
+  CHECK(std::filesystem::exists(rank_log) == (distributed::rank() == 0));
+  CHECK(std::filesystem::exists(best) == (distributed::rank() == 0));
   // A new job (other initial weights) resumes after epoch 1 and ends where the straight run did.
-  const Fitted resumed = fit_net(true, 3, 1234 + static_cast<std::uint64_t>(dist::rank()), dir.file("state.safetensors"));
+  const Fitted resumed = fit_net(true, 3, 1234 + static_cast<std::uint64_t>(distributed::rank()), dir.file("state.safetensors"));
   for (std::size_t i = 0; i < straight.params.size(); ++i) {
     INFO(straight.params[i].first);
     CHECK(max_abs_diff(resumed.params[i].second, straight.params[i].second) <= 1e-12);
@@ -419,16 +419,16 @@ TEST_CASE("distributed fit: only rank 0 writes files; every rank resumes from th
 }
 
 TEST_CASE("dist's options are XGRAD_ARG options: chained setters, getters, defaults") {
-  const auto dp = dist::DataParallelOptions().bucket_cap_mb(4).overlap(false);
+  const auto dp = distributed::DataParallelOptions().bucket_cap_mb(4).overlap(false);
   CHECK(dp.bucket_cap_mb() == 4.0);
   CHECK_FALSE(dp.overlap());
-  CHECK(dist::DataParallelOptions().bucket_cap_mb() == 25.0);
-  const auto s = dist::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(7).even(false).rank(1).world_size(3);
+  CHECK(distributed::DataParallelOptions().bucket_cap_mb() == 25.0);
+  const auto s = distributed::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(7).even(false).rank(1).world_size(3);
   CHECK(s.batch_size() == 16);
   CHECK(s.shuffle());
   CHECK(s.seed() == 7);
   CHECK_FALSE(s.even());
   CHECK(s.rank() == 1);
   CHECK(s.world_size() == 3);
-  CHECK(dist::DistributedSamplerOptions().rank() == -1);
+  CHECK(distributed::DistributedSamplerOptions().rank() == -1);
 }

@@ -4,9 +4,9 @@
 /// DistributedDataParallel, for C++ training scripts).
 ///
 /// Example (`mpirun -np 4 ./train`; each rank reads a quarter of every batch):
-///     dist::Context mpi(argc, argv);
+///     distributed::Context mpi(argc, argv);
 ///     nn::LSTM lstm(nn::LSTMOptions(8, 64));
-///     dist::DataParallel ddp(lstm);               // rank 0's weights everywhere, hooks set
+///     distributed::DataParallel ddp(lstm);               // rank 0's weights everywhere, hooks set
 ///     optim::Adam opt(lstm.parameters(), optim::AdamOptions(1e-3));
 ///     for (...) {
 ///       opt.zero_grad();
@@ -19,9 +19,9 @@
 #include <xgrad/core/options.hpp>
 #include <xgrad/nn/module.hpp>
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
-/// Options of DataParallel. Example: `dist::DataParallelOptions().bucket_cap_mb(4)`
+/// Options of DataParallel. Example: `distributed::DataParallelOptions().bucket_cap_mb(4)`
 struct DataParallelOptions {
   /// Gradients travel in buckets of about this many megabytes (PyTorch's default, 25).
   XGRAD_ARG(double, bucket_cap_mb) = 25.0;
@@ -45,7 +45,7 @@ struct DataParallelOptions {
 /// number of times (DistributedSampler gives each rank the same number of batches): before
 /// anyone waits for a gradient, the ranks check that they end the same pass, and a rank with a
 /// batch more, or one that skipped a pass whose backward threw, ends the job with a message
-/// naming every rank's step (see dist::Context).
+/// naming every rank's step (see distributed::Context).
 ///
 /// The model must outlive this object, which removes its hooks when destroyed.
 class DataParallel {
@@ -93,4 +93,4 @@ class DataParallel {
   std::unique_ptr<State> state_;
 };
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed

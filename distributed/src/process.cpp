@@ -1,5 +1,5 @@
 // dist's start-up, shut-down and failure handling, and the collectives on tensors.
-#include <xgrad/dist/process.hpp>
+#include <xgrad/distributed/process.hpp>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +11,7 @@
 
 #include "mpi_util.hpp"
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
 namespace {
 
@@ -38,7 +38,7 @@ int world_rank() {
       why = "an exception that is not a std::exception";
     }
   }
-  std::fprintf(stderr, "xgrad.dist: rank %d failed: %s\n", world_rank(), why.c_str());
+  std::fprintf(stderr, "xgrad.distributed: rank %d failed: %s\n", world_rank(), why.c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();
@@ -46,7 +46,7 @@ int world_rank() {
 
 void abort_if_failing() {
   if (!failing) return;
-  std::fprintf(stderr, "xgrad.dist: rank %d failed (an exception unwound past dist::Context); ending the job\n",
+  std::fprintf(stderr, "xgrad.distributed: rank %d failed (an exception unwound past distributed::Context); ending the job\n",
                world_rank());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
@@ -58,7 +58,7 @@ namespace detail {
 
 void require_initialized(const char* op) {
   if (!context_alive)
-    throw Error(std::string(op) + ": MPI is not running; create a dist::Context(argc, argv) at the start of main");
+    throw Error(std::string(op) + ": MPI is not running; create a distributed::Context(argc, argv) at the start of main");
 }
 
 MPI_Datatype mpi_type(DType dtype, const char* op) {
@@ -73,13 +73,13 @@ MPI_Datatype mpi_type(DType dtype, const char* op) {
 }  // namespace detail
 
 Context::Context(int& argc, char**& argv) {
-  if (context_alive) throw Error("dist::Context: a Context is already alive in this process; make one, in main");
+  if (context_alive) throw Error("distributed::Context: a Context is already alive in this process; make one, in main");
   int running = 0;
   MPI_Initialized(&running);
   if (!running) {
     int provided = 0;
     // Only the thread that runs backward calls MPI (the gradient hooks run on it).
-    detail::check(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided), "dist::Context");
+    detail::check(MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided), "distributed::Context");
     owns_ = true;
   }
   // Errors come back as codes, and become exceptions naming the call.
@@ -110,25 +110,25 @@ Context::~Context() {
 bool initialized() { return context_alive; }
 
 int rank() {
-  detail::require_initialized("dist::rank");
+  detail::require_initialized("distributed::rank");
   return world_rank();
 }
 
 int world_size() {
-  detail::require_initialized("dist::world_size");
+  detail::require_initialized("distributed::world_size");
   int n = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &n);
   return n;
 }
 
 void barrier() {
-  detail::require_initialized("dist::barrier");
+  detail::require_initialized("distributed::barrier");
   detail::agree({detail::Step::collective, detail::Step::barrier, 0});
-  detail::check(MPI_Barrier(MPI_COMM_WORLD), "dist::barrier");
+  detail::check(MPI_Barrier(MPI_COMM_WORLD), "distributed::barrier");
 }
 
 void abort(const std::string& message, int code) {
-  std::fprintf(stderr, "xgrad.dist: rank %d: %s\n", context_alive ? world_rank() : -1, message.c_str());
+  std::fprintf(stderr, "xgrad.distributed: rank %d: %s\n", context_alive ? world_rank() : -1, message.c_str());
   std::fflush(stderr);
   if (context_alive) MPI_Abort(MPI_COMM_WORLD, code);
   std::exit(code);
@@ -182,16 +182,16 @@ void finish(Tensor& t, const Block& b) {
 }  // namespace
 
 void all_reduce(Tensor& t, ReduceOp op) {
-  detail::require_initialized("dist::all_reduce");
+  detail::require_initialized("distributed::all_reduce");
   detail::agree({detail::Step::collective, detail::Step::all_reduce, 0});
-  check_same_everywhere(t, "dist::all_reduce");
+  check_same_everywhere(t, "distributed::all_reduce");
   if (op == ReduceOp::mean && t.dtype() == DType::i64)
-    throw Error("dist::all_reduce: mean needs a floating dtype, got i64");
+    throw Error("distributed::all_reduce: mean needs a floating dtype, got i64");
   const MPI_Op mpi_op = op == ReduceOp::max ? MPI_MAX : op == ReduceOp::min ? MPI_MIN : MPI_SUM;
   Block b = writable(t);
-  detail::check(MPI_Allreduce(MPI_IN_PLACE, b.ptr, static_cast<int>(t.numel()), detail::mpi_type(t.dtype(), "dist::all_reduce"),
+  detail::check(MPI_Allreduce(MPI_IN_PLACE, b.ptr, static_cast<int>(t.numel()), detail::mpi_type(t.dtype(), "distributed::all_reduce"),
                               mpi_op, MPI_COMM_WORLD),
-                "dist::all_reduce");
+                "distributed::all_reduce");
   if (op == ReduceOp::mean) {
     NoGradGuard no_grad;
     b.data.mul_(1.0 / world_size());
@@ -200,22 +200,22 @@ void all_reduce(Tensor& t, ReduceOp op) {
 }
 
 void broadcast(Tensor& t, int root) {
-  detail::require_initialized("dist::broadcast");
+  detail::require_initialized("distributed::broadcast");
   detail::agree({detail::Step::collective, detail::Step::broadcast, 0});
   if (root < 0 || root >= world_size())
-    throw Error("dist::broadcast: root " + std::to_string(root) + " is not a rank (world size " + std::to_string(world_size()) + ")");
-  check_same_everywhere(t, "dist::broadcast");
+    throw Error("distributed::broadcast: root " + std::to_string(root) + " is not a rank (world size " + std::to_string(world_size()) + ")");
+  check_same_everywhere(t, "distributed::broadcast");
   Block b = writable(t);
-  detail::check(MPI_Bcast(b.ptr, static_cast<int>(t.numel()), detail::mpi_type(t.dtype(), "dist::broadcast"), root,
+  detail::check(MPI_Bcast(b.ptr, static_cast<int>(t.numel()), detail::mpi_type(t.dtype(), "distributed::broadcast"), root,
                           MPI_COMM_WORLD),
-                "dist::broadcast");
+                "distributed::broadcast");
   finish(t, b);
 }
 
 Tensor all_gather(const Tensor& t) {
-  detail::require_initialized("dist::all_gather");
+  detail::require_initialized("distributed::all_gather");
   detail::agree({detail::Step::collective, detail::Step::all_gather, 0});
-  check_same_everywhere(t, "dist::all_gather");
+  check_same_everywhere(t, "distributed::all_gather");
   const Tensor src = t.contiguous().detach();
   Shape shape{world_size()};
   shape.insert(shape.end(), t.shape().begin(), t.shape().end());
@@ -227,10 +227,10 @@ Tensor all_gather(const Tensor& t) {
     case DType::f64: in = src.data<double>(); break;
     default: in = src.data<std::int64_t>(); break;
   }
-  const MPI_Datatype type = detail::mpi_type(t.dtype(), "dist::all_gather");
+  const MPI_Datatype type = detail::mpi_type(t.dtype(), "distributed::all_gather");
   detail::check(MPI_Allgather(in, static_cast<int>(t.numel()), type, b.ptr, static_cast<int>(t.numel()), type, MPI_COMM_WORLD),
-                "dist::all_gather");
+                "distributed::all_gather");
   return out;
 }
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed

@@ -1,17 +1,17 @@
 // DistributedSampler: one epoch order for all ranks, cut into interleaved shares.
-#include <xgrad/dist/sampler.hpp>
+#include <xgrad/distributed/sampler.hpp>
 
 #include <algorithm>
 #include <string>
 
-#include <xgrad/dist/process.hpp>
+#include <xgrad/distributed/process.hpp>
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
 DistributedSampler::DistributedSampler(std::int64_t n, const DistributedSamplerOptions& o)
     : n_(n), batch_(o.batch_size()), shuffle_(o.shuffle()), drop_last_(o.drop_last()), even_(o.even()), seed_(o.seed()),
-      rank_(o.rank() >= 0 ? o.rank() : dist::rank()), world_(o.world_size() >= 0 ? o.world_size() : dist::world_size()) {
-  const std::string what = "dist::DistributedSampler: ";
+      rank_(o.rank() >= 0 ? o.rank() : distributed::rank()), world_(o.world_size() >= 0 ? o.world_size() : distributed::world_size()) {
+  const std::string what = "distributed::DistributedSampler: ";
   if (n < 0) throw Error(what + "the dataset size must not be negative, got " + std::to_string(n));
   if (batch_ <= 0) throw Error(what + "batch_size must be positive, got " + std::to_string(batch_));
   if (world_ <= 0) throw Error(what + "world_size must be positive, got " + std::to_string(world_));
@@ -43,4 +43,4 @@ std::vector<std::vector<std::int64_t>> DistributedSampler::epoch(std::int64_t ep
   return batches;
 }
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed

@@ -18,7 +18,7 @@
 
 #include "mpi_util.hpp"
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
 namespace {
 
@@ -35,21 +35,21 @@ int my_rank() {
 
 const char* call_name(std::int64_t what) {
   switch (what) {
-    case detail::Step::all_reduce: return "dist::all_reduce";
-    case detail::Step::broadcast: return "dist::broadcast";
-    case detail::Step::all_gather: return "dist::all_gather";
-    case detail::Step::barrier: return "dist::barrier";
-    case detail::Step::group_sum: return "a reduction of dist::process_group (fit's logs, stop or batch count)";
-    case detail::Step::data_parallel: return "dist::DataParallel's construction";
+    case detail::Step::all_reduce: return "distributed::all_reduce";
+    case detail::Step::broadcast: return "distributed::broadcast";
+    case detail::Step::all_gather: return "distributed::all_gather";
+    case detail::Step::barrier: return "distributed::barrier";
+    case detail::Step::group_sum: return "a reduction of distributed::process_group (fit's logs, stop or batch count)";
+    case detail::Step::data_parallel: return "distributed::DataParallel's construction";
     default: return "an unknown dist call";
   }
 }
 
 std::string describe(const std::int64_t* r) {
   std::string s;
-  const std::string dp = " of a dist::DataParallel over " + std::to_string(r[1]) + " parameters";
+  const std::string dp = " of a distributed::DataParallel over " + std::to_string(r[1]) + " parameters";
   switch (r[0]) {
-    case detail::Step::finish: s = "at the end of its dist::Context"; break;
+    case detail::Step::finish: s = "at the end of its distributed::Context"; break;
     case detail::Step::collective: s = std::string("in ") + call_name(r[1]); break;
     case detail::Step::backward_end: s = "at the end of backward pass " + std::to_string(r[2]) + dp; break;
     case detail::Step::backward_start: s = "starting backward pass " + std::to_string(r[2]) + dp; break;
@@ -89,7 +89,7 @@ std::string fmt_seconds(double s) {
 }
 
 [[noreturn]] void end_job(const std::string& message) {
-  std::fprintf(stderr, "xgrad.dist: rank %d: %s\n", my_rank(), message.c_str());
+  std::fprintf(stderr, "xgrad.distributed: rank %d: %s\n", my_rank(), message.c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();
@@ -108,7 +108,7 @@ void wait_bounded(MPI_Request& request, const std::int64_t* mine) {
     if (polls % 1024 == 0 && std::chrono::duration<double>(clock::now() - start).count() > timeout_seconds)
       end_job("waited " + fmt_seconds(timeout_seconds) + " s " + describe(mine) +
               " for the other ranks, and some never made a dist call (stuck outside dist, or in an MPI call of "
-              "their own); dist::set_timeout sets the limit; ending the job");
+              "their own); distributed::set_timeout sets the limit; ending the job");
     std::this_thread::yield();
   }
 }
@@ -119,13 +119,13 @@ namespace detail {
 
 void open_guard() {
   if (guard_comm != MPI_COMM_NULL) return;
-  check(MPI_Comm_dup(MPI_COMM_WORLD, &guard_comm), "dist::Context: the step guard's communicator");
+  check(MPI_Comm_dup(MPI_COMM_WORLD, &guard_comm), "distributed::Context: the step guard's communicator");
   MPI_Comm_set_errhandler(guard_comm, MPI_ERRORS_RETURN);
-  if (const char* env = std::getenv("XGRAD_DIST_TIMEOUT")) {
+  if (const char* env = std::getenv("XGRAD_DISTRIBUTED_TIMEOUT")) {
     char* end = nullptr;
     const double v = std::strtod(env, &end);
     if (end == env || *end != '\0' || !(v > 0) || !std::isfinite(v))
-      throw Error(std::string("dist::Context: XGRAD_DIST_TIMEOUT must be a positive number of seconds, got '") + env + "'");
+      throw Error(std::string("distributed::Context: XGRAD_DISTRIBUTED_TIMEOUT must be a positive number of seconds, got '") + env + "'");
     timeout_seconds = v;
   }
 }
@@ -163,7 +163,7 @@ void agree(const Step& step) {
   message += broken ? "; a backward pass that failed on one rank cannot be skipped: its gradients were already "
                       "travelling); ending the job"
                     : "); ending the job";
-  std::fprintf(stderr, "xgrad.dist: rank %d: %s\n", my_rank(), message.c_str());
+  std::fprintf(stderr, "xgrad.distributed: rank %d: %s\n", my_rank(), message.c_str());
   std::fflush(stderr);
   MPI_Request printed = MPI_REQUEST_NULL;
   if (MPI_Ibarrier(guard_comm, &printed) == MPI_SUCCESS) {
@@ -185,10 +185,10 @@ void agree(const Step& step) {
 
 void set_timeout(double seconds) {
   if (!(seconds > 0) || !std::isfinite(seconds))
-    throw Error("dist::set_timeout: the timeout must be a positive number of seconds, got " + fmt_seconds(seconds));
+    throw Error("distributed::set_timeout: the timeout must be a positive number of seconds, got " + fmt_seconds(seconds));
   timeout_seconds = seconds;
 }
 
 double timeout() { return timeout_seconds; }
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed

@@ -7,9 +7,9 @@
 
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/tensor.hpp>
-#include <xgrad/dist/process.hpp>
+#include <xgrad/distributed/process.hpp>
 
-namespace xgrad::dist::detail {
+namespace xgrad::distributed::detail {
 
 // Throws an Error naming `what` with MPI's own message when `code` is not MPI_SUCCESS.
 inline void check(int code, const char* what) {
@@ -52,4 +52,4 @@ void agree(const Step& step);
 // to travel: every later step reports it, and any guard with it ends the job.
 void note_broken_pass(std::int64_t pass);
 
-}  // namespace xgrad::dist::detail
+}  // namespace xgrad::distributed::detail

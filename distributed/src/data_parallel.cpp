@@ -1,7 +1,7 @@
 // DataParallel: parameters from rank 0, then gradients averaged in buckets by non-blocking
 // allreduces that start from the gradient hooks while backward runs (PyTorch's reducer,
 // torch/csrc/distributed/c10d/reducer.cpp, in its simplest form).
-#include <xgrad/dist/data_parallel.hpp>
+#include <xgrad/distributed/data_parallel.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +17,7 @@
 
 #include "mpi_util.hpp"
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
 namespace {
 
@@ -43,7 +43,7 @@ std::vector<std::string> model_lines(const nn::Module& model, const DataParallel
 // line that differs; a MINLOC allreduce picks the earliest difference (lowest rank on a tie),
 // whose rank sends its line, so every rank throws the same message naming it.
 void check_same_model(const std::vector<std::string>& lines) {
-  const char* op = "dist::DataParallel";
+  const char* op = "distributed::DataParallel";
   std::string mine;
   for (const std::string& line : lines) mine += line + "\n";
   std::int64_t length = static_cast<std::int64_t>(mine.size());
@@ -71,7 +71,7 @@ void check_same_model(const std::vector<std::string>& lines) {
   detail::check(MPI_Bcast(&theirs_length, 1, MPI_INT64_T, who, MPI_COMM_WORLD), op);
   theirs.resize(static_cast<std::size_t>(theirs_length));
   detail::check(MPI_Bcast(theirs.data(), static_cast<int>(theirs_length), MPI_CHAR, who, MPI_COMM_WORLD), op);
-  throw Error("dist::DataParallel: the model differs across ranks: rank " + std::to_string(who) + " has " + theirs +
+  throw Error("distributed::DataParallel: the model differs across ranks: rank " + std::to_string(who) + " has " + theirs +
               " where rank 0 has " + (at < root_lines.size() ? root_lines[at] : "nothing") +
               " (the options, then the parameters, then the buffers, in registration order); every rank must build the "
               "same model with the same options");
@@ -153,9 +153,9 @@ struct DataParallel::State {
 
   void launch(Bucket& b) {
     const int count = static_cast<int>(b.numel + static_cast<std::int64_t>(b.params.size()));
-    detail::check(MPI_Iallreduce(MPI_IN_PLACE, flat_ptr(b), count, detail::mpi_type(b.dtype, "dist::DataParallel"), MPI_SUM,
+    detail::check(MPI_Iallreduce(MPI_IN_PLACE, flat_ptr(b), count, detail::mpi_type(b.dtype, "distributed::DataParallel"), MPI_SUM,
                                  MPI_COMM_WORLD, &b.request),
-                  "dist::DataParallel: allreduce of a gradient bucket");
+                  "distributed::DataParallel: allreduce of a gradient bucket");
   }
 
   // Starts, in bucket order (the same on every rank, as MPI requires), every bucket whose
@@ -178,7 +178,7 @@ struct DataParallel::State {
       // just finishes them and starts afresh.
       detail::agree({detail::Step::backward_start, static_cast<std::int64_t>(params.size()), passes + 1});
       for (Bucket& b : buckets) {
-        detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
+        detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "distributed::DataParallel: allreduce of a gradient bucket");
         b.pending = b.params.size();
       }
       std::fill(ready.begin(), ready.end(), false);
@@ -222,7 +222,7 @@ struct DataParallel::State {
     // mismatch ends the job before their results are used.
     detail::agree({detail::Step::backward_end, static_cast<std::int64_t>(params.size()), passes});
     for (Bucket& b : buckets)
-      detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "dist::DataParallel: allreduce of a gradient bucket");
+      detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "distributed::DataParallel: allreduce of a gradient bucket");
     stats.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     for (Bucket& b : buckets) {
       for (std::size_t k = 0; k < b.params.size(); ++k) {
@@ -244,9 +244,9 @@ struct DataParallel::State {
 
 DataParallel::DataParallel(nn::Module& model, const DataParallelOptions& options)
     : model_(model), state_(std::make_unique<State>()) {
-  detail::require_initialized("dist::DataParallel");
+  detail::require_initialized("distributed::DataParallel");
   if (!(options.bucket_cap_mb() > 0))
-    throw Error("dist::DataParallel: bucket_cap_mb must be positive, got " + std::to_string(options.bucket_cap_mb()));
+    throw Error("distributed::DataParallel: bucket_cap_mb must be positive, got " + std::to_string(options.bucket_cap_mb()));
   detail::agree({detail::Step::collective, detail::Step::data_parallel, 0});
   check_same_model(model_lines(model, options));
   NamedTensors entries = model.named_parameters();
@@ -260,7 +260,7 @@ DataParallel::DataParallel(nn::Module& model, const DataParallelOptions& options
   for (const auto& [name, p] : model.named_parameters()) {
     if (!p.requires_grad()) continue;
     if (p.dtype() != DType::f32 && p.dtype() != DType::f64)
-      throw Error("dist::DataParallel: parameter " + describe(name, p) + " is not f32 or f64");
+      throw Error("distributed::DataParallel: parameter " + describe(name, p) + " is not f32 or f64");
     s.params.push_back(p);
   }
   // Buckets in reverse registration order (backward produces the last layers' gradients
@@ -305,4 +305,4 @@ void DataParallel::broadcast_buffers() {
 
 const DataParallel::Stats& DataParallel::last_stats() const { return state_->stats; }
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed

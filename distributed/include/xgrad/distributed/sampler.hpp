@@ -6,10 +6,10 @@
 #include <xgrad/core/options.hpp>
 #include <xgrad/train/data.hpp>
 
-namespace xgrad::dist {
+namespace xgrad::distributed {
 
 /// Options of DistributedSampler; rank and world size default to this process's.
-/// Example: `dist::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(1)`
+/// Example: `distributed::DistributedSamplerOptions().batch_size(16).shuffle(true).seed(1)`
 struct DistributedSamplerOptions {
   /// Samples per batch on each rank (the global batch is world_size times larger).
   XGRAD_ARG(std::int64_t, batch_size) = 32;
@@ -21,7 +21,7 @@ struct DistributedSamplerOptions {
   /// both off (`even(false)`): shares differ by at most one sample and nothing repeats.
   XGRAD_ARG(bool, drop_last) = false;
   XGRAD_ARG(bool, even) = true;
-  /// For tests and launchers that don't use MPI's own numbering (-1: dist::rank() / world_size()).
+  /// For tests and launchers that don't use MPI's own numbering (-1: distributed::rank() / world_size()).
   XGRAD_ARG(int, rank) = -1;
   XGRAD_ARG(int, world_size) = -1;
 };
@@ -32,8 +32,8 @@ struct DistributedSamplerOptions {
 /// exactly batch k of one process with a batch W times larger: N ranks on B/N equal one
 /// process on B. Every rank runs the same number of batches (unless even(false)).
 /// Example:
-///     train::DataLoader loader(dataset, std::make_shared<dist::DistributedSampler>(
-///         dataset.size(), dist::DistributedSamplerOptions().batch_size(16).shuffle(true)));
+///     train::DataLoader loader(dataset, std::make_shared<distributed::DistributedSampler>(
+///         dataset.size(), distributed::DistributedSamplerOptions().batch_size(16).shuffle(true)));
 class DistributedSampler : public train::Sampler {
  public:
   DistributedSampler(std::int64_t n, const DistributedSamplerOptions& options = {});
@@ -51,4 +51,4 @@ class DistributedSampler : public train::Sampler {
   int rank_, world_;
 };
 
-}  // namespace xgrad::dist
+}  // namespace xgrad::distributed
