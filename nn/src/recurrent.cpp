@@ -1,7 +1,7 @@
 // The sequence driver: any RecurrentCell over layers × directions × time steps, with
 // variable lengths, batch_first, dropout (PyTorch's between layers, Keras's on inputs and
 // state) and initial / final states.
-#include <xgrad/nn/rnn.hpp>
+#include <xgrad/nn/recurrent.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // RNN, LSTM and GRU: PyTorch's sequence layers, each its cell run by the sequence driver.
 // The layers add only their options: running, states and outputs are the driver's.
-#include <xgrad/nn/rnn.hpp>
+#include <xgrad/nn/recurrent.hpp>
 
 #include <fmt/format.h>
 

@@ -2,6 +2,7 @@
 /// \file Everything in xgrad's nn module: modules, layers, init, losses and utilities.
 ///     #include <xgrad/nn.hpp>   // or <xgrad/xgrad.hpp>
 #include <xgrad/nn/activation.hpp>
+#include <xgrad/nn/cells.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
 #include <xgrad/nn/init.hpp>
@@ -11,7 +12,6 @@
 #include <xgrad/nn/linear.hpp>
 #include <xgrad/nn/loss.hpp>
 #include <xgrad/nn/module.hpp>
-#include <xgrad/nn/rnn.hpp>
-#include <xgrad/nn/rnn_cell.hpp>
+#include <xgrad/nn/recurrent.hpp>
 #include <xgrad/nn/sequential.hpp>
 #include <xgrad/nn/utils.hpp>

@@ -31,9 +31,9 @@
 #include <cstdint>
 
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/cells.hpp>
 #include <xgrad/nn/module.hpp>
-#include <xgrad/nn/rnn.hpp>
-#include <xgrad/nn/rnn_cell.hpp>
+#include <xgrad/nn/recurrent.hpp>
 
 namespace xgrad::nn::keras {
 

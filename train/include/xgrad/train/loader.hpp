@@ -11,7 +11,7 @@
 #include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/lengths.hpp>
-#include <xgrad/nn/rnn.hpp>
+#include <xgrad/nn/recurrent.hpp>
 #include <xgrad/nn/utils.hpp>
 #include <xgrad/train/data.hpp>
 

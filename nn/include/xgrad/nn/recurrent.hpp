@@ -27,9 +27,9 @@
 
 #include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/nn/cells.hpp>
 #include <xgrad/nn/lengths.hpp>
 #include <xgrad/nn/module.hpp>
-#include <xgrad/nn/rnn_cell.hpp>
 #include <xgrad/nn/state.hpp>
 
 namespace xgrad::nn {

@@ -1,6 +1,6 @@
 // The recurrent cells, composed from primitives only. Every affine map is one `linear`: a GEMM
 // that reads the weight transposed in place and starts from the term it is added to.
-#include <xgrad/nn/rnn_cell.hpp>
+#include <xgrad/nn/cells.hpp>
 
 #include <cmath>
 #include <type_traits>
