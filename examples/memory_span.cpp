@@ -62,6 +62,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "common/run_summary.hpp"
+
 using namespace xgrad;
 namespace fs = std::filesystem;
 

@@ -31,6 +31,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "common/run_summary.hpp"
+
 using namespace xgrad;
 
 #ifndef XGRAD_EXAMPLES_DATA_DIR

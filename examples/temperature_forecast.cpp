@@ -46,6 +46,8 @@
 #include <fmt/ranges.h>
 
 #include <xgrad/xgrad.hpp>
+
+#include "common/run_summary.hpp"
 #ifdef XGRAD_HAVE_DISTRIBUTED
 #include <cstdio>
 #include <optional>

@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <xgrad/xgrad.hpp>
 
+#include "common/run_summary.hpp"
+
 #include "temp_dir.hpp"
 
 using namespace xgrad;

@@ -1,6 +1,6 @@
 #pragma once
 /// \file Everything for writing a training script: datasets, splits and batches, text
-/// vocabularies, progress bars, CSV metrics, checkpoints and plots, and a run's summary and timing.
+/// vocabularies, progress bars, CSV metrics, checkpoints and plots, and fit with its callbacks.
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/data.hpp>
 #include <xgrad/train/fit.hpp>
@@ -9,5 +9,4 @@
 #include <xgrad/train/metrics.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
-#include <xgrad/train/summary.hpp>
 #include <xgrad/train/text.hpp>

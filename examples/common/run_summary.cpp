@@ -1,6 +1,6 @@
 // Stopwatch and RunSummary. The summary is an nlohmann ordered_json behind a pointer, so the
 // public header needs no JSON library.
-#include <xgrad/train/summary.hpp>
+#include "run_summary.hpp"
 
 #include <cmath>
 

@@ -12,6 +12,8 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include "common/run_summary.hpp"
+
 #include "temp_dir.hpp"
 
 using namespace xgrad;
