@@ -1,6 +1,6 @@
 // The sequence driver: any RecurrentCell over layers × directions × time steps, with
 // variable lengths, batch_first, dropout (PyTorch's between layers, Keras's on inputs and
-// state) and initial / final states.
+// state) and initial / final states; and RNN, LSTM and GRU, a built-in cell each on it.
 #include <xgrad/nn/recurrent.hpp>
 
 #include <algorithm>
@@ -374,5 +374,39 @@ SequenceOutput::SequenceOutput(std::shared_ptr<Recurrent> layer) : layer_(std::m
 }
 
 Tensor SequenceOutput::forward(const Tensor& input) { return (*layer_)(input).output; }
+
+// --- RNN, LSTM and GRU ---------------------------------------------------------------------------
+// PyTorch's sequence layers, each its cell run by the driver: they add only their options;
+// running, states and outputs are the driver's.
+
+RNN::RNN(const RNNOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<RNNCell>(
+                      RNNCellOptions(in, hidden).bias(options.bias()).nonlinearity(options.nonlinearity()));
+                }),
+      options_(options) {
+  describe("RNN", options.nonlinearity() == RNNNonlinearity::relu ? ", nonlinearity=relu" : "", options.bias());
+}
+
+LSTM::LSTM(const LSTMOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<LSTMCell>(
+                      LSTMCellOptions(in, hidden).bias(options.bias()).proj_size(options.proj_size()));
+                }),
+      options_(options) {
+  describe("LSTM", options.proj_size() != 0 ? fmt::format(", proj_size={}", options.proj_size()) : "", options.bias());
+}
+
+GRU::GRU(const GRUOptions& options)
+    : Recurrent(RecurrentOptions::from(options),
+                [options](std::int64_t in, std::int64_t hidden) {
+                  return std::make_shared<GRUCell>(
+                      GRUCellOptions(in, hidden).bias(options.bias()).reset_after(options.reset_after()));
+                }),
+      options_(options) {
+  describe("GRU", options.reset_after() ? "" : ", reset_after=false", options.bias());
+}
 
 }  // namespace xgrad::nn

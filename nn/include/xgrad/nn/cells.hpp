@@ -1,5 +1,6 @@
 #pragma once
-/// \file Recurrent cells: one time step of a recurrent network, composed from core's
+/// \file
+/// Recurrent cells: one time step of a recurrent network, composed from core's
 /// primitives (matmul, add, sigmoid, tanh, mul, chunk). Backpropagation through time comes
 /// from the engine; no cell has backward code.
 ///
@@ -38,6 +39,7 @@ using StepFn = std::function<CellState(const Tensor& xp, const CellState& state)
 /// `nn::LayerNorm` in a layer-norm LSTM (docs/custom_layer.md, section 6).
 ///
 /// Example (an Elman cell, h' = tanh(x W_ihᵀ + h W_hhᵀ)):
+///
 ///     struct Elman : nn::RecurrentCell {
 ///       Tensor w_ih, w_hh;
 ///       Elman(std::int64_t in, std::int64_t hidden) : RecurrentCell(in, {hidden}) {
@@ -107,6 +109,7 @@ class CellOptionsBase {
  public:
   /// Setters return the derived options (`nn::GRUCellOptions&`), so chains mix base and derived.
   using options_type = Derived;
+  /// Options of a cell reading `input_size` features with a hidden state of `hidden_size`.
   CellOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
   /// Features of the input.
@@ -120,6 +123,7 @@ class CellOptionsBase {
 /// Options of RNNCell. Example: `nn::RNNCellOptions(4, 8).nonlinearity(nn::RNNNonlinearity::relu)`
 class RNNCellOptions : public CellOptionsBase<RNNCellOptions> {
  public:
+  /// Options of an RNNCell from `input_size` features to `hidden_size`.
   using CellOptionsBase::CellOptionsBase;
   /// tanh (default) or relu.
   XGRAD_ARG(RNNNonlinearity, nonlinearity) = RNNNonlinearity::tanh;
@@ -129,16 +133,20 @@ class RNNCellOptions : public CellOptionsBase<RNNCellOptions> {
 /// Parameters: weight_ih (H, I), weight_hh (H, H), bias_ih (H), bias_hh (H), all drawn from
 /// U(−1/√H, 1/√H). x is (B, I), h is (B, H).
 /// Example:
+///
 ///     nn::RNNCell cell(4, 8);
 ///     Tensor h = cell(x0);      // zero initial state
 ///     h = cell(x1, h);
 class RNNCell : public RecurrentCell {
  public:
+  /// A cell as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit RNNCell(const RNNCellOptions& options);
+  /// tanh, with biases.
   RNNCell(std::int64_t input_size, std::int64_t hidden_size) : RNNCell(RNNCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next hidden state (B, H). An undefined h means zeros.
   Tensor forward(const Tensor& x, const Tensor& h = {});
+  /// The same as `forward`. Example: `h = cell(x_t, h);`
   Tensor operator()(const Tensor& x, const Tensor& h = {}) { return forward(x, h); }
 
   Tensor project_input(const Tensor& x) override;
@@ -146,11 +154,14 @@ class RNNCell : public RecurrentCell {
   CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) override;
   /// "RNNCell(4, 8)", plus bias / nonlinearity when not the defaults.
   std::string extra_repr() const override;
+  /// The options it was built with.
   const RNNCellOptions& options() const { return options_; }
 
-  // The parameters, shared with the registry (bias_* undefined without bias). Change their
-  // values in place; assigning a new tensor unlinks them from named_parameters().
+  /// The parameters, shared with the registry (bias_* undefined without bias). Change their
+  /// values in place; assigning a new tensor unlinks them from named_parameters().
+  ///@{
   Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+  ///@}
 
  private:
   RNNCellOptions options_;
@@ -161,6 +172,7 @@ class RNNCell : public RecurrentCell {
 /// Options of LSTMCell. Example: `nn::LSTMCellOptions(4, 8).proj_size(3)`
 class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
  public:
+  /// Options of an LSTMCell from `input_size` features to `hidden_size`.
   using CellOptionsBase::CellOptionsBase;
   /// When > 0, h is projected to this size by weight_hr (as torch.nn.LSTM's proj_size).
   XGRAD_ARG(std::int64_t, proj_size) = 0;
@@ -176,16 +188,20 @@ class LSTMCellOptions : public CellOptionsBase<LSTMCellOptions> {
 /// projection, weight_hr (P, H), where R = P if proj_size > 0 else H; all drawn from
 /// U(−1/√H, 1/√H). The state entries are h (B, R) and c (B, H).
 /// Example:
+///
 ///     nn::LSTMCell cell(4, 8);
 ///     nn::RecurrentState s = cell(x0);     // zero initial state
 ///     s = cell(x1, s);                     // s.h(), s.c(): (B, 8)
 class LSTMCell : public RecurrentCell {
  public:
+  /// A cell as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit LSTMCell(const LSTMCellOptions& options);
+  /// No projection, with biases.
   LSTMCell(std::int64_t input_size, std::int64_t hidden_size) : LSTMCell(LSTMCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next state {h, c}. An empty state or undefined entries mean zeros.
   RecurrentState forward(const Tensor& x, const RecurrentState& state = {});
+  /// The same as `forward`. Example: `s = cell(x_t, s);`
   RecurrentState operator()(const Tensor& x, const RecurrentState& state = {}) { return forward(x, state); }
 
   Tensor project_input(const Tensor& x) override;
@@ -193,11 +209,14 @@ class LSTMCell : public RecurrentCell {
   CellState step(const Tensor& xp, const CellState& state, const Tensor& recurrent_mask) override;
   /// "LSTMCell(4, 8)", plus bias / proj_size when not the defaults.
   std::string extra_repr() const override;
+  /// The options it was built with.
   const LSTMCellOptions& options() const { return options_; }
 
-  // The parameters, shared with the registry (bias_* undefined without bias, weight_hr
-  // without a projection). Change their values in place.
+  /// The parameters, shared with the registry (bias_* undefined without bias, weight_hr
+  /// without a projection). Change their values in place.
+  ///@{
   Tensor weight_ih, weight_hh, bias_ih, bias_hh, weight_hr;
+  ///@}
 
  private:
   LSTMCellOptions options_;
@@ -208,6 +227,7 @@ class LSTMCell : public RecurrentCell {
 /// Options of GRUCell. Example: `nn::GRUCellOptions(4, 8).reset_after(false)`
 class GRUCellOptions : public CellOptionsBase<GRUCellOptions> {
  public:
+  /// Options of a GRUCell from `input_size` features to `hidden_size`.
   using CellOptionsBase::CellOptionsBase;
   /// Where the reset gate acts. true (default): on the recurrent term after its matmul, bias
   /// included — PyTorch's GRU, and Keras's `reset_after=True`. false: on h before the matmul,
@@ -231,16 +251,20 @@ class GRUCellOptions : public CellOptionsBase<GRUCellOptions> {
 /// Parameters: weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H), bias_hh (3H; not with
 /// reset_after false), all drawn from U(−1/√H, 1/√H).
 /// Example:
+///
 ///     nn::GRUCell cell(4, 8);
 ///     Tensor h = cell(x0);
 ///     h = cell(x1, h);
 class GRUCell : public RecurrentCell {
  public:
+  /// A cell as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit GRUCell(const GRUCellOptions& options);
+  /// PyTorch's reset_after, with biases.
   GRUCell(std::int64_t input_size, std::int64_t hidden_size) : GRUCell(GRUCellOptions(input_size, hidden_size)) {}
 
   /// One step: the next hidden state (B, H). An undefined h means zeros.
   Tensor forward(const Tensor& x, const Tensor& h = {});
+  /// The same as `forward`. Example: `h = cell(x_t, h);`
   Tensor operator()(const Tensor& x, const Tensor& h = {}) { return forward(x, h); }
 
   Tensor project_input(const Tensor& x) override;
@@ -253,11 +277,14 @@ class GRUCell : public RecurrentCell {
   StepFn sequence_step() override;
   /// "GRUCell(4, 8)", plus bias / reset_after when not the defaults.
   std::string extra_repr() const override;
+  /// The options it was built with.
   const GRUCellOptions& options() const { return options_; }
 
-  // The parameters, shared with the registry (bias_* undefined without bias, bias_hh
-  // also with reset_after false).
+  /// The parameters, shared with the registry (bias_* undefined without bias, bias_hh
+  /// also with reset_after false). Change their values in place.
+  ///@{
   Tensor weight_ih, weight_hh, bias_ih, bias_hh;
+  ///@}
 
  private:
   // What a step reads of weight_hh and bias_hh: b_hn (reset_after, with bias), or the r, z

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Recurrent sequence layers: one driver (`nn::Recurrent`) that runs any cell over
+/// \file
+/// Recurrent sequence layers: one driver (`nn::Recurrent`) that runs any cell over
 /// layers × directions × time steps, and PyTorch's RNN, LSTM and GRU built on it.
 ///
 /// Shapes (PyTorch's): T time steps, B sequences, I input features, D = 2 if bidirectional
@@ -42,6 +43,7 @@ namespace xgrad::nn {
 /// step the reverse direction has read one input only. For a summary of each sequence by
 /// every direction, use `Recurrent::final_hidden(state)`.
 /// Example:
+///
 ///     auto [out, state] = gru(x, {}, lengths);         // out (T, B, H)
 ///     Tensor logits = head(nn::last_step(out, lengths)); // (B, classes)
 Tensor last_step(const Tensor& output, const Lengths& lengths = {}, bool batch_first = false);
@@ -53,6 +55,7 @@ class RecurrentOptionsBase {
  public:
   /// Setters return the derived options (`nn::LSTMOptions&`), so chains mix base and derived.
   using options_type = Derived;
+  /// Options of layers reading `input_size` features with a hidden state of `hidden_size`.
   RecurrentOptionsBase(std::int64_t input_size, std::int64_t hidden_size)
       : input_size_(input_size), hidden_size_(hidden_size) {}
   /// Features of the input.
@@ -83,6 +86,7 @@ class RecurrentOptionsBase {
 /// Example: `nn::RecurrentOptions(4, 8).num_layers(2).bidirectional(true)`
 class RecurrentOptions : public RecurrentOptionsBase<RecurrentOptions> {
  public:
+  /// Options of a driver reading `input_size` features with cells of width `hidden_size`.
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// The driver options of any layer's options (drops the cell-specific ones).
   template <class D>
@@ -104,8 +108,8 @@ using CellFactory = std::function<std::shared_ptr<RecurrentCell>(std::int64_t in
 /// What every recurrent layer returns: the output at every step and the final state.
 /// Example: `auto [out, state] = lstm(x);   // state.h(), state.c(): (L·D, B, H)`
 struct RecurrentOutput {
-  Tensor output;
-  RecurrentState state;
+  Tensor output;          ///< every step's output: (T, B, D·H), (B, T, D·H) with batch_first, or (T, D·H)
+  RecurrentState state;   ///< the final state: entries (L·D, B, H), or (L·D, H) unbatched
 };
 
 /// The sequence driver: runs a cell over layers × directions × time steps.
@@ -124,15 +128,21 @@ struct RecurrentOutput {
 ///
 /// Any RecurrentCell plugs in through a factory, and gets all of the above for free.
 /// Example:
+///
 ///     nn::Recurrent rnn(nn::RecurrentOptions(4, 8).num_layers(2).bidirectional(true),
 ///                       [](std::int64_t in, std::int64_t hidden) { return std::make_shared<MyCell>(in, hidden); });
 ///     auto [out, state] = rnn(x);   // out (T, B, 16), state[0] (4, B, 8)
 class Recurrent : public Module {
  public:
+  /// Builds the cells of every layer and direction with `make_cell` and registers their
+  /// parameters under PyTorch's names; throws naming the option that is out of range.
   Recurrent(const RecurrentOptions& options, const CellFactory& make_cell);
 
+  /// Moves the cells, options and name (an LSTM moved into a `Recurrent` stays an LSTM).
+  ///@{
   Recurrent(Recurrent&&) = default;
   Recurrent& operator=(Recurrent&&) = default;
+  ///@}
 
   /// Runs the sequence. `initial_state[k]` is (L·D, B, state_sizes()[k]); an empty state
   /// or undefined entries mean zeros. `lengths` gives each sequence's valid length
@@ -140,6 +150,7 @@ class Recurrent : public Module {
   /// pre-padded ones from step T − len_b; either way each sequence's outputs (at its own
   /// steps) and final state are those of the sequence run alone.
   RecurrentOutput forward(const Tensor& input, const RecurrentState& initial_state = {}, const Lengths& lengths = {});
+  /// The same as `forward`. Example: `auto [out, state] = lstm(x, {}, lengths);`
   RecurrentOutput operator()(const Tensor& input, const RecurrentState& initial_state = {},
                              const Lengths& lengths = {}) {
     return forward(input, initial_state, lengths);
@@ -159,6 +170,7 @@ class Recurrent : public Module {
   /// `torch.cat([h_n[-2], h_n[-1]], dim=1)`, and Keras's `Bidirectional(..., return_sequences=False)`;
   /// for one direction, h_n[-1]. Throws when `state` is not this layer's final state.
   /// Example:
+  ///
   ///     auto [out, state] = gru(x, {}, lengths);            // bidirectional, H = 8
   ///     Tensor logits = head(gru.final_hidden(state));     // (B, 16) → (B, classes)
   Tensor final_hidden(const RecurrentState& state) const;
@@ -197,14 +209,18 @@ class Recurrent : public Module {
 /// The layer is shared; its entries keep their own keys under the Sequential's index
 /// (`1.weight_ih_l0`). Follow it with `LastStep` for Keras's `return_sequences=False`.
 /// Example (the Keras tutorial's Embedding → LSTM → Dense):
+///
 ///     auto lstm = std::make_shared<nn::LSTM>(nn::LSTMOptions(16, 8).batch_first(true));
 ///     nn::Sequential model{std::make_shared<nn::Embedding>(500, 16), std::make_shared<nn::SequenceOutput>(lstm),
 ///                          std::make_shared<nn::LastStep>(/*batch_first=*/true), std::make_shared<nn::Linear>(8, 1)};
 ///     Tensor logits = model(ids);   // ids (B, T) int64 → (B, 1)
 class SequenceOutput : public UnaryModule {
  public:
+  /// Wraps `layer` (not null), registered without a name of its own.
   explicit SequenceOutput(std::shared_ptr<Recurrent> layer);
+  /// The layer's output at every step, from a zero state.
   Tensor forward(const Tensor& input) override;
+  /// The wrapped layer.
   Recurrent& layer() const { return *layer_; }
   /// The layer's own repr.
   std::string extra_repr() const override { return layer_->repr(); }
@@ -219,8 +235,11 @@ class SequenceOutput : public UnaryModule {
 /// one input (use `Recurrent::final_hidden` in a module of your own).
 class LastStep : public UnaryModule {
  public:
+  /// Takes the last step along dimension 0, or 1 with `batch_first`.
   explicit LastStep(bool batch_first = false) : batch_first_(batch_first) {}
+  /// (T, B, F) → (B, F), or (B, T, F) → (B, F) with batch_first.
   Tensor forward(const Tensor& input) override { return last_step(input, {}, batch_first_); }
+  /// "batch_first=true" when set.
   std::string extra_repr() const override { return batch_first_ ? "batch_first=true" : ""; }
 
  private:
@@ -232,6 +251,7 @@ class LastStep : public UnaryModule {
 /// Options of RNN. Example: `nn::RNNOptions(4, 8).num_layers(2).nonlinearity(nn::RNNNonlinearity::relu)`
 class RNNOptions : public RecurrentOptionsBase<RNNOptions> {
  public:
+  /// Options of an RNN from `input_size` features to `hidden_size`.
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true).
   XGRAD_ARG(bool, bias) = true;
@@ -242,12 +262,16 @@ class RNNOptions : public RecurrentOptionsBase<RNNOptions> {
 /// A multi-layer Elman RNN, as torch.nn.RNN: RNNCell run by the sequence driver.
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
 /// Example:
+///
 ///     nn::RNN rnn(nn::RNNOptions(4, 8).batch_first(true));
 ///     auto [out, state] = rnn(x);          // x (B, T, 4) → out (B, T, 8), state.h() (1, B, 8)
 class RNN : public Recurrent {
  public:
+  /// An RNN as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit RNN(const RNNOptions& options);
+  /// One layer, one direction, tanh, with biases.
   RNN(std::int64_t input_size, std::int64_t hidden_size) : RNN(RNNOptions(input_size, hidden_size)) {}
+  /// The options it was built with.
   const RNNOptions& options() const { return options_; }
 
  private:
@@ -260,6 +284,7 @@ class RNN : public Recurrent {
 /// Example: `nn::LSTMOptions(1, 64).num_layers(2).batch_first(true).bidirectional(true).proj_size(0).dropout(0.1).bias(true)`
 class LSTMOptions : public RecurrentOptionsBase<LSTMOptions> {
  public:
+  /// Options of an LSTM from `input_size` features to `hidden_size`.
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true).
   XGRAD_ARG(bool, bias) = true;
@@ -271,13 +296,17 @@ class LSTMOptions : public RecurrentOptionsBase<LSTMOptions> {
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}, weight_hr_l{k}
 /// (with proj_size) and their _reverse twins, in PyTorch's order and shapes.
 /// Example:
+///
 ///     nn::LSTM lstm(nn::LSTMOptions(1, 64).num_layers(2).batch_first(true));
 ///     auto [out, state] = lstm(x);         // out (B, T, 64); state.h(), state.c() (2, B, 64)
 ///     auto [out2, s2] = lstm(x2, state);   // continue from a state
 class LSTM : public Recurrent {
  public:
+  /// An LSTM as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit LSTM(const LSTMOptions& options);
+  /// One layer, one direction, no projection, with biases.
   LSTM(std::int64_t input_size, std::int64_t hidden_size) : LSTM(LSTMOptions(input_size, hidden_size)) {}
+  /// The options it was built with.
   const LSTMOptions& options() const { return options_; }
 
  private:
@@ -289,6 +318,7 @@ class LSTM : public Recurrent {
 /// Options of GRU. Example: `nn::GRUOptions(4, 8).num_layers(2).dropout(0.2)`
 class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
  public:
+  /// Options of a GRU from `input_size` features to `hidden_size`.
   using RecurrentOptionsBase::RecurrentOptionsBase;
   /// Adds bias_ih and bias_hh (default true); with reset_after false, bias_ih only.
   XGRAD_ARG(bool, bias) = true;
@@ -300,12 +330,16 @@ class GRUOptions : public RecurrentOptionsBase<GRUOptions> {
 /// A multi-layer GRU, as torch.nn.GRU: GRUCell run by the sequence driver.
 /// Parameters weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (and _reverse).
 /// Example:
+///
 ///     nn::GRU gru(nn::GRUOptions(4, 8).bidirectional(true));
 ///     auto [out, state] = gru(x, {}, {5, 2, 4});   // lengths of a padded (5, 3, 4) batch; state.h()
 class GRU : public Recurrent {
  public:
+  /// A GRU as `options` describe, its parameters drawn from U(−1/√H, 1/√H).
   explicit GRU(const GRUOptions& options);
+  /// One layer, one direction, PyTorch's reset_after, with biases.
   GRU(std::int64_t input_size, std::int64_t hidden_size) : GRU(GRUOptions(input_size, hidden_size)) {}
+  /// The options it was built with.
   const GRUOptions& options() const { return options_; }
 
  private:
