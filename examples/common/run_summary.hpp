@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <xgrad/optim/scheduler.hpp>
+#include <xgrad/optim/plateau.hpp>
 
 namespace xgrad::train {
 

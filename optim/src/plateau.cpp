@@ -1,4 +1,4 @@
-#include <xgrad/optim/scheduler.hpp>
+#include <xgrad/optim/plateau.hpp>
 
 #include <algorithm>
 #include <limits>

@@ -5,6 +5,7 @@
 #include <xgrad/optim/adagrad.hpp>
 #include <xgrad/optim/adam.hpp>
 #include <xgrad/optim/optimizer.hpp>
+#include <xgrad/optim/plateau.hpp>
 #include <xgrad/optim/rmsprop.hpp>
 #include <xgrad/optim/scheduler.hpp>
 #include <xgrad/optim/sgd.hpp>

@@ -23,7 +23,7 @@
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/optim/optimizer.hpp>
-#include <xgrad/optim/scheduler.hpp>
+#include <xgrad/optim/plateau.hpp>
 #include <xgrad/train/loader.hpp>
 #include <xgrad/train/logger.hpp>
 #include <xgrad/train/metrics.hpp>
