@@ -161,108 +161,158 @@ std::optional<std::pair<std::int64_t, std::string>> split_index(const std::strin
   return std::make_pair(index, rest.substr(dot + 1));
 }
 
+// A state dict being loaded: its entries by key and which of them were read, since every key
+// must be by the end. Errors read "<optimizer>: load_state_dict: ...".
+class StateReader {
+ public:
+  StateReader(const NamedTensors& state, std::string who) : who_(std::move(who)) {
+    for (const auto& [key, t] : state) {
+      if (!t.defined()) fail("'" + key + "' is an undefined tensor");
+      if (!entries_.emplace(key, t).second) fail("key '" + key + "' appears twice");
+    }
+  }
+  [[noreturn]] void fail(const std::string& message) const { throw Error(who_ + ": load_state_dict: " + message); }
+  const std::string& who() const { return who_; }
+  const std::map<std::string, Tensor>& entries() const { return entries_; }
+  bool contains(const std::string& key) const { return entries_.count(key) > 0; }
+  // The entry `key` (nullptr when absent), marked as read.
+  const Tensor* take(const std::string& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return nullptr;
+    used_.insert(key);
+    return &it->second;
+  }
+  void mark_read(const std::string& key) { used_.insert(key); }
+  void check_all_read() const {
+    for (const auto& [key, t] : entries_)
+      if (!used_.count(key)) fail("unexpected key '" + key + "'");
+  }
+
+ private:
+  std::string who_;
+  std::map<std::string, Tensor> entries_;
+  std::set<std::string> used_;
+};
+
+// Group g's "params": the ids of its parameters, one per parameter.
+std::vector<std::int64_t> read_group_ids(StateReader& reader, const std::string& prefix, std::size_t g,
+                                         std::size_t groups, std::size_t params) {
+  const Tensor* ids = reader.take(prefix + "params");
+  if (!ids)
+    reader.fail("missing '" + prefix + "params' (the optimizer has " + std::to_string(groups) + " parameter groups)");
+  if (ids->dtype() != DType::i64 || ids->dim() != 1)
+    reader.fail("'" + prefix + "params' must be a 1-D int64 tensor of parameter ids, got shape " +
+                shape_str(ids->shape()) + " and dtype " + std::string(dtype_name(ids->dtype())));
+  if (ids->numel() != static_cast<std::int64_t>(params))
+    reader.fail("'" + prefix + "params' lists " + std::to_string(ids->numel()) + " parameters, but group " +
+                std::to_string(g) + " has " + std::to_string(params));
+  return ids->to_vector<std::int64_t>();
+}
+
+// A group's hyper-parameters, read into a copy of its current options (validated by the caller).
+std::unique_ptr<OptimizerOptions> read_group_options(StateReader& reader, const std::string& prefix,
+                                                     const OptimizerOptions& current) {
+  auto opts = current.clone();
+  for (const auto& [name, old_value] : opts->values()) {
+    const Tensor* v = reader.take(prefix + name);
+    if (!v) reader.fail("missing hyper-parameter '" + prefix + name + "'");
+    if (v->numel() != 1) reader.fail("'" + prefix + name + "' has shape " + shape_str(v->shape()) + ", expected a scalar");
+    if (!std::isfinite(v->item())) reader.fail("'" + prefix + name + "' is not a finite number");
+    opts->set_value(name, v->item());
+  }
+  return opts;
+}
+
+// A group's "initial_lr", which only a scheduler sets.
+std::optional<double> read_initial_lr(StateReader& reader, const std::string& prefix) {
+  const Tensor* init = reader.take(prefix + "initial_lr");
+  if (!init) return std::nullopt;
+  if (init->numel() != 1 || !is_floating(init->dtype()))
+    reader.fail("'" + prefix + "initial_lr' has shape " + shape_str(init->shape()) + " and dtype " +
+                std::string(dtype_name(init->dtype())) + ", expected one floating-point number");
+  if (!(std::isfinite(init->item()) && init->item() >= 0.0))
+    reader.fail("'" + prefix + "initial_lr' is " + std::to_string(init->item()) + ", not a finite number >= 0");
+  return init->item();
+}
+
+std::int64_t read_step(const StateReader& reader, const std::string& key, const Tensor& t) {
+  if (t.numel() != 1 || t.dtype() != DType::i64) reader.fail("'" + key + "' must be an integer scalar");
+  const std::int64_t step = t.to_vector<std::int64_t>()[0];
+  if (step < 0) reader.fail("'" + key + "' is " + std::to_string(step) + ", a step count cannot be negative");
+  if (step > detail::kMaxCount)
+    reader.fail("'" + key + "' is " + std::to_string(step) + ", more steps than a run can take (limit 2^53)");
+  return step;
+}
+
+// A buffer of parameter `p`, as a copy of p's dtype, once it is known to be one this optimizer
+// keeps (`buffers`) and to be usable.
+Tensor read_buffer(const StateReader& reader, const std::string& key, const std::string& name, const Tensor& t,
+                   const Tensor& p, const std::vector<std::string>& buffers) {
+  if (std::find(buffers.begin(), buffers.end(), name) == buffers.end()) {
+    std::string buffer_list;
+    for (const auto& b : buffers) buffer_list += ", " + b;
+    reader.fail("unknown state entry '" + key + "' (" + reader.who() + " keeps step" + buffer_list + ")");
+  }
+  if (t.shape() != p.shape())
+    reader.fail("'" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +
+                shape_str(p.shape()));
+  if (!is_floating(t.dtype()))
+    reader.fail("'" + key + "' has dtype " + std::string(dtype_name(t.dtype())) + ", expected a float tensor");
+  if (has_nonfinite(t)) reader.fail("'" + key + "' holds NaN or Inf");
+  // Running means of squares (and Adagrad's sum of them) are never negative: a negative one
+  // would put NaN into the weights at the next step (a square root of it).
+  if ((name == "exp_avg_sq" || name == "max_exp_avg_sq" || name == "square_avg" || name == "sum") &&
+      min(t).item() < 0.0)
+    reader.fail("'" + key + "' has negative entries, which a running mean of squares cannot");
+  return t.dtype() == p.dtype() ? t.detach().clone() : t.detach().to(p.dtype());
+}
+
+// Per-parameter state: the step count and the buffers this optimizer keeps, nothing else.
+std::unordered_map<const void*, ParamState> read_param_states(StateReader& reader,
+                                                              const std::map<std::int64_t, Tensor>& param_of_id,
+                                                              const std::vector<std::string>& buffers) {
+  std::unordered_map<const void*, ParamState> states;
+  for (const auto& [key, t] : reader.entries()) {
+    if (key.rfind("state.", 0) != 0) continue;
+    reader.mark_read(key);
+    auto parsed = split_index(key.substr(6));
+    if (!parsed) reader.fail("malformed state key '" + key + "'");
+    const auto& [id, name] = *parsed;
+    auto it = param_of_id.find(id);
+    if (it == param_of_id.end()) reader.fail("'" + key + "' refers to no parameter of any group");
+    const Tensor& p = it->second;
+    ParamState& s = states[p.impl().get()];
+    if (name == "step")
+      s.step = read_step(reader, key, t);
+    else
+      s.buffers[name] = read_buffer(reader, key, name, t, p, buffers);
+  }
+  return states;
+}
+
 }  // namespace
 
 void Optimizer::load_state_dict(const NamedTensors& state) {
-  std::map<std::string, Tensor> entries;
-  for (const auto& [key, t] : state) {
-    if (!t.defined()) fail("load_state_dict: '" + key + "' is an undefined tensor");
-    if (!entries.emplace(key, t).second) fail("load_state_dict: key '" + key + "' appears twice");
-  }
-  std::set<std::string> used;
-  auto take = [&](const std::string& key) -> const Tensor* {
-    auto it = entries.find(key);
-    if (it == entries.end()) return nullptr;
-    used.insert(key);
-    return &it->second;
-  };
-
+  StateReader reader(state, name_);
   // Groups: hyper-parameters into fresh option objects, saved parameter ids → parameters.
   std::vector<std::unique_ptr<OptimizerOptions>> options;
   std::vector<std::optional<double>> initial_lrs;
   std::map<std::int64_t, Tensor> param_of_id;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     const std::string prefix = "param_groups." + std::to_string(g) + ".";
-    const Tensor* ids = take(prefix + "params");
-    if (!ids)
-      fail("load_state_dict: missing '" + prefix + "params' (the optimizer has " + std::to_string(groups_.size()) +
-           " parameter groups)");
     const auto& params = groups_[g].params();
-    if (ids->dtype() != DType::i64 || ids->dim() != 1)
-      fail("load_state_dict: '" + prefix + "params' must be a 1-D int64 tensor of parameter ids, got shape " +
-           shape_str(ids->shape()) + " and dtype " + std::string(dtype_name(ids->dtype())));
-    if (ids->numel() != static_cast<std::int64_t>(params.size()))
-      fail("load_state_dict: '" + prefix + "params' lists " + std::to_string(ids->numel()) +
-           " parameters, but group " + std::to_string(g) + " has " + std::to_string(params.size()));
-    const auto id_values = ids->to_vector<std::int64_t>();
+    const std::vector<std::int64_t> ids = read_group_ids(reader, prefix, g, groups_.size(), params.size());
     for (std::size_t i = 0; i < params.size(); ++i)
-      if (!param_of_id.emplace(id_values[i], params[i]).second)
-        fail("load_state_dict: parameter id " + std::to_string(id_values[i]) + " is listed twice");
-
-    auto opts = groups_[g].options().clone();
-    for (const auto& [name, old_value] : opts->values()) {
-      const Tensor* v = take(prefix + name);
-      if (!v) fail("load_state_dict: missing hyper-parameter '" + prefix + name + "'");
-      if (v->numel() != 1) fail("load_state_dict: '" + prefix + name + "' has shape " + shape_str(v->shape()) + ", expected a scalar");
-      if (!std::isfinite(v->item())) fail("load_state_dict: '" + prefix + name + "' is not a finite number");
-      opts->set_value(name, v->item());
-    }
-    validate(*opts);
-    options.push_back(std::move(opts));
-    const Tensor* init = take(prefix + "initial_lr");
-    if (init && (init->numel() != 1 || !is_floating(init->dtype())))
-      fail("load_state_dict: '" + prefix + "initial_lr' has shape " + shape_str(init->shape()) + " and dtype " +
-           std::string(dtype_name(init->dtype())) + ", expected one floating-point number");
-    if (init && !(std::isfinite(init->item()) && init->item() >= 0.0))
-      fail("load_state_dict: '" + prefix + "initial_lr' is " + std::to_string(init->item()) + ", not a finite number >= 0");
-    initial_lrs.push_back(init ? std::optional<double>(init->item()) : std::nullopt);
+      if (!param_of_id.emplace(ids[i], params[i]).second)
+        reader.fail("parameter id " + std::to_string(ids[i]) + " is listed twice");
+    options.push_back(read_group_options(reader, prefix, groups_[g].options()));
+    validate(*options.back());
+    initial_lrs.push_back(read_initial_lr(reader, prefix));
   }
-  if (entries.count("param_groups." + std::to_string(groups_.size()) + ".params"))
-    fail("load_state_dict: the state has more than the optimizer's " + std::to_string(groups_.size()) +
-         " parameter groups");
-
-  // Per-parameter state: the step count and the buffers this optimizer keeps, nothing else.
-  const std::vector<std::string> buffers = state_buffer_names();
-  std::string buffer_list;
-  for (const auto& b : buffers) buffer_list += ", " + b;
-  std::unordered_map<const void*, ParamState> new_state;
-  for (const auto& [key, t] : entries) {
-    if (key.rfind("state.", 0) != 0) continue;
-    used.insert(key);
-    auto parsed = split_index(key.substr(6));
-    if (!parsed) fail("load_state_dict: malformed state key '" + key + "'");
-    const auto& [id, name] = *parsed;
-    auto it = param_of_id.find(id);
-    if (it == param_of_id.end()) fail("load_state_dict: '" + key + "' refers to no parameter of any group");
-    const Tensor& p = it->second;
-    ParamState& s = new_state[p.impl().get()];
-    if (name == "step") {
-      if (t.numel() != 1 || t.dtype() != DType::i64)
-        fail("load_state_dict: '" + key + "' must be an integer scalar");
-      s.step = t.to_vector<std::int64_t>()[0];
-      if (s.step < 0) fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", a step count cannot be negative");
-      if (s.step > detail::kMaxCount)
-        fail("load_state_dict: '" + key + "' is " + std::to_string(s.step) + ", more steps than a run can take (limit 2^53)");
-    } else {
-      if (std::find(buffers.begin(), buffers.end(), name) == buffers.end())
-        fail("load_state_dict: unknown state entry '" + key + "' (" + name_ + " keeps step" + buffer_list + ")");
-      if (t.shape() != p.shape())
-        fail("load_state_dict: '" + key + "' has shape " + shape_str(t.shape()) + ", but its parameter has shape " +
-             shape_str(p.shape()));
-      if (!is_floating(t.dtype()))
-        fail("load_state_dict: '" + key + "' has dtype " + std::string(dtype_name(t.dtype())) + ", expected a float tensor");
-      if (has_nonfinite(t)) fail("load_state_dict: '" + key + "' holds NaN or Inf");
-      // Running means of squares (and Adagrad's sum of them) are never negative: a negative one
-      // would put NaN into the weights at the next step (a square root of it).
-      if ((name == "exp_avg_sq" || name == "max_exp_avg_sq" || name == "square_avg" || name == "sum") &&
-          min(t).item() < 0.0)
-        fail("load_state_dict: '" + key + "' has negative entries, which a running mean of squares cannot");
-      Tensor copy = t.dtype() == p.dtype() ? t.detach().clone() : t.detach().to(p.dtype());
-      s.buffers[name] = copy;
-    }
-  }
-  for (const auto& [key, t] : entries)
-    if (!used.count(key)) fail("load_state_dict: unexpected key '" + key + "'");
+  if (reader.contains("param_groups." + std::to_string(groups_.size()) + ".params"))
+    reader.fail("the state has more than the optimizer's " + std::to_string(groups_.size()) + " parameter groups");
+  std::unordered_map<const void*, ParamState> new_state = read_param_states(reader, param_of_id, state_buffer_names());
+  reader.check_all_read();
 
   // Everything checked: commit.
   for (std::size_t g = 0; g < groups_.size(); ++g) {
