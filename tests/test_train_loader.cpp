@@ -1,5 +1,5 @@
 // train's data pipeline and metrics: Keras's pad_sequences, TensorDataset / DataLoader
-// (seeded order, drop_last, lengths and trimming), sample_categorical, one_hot, comparisons
+// (seeded order, drop_last, lengths and trimming), validation_split, sample_categorical, one_hot, comparisons
 // with a number, and the streaming metrics against hand-computed values.
 #include <doctest/doctest.h>
 
@@ -112,6 +112,29 @@ TEST_CASE("DataLoader: seeded per-epoch order, drop_last, and sequence batches t
                        "TensorDataset: length 6 of sample 4 is outside [0, 5]", Error);
   CHECK_THROWS_WITH_AS(train::DataLoader(data, train::LoaderOptions().batch_size(0)),
                        "DataLoader: batch_size must be positive, got 0", Error);
+}
+
+TEST_CASE("validation_split: the last fraction validates in order, the rest keeps the loader's options") {
+  const Tensor x = reshape(arange(0, 10), {10, 1});
+  const train::DataLoader loader(train::TensorDataset(x, x),
+                                 train::LoaderOptions().batch_size(3).shuffle(true).seed(4).drop_last(true));
+  auto [train_part, val_part] = train::validation_split(loader, 0.25);  // floor(2.5) = 2 validate
+  std::vector<std::int64_t> seen;
+  for (const train::Batch& b : val_part.epoch(5)) seen.insert(seen.end(), b.indices.begin(), b.indices.end());
+  CHECK(seen == std::vector<std::int64_t>{8, 9});
+  CHECK(train_part.num_samples() == 6);  // 8 samples, batches of 3, the last one dropped
+  // The first 8 samples, shuffled by (seed, epoch) and batched as the loader's options say.
+  const train::BatchSampler expected(std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7}, 3, true, 4, true);
+  std::vector<std::vector<std::int64_t>> batches;
+  for (const train::Batch& b : train_part.epoch(1)) batches.push_back(b.indices);
+  CHECK(batches == expected.epoch(1));
+  CHECK_THROWS_WITH_AS(train::validation_split(loader, 1.0), "validation_split: the fraction must be in (0, 1), got 1", Error);
+  CHECK_THROWS_WITH_AS(train::validation_split(loader, 0.05), "validation_split 0.05 of 10 samples leaves an empty part", Error);
+  nn::Linear model(1, 1);
+  optim::SGD opt(model.parameters(), optim::SGDOptions(0.1));
+  auto mse = [](const Tensor& p, const Tensor& y) { return nn::mse_loss(p, y); };
+  CHECK_THROWS_WITH_AS(train::fit(model, mse, opt, loader, train::FitOptions().verbose(false).validation_split(0.05)),
+                       "fit: validation_split 0.05 of 10 samples leaves an empty part", Error);
 }
 
 TEST_CASE("sample_categorical draws from softmax(logits / temperature), seeded") {

@@ -1,12 +1,11 @@
-// fit, evaluate, predict and the callbacks: a training loop written with train's public
-// pieces (DataLoader, Metric, ProgressBar, checkpoints), as a user's own loop would be.
+// fit, evaluate and predict: a training loop written with train's public pieces (DataLoader,
+// Metric, ProgressBar, checkpoints, the callbacks), as a user's own loop would be.
 #include <xgrad/train/fit.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
-#include <numeric>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -15,27 +14,18 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/ops.hpp>
 #include <xgrad/nn/utils.hpp>
-#include <xgrad/core/io.hpp>
+#include <xgrad/train/callbacks.hpp>
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
 
 #include "checked.hpp"
+#include "csv.hpp"
+#include "logs.hpp"
 
 namespace xgrad::train {
 
-// --- History and metrics by name -------------------------------------------------------------------
-
-namespace {
-
-// "loss, val_loss, ...": the names a Logs holds, for error messages.
-std::string names_in(const Logs& logs) {
-  std::string names;
-  for (const auto& [key, value] : logs) names += (names.empty() ? "" : ", ") + key;
-  return names;
-}
-
-}  // namespace
+// --- History ---------------------------------------------------------------------------------------
 
 const Logs& History::epoch(std::int64_t number) const {
   if (number < 1 || number > static_cast<std::int64_t>(epochs.size()))
@@ -47,19 +37,11 @@ std::vector<double> History::values(const std::string& name) const {
   std::vector<double> out;
   for (const Logs& logs : epochs) {
     auto it = logs.find(name);
-    if (it == logs.end()) throw Error("History: no '" + name + "' in the logs (they hold: " + names_in(logs) + ")");
+    if (it == logs.end())
+      throw Error("History: no '" + name + "' in the logs (they hold: " + detail::names_in(logs) + ")");
     out.push_back(it->second);
   }
   return out;
-}
-
-std::unique_ptr<Metric> make_metric(const std::string& name) {
-  if (name == "accuracy") return std::make_unique<Accuracy>();
-  if (name == "binary_accuracy") return std::make_unique<BinaryAccuracy>();
-  if (name == "mae") return std::make_unique<MeanAbsoluteError>();
-  if (name == "rmse") return std::make_unique<RootMeanSquaredError>();
-  if (name == "bpc") return std::make_unique<BitsPerCharacter>();
-  throw Error("make_metric: unknown metric '" + name + "' (accuracy, binary_accuracy, mae, rmse, bpc)");
 }
 
 namespace {
@@ -112,20 +94,18 @@ History decode_history(const std::string& text, const std::string& path) {
 // metrics.csv of a log_dir: one row per epoch, the columns of the first epoch's logs (a
 // value an epoch lacks is left empty).
 void write_history_csv(const History& history, const std::string& path) {
-  std::vector<std::string> names;
-  for (const auto& [name, value] : history.epochs.front()) names.push_back(name);
-  std::string csv = "epoch";
-  for (const auto& name : names) csv += "," + name;
-  csv += "\n";
+  std::vector<std::string> columns{"epoch"};
+  for (const auto& [name, value] : history.epochs.front()) columns.push_back(name);
+  std::vector<std::string> rows;
   for (std::size_t e = 0; e < history.epochs.size(); ++e) {
-    csv += std::to_string(e + 1);
-    for (const auto& name : names) {
-      auto it = history.epochs[e].find(name);
-      csv += it == history.epochs[e].end() ? "," : fmt::format(",{}", it->second);
+    std::vector<std::string> cells{std::to_string(e + 1)};
+    for (std::size_t c = 1; c < columns.size(); ++c) {
+      auto it = history.epochs[e].find(columns[c]);
+      cells.push_back(it == history.epochs[e].end() ? "" : detail::csv_number(it->second));
     }
-    csv += "\n";
+    rows.push_back(detail::csv_line(cells));
   }
-  write_file_atomic(path, csv);
+  detail::write_csv(path, columns, rows);
 }
 
 // loss.png of a log_dir: the loss and val_loss columns of metrics.csv against the epoch.
@@ -140,34 +120,6 @@ void plot_history(const History& history, const std::string& dir) {
                 PlotOptions().title("loss per epoch").xlabel("epoch").y_columns(columns).points(true)))
     fmt::print("{}\n", gnuplot_notice());
 }
-
-bool maximizes(Mode mode, const std::string& monitor) {
-  return mode == Mode::max || (mode == Mode::automatic && monitor.find("acc") != std::string::npos);
-}
-
-// The value to beat before any epoch: none is worse (Keras's np.Inf start), so the first
-// number is an improvement and NaN never is (every comparison with NaN is false).
-double worst_value(Mode mode, const std::string& monitor) {
-  return maximizes(mode, monitor) ? -INFINITY : INFINITY;
-}
-
-bool better(Mode mode, const std::string& monitor, double value, double best, double min_delta) {
-  return maximizes(mode, monitor) ? value > best + min_delta : value < best - min_delta;
-}
-
-double monitored(const Logs& logs, const std::string& monitor, const char* who) {
-  auto it = logs.find(monitor);
-  if (it == logs.end())
-    throw Error(std::string(who) + ": the logs have no '" + monitor + "' (they hold: " + names_in(logs) +
-                "); validation data gives val_loss and val_<metric>");
-  return it->second;
-}
-
-}  // namespace
-
-// --- evaluate and predict ---------------------------------------------------------------------------
-
-namespace {
 
 // Sums the loss and the metrics' (sum, count) over the processes of `group`, in place.
 void reduce(const ProcessGroup* group, double& loss_sum, std::int64_t& samples, std::vector<std::unique_ptr<Metric>>& metrics) {
@@ -198,6 +150,8 @@ void check_same_batch_count(const ProcessGroup& group, std::int64_t epoch, std::
 }
 
 }  // namespace
+
+// --- evaluate and predict ---------------------------------------------------------------------------
 
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
               const std::vector<std::string>& metric_names, const ProcessGroup* group) {
@@ -230,7 +184,143 @@ Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data
   return cat(parts, 0);
 }
 
-// --- fit -------------------------------------------------------------------------------------------------
+// --- fit, in parts -------------------------------------------------------------------------------------
+
+namespace {
+
+// fit's options, checked before anything runs; each refusal names the option.
+void check_fit_options(const FitOptions& options) {
+  if (options.epochs() < 0) throw Error(fmt::format("fit: epochs must be >= 0, got {}", options.epochs()));
+  if (!(options.validation_split() >= 0.0 && options.validation_split() < 1.0))
+    throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split()));
+  if (options.validation_split() > 0.0 && options.validation())
+    throw Error("fit: give validation data or a validation_split, not both");
+  if (options.clip_grad_norm() && !(*options.clip_grad_norm() > 0.0 && std::isfinite(*options.clip_grad_norm())))
+    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm()));
+  const ProcessGroup* group = options.process_group().get();
+  if (group != nullptr && group->size() > 1 && options.validation_split() > 0.0)
+    throw Error("fit: validation_split cannot shard the data across processes; pass validation data whose loader has a "
+                "distributed::DistributedSampler (even(false))");
+}
+
+// With `resume` and an existing checkpoint: its weights, optimizer state and history are
+// loaded; returns the number of epochs it had done (0 when fit starts afresh).
+std::int64_t resume_from_checkpoint(const FitOptions& options, nn::Module& model, optim::Optimizer& optimizer,
+                                    History& history, bool verbose) {
+  if (!options.resume() || options.checkpoint().empty() || !detail::exists(options.checkpoint(), "fit: checkpoint"))
+    return 0;
+  const CheckpointInfo info = load_checkpoint(options.checkpoint(), model, &optimizer);
+  const std::int64_t epochs_done = info.integer("fit.epochs_done");
+  auto it = info.metadata.find("fit.history");
+  if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint());
+  if (verbose) fmt::print("resumed from {} after epoch {}\n", options.checkpoint(), epochs_done);
+  return epochs_done;
+}
+
+// What every epoch of one fit call reads.
+struct FitRun {
+  nn::Module& model;
+  const Forward& forward;
+  const Loss& loss;
+  optim::Optimizer& optimizer;
+  const FitOptions& options;
+  FitState& state;
+  const ProcessGroup* group;
+  bool distributed;  // more than one process
+  bool verbose;      // this process shows progress
+  bool log_files;    // this process writes the log_dir
+  std::vector<Tensor> params;
+};
+
+// The training half of an epoch, summed over its batches.
+struct EpochTotals {
+  std::vector<std::unique_ptr<Metric>> metrics;
+  double loss_sum = 0.0;
+  std::int64_t samples = 0;
+  double seconds = 0.0;  // until the last batch's step, without validation
+};
+
+// One optimisation step on `b`: forward, loss, backward, clipping, step. Adds the batch to
+// the totals and returns its loss.
+double train_step(FitRun& run, const Batch& b, EpochTotals& totals) {
+  const Tensor predictions = run.forward(b);
+  const Tensor batch_loss = run.loss(predictions, b.targets);
+  run.optimizer.zero_grad();
+  batch_loss.backward();
+  if (run.options.clip_grad_norm()) nn::clip_grad_norm(run.params, *run.options.clip_grad_norm());
+  run.optimizer.step();
+  const double value = batch_loss.item();
+  totals.loss_sum += value * static_cast<double>(b.size());
+  totals.samples += b.size();
+  for (auto& m : totals.metrics) m->update(predictions, b.targets);
+  return value;
+}
+
+// The epoch's training batches, each between the callbacks' on_batch_begin and on_batch_end.
+void train_batches(FitRun& run, const DataLoader& train, std::int64_t epoch, ProgressBar* bar, EpochTotals& totals) {
+  const auto& callbacks = run.options.callbacks();
+  const auto start = std::chrono::steady_clock::now();
+  std::int64_t batch_index = 0;
+  const DataLoader::Epoch batches = train.epoch(epoch - 1);
+  if (run.distributed) check_same_batch_count(*run.group, epoch, batches.size());
+  for (const Batch& b : batches) {
+    for (auto& cb : callbacks) cb->on_batch_begin(run.state, batch_index);
+    const double value = train_step(run, b, totals);
+    Logs batch_logs{{"loss", value}};
+    if (bar) bar->update(b.size(), {{"loss", value}});
+    totals.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    for (auto& cb : callbacks) cb->on_batch_end(run.state, batch_index, batch_logs);
+    ++batch_index;
+    if (run.distributed) {  // one process's stop stops all, so none waits for the others' gradients
+      std::vector<double> stop{run.state.stop_training ? 1.0 : 0.0};
+      run.group->sum(stop);
+      run.state.stop_training = stop[0] > 0;
+    }
+    if (run.state.stop_training) break;
+  }
+}
+
+// The epoch's logs: the training loss and metrics over every process, validation's as
+// "val_<name>", and the seconds the training batches took.
+Logs epoch_logs(FitRun& run, EpochTotals& totals, const DataLoader* validation) {
+  reduce(run.group, totals.loss_sum, totals.samples, totals.metrics);
+  if (totals.samples == 0) throw Error("fit: the training loader gave no batch");
+  Logs logs{{"loss", totals.loss_sum / static_cast<double>(totals.samples)}};
+  for (const auto& m : totals.metrics) logs[m->name()] = m->value();
+  if (validation) {
+    for (const auto& [name, value] : evaluate(run.model, run.forward, run.loss, *validation, run.options.metrics(), run.group))
+      logs["val_" + name] = value;
+  }
+  logs["seconds"] = totals.seconds;
+  return logs;
+}
+
+// The bar's last line: the training means are the bar's own; validation and lr are appended.
+void finish_bar(ProgressBar& bar, const Logs& logs) {
+  Metrics shown;
+  for (const auto& [name, value] : logs)
+    if (name.rfind("val_", 0) == 0 || name == "lr") shown.emplace_back(name, value);
+  bar.finish(shown);
+}
+
+// After each epoch: metrics.csv of the log_dir, and the checkpoint (rank 0 writes both).
+void save_epoch(const FitRun& run, const History& history, std::int64_t epoch) {
+  if (run.log_files) write_history_csv(history, run.options.log_dir() + "/metrics.csv");
+  if (!run.options.checkpoint().empty() && run.state.main_process())
+    save_checkpoint(run.options.checkpoint(), run.model, &run.optimizer, nullptr,
+                    {{"fit.epochs_done", std::to_string(epoch)}, {"fit.history", encode_history(history)}});
+}
+
+// fit's validation_split, with fit's name on its errors.
+SplitLoaders split_for_fit(const DataLoader& train, double fraction) {
+  try {
+    return validation_split(train, fraction);
+  } catch (const Error& e) {
+    throw Error(std::string("fit: ") + e.what());
+  }
+}
+
+}  // namespace
 
 Forward forward_of(nn::UnaryModule& model) {
   return [&model](const Batch& b) { return model(b.inputs); };
@@ -243,212 +333,42 @@ History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimize
 
 History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
             const DataLoader& train_in, const FitOptions& options) {
-  if (options.epochs() < 0) throw Error(fmt::format("fit: epochs must be >= 0, got {}", options.epochs()));
-  if (!(options.validation_split() >= 0.0 && options.validation_split() < 1.0))
-    throw Error(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split()));
-  if (options.validation_split() > 0.0 && options.validation())
-    throw Error("fit: give validation data or a validation_split, not both");
-  if (options.clip_grad_norm() && !(*options.clip_grad_norm() > 0.0 && std::isfinite(*options.clip_grad_norm())))
-    throw Error(fmt::format("fit: clip_grad_norm must be a positive finite number, got {}", *options.clip_grad_norm()));
-  const ProcessGroup* group = options.process_group().get();
-  const bool distributed = group != nullptr && group->size() > 1;
-  if (distributed && options.validation_split() > 0.0)
-    throw Error("fit: validation_split cannot shard the data across processes; pass validation data whose loader has a "
-                "distributed::DistributedSampler (even(false))");
-  const bool main_process = group == nullptr || group->rank() == 0;
-  const bool verbose = options.verbose() && main_process;
-  const bool log_files = !options.log_dir().empty() && main_process;
-  if (log_files) detail::create_directories(options.log_dir(), "fit: log_dir");
-
-  // Keras's validation_split: the last fraction of the samples, before shuffling.
-  const DataLoader* train = &train_in;
-  const DataLoader* validation = options.validation();
-  std::unique_ptr<DataLoader> split_train, split_validation;
-  if (options.validation_split() > 0.0) {
-    const std::int64_t n = train_in.dataset().size();
-    const auto n_val = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * options.validation_split()));
-    if (n_val == 0 || n_val == n)
-      throw Error(fmt::format("fit: validation_split {} of {} samples leaves an empty part", options.validation_split(), n));
-    std::vector<std::int64_t> first(static_cast<std::size_t>(n - n_val)), last(static_cast<std::size_t>(n_val));
-    std::iota(first.begin(), first.end(), 0);
-    std::iota(last.begin(), last.end(), n - n_val);
-    const LoaderOptions& o = train_in.options();
-    split_train = std::make_unique<DataLoader>(
-        train_in.dataset(), std::make_shared<BatchSampler>(first, o.batch_size(), o.shuffle(), o.seed(), o.drop_last()), o);
-    split_validation = std::make_unique<DataLoader>(
-        train_in.dataset(), std::make_shared<BatchSampler>(last, o.batch_size(), false, 0, false), o);
-    train = split_train.get();
-    validation = split_validation.get();
-  }
-
+  check_fit_options(options);
   History history;
   FitState state{model, optimizer, history, options.epochs()};
-  state.group = group;
-  std::int64_t first_epoch = 0;
-  if (options.resume() && !options.checkpoint().empty() && detail::exists(options.checkpoint(), "fit: checkpoint")) {
-    const CheckpointInfo info = load_checkpoint(options.checkpoint(), model, &optimizer);
-    first_epoch = info.integer("fit.epochs_done");
-    auto it = info.metadata.find("fit.history");
-    if (it != info.metadata.end()) history = decode_history(it->second, options.checkpoint());
-    if (verbose) fmt::print("resumed from {} after epoch {}\n", options.checkpoint(), first_epoch);
-  }
+  state.group = options.process_group().get();
+  FitRun run{model, forward, loss, optimizer, options, state, state.group,
+             state.group != nullptr && state.group->size() > 1, options.verbose() && state.main_process(),
+             !options.log_dir().empty() && state.main_process(), {}};
+  if (run.log_files) detail::create_directories(options.log_dir(), "fit: log_dir");
+  // Keras's validation_split: the last fraction of the samples, before shuffling.
+  std::optional<SplitLoaders> split;
+  if (options.validation_split() > 0.0) split.emplace(split_for_fit(train_in, options.validation_split()));
+  const DataLoader& train = split ? split->train : train_in;
+  const DataLoader* validation = split ? &split->validation : options.validation();
+  const std::int64_t first_epoch = resume_from_checkpoint(options, model, optimizer, history, run.verbose);
 
   const auto& callbacks = options.callbacks();
   for (auto& cb : callbacks) cb->on_train_begin(state);
-  const std::vector<Tensor> params = model.parameters();
+  run.params = model.parameters();
   // Epochs are numbered from 1, as the progress bar, History, the CSV files and the callbacks
   // show them; the loader's shuffle takes the index from 0.
   for (std::int64_t epoch = first_epoch + 1; epoch <= options.epochs() && !state.stop_training; ++epoch) {
     for (auto& cb : callbacks) cb->on_epoch_begin(state, epoch);
     model.train();
-    auto metrics = make_metrics(options.metrics());
+    EpochTotals totals{make_metrics(options.metrics())};
     std::optional<ProgressBar> bar;
-    if (verbose) bar.emplace(fmt::format("epoch {}/{}", epoch, options.epochs()), train->num_batches());
-    const auto start = std::chrono::steady_clock::now();
-    double train_seconds = 0.0;
-    double loss_sum = 0.0;
-    std::int64_t samples = 0, batch_index = 0;
-    const DataLoader::Epoch batches = train->epoch(epoch - 1);
-    if (distributed) check_same_batch_count(*group, epoch, batches.size());
-    for (const Batch& b : batches) {
-      for (auto& cb : callbacks) cb->on_batch_begin(state, batch_index);
-      const Tensor predictions = forward(b);
-      const Tensor batch_loss = loss(predictions, b.targets);
-      optimizer.zero_grad();
-      batch_loss.backward();
-      if (options.clip_grad_norm()) nn::clip_grad_norm(params, *options.clip_grad_norm());
-      optimizer.step();
-      const double value = batch_loss.item();
-      loss_sum += value * static_cast<double>(b.size());
-      samples += b.size();
-      Logs batch_logs{{"loss", value}};
-      for (auto& m : metrics) m->update(predictions, b.targets);
-      if (bar) bar->update(b.size(), {{"loss", value}});
-      train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      for (auto& cb : callbacks) cb->on_batch_end(state, batch_index, batch_logs);
-      ++batch_index;
-      if (distributed) {  // one process's stop stops all, so none waits for the others' gradients
-        std::vector<double> stop{state.stop_training ? 1.0 : 0.0};
-        group->sum(stop);
-        state.stop_training = stop[0] > 0;
-      }
-      if (state.stop_training) break;
-    }
-    reduce(group, loss_sum, samples, metrics);
-    if (samples == 0) throw Error("fit: the training loader gave no batch");
-    Logs logs{{"loss", loss_sum / static_cast<double>(samples)}};
-    for (const auto& m : metrics) logs[m->name()] = m->value();
-    if (validation) {
-      for (const auto& [name, value] : evaluate(model, forward, loss, *validation, options.metrics(), group))
-        logs["val_" + name] = value;
-    }
-    logs["seconds"] = train_seconds;
+    if (run.verbose) bar.emplace(fmt::format("epoch {}/{}", epoch, options.epochs()), train.num_batches());
+    train_batches(run, train, epoch, bar ? &*bar : nullptr, totals);
+    Logs logs = epoch_logs(run, totals, validation);
     for (auto& cb : callbacks) cb->on_epoch_end(state, epoch, logs);
-    if (bar) {
-      Metrics shown;  // the training means are the bar's own; validation and lr are appended
-      for (const auto& [name, value] : logs)
-        if (name.rfind("val_", 0) == 0 || name == "lr") shown.emplace_back(name, value);
-      bar->finish(shown);
-    }
+    if (bar) finish_bar(*bar, logs);
     history.epochs.push_back(logs);
-    if (log_files) write_history_csv(history, options.log_dir() + "/metrics.csv");
-    if (!options.checkpoint().empty() && main_process)
-      save_checkpoint(options.checkpoint(), model, &optimizer, nullptr,
-                      {{"fit.epochs_done", std::to_string(epoch)}, {"fit.history", encode_history(history)}});
+    save_epoch(run, history, epoch);
   }
   for (auto& cb : callbacks) cb->on_train_end(state);
-  if (log_files && history.size() > 0) plot_history(history, options.log_dir());
+  if (run.log_files && history.size() > 0) plot_history(history, options.log_dir());
   return history;
-}
-
-// --- callbacks --------------------------------------------------------------------------------------------
-
-EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(options)) {
-  if (options_.patience() < 0) throw Error(fmt::format("EarlyStopping: patience must be >= 0, got {}", options_.patience()));
-  if (options_.min_delta() < 0) throw Error(fmt::format("EarlyStopping: min_delta must be >= 0, got {}", options_.min_delta()));
-}
-
-void EarlyStopping::on_train_begin(FitState&) {
-  wait_ = 0;
-  best_ = worst_value(options_.mode(), options_.monitor());
-  best_epoch_ = 0;
-  stopped_epoch_ = 0;
-  best_weights_.clear();
-}
-
-// Keras's rule: `patience` epochs in a row without improvement stop training (never at the
-// first epoch), and NaN is never an improvement.
-void EarlyStopping::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  const double value = monitored(logs, options_.monitor(), "EarlyStopping");
-  ++wait_;
-  if (better(options_.mode(), options_.monitor(), value, best_, options_.min_delta())) {
-    best_ = value;
-    best_epoch_ = epoch;
-    wait_ = 0;
-    if (options_.restore_best_weights()) {
-      best_weights_.clear();
-      for (auto& [name, t] : state.model.state_dict()) best_weights_.emplace_back(name, t.clone());
-    }
-    return;
-  }
-  if (wait_ >= options_.patience() && epoch > 1) {
-    stopped_epoch_ = epoch;
-    state.stop_training = true;
-  }
-}
-
-void EarlyStopping::on_train_end(FitState& state) {
-  if (options_.restore_best_weights() && !best_weights_.empty()) state.model.load_state_dict(best_weights_);
-}
-
-ModelCheckpoint::ModelCheckpoint(std::string path, std::string monitor, bool save_best_only, Mode mode)
-    : path_(std::move(path)), monitor_(std::move(monitor)), save_best_only_(save_best_only), mode_(mode),
-      best_(worst_value(mode_, monitor_)) {}
-
-void ModelCheckpoint::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  if (save_best_only_) {  // NaN never improves on the best, not even on the first epoch
-    const double value = monitored(logs, monitor_, "ModelCheckpoint");
-    if (!better(mode_, monitor_, value, best_, 0.0)) return;
-    best_ = value;
-  }
-  // atomic: a temporary file renamed over the old one; with several processes, rank 0 writes
-  // (saved_epochs() is the same on all).
-  if (state.main_process()) state.model.save(path_);
-  saved_.push_back(epoch);
-}
-
-ReduceLROnPlateau::ReduceLROnPlateau(optim::ReduceLROnPlateauOptions options, std::string monitor)
-    : options_(std::move(options)), monitor_(std::move(monitor)) {}
-
-void ReduceLROnPlateau::on_train_begin(FitState& state) {
-  optim::ReduceLROnPlateauOptions options = options_;
-  if (options.mode() == Mode::automatic) options.mode(maximizes(Mode::automatic, monitor_) ? Mode::max : Mode::min);
-  scheduler_ = std::make_unique<optim::ReduceLROnPlateau>(state.optimizer, options);
-}
-
-void ReduceLROnPlateau::on_epoch_end(FitState& state, std::int64_t, Logs& logs) {
-  scheduler_->step(monitored(logs, monitor_, "ReduceLROnPlateau"));
-  logs["lr"] = state.optimizer.param_groups()[0].lr();
-}
-
-void CsvLog::on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) {
-  if (!state.main_process()) return;
-  if (!logger_) {
-    std::vector<std::string> columns{"epoch"};
-    for (const auto& [name, value] : logs) columns.push_back(name);
-    logger_ = std::make_unique<CsvLogger>(path_, columns);
-  }
-  Metrics row{{"epoch", static_cast<double>(epoch)}};
-  for (const auto& [name, value] : logs) row.emplace_back(name, value);
-  logger_->log_metrics(row);
-}
-
-void TerminateOnNaN::on_batch_end(FitState& state, std::int64_t batch, const Logs& logs) {
-  auto it = logs.find("loss");
-  if (it != logs.end() && !std::isfinite(it->second)) {
-    fmt::print(stderr, "TerminateOnNaN: batch {} has loss {}; stopping\n", batch, it->second);
-    state.stop_training = true;
-  }
 }
 
 }  // namespace xgrad::train

@@ -1,8 +1,9 @@
-// pad_sequences, TensorDataset, DataLoader and sample_categorical.
+// pad_sequences, TensorDataset, DataLoader, validation_split and sample_categorical.
 #include <xgrad/train/loader.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include <fmt/format.h>
 
@@ -125,6 +126,21 @@ Batch DataLoader::batch(const std::vector<std::int64_t>& indices) const {
     if (longest_len < T) b.inputs = narrow(b.inputs, 1, start, longest_len).contiguous();
   }
   return b;
+}
+
+SplitLoaders validation_split(const DataLoader& loader, double fraction) {
+  if (!(fraction > 0.0 && fraction < 1.0))
+    throw Error(fmt::format("validation_split: the fraction must be in (0, 1), got {}", fraction));
+  const std::int64_t n = loader.dataset().size();
+  const auto n_val = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * fraction));
+  if (n_val == 0 || n_val == n)
+    throw Error(fmt::format("validation_split {} of {} samples leaves an empty part", fraction, n));
+  std::vector<std::int64_t> first(static_cast<std::size_t>(n - n_val)), last(static_cast<std::size_t>(n_val));
+  std::iota(first.begin(), first.end(), 0);
+  std::iota(last.begin(), last.end(), n - n_val);
+  const LoaderOptions& o = loader.options();
+  return {DataLoader(loader.dataset(), std::make_shared<BatchSampler>(first, o.batch_size(), o.shuffle(), o.seed(), o.drop_last()), o),
+          DataLoader(loader.dataset(), std::make_shared<BatchSampler>(last, o.batch_size(), false, 0, false), o)};
 }
 
 // --- sampling ------------------------------------------------------------------------------------------

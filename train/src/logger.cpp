@@ -1,4 +1,5 @@
-// Metrics to CSV: the whole file is rewritten atomically on every row.
+// Metrics to CSV: the whole file is rewritten atomically on every row. The CSV writer here is
+// train's only one (csv.hpp): fit's metrics.csv uses it too.
 #include <xgrad/train/logger.hpp>
 
 #include <algorithm>
@@ -9,19 +10,31 @@
 #include <xgrad/train/data.hpp>
 
 #include "checked.hpp"
+#include "csv.hpp"
 
 namespace xgrad::train {
 
-namespace {
+std::string detail::csv_number(double value) { return fmt::format("{}", value); }
 
-std::string header_of(const std::vector<std::string>& columns) {
+std::string detail::csv_line(const std::vector<std::string>& cells) {
   std::string out;
-  for (const auto& c : columns) {
+  for (const auto& c : cells) {
     if (!out.empty()) out += ',';
     out += c;
   }
   return out;
 }
+
+void detail::write_csv(const std::string& path, const std::vector<std::string>& columns,
+                       const std::vector<std::string>& rows) {
+  std::string text = csv_line(columns) + "\n";
+  for (const auto& row : rows) text += row + "\n";
+  write_file_atomic(path, text);
+}
+
+namespace {
+
+std::string header_of(const std::vector<std::string>& columns) { return detail::csv_line(columns); }
 
 }  // namespace
 
@@ -36,7 +49,7 @@ CsvLogger::CsvLogger(std::string path, std::vector<std::string> columns, bool re
     if (old.columns != columns_)
       throw Error("CsvLogger: cannot resume '" + path_ + "': its header is '" + header_of(old.columns) + "', not '" +
                   header_of(columns_) + "'");
-    for (const auto& row : old.rows) lines_.push_back(header_of(row));
+    for (const auto& row : old.rows) lines_.push_back(detail::csv_line(row));
   }
   write();
 }
@@ -45,12 +58,9 @@ void CsvLogger::log(const std::vector<double>& values) {
   if (values.size() != columns_.size())
     throw Error("CsvLogger::log: '" + path_ + "': " + std::to_string(values.size()) + " values for " +
                 std::to_string(columns_.size()) + " columns (" + header_of(columns_) + ")");
-  std::string line;
-  for (double v : values) {
-    if (!line.empty()) line += ',';
-    line += fmt::format("{}", v);  // the shortest text that reads back exactly
-  }
-  lines_.push_back(std::move(line));
+  std::vector<std::string> cells;
+  for (double v : values) cells.push_back(detail::csv_number(v));
+  lines_.push_back(detail::csv_line(cells));
   write();
 }
 
@@ -78,10 +88,6 @@ void CsvLogger::truncate(std::size_t rows) {
   }
 }
 
-void CsvLogger::write() const {
-  std::string text = header_of(columns_) + "\n";
-  for (const auto& line : lines_) text += line + "\n";
-  write_file_atomic(path_, text);
-}
+void CsvLogger::write() const { detail::write_csv(path_, columns_, lines_); }
 
 }  // namespace xgrad::train

@@ -89,4 +89,13 @@ Metric::Part BitsPerCharacter::measure(const Tensor& predictions, const Tensor& 
 
 double BitsPerCharacter::finish(double mean) const { return mean / std::numbers::ln2; }
 
+std::unique_ptr<Metric> make_metric(const std::string& name) {
+  if (name == "accuracy") return std::make_unique<Accuracy>();
+  if (name == "binary_accuracy") return std::make_unique<BinaryAccuracy>();
+  if (name == "mae") return std::make_unique<MeanAbsoluteError>();
+  if (name == "rmse") return std::make_unique<RootMeanSquaredError>();
+  if (name == "bpc") return std::make_unique<BitsPerCharacter>();
+  throw Error("make_metric: unknown metric '" + name + "' (accuracy, binary_accuracy, mae, rmse, bpc)");
+}
+
 }  // namespace xgrad::train

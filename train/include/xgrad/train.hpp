@@ -1,6 +1,8 @@
 #pragma once
-/// \file Everything for writing a training script: datasets, splits and batches, text
+/// \file
+/// Everything for writing a training script: datasets, splits and batches, text
 /// vocabularies, progress bars, CSV metrics, checkpoints and plots, and fit with its callbacks.
+#include <xgrad/train/callbacks.hpp>
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/data.hpp>
 #include <xgrad/train/fit.hpp>

@@ -1,9 +1,11 @@
 #pragma once
-/// \file Keras's `fit`, `evaluate` and `predict`, and its callbacks. They are written with
-/// the same public pieces a hand-written loop uses (DataLoader, metrics, ProgressBar,
-/// checkpoints): a loop of your own stays a first-class way to train.
+/// \file
+/// Keras's `fit`, `evaluate` and `predict`. They are written with the same public pieces a
+/// hand-written loop uses (DataLoader, metrics, ProgressBar, checkpoints): a loop of your own
+/// stays a first-class way to train. The callbacks fit runs are in <xgrad/train/callbacks.hpp>.
 ///
 /// Example (the Keras tutorial's model, a Sequential ending in one logit):
+///
 ///     auto bce = [](const Tensor& logits, const Tensor& y) {
 ///       return nn::binary_cross_entropy_with_logits(logits.reshape({-1}), y); };
 ///     train::History history = train::fit(model, bce, opt, train_loader,
@@ -23,9 +25,7 @@
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/nn/module.hpp>
 #include <xgrad/optim/optimizer.hpp>
-#include <xgrad/optim/plateau.hpp>
 #include <xgrad/train/loader.hpp>
-#include <xgrad/train/logger.hpp>
 #include <xgrad/train/metrics.hpp>
 
 namespace xgrad::train {
@@ -40,57 +40,32 @@ using Logs = std::map<std::string, double>;
 /// `stopped_epoch()`, `ModelCheckpoint::saved_epochs()`, the "epoch" column of CsvLog and of
 /// a log_dir's metrics.csv. (`DataLoader::epoch(i)` takes a shuffle index from 0: fit's epoch
 /// e uses index e − 1.)
+/// Example: `double last = history.values("val_loss").back();`
 struct History {
-  std::vector<Logs> epochs;
+  std::vector<Logs> epochs;  ///< every epoch's logs, epoch 1 first
   /// The logs of epoch `number` (1-based); throws when there is no such epoch.
   const Logs& epoch(std::int64_t number) const;
   /// The values of `name` over the epochs; throws naming the names there are when absent.
   std::vector<double> values(const std::string& name) const;
+  /// The number of epochs recorded.
   std::size_t size() const { return epochs.size(); }
 };
 
 /// The processes that train one model together, as fit and evaluate see them: their number,
-/// this one's rank, and sums across them. `distributed::process_group()` gives one over MPI (train
-/// never depends on dist); without one, a single process trains.
+/// this one's rank, and sums across them. `distributed::process_group()` gives one over MPI
+/// (train never depends on distributed); without one, a single process trains.
 class ProcessGroup {
  public:
   virtual ~ProcessGroup() = default;
+  /// This process's index, from 0 to size() − 1; rank 0 prints and writes files.
   virtual int rank() const = 0;
+  /// The number of processes.
   virtual int size() const = 0;
   /// Replaces `values`, on every process, by their element-wise sums over the processes.
   virtual void sum(std::vector<double>& values) const = 0;
 };
 
-/// What callbacks see and may change while fit runs.
-struct FitState {
-  nn::Module& model;
-  optim::Optimizer& optimizer;
-  History& history;
-  std::int64_t epochs;           ///< the epoch count fit runs to
-  bool stop_training = false;    ///< set it to end fit after the current epoch (or batch)
-  const ProcessGroup* group = nullptr;  ///< the processes training together (null: just this one)
-  /// True on the process that prints and writes files (rank 0, or the only one).
-  bool main_process() const { return group == nullptr || group->rank() == 0; }
-};
-
-/// Hooks into fit, all optional. Epochs are numbered from 1 (see History), batches from 0
-/// within their epoch. `on_epoch_end` may add entries to the logs (they reach the history
-/// and the later callbacks).
-/// Example:
-///     struct PrintLr : train::Callback {
-///       void on_epoch_end(train::FitState& s, std::int64_t, train::Logs&) override {
-///         fmt::print("lr {}\n", s.optimizer.param_groups()[0].lr()); }
-///     };
-class Callback {
- public:
-  virtual ~Callback() = default;
-  virtual void on_train_begin(FitState&) {}
-  virtual void on_epoch_begin(FitState&, std::int64_t /*epoch*/) {}
-  virtual void on_batch_begin(FitState&, std::int64_t /*batch*/) {}
-  virtual void on_batch_end(FitState&, std::int64_t /*batch*/, const Logs& /*logs*/) {}
-  virtual void on_epoch_end(FitState&, std::int64_t /*epoch*/, Logs& /*logs*/) {}
-  virtual void on_train_end(FitState&) {}
-};
+class Callback;  // <xgrad/train/callbacks.hpp>
 
 /// A model's forward on one batch. For a one-in, one-out module it is `model(batch.inputs)`;
 /// a sequence model passes the lengths: `[&](const train::Batch& b) { return net(b.inputs, b.lengths); }`.
@@ -98,18 +73,19 @@ using Forward = std::function<Tensor(const Batch&)>;
 /// A batch's loss: (predictions, targets) → a scalar, the mean over the batch.
 using Loss = std::function<Tensor(const Tensor& predictions, const Tensor& targets)>;
 
-/// A metric by its Keras name: "accuracy", "binary_accuracy", "mae", "rmse", "bpc".
-std::unique_ptr<Metric> make_metric(const std::string& name);
-
 /// Options of fit. Example: `train::FitOptions().epochs(10).validation(&val_loader).metrics({"accuracy"})`
 struct FitOptions {
+  /// The number of epochs to train (a resumed run counts the ones already done).
   XGRAD_ARG(std::int64_t, epochs) = 1;
   /// Validation after every epoch on this loader ("val_loss", "val_<metric>")...
   XGRAD_ARG(const DataLoader*, validation) = nullptr;
   /// ... or on the last fraction of the training data, as Keras's validation_split (taken
-  /// before any shuffling; the training loader keeps its options for the rest).
+  /// before any shuffling; the training loader keeps its options for the rest; see
+  /// train::validation_split).
   XGRAD_ARG(double, validation_split) = 0.0;
+  /// Metrics by Keras name (see make_metric), reported per epoch for training and validation.
   XGRAD_ARG(std::vector<std::string>, metrics);
+  /// Hooks run at the start and end of training, of each epoch and of each batch, in order.
   XGRAD_ARG(std::vector<std::shared_ptr<Callback>>, callbacks);
   /// A progress bar per epoch (default true; XGRAD_PROGRESS still chooses bar or lines).
   XGRAD_ARG(bool, verbose) = true;
@@ -121,6 +97,7 @@ struct FitOptions {
   /// it when it exists, exactly as the uninterrupted run would have. Callbacks start afresh
   /// (an EarlyStopping's patience counts from the resumed epoch), as Keras's do.
   XGRAD_ARG(std::string, checkpoint);
+  /// Continue from `checkpoint` when the file exists (start afresh when it does not).
   XGRAD_ARG(bool, resume) = false;
   /// The run's files in this directory (created): metrics.csv, every epoch's logs, rewritten
   /// atomically after each epoch (a resumed run's file holds every epoch), and at the end
@@ -138,9 +115,11 @@ struct FitOptions {
 /// Trains `model` on `train` for the given epochs: per batch forward, loss, backward, an
 /// optimizer step; per epoch the training loss and metrics (batch-size weighted), then
 /// validation in eval mode without gradients, then the callbacks. Returns the history.
+/// Example: `auto h = train::fit(net, train::forward_of(net), loss, opt, loader, train::FitOptions().epochs(5));`
 History fit(nn::Module& model, const Forward& forward, const Loss& loss, optim::Optimizer& optimizer,
             const DataLoader& train, const FitOptions& options = {});
 /// The same for a one-in, one-out module (a Sequential): the forward is `model(inputs)`.
+/// Example: `train::fit(model, mse, opt, loader, train::FitOptions().epochs(10));`
 History fit(nn::UnaryModule& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
             const FitOptions& options = {});
 
@@ -161,6 +140,7 @@ concept ForwardModule =
 /// `model.forward(inputs, lengths)` for a module whose forward takes lengths, else
 /// `model.forward(inputs)`. Hand it to evaluate and predict.
 /// Example: `train::evaluate(model, train::forward_of(model), loss, test_loader, {"accuracy"});`
+///@{
 Forward forward_of(nn::UnaryModule& model);
 template <ForwardModule M>
 Forward forward_of(M& model) {
@@ -169,9 +149,11 @@ Forward forward_of(M& model) {
   else
     return [&model](const Batch& b) -> Tensor { return model.forward(b.inputs); };
 }
+///@}
 
 /// The same for any other module with a forward of its inputs (and lengths): see
 /// ForwardModule. Example (a module with `Tensor forward(const Tensor& ids, const nn::Lengths& lengths)`):
+///
 ///     train::fit(classifier, loss, opt, loader, train::FitOptions().epochs(10));
 template <ForwardModule M>
 History fit(M& model, const Loss& loss, optim::Optimizer& optimizer, const DataLoader& train,
@@ -181,100 +163,12 @@ History fit(M& model, const Loss& loss, optim::Optimizer& optimizer, const DataL
 
 /// The loss and metrics over `data`, in eval mode without gradients (the mode is restored).
 /// With a process group, over all processes' batches (each process evaluates its share).
+/// Example: `double test_loss = train::evaluate(model, train::forward_of(model), loss, test).at("loss");`
 Logs evaluate(nn::Module& model, const Forward& forward, const Loss& loss, const DataLoader& data,
               const std::vector<std::string>& metrics = {}, const ProcessGroup* group = nullptr);
 /// The predictions for every batch of `data` (epoch 0's order), joined along dimension 0;
 /// eval mode, no gradients. Batches must give predictions of one shape but for dimension 0.
+/// Example: `Tensor p = train::predict(model, train::forward_of(model), test_loader);  // (N, ...)`
 Tensor predict(nn::Module& model, const Forward& forward, const DataLoader& data);
-
-
-// --- callbacks ----------------------------------------------------------------------------------
-
-/// Whether a larger or a smaller monitored value is better (optim::Mode, the one enum for
-/// it); `automatic` is Keras's rule: max for names containing "acc", min otherwise.
-using optim::Mode;
-
-/// Options of EarlyStopping (Keras's defaults). Example:
-/// `train::EarlyStoppingOptions().monitor("val_loss").patience(3).restore_best_weights(true)`
-struct EarlyStoppingOptions {
-  XGRAD_ARG(std::string, monitor) = "val_loss";
-  XGRAD_ARG(Mode, mode) = Mode::automatic;
-  XGRAD_ARG(std::int64_t, patience) = 0;
-  XGRAD_ARG(double, min_delta) = 0.0;
-  XGRAD_ARG(bool, restore_best_weights) = false;
-};
-
-/// Stops training when the monitored value has not improved by more than min_delta for
-/// `patience` epochs in a row (Keras's rule: patience 2 stops at the second epoch without
-/// improvement; never at the first epoch); NaN is never an improvement. With
-/// restore_best_weights, puts back the weights of the best epoch (bit for bit) when it stops
-/// or when training ends.
-class EarlyStopping : public Callback {
- public:
-  explicit EarlyStopping(EarlyStoppingOptions options = {});
-  void on_train_begin(FitState& state) override;
-  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-  void on_train_end(FitState& state) override;
-  /// The epoch training stopped at (0 while it has not), and the best epoch so far (0 while
-  /// no epoch improved: every value was NaN); both 1-based, as fit numbers epochs.
-  std::int64_t stopped_epoch() const { return stopped_epoch_; }
-  std::int64_t best_epoch() const { return best_epoch_; }
-
- private:
-  EarlyStoppingOptions options_;
-  double best_ = 0.0;
-  std::int64_t wait_ = 0, best_epoch_ = 0, stopped_epoch_ = 0;
-  NamedTensors best_weights_;
-};
-
-/// Saves the model's state dict to `path` (safetensors, atomically) after an epoch — only
-/// when the monitored value improves with `save_best_only` (the default; NaN never does).
-class ModelCheckpoint : public Callback {
- public:
-  ModelCheckpoint(std::string path, std::string monitor = "val_loss", bool save_best_only = true,
-                  Mode mode = Mode::automatic);
-  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-  /// Epochs (1-based) at which the file was written (by rank 0 when several processes train).
-  const std::vector<std::int64_t>& saved_epochs() const { return saved_; }
-
- private:
-  std::string path_, monitor_;
-  bool save_best_only_;
-  Mode mode_;
-  double best_;
-  std::vector<std::int64_t> saved_;
-};
-
-/// optim::ReduceLROnPlateau driven by a monitored value of the logs (default "val_loss");
-/// adds "lr" (group 0's learning rate) to the epoch's logs.
-class ReduceLROnPlateau : public Callback {
- public:
-  explicit ReduceLROnPlateau(optim::ReduceLROnPlateauOptions options = {}, std::string monitor = "val_loss");
-  void on_train_begin(FitState& state) override;
-  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-
- private:
-  optim::ReduceLROnPlateauOptions options_;
-  std::string monitor_;
-  std::unique_ptr<optim::ReduceLROnPlateau> scheduler_;
-};
-
-/// Keras's CSVLogger: one row per epoch ("epoch" and every log entry) to `path`, written
-/// atomically after each epoch.
-class CsvLog : public Callback {
- public:
-  explicit CsvLog(std::string path) : path_(std::move(path)) {}
-  void on_epoch_end(FitState& state, std::int64_t epoch, Logs& logs) override;
-
- private:
-  std::string path_;
-  std::unique_ptr<CsvLogger> logger_;
-};
-
-/// Stops training at the first batch whose loss is NaN or infinite (Keras's TerminateOnNaN).
-class TerminateOnNaN : public Callback {
- public:
-  void on_batch_end(FitState& state, std::int64_t batch, const Logs& logs) override;
-};
 
 }  // namespace xgrad::train

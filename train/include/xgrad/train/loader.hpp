@@ -144,6 +144,23 @@ class DataLoader {
   LoaderOptions options_;
 };
 
+/// The two loaders of validation_split: the samples that train and the ones that validate.
+struct SplitLoaders {
+  DataLoader train;       ///< the first samples, batched and shuffled as the loader was
+  DataLoader validation;  ///< the last samples, in order: never shuffled, none dropped
+};
+
+/// Keras's `validation_split`: the dataset of `loader` cut in two in sample order, before any
+/// shuffling. The first (1 − fraction) of the samples train, with the loader's options
+/// (batch size, shuffle, seed, drop_last, trim); the last `fraction` validate. Throws unless
+/// 0 < fraction < 1 and both parts keep at least one sample. (`FitOptions::validation_split`
+/// calls it.)
+/// Example:
+///
+///     auto [train_part, val_part] = train::validation_split(loader, 0.2);
+///     train::fit(model, loss, opt, train_part, train::FitOptions().validation(&val_part));
+SplitLoaders validation_split(const DataLoader& loader, double fraction);
+
 /// Draws one class per row of `logits` ((C) or (B, C)) from softmax(logits / temperature),
 /// with core's generator (seeded by manual_seed): an int64 tensor (or (B)). Temperature → 0
 /// approaches argmax; temperature > 1 flattens.

@@ -100,4 +100,9 @@ class BitsPerCharacter : public Metric {
   double finish(double mean) const override;
 };
 
+/// A metric by its Keras name: "accuracy", "binary_accuracy", "mae", "rmse", "bpc" (what
+/// `FitOptions::metrics` and `evaluate` take); throws naming the known ones otherwise.
+/// Example: `std::unique_ptr<train::Metric> acc = train::make_metric("accuracy");`
+std::unique_ptr<Metric> make_metric(const std::string& name);
+
 }  // namespace xgrad::train
