@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
   nn::RecurrentState state = model.zero_state(batch);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   double loss_first = nan, loss_last = nan, val_bpc = nan;
-  train::Stopwatch clock(/*running=*/false);  // the training steps only
+  examples::Stopwatch clock(/*running=*/false);  // the training steps only
   if (resume) {
     if (!fs::exists(checkpoint)) {
       fmt::print(stderr, "--resume: there is no {}\n", checkpoint);
@@ -350,7 +350,7 @@ int main(int argc, char** argv) {
   else
     fmt::print("wrote {} and {}\n{}\n", checkpoint, csv, train::gnuplot_notice());
 
-  train::RunSummary summary;
+  examples::RunSummary summary;
   summary.set("cell", cell).set("hidden", hidden).set("layers", layers).set("embed", embed_dim).set("bptt", bptt)
       .set("batch", batch).set("lr", lr).set("clip", clip).set("seed", seed).set("steps", step)
       .set("epochs", static_cast<double>(step) / chunks).set("parameters", model.num_parameters())

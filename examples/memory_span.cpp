@@ -189,7 +189,7 @@ Run train_one(const std::string& cell, std::int64_t lag, const Settings& s, cons
   train::ProgressBar bar(fmt::format("{:4} T={:<3}", cell, lag), s.steps);
   double loss_sum = 0;
   train::Accuracy interval_acc;  // over the current logging interval
-  train::Stopwatch clock;
+  examples::Stopwatch clock;
   for (std::int64_t step = 1; step <= s.steps; ++step) {
     const Batch b = recall_batch(data, lag, s.batch);
     const Tensor logits = model.forward(b.x);
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
   const Batch probe = recall_batch(probe_rng, longest, 256);
   std::vector<Run> runs;
   const std::string load_at_start = load_average();
-  train::Stopwatch total;
+  examples::Stopwatch total;
   for (std::int64_t lag : lengths) {
     std::vector<Run> of_lag;
     for (const auto& cell : cells) {
@@ -390,12 +390,12 @@ int main(int argc, char** argv) {
   // The run summary (--json). loss_first / loss_last: the training loss over the first and
   // over the last logging interval, averaged over every trained configuration.
   double loss_first = 0, loss_last = 0;
-  train::RunSummary params, summary;
+  examples::RunSummary params, summary;
   std::map<std::string, std::vector<double>> acc, seconds, cpu_seconds;
   for (const Run& r : runs) {
     loss_first += r.curve_loss.front() / static_cast<double>(runs.size());
     loss_last += r.curve_loss.back() / static_cast<double>(runs.size());
-    summary.append("results", train::RunSummary().set("cell", r.cell).set("T", r.lag).set("accuracy", r.accuracy)
+    summary.append("results", examples::RunSummary().set("cell", r.cell).set("T", r.lag).set("accuracy", r.accuracy)
                                   .set("params", r.params).set("train_seconds", r.seconds).set("cpu_seconds", r.cpu_seconds)
                                   .set("cpu_ms_per_step", 1000.0 * r.cpu_seconds / static_cast<double>(s.steps))
                                   .set("loss_first", r.curve_loss.front()).set("loss_last", r.curve_loss.back()));
@@ -409,7 +409,7 @@ int main(int argc, char** argv) {
       .set("seed", s.seed).set("loss_first", loss_first).set("loss_last", loss_last).set("accuracy", acc)
       .set("params", params).set("train_seconds", seconds).set("cpu_seconds", cpu_seconds)
       .set("total_seconds", total_seconds)
-      .set("grad_norms", train::RunSummary().set("T", longest).set("init", norms_init).set("trained", norms_trained));
+      .set("grad_norms", examples::RunSummary().set("T", longest).set("init", norms_init).set("trained", norms_trained));
   // What the example claims: the gated cells remember at every T (3 × chance at least).
   for (const Run& r : runs)
     if (r.cell != "rnn")

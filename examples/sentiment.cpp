@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
   else
     fmt::print("wrote {}/metrics.csv; {}\n", out_dir, train::gnuplot_notice());
 
-  train::RunSummary config, summary;
+  examples::RunSummary config, summary;
   config.set("cell", cell).set("bidirectional", bidirectional).set("embed", embed_dim).set("hidden", hidden)
       .set("epochs", epochs).set("batch", batch).set("lr", lr).set("optim", optimizer).set("dropout", p_dropout)
       .set("min_count", min_count).set("seed", seed);

@@ -328,7 +328,7 @@ int main(int argc, char** argv) {
     if (!plotted) fmt::print("{}\n", train::gnuplot_notice());
   }
 
-  train::RunSummary summary;
+  examples::RunSummary summary;
   summary.set("mote", mote).set("cell", cell).set("hidden", hidden).set("layers", layers).set("window", window)
       .set("horizons", horizons).set("epochs", epochs).set("batch", batch).set("lr", lr).set("seed", seed)
       .set("parameters", model.num_parameters()).set("test_windows", test_windows.size());

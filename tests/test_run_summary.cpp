@@ -1,4 +1,4 @@
-// train::RunSummary and train::Stopwatch: what the examples' --json files and timings come
+// examples::RunSummary and examples::Stopwatch: what the examples' --json files and timings come
 // from. The JSON keeps the order of set(), checks against baselines pass and fail at their
 // thresholds, and the file reads back as the numbers written.
 #include <doctest/doctest.h>
@@ -20,7 +20,7 @@ using namespace xgrad;
 using xgrad_test::TempDir;
 
 TEST_CASE("RunSummary writes its values in the order they were set, and replaces in place") {
-  train::RunSummary s;
+  examples::RunSummary s;
   s.set("loss_first", 1.5).set("epochs", 3).set("seed", std::uint64_t{7}).set("cell", "lstm").set("bidirectional", false);
   s.set("curve", std::vector<double>{0.5, 0.25}).set("lengths", std::vector<std::int64_t>{5, 10});
   s.set("loss_first", 2.5);  // keeps its place
@@ -36,7 +36,7 @@ TEST_CASE("RunSummary writes its values in the order they were set, and replaces
 }
 
 TEST_CASE("RunSummary nests objects, appends to arrays and writes NaN as null") {
-  train::RunSummary run, s;
+  examples::RunSummary run, s;
   run.set("cell", "gru").set("accuracy", 0.75);
   s.append("results", run).append("results", run.set("accuracy", 1.0)).set("config", run);
   s.set("nan", std::nan(""));
@@ -55,13 +55,20 @@ TEST_CASE("RunSummary nests objects, appends to arrays and writes NaN as null") 
   CHECK_THROWS_WITH_AS(s.number("nan"), "RunSummary::number: \"nan\" holds a null, not a number", Error);
 }
 
+TEST_CASE("RunSummary::check takes the one Mode, and needs min or max (no name to read automatic from)") {
+  examples::RunSummary summary;
+  CHECK_THROWS_WITH_AS(summary.check("acc", 1, "chance", 0.5, train::Mode::automatic),
+                       doctest::Contains("Mode::min or Mode::max"), Error);
+  CHECK(summary.check("acc", 1, "chance", 0.5, optim::Mode::max));
+}
+
 TEST_CASE("RunSummary::check needs the margin below (or above) the baseline") {
-  train::RunSummary s;
+  examples::RunSummary s;
   CHECK(s.passed());  // no checks
   CHECK(s.check("test_rmse", 0.80, "persistence_rmse", 1.0, train::Mode::min, 0.2));   // 0.80 <= 0.80
   CHECK_FALSE(s.check("test_rmse", 0.81, "persistence_rmse", 1.0, train::Mode::min, 0.2));
   CHECK_FALSE(s.passed());
-  train::RunSummary h;
+  examples::RunSummary h;
   CHECK(h.check("test_acc", 0.6, "majority_acc", 0.5, train::Mode::max, 0.2));  // needs >= 0.6
   CHECK_FALSE(h.check("test_acc", 0.59, "majority_acc", 0.5, train::Mode::max, 0.2));
   CHECK_FALSE(h.check("test_acc", std::nan(""), "majority_acc", 0.5, train::Mode::max));
@@ -87,9 +94,9 @@ TEST_CASE("RunSummary::check needs the margin below (or above) the baseline") {
 
 TEST_CASE("RunSummary::write writes the file that json() shows, and copies are independent") {
   TempDir dir;
-  train::RunSummary s;
+  examples::RunSummary s;
   s.set("sample", std::string("ok \xff"));  // invalid UTF-8 becomes U+FFFD
-  train::RunSummary copy = s;
+  examples::RunSummary copy = s;
   copy.set("extra", 1);
   s.write(dir.file("run.json"));
   const auto j = nlohmann::json::parse(train::read_text(dir.file("run.json")));
@@ -99,7 +106,7 @@ TEST_CASE("RunSummary::write writes the file that json() shows, and copies are i
 }
 
 TEST_CASE("Stopwatch adds up its laps and refuses to start twice") {
-  train::Stopwatch clock(/*running=*/false);
+  examples::Stopwatch clock(/*running=*/false);
   CHECK(clock.seconds() == 0.0);
   clock.start();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));

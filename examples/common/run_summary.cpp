@@ -10,7 +10,7 @@
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/io.hpp>
 
-namespace xgrad::train {
+namespace xgrad::examples {
 
 // --- Stopwatch ---------------------------------------------------------------------------------
 
@@ -188,4 +188,4 @@ std::string RunSummary::json() const {
 
 void RunSummary::write(const std::string& path) const { write_file_atomic(path, json()); }
 
-}  // namespace xgrad::train
+}  // namespace xgrad::examples

@@ -1,6 +1,9 @@
 #pragma once
-/// \file The end of a training script: a clock for its training time, and its summary — the
-/// numbers it reports (its `--json` file) and the checks that it beat its baselines.
+/// \file
+/// The examples' harness, not part of xgrad: a clock for a training script's time, and its
+/// summary — the numbers it reports (its `--json` file) and the checks that it beat its
+/// baselines (what examples/smoke_test.cmake reads). Built as the `xgrad_example_common`
+/// library; include it as "common/run_summary.hpp".
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -13,12 +16,12 @@
 
 #include <xgrad/optim/plateau.hpp>
 
-namespace xgrad::train {
+namespace xgrad::examples {
 
 /// Wall-clock and CPU seconds (this process's) of the laps between start() and stop(),
 /// added up: a training loop's time without its validation.
 /// Example:
-///     train::Stopwatch clock;                  // running
+///     examples::Stopwatch clock;                  // running
 ///     for (...) { train_epoch(); clock.stop(); validate(); clock.start(); }
 ///     fmt::print("trained in {}\n", train::format_duration(clock.seconds()));
 class Stopwatch {
@@ -49,9 +52,9 @@ using optim::Mode;
 /// A run's results by name, in the order they were set, written as one JSON object; and its
 /// checks against baselines, kept under "checks" (what examples/smoke_test.cmake reads).
 /// Example:
-///     train::RunSummary summary;
+///     examples::RunSummary summary;
 ///     summary.set("loss_first", history.epochs.front().at("loss")).set("test_rmse", rmse);
-///     summary.check("test_rmse", rmse, "persistence_rmse", persistence, train::Mode::min, 0.10);
+///     summary.check("test_rmse", rmse, "persistence_rmse", persistence, optim::Mode::min, 0.10);
 ///     if (!json_path.empty()) summary.write(json_path);
 ///     return summary.passed() ? 0 : 1;
 class RunSummary {
@@ -89,7 +92,7 @@ class RunSummary {
   /// fraction of the baseline: lower is better → value ≤ (1 − margin)·baseline; higher →
   /// value ≥ (1 + margin)·baseline. The margin is ≥ 0 (and < 1 when lower is better). NaN
   /// never passes. Returns whether it passed.
-  /// Example: `summary.check("test_acc", acc, "majority_acc", 0.5, train::Mode::max, 0.2)` needs acc ≥ 0.6.
+  /// Example: `summary.check("test_acc", acc, "majority_acc", 0.5, optim::Mode::max, 0.2)` needs acc ≥ 0.6.
   bool check(const std::string& metric, double value, const std::string& baseline, double baseline_value,
              Mode better, double margin = 0.0);
   /// Whether every check passed (true when there is none).
@@ -112,4 +115,4 @@ class RunSummary {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace xgrad::train
+}  // namespace xgrad::examples
