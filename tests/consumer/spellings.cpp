@@ -1,7 +1,8 @@
 // Compile test of the public spellings from an installed xgrad: one umbrella header per module,
 // <xgrad/xgrad.hpp> for all of them, linked through the per-module targets xgrad::core,
 // xgrad::nn, xgrad::optim and xgrad::train. The deprecated <xgrad/<module>/<module>.hpp>
-// forward to them and must keep compiling until they are removed (CHANGELOG.md).
+// forward to them, and <xgrad/nn/rnn.hpp> and <xgrad/nn/rnn_cell.hpp> to recurrent.hpp and
+// cells.hpp: they must keep compiling until they are removed (CHANGELOG.md).
 #include <xgrad/core.hpp>
 #include <xgrad/nn.hpp>
 #include <xgrad/optim.hpp>
@@ -9,6 +10,8 @@
 #include <xgrad/xgrad.hpp>
 
 #include <xgrad/nn/nn.hpp>
+#include <xgrad/nn/rnn.hpp>
+#include <xgrad/nn/rnn_cell.hpp>
 #include <xgrad/optim/optim.hpp>
 #include <xgrad/train/train.hpp>
 
