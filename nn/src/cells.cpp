@@ -123,13 +123,6 @@ CellState gru_reset_before_step(const Tensor& xp, const CellState& state, const 
 
 // --- RecurrentCell ---------------------------------------------------------------------------
 
-CellState detach(const CellState& state) {
-  CellState out;
-  out.reserve(state.size());
-  for (const Tensor& t : state) out.push_back(t.defined() ? t.detach() : t);
-  return out;
-}
-
 RecurrentCell::RecurrentCell(std::int64_t input_size, std::vector<std::int64_t> state_sizes)
     : input_size_(input_size), state_sizes_(std::move(state_sizes)) {
   if (input_size_ <= 0) throw Error(fmt::format("RecurrentCell: input_size must be positive, got {}", input_size_));

@@ -142,32 +142,6 @@ std::string Recurrent::extra_repr() const {
   return repr_.empty() ? options_repr(options_, "", true) + ", cell=" + cells_[0]->type_name() : repr_;
 }
 
-// --- RecurrentState ------------------------------------------------------------------------------
-
-RecurrentState::RecurrentState(Tensor h) : entries_{std::move(h)} {}
-RecurrentState::RecurrentState(Tensor h, Tensor c) : entries_{std::move(h), std::move(c)} {}
-RecurrentState::RecurrentState(CellState entries) : entries_(std::move(entries)) {}
-
-const Tensor& RecurrentState::operator[](std::size_t k) const {
-  if (k >= entries_.size())
-    throw Error(fmt::format("RecurrentState: no entry {} in a state of {} entries", k, entries_.size()));
-  return entries_[k];
-}
-
-const Tensor& RecurrentState::h() const {
-  if (entries_.empty()) throw Error("RecurrentState::h: the state is empty (zeros)");
-  return entries_[0];
-}
-
-const Tensor& RecurrentState::c() const {
-  if (entries_.size() < 2)
-    throw Error(fmt::format("RecurrentState::c: the state has {} entries; only an LSTM's has c (entry 1)",
-                            entries_.size()));
-  return entries_[1];
-}
-
-RecurrentState RecurrentState::detach() const { return nn::detach(entries_); }
-
 // --- Recurrent::forward, in parts ------------------------------------------------------------------
 
 // One call's input, seen as a batch (T, B, I) or (B, T, I), and its padding.
