@@ -1,5 +1,6 @@
 #pragma once
-/// \file Everything in xgrad's core module.
+/// \file
+/// Everything in xgrad's core module.
 #include <xgrad/core/autograd.hpp>
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/dtype.hpp>

@@ -1,5 +1,7 @@
 #pragma once
-/// \file Everything in xgrad's nn module: modules, layers, init, losses and utilities.
+/// \file
+/// Everything in xgrad's nn module: modules, layers, init, losses and utilities.
+///
 ///     #include <xgrad/nn.hpp>   // or <xgrad/xgrad.hpp>
 #include <xgrad/nn/activation.hpp>
 #include <xgrad/nn/dropout.hpp>

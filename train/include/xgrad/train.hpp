@@ -1,5 +1,6 @@
 #pragma once
-/// \file Everything for writing a training script: datasets, splits and batches, text
+/// \file
+/// Everything for writing a training script: datasets, splits and batches, text
 /// vocabularies, progress bars, CSV metrics, checkpoints and plots, and a run's summary and timing.
 #include <xgrad/train/checkpoint.hpp>
 #include <xgrad/train/data.hpp>

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Creating tensors: from values, constant fills, ranges and seeded random draws.
+/// \file
+/// Creating tensors: from values, constant fills, ranges and seeded random draws.
 #include <cstdint>
 #include <initializer_list>
 #include <string>

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Printing tensors with fmt and iostreams, summarised for large tensors like numpy.
+/// \file
+/// Printing tensors with fmt and iostreams, summarised for large tensors like numpy.
 #include <iosfwd>
 #include <string>
 
@@ -17,6 +18,8 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace xgrad
 
+// Kept out of the API reference: Doxygen cannot place a specialization in fmt's namespace.
+/// \cond
 /// `fmt::print("{}\n", t);`
 template <>
 struct fmt::formatter<xgrad::Tensor> : fmt::formatter<std::string> {
@@ -25,3 +28,4 @@ struct fmt::formatter<xgrad::Tensor> : fmt::formatter<std::string> {
     return fmt::formatter<std::string>::format(xgrad::to_string(t), ctx);
   }
 };
+/// \endcond

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Numerical gradient checking: compare autograd against central differences.
+/// \file
+/// Numerical gradient checking: compare autograd against central differences.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,6 +40,7 @@ struct GradcheckResult {
 /// every input that requires grad. Inputs must be f64. The output may have any shape: it is
 /// reduced to a scalar with fixed random weights, so every output element is checked.
 /// Example:
+///
 ///     auto r = gradcheck([](auto& x) { return tanh(x[0]); }, {randn({3}, DType::f64).requires_grad_()});
 ///     CHECK_MESSAGE(r.ok, r.message());
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
@@ -48,6 +50,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 /// parameters, say): each element is moved in place and put back, and the leaves' gradients
 /// are restored afterwards. nn::gradcheck(module, fn) calls it with module.parameters().
 /// Example:
+///
 ///     auto r = gradcheck_parameters([&] { return lstm(x).output; }, lstm.parameters());
 GradcheckResult gradcheck_parameters(const std::function<Tensor()>& fn, const std::vector<Tensor>& params,
                                      const GradcheckOptions& options = {});

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Saving and loading tensors: safetensors files (checkpoints) and numpy .npy arrays.
+/// \file
+/// Saving and loading tensors: safetensors files (checkpoints) and numpy .npy arrays.
 #include <map>
 #include <string>
 #include <string_view>

@@ -1,5 +1,6 @@
 #pragma once
-/// \file The ops. A small, closed set of primitives has its own forward and backward;
+/// \file
+/// The ops. A small, closed set of primitives has its own forward and backward;
 /// everything else is composed from them.
 ///
 /// The primitives are listed once, in `primitives()` (core/src/primitives.cpp): name, family

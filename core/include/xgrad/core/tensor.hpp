@@ -1,5 +1,6 @@
 #pragma once
-/// \file Tensor: a cheap value handle to shared storage plus its autograd metadata.
+/// \file
+/// Tensor: a cheap value handle to shared storage plus its autograd metadata.
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -38,6 +39,7 @@ class HookHandle {
 /// PyTorch. `clone()` copies the data; `detach()` shares the data but leaves the graph.
 ///
 /// Example:
+///
 ///     Tensor w = randn({3, 4}).requires_grad_();
 ///     Tensor loss = tanh(matmul(randn({5, 3}), w)).sum();
 ///     loss.backward();               // w.grad() now holds d loss / d w, shape (3, 4)

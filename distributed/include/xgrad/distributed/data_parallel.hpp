@@ -1,9 +1,11 @@
 #pragma once
-/// \file Data-parallel training: every rank runs the same model on its own share of each batch,
+/// \file
+/// Data-parallel training: every rank runs the same model on its own share of each batch,
 /// and after backward every rank holds the mean of all ranks' gradients (PyTorch's
 /// DistributedDataParallel, for C++ training scripts).
 ///
 /// Example (`mpirun -np 4 ./train`; each rank reads a quarter of every batch):
+///
 ///     distributed::Context mpi(argc, argv);
 ///     nn::LSTM lstm(nn::LSTMOptions(8, 64));
 ///     distributed::DataParallel ddp(lstm);               // rank 0's weights everywhere, hooks set

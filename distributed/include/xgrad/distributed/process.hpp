@@ -1,9 +1,11 @@
 #pragma once
-/// \file Processes that train together over MPI: start-up and shut-down, rank and size, and
+/// \file
+/// Processes that train together over MPI: start-up and shut-down, rank and size, and
 /// collectives on tensors. The module is optional (built when CMake finds MPI); MPI itself
 /// stays behind it, as xtensor stays behind core: no public header includes <mpi.h>.
 ///
 /// Example (run with `mpirun -np 2 ./train`):
+///
 ///     int main(int argc, char** argv) {
 ///       distributed::Context mpi(argc, argv);
 ///       Tensor t = full({3}, distributed::rank());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Each rank's share of a dataset, for train::DataLoader and train::fit.
+/// \file
+/// Each rank's share of a dataset, for train::DataLoader and train::fit.
 #include <cstdint>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct DistributedSamplerOptions {
 /// exactly batch k of one process with a batch W times larger: N ranks on B/N equal one
 /// process on B. Every rank runs the same number of batches (unless even(false)).
 /// Example:
+///
 ///     train::DataLoader loader(dataset, std::make_shared<distributed::DistributedSampler>(
 ///         dataset.size(), distributed::DistributedSamplerOptions().batch_size(16).shuffle(true)));
 class DistributedSampler : public train::Sampler {

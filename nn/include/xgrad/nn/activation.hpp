@@ -1,5 +1,6 @@
 #pragma once
-/// \file Activation modules: the core activations as layers, for Sequential.
+/// \file
+/// Activation modules: the core activations as layers, for Sequential.
 #include <string>
 
 #include <xgrad/nn/module.hpp>

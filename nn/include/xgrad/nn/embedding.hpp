@@ -1,5 +1,6 @@
 #pragma once
-/// \file Embedding: a lookup table of vectors indexed by i64 ids.
+/// \file
+/// Embedding: a lookup table of vectors indexed by i64 ids.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -30,6 +31,7 @@ struct EmbeddingOptions {
 /// whatever the row holds.
 ///
 /// Example:
+///
 ///     nn::Embedding emb(nn::EmbeddingOptions(100, 16).padding_idx(0));
 ///     Tensor v = emb(tensor({3, 0, 7}, DType::i64));   // (3, 16); row 1 is zeros
 class Embedding : public UnaryModule {

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Keras's conventions for xgrad's layers: its weight layout (to load weights trained
+/// \file
+/// Keras's conventions for xgrad's layers: its weight layout (to load weights trained
 /// in Keras, or hand xgrad's to Keras) and its initialisation.
 ///
 /// Keras stores a recurrent layer as `kernel` (I, G·H), `recurrent_kernel` (H, G·H) and
@@ -25,6 +26,7 @@
 /// process, build the model, call `nn::keras::initialize` (or `set_weights`), then load.
 ///
 /// Example (weights exported from Keras with `layer.get_weights()` and saved as .npy):
+///
 ///     nn::LSTM lstm(nn::LSTMOptions(16, 8).batch_first(true));
 ///     nn::keras::set_weights(lstm, 0, {load_npy("kernel.npy"), load_npy("recurrent_kernel.npy"),
 ///                                      load_npy("bias.npy")});

@@ -1,5 +1,6 @@
 #pragma once
-/// \file LayerNorm: normalisation over the trailing dimensions.
+/// \file
+/// LayerNorm: normalisation over the trailing dimensions.
 #include <cstdint>
 #include <string>
 
@@ -27,6 +28,7 @@ struct LayerNormOptions {
 /// Parameters (when elementwise_affine): `weight` (normalized_shape) = 1, `bias` = 0.
 ///
 /// Example:
+///
 ///     nn::LayerNorm ln(nn::LayerNormOptions({64}));
 ///     Tensor y = ln(randn({8, 10, 64}));   // each (b, t) row has mean 0, variance ≈ 1
 class LayerNorm : public UnaryModule {

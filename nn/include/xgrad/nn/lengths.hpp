@@ -1,5 +1,6 @@
 #pragma once
-/// \file The valid lengths of a padded batch of sequences, and on which side the padding lies.
+/// \file
+/// The valid lengths of a padded batch of sequences, and on which side the padding lies.
 ///
 /// A padded batch (T steps) holds sequence b's `len_b` valid steps either first, padding after
 /// (`Side::post`: PyTorch's `pad_sequence`, the default here) or last, padding before

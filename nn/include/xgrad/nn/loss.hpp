@@ -1,5 +1,6 @@
 #pragma once
-/// \file Loss functions with PyTorch's semantics, composed from core's primitives.
+/// \file
+/// Loss functions with PyTorch's semantics, composed from core's primitives.
 ///
 /// Every loss takes a Reduction: `mean` (the default) averages, `sum` adds, `none` returns
 /// the per-element losses. Inputs and targets must have the same shape where PyTorch
@@ -15,6 +16,7 @@ namespace xgrad::nn {
 enum class Reduction { none, mean, sum };
 
 /// Options of cross_entropy. Example:
+///
 ///     nn::CrossEntropyOptions().ignore_index(0).label_smoothing(0.1).reduction(nn::Reduction::sum)
 struct CrossEntropyOptions {
   /// Per-class rescaling weight (C), same dtype as the logits; undefined for none.
@@ -65,6 +67,7 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const NLLLossOptions&
 ///   the mean divides both terms by the summed weights of the non-ignored targets; or
 /// - class probabilities `target` of the logits' shape and dtype (mean divides by N·d…).
 /// Example:
+///
 ///     Tensor loss = nn::cross_entropy(logits, labels);
 ///     Tensor smooth = nn::cross_entropy(logits, labels, nn::CrossEntropyOptions().label_smoothing(0.1));
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options = {});

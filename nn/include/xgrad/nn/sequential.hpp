@@ -1,5 +1,6 @@
 #pragma once
-/// \file Sequential: a chain of one-in, one-out modules.
+/// \file
+/// Sequential: a chain of one-in, one-out modules.
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
@@ -21,6 +22,7 @@ namespace xgrad::nn {
 /// kind (see its ForwardModule).
 ///
 /// Example:
+///
 ///     nn::Sequential mlp{std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::ReLU>(),
 ///                        std::make_shared<nn::Linear>(16, 1)};
 ///     Tensor y = mlp(randn({8, 4}));             // (8, 1)

@@ -1,5 +1,6 @@
 #pragma once
-/// \file The state a recurrent cell carries from step to step, and a recurrent layer's state.
+/// \file
+/// The state a recurrent cell carries from step to step, and a recurrent layer's state.
 #include <cstddef>
 #include <vector>
 
@@ -23,6 +24,7 @@ CellState detach(const CellState& state);
 /// (L·D, size_k) unbatched ((B, size_k) for a cell). Undefined entries (or an empty state)
 /// stand for zeros. Entries are read with `h()`, `c()` or `[k]`.
 /// Example:
+///
 ///     nn::RecurrentState s;                 // zeros
 ///     s = gru_h0;                           // h only (RNN, GRU)
 ///     s = {h0, c0};                         // LSTM

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Adagrad: per-element learning rates from the sum of squared gradients.
+/// \file
+/// Adagrad: per-element learning rates from the sum of squared gradients.
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -37,6 +38,7 @@ struct AdagradOptions : public OptionsBase<AdagradOptions> {
 /// them in the constructor; the values are the same).
 ///
 /// Example:
+///
 ///     optim::Adagrad opt(model.parameters(), optim::AdagradOptions(0.1));
 class Adagrad : public Optimizer {
  public:
@@ -45,6 +47,7 @@ class Adagrad : public Optimizer {
   Adagrad(std::vector<Tensor> params, const AdagradOptions& defaults = AdagradOptions());
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::Adagrad opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::AdagradOptions(0.01))},
   ///                        optim::AdagradOptions(0.1));
   Adagrad(std::vector<ParamGroup> groups, const AdagradOptions& defaults = AdagradOptions());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Adam (with AMSGrad and L2 weight decay) and AdamW (decoupled weight decay).
+/// \file
+/// Adam (with AMSGrad and L2 weight decay) and AdamW (decoupled weight decay).
 #include <utility>
 
 #include <xgrad/optim/optimizer.hpp>
@@ -65,6 +66,7 @@ struct AdamWOptions : public OptionsBase<AdamWOptions> {
 /// State: "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (amsgrad), and the step count.
 ///
 /// Example:
+///
 ///     optim::Adam opt(model.parameters(), optim::AdamOptions(1e-3).betas({0.9, 0.98}));
 ///     loss.backward(); opt.step(); opt.zero_grad();
 class Adam : public Optimizer {
@@ -74,6 +76,7 @@ class Adam : public Optimizer {
   Adam(std::vector<Tensor> params, const AdamOptions& defaults = AdamOptions());
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::Adam opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::AdamOptions(1e-4))},
   ///                     optim::AdamOptions(1e-3));
   Adam(std::vector<ParamGroup> groups, const AdamOptions& defaults = AdamOptions());
@@ -92,6 +95,7 @@ class Adam : public Optimizer {
 ///     ... then Adam's update with weight_decay = 0.
 ///
 /// Example:
+///
 ///     optim::AdamW opt(model.parameters(), optim::AdamWOptions(1e-3).weight_decay(0.05));
 class AdamW : public Optimizer {
  public:
@@ -100,6 +104,7 @@ class AdamW : public Optimizer {
   AdamW(std::vector<Tensor> params, const AdamWOptions& defaults = AdamWOptions());
   /// Several groups; a group without options takes `defaults`.
   /// Example (no weight decay on the bias):
+  ///
   ///     optim::AdamW opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::AdamWOptions(1e-3).weight_decay(0))},
   ///                      optim::AdamWOptions(1e-3));
   AdamW(std::vector<ParamGroup> groups, const AdamWOptions& defaults = AdamWOptions());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file The optimizer base: parameter groups with per-group options, per-parameter state,
+/// \file
+/// The optimizer base: parameter groups with per-group options, per-parameter state,
 /// zero_grad, step and the state dict shared by every algorithm.
 #include <concepts>
 #include <cstdint>
@@ -26,6 +27,7 @@ namespace xgrad::optim {
 /// set is written to a state dict as named scalars.
 ///
 /// Example:
+///
 ///     OptimizerOptions& o = opt.param_groups()[0].options();
 ///     o.set_lr(o.get_lr() * 0.5);   // what a scheduler does
 class OptimizerOptions {
@@ -99,6 +101,7 @@ constexpr OptionField<typename detail::member_of<decltype(Member)>::owner> pair_
 /// static `fields()` (a `std::span<const OptionField<Derived>>` naming every XGRAD_ARG) and
 /// `type_name` ("AdamOptions", for errors).
 /// Example:
+///
 ///     struct MyOptions : public optim::OptionsBase<MyOptions> {
 ///       static constexpr const char* type_name = "MyOptions";
 ///       XGRAD_ARG(double, lr) = 0.1;
@@ -133,6 +136,7 @@ class OptionsBase : public OptimizerOptions {
 /// (copy the defaults and change one field to override just that one).
 ///
 /// Example:
+///
 ///     std::vector<optim::ParamGroup> groups{optim::ParamGroup({w1, w2}),
 ///                                           optim::ParamGroup({b}, optim::AdamOptions(1e-2))};
 ///     optim::Adam opt(groups, optim::AdamOptions(1e-3));
@@ -192,6 +196,7 @@ struct ParamState {
 /// parameters without a gradient are left untouched and get no state.
 ///
 /// Example:
+///
 ///     optim::Adam opt(model.parameters(), optim::AdamOptions(1e-3));
 ///     opt.zero_grad(); loss.backward(); opt.step();
 class Optimizer {

@@ -1,5 +1,6 @@
 #pragma once
-/// \file RMSprop, in PyTorch's convention (the default) or Keras's.
+/// \file
+/// RMSprop, in PyTorch's convention (the default) or Keras's.
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -65,6 +66,7 @@ struct RMSpropOptions : public OptionsBase<RMSpropOptions> {
 /// State: "square_avg", "grad_avg" (centered), "momentum_buffer" (momentum > 0), step count.
 ///
 /// Example:
+///
 ///     optim::RMSprop opt(model.parameters(), optim::RMSpropOptions(1e-3).momentum(0.9));
 ///     optim::RMSprop keras_like(model.parameters(), optim::RMSpropOptions::keras());
 class RMSprop : public Optimizer {
@@ -74,6 +76,7 @@ class RMSprop : public Optimizer {
   RMSprop(std::vector<Tensor> params, const RMSpropOptions& defaults = RMSpropOptions());
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::RMSprop opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::RMSpropOptions(1e-4))},
   ///                        optim::RMSpropOptions(1e-3));
   RMSprop(std::vector<ParamGroup> groups, const RMSpropOptions& defaults = RMSpropOptions());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Stochastic gradient descent with momentum, dampening, Nesterov, weight decay.
+/// \file
+/// Stochastic gradient descent with momentum, dampening, Nesterov, weight decay.
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -36,6 +37,7 @@ struct SGDOptions : public OptionsBase<SGDOptions> {
 /// dampening. State: "momentum_buffer" (when momentum != 0).
 ///
 /// Example:
+///
 ///     optim::SGD opt(model.parameters(), optim::SGDOptions(0.1).momentum(0.9));
 ///     loss.backward(); opt.step(); opt.zero_grad();
 class SGD : public Optimizer {
@@ -45,6 +47,7 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, const SGDOptions& defaults);
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::SGD opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::SGDOptions(0.01))},
   ///                    optim::SGDOptions(0.1));
   SGD(std::vector<ParamGroup> groups, const SGDOptions& defaults);

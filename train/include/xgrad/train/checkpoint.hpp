@@ -1,5 +1,6 @@
 #pragma once
-/// \file Training checkpoints: model, optimizer, scheduler, random generator and progress in
+/// \file
+/// Training checkpoints: model, optimizer, scheduler, random generator and progress in
 /// one safetensors file, so `--resume` continues exactly where the run stopped.
 ///
 /// xgrad writes two kinds of safetensors file, and each loader refuses the other by name:

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Reading datasets and cutting them into splits, windows and batches: what every
+/// \file
+/// Reading datasets and cutting them into splits, windows and batches: what every
 /// training script needs before its first step.
 #include <cstdint>
 #include <string>
@@ -69,6 +70,7 @@ void shuffle(std::vector<std::int64_t>& items, std::uint64_t seed);
 /// depends only on (seed, e), so a run resumed at epoch e sees exactly the batches the
 /// uninterrupted run would have seen.
 /// Example:
+///
 ///     train::BatchSampler batches(train_indices, 64, /*shuffle=*/true, seed);
 ///     for (const auto& idx : batches.epoch(e)) { ... index_select(x, 0, from_vector(idx)) ... }
 /// What decides the batches of an epoch: the interface `DataLoader` and `fit` draw from, so a

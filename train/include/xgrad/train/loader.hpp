@@ -1,5 +1,6 @@
 #pragma once
-/// \file Data in batches: Keras's `pad_sequences`, an in-memory dataset and a `DataLoader`
+/// \file
+/// Data in batches: Keras's `pad_sequences`, an in-memory dataset and a `DataLoader`
 /// that yields ready tensors (padded sequences trimmed to the batch's longest), and sampling
 /// from logits.
 #include <cstdint>
@@ -37,6 +38,7 @@ struct PadOptions {
 /// maxlen lose their start (truncating pre, the default) or their end (post); shorter ones
 /// are filled with `value` before (padding pre, the default) or after (post).
 /// Example:
+///
 ///     auto [ids, lengths] = train::pad_sequences(encoded, train::PadOptions().maxlen(100));  // (N, 100)
 ///     train::DataLoader loader(train::TensorDataset(ids, labels, lengths));
 nn::PaddedSequences pad_sequences(const std::vector<std::vector<std::int64_t>>& sequences,
@@ -90,6 +92,7 @@ struct LoaderOptions {
 /// Batches of a TensorDataset, made on demand. The order comes from a Sampler: by default a
 /// BatchSampler built from the options; pass another (e.g. a distributed one) to replace it.
 /// Example:
+///
 ///     train::DataLoader loader(train::TensorDataset(ids, labels, lengths),
 ///                              train::LoaderOptions().batch_size(64).shuffle(true));
 ///     for (std::int64_t epoch = 0; epoch < 10; ++epoch)

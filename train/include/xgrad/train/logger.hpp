@@ -1,5 +1,6 @@
 #pragma once
-/// \file Metrics to a CSV file, one row per epoch, safe against interruption.
+/// \file
+/// Metrics to a CSV file, one row per epoch, safe against interruption.
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@ namespace xgrad::train {
 /// always holds every row logged so far and never a torn one. With `resume`, the rows already
 /// in the file are kept (its header must match) so a resumed run continues the same file.
 /// Example:
+///
 ///     train::CsvLogger log("out/metrics.csv", {"epoch", "loss", "val_acc"});
 ///     log.log({epoch, loss, acc});
 class CsvLogger {

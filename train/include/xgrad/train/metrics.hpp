@@ -1,5 +1,6 @@
 #pragma once
-/// \file Metrics that stream over the batches of an epoch: each batch adds its sum and its
+/// \file
+/// Metrics that stream over the batches of an epoch: each batch adds its sum and its
 /// count, so the value is exact over the whole epoch whatever the batch sizes (Keras's
 /// metrics, which `fit` reports), and sums from several processes add up.
 #include <cstdint>
@@ -12,6 +13,7 @@ namespace xgrad::train {
 
 /// Base of the metrics: value = finish(sum / count) over everything added since reset().
 /// Example:
+///
 ///     train::Accuracy accuracy;
 ///     for (const auto& b : loader.epoch(0)) accuracy.update(model(b.inputs), b.targets);
 ///     fmt::print("{} {:.3f}\n", accuracy.name(), accuracy.value());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file PNG plots of CSV files through gnuplot (Debian's gnuplot-nox), when it is installed.
+/// \file
+/// PNG plots of CSV files through gnuplot (Debian's gnuplot-nox), when it is installed.
 #include <string>
 #include <utility>
 #include <vector>

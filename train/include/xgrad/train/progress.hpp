@@ -1,5 +1,6 @@
 #pragma once
-/// \file Progress of a training epoch: a live bar on a terminal, plain lines in a log.
+/// \file
+/// Progress of a training epoch: a live bar on a terminal, plain lines in a log.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -37,6 +38,7 @@ struct ProgressOptions {
 /// appended, and returns the epoch's means.
 /// The environment variable XGRAD_PROGRESS=bar|lines|quiet overrides `automatic`.
 /// Example:
+///
 ///     train::ProgressBar bar(fmt::format("epoch {}/{}", e, epochs), batches.num_batches());
 ///     for (...) { ...; bar.update(batch_size, {{"loss", loss.item()}}); }
 ///     bar.finish({{"val_acc", acc}});   // "epoch 3/10  120/120  4.1 s  loss 0.4123  val_acc 0.8650  7512 samples/s"

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Text to integer ids: a word tokeniser and a vocabulary built from training data.
+/// \file
+/// Text to integer ids: a word tokeniser and a vocabulary built from training data.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@ std::vector<std::string> tokenize_chars(std::string_view text);
 /// not in the vocabulary maps to. Built from the training split only, so validation and
 /// test text meet unknown words as real input would.
 /// Example:
+///
 ///     auto vocab = train::Vocabulary::build(train_docs, /*min_count=*/2);
 ///     std::vector<std::int64_t> ids = vocab.encode(train::tokenize_words("a fine film"));
 class Vocabulary {
