@@ -45,6 +45,7 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
                  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward,
                  const std::vector<Tensor>& saved);
+/// The multi-output form with `saved`, checked as above.
 std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs,
                               std::vector<Tensor> outputs, BackwardFn backward,
                               const std::vector<Tensor>& saved);

@@ -14,6 +14,7 @@ namespace xgrad {
 /// Tensors with more than 1000 elements show the first and last 3 entries of each
 /// dimension with "..." between, as numpy does.
 std::string to_string(const Tensor& t);
+/// Writes to_string(t). Example: `std::cout << t << '\n';`
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace xgrad

@@ -16,7 +16,9 @@ namespace xgrad {
 struct GradcheckOptions {
   /// Step of the central differences.
   XGRAD_ARG(double, eps) = 1e-6;
+  /// Absolute tolerance of the comparison above.
   XGRAD_ARG(double, atol) = 1e-5;
+  /// Relative tolerance, a fraction of |numeric|.
   XGRAD_ARG(double, rtol) = 1e-3;
   /// An input that requires grad but gets an all-zero gradient (analytic and numeric) makes
   /// the check fail, since nothing about it was checked; set this when that is intended.
@@ -25,7 +27,7 @@ struct GradcheckOptions {
 
 /// Outcome of gradcheck; the worst element is the one with the largest error ratio.
 struct GradcheckResult {
-  bool ok = true;
+  bool ok = true;                ///< true when every element is within tolerance
   int input = -1;               ///< which input holds the worst element (-1: no elements)
   std::int64_t element = -1;    ///< its flat index
   double analytic = 0.0;        ///< d out / d element from backward
