@@ -18,9 +18,11 @@ namespace xgrad::nn {
 ///     drop.eval();  y = drop(x);   // y is x
 class Dropout : public UnaryModule {
  public:
+  /// `p`: the probability of zeroing an element, in [0, 1]; throws outside.
   explicit Dropout(double p = 0.5);
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
+  /// The drop probability.
   double p() const { return p_; }
 
  private:

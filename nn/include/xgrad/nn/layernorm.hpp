@@ -15,6 +15,7 @@ namespace xgrad::nn {
 struct LayerNormOptions {
   /// The trailing extents to normalise over, e.g. {H} or {T, H}.
   LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}  // NOLINT: implicit on purpose
+  /// The trailing extents normalised over (and the shape of weight and bias).
   XGRAD_ARG(Shape, normalized_shape);
   /// Added to the variance before the square root (default 1e-5).
   XGRAD_ARG(double, eps) = 1e-5;
@@ -33,12 +34,14 @@ struct LayerNormOptions {
 ///     Tensor y = ln(randn({8, 10, 64}));   // each (b, t) row has mean 0, variance ≈ 1
 class LayerNorm : public UnaryModule {
  public:
+  /// weight = 1 and bias = 0 of shape normalized_shape (when elementwise_affine).
   explicit LayerNorm(const LayerNormOptions& options);
   /// x (..., *normalized_shape) → same shape.
   Tensor forward(const Tensor& input) override;
   /// Sets weight to ones and bias to zeros.
   void reset_parameters();
   std::string extra_repr() const override;
+  /// The options it was built with.
   const LayerNormOptions& options() const { return options_; }
 
   Tensor weight;  ///< normalized_shape, undefined without elementwise_affine

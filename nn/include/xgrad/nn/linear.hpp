@@ -20,6 +20,7 @@ namespace xgrad::nn {
 ///     Tensor y = fc(randn({8, 64}));   // (8, 1)
 class Linear : public UnaryModule {
  public:
+  /// A layer from `in_features` to `out_features`, with a bias unless `bias` is false.
   Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true);
 
   /// x (..., in_features) → (..., out_features).

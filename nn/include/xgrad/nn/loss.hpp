@@ -26,14 +26,18 @@ struct CrossEntropyOptions {
   XGRAD_ARG(std::int64_t, ignore_index) = -100;
   /// ε in [0, 1]: the target distribution becomes (1-ε)·one_hot + ε/C (default 0).
   XGRAD_ARG(double, label_smoothing) = 0.0;
+  /// none: the per-sample losses (N); mean: their weighted mean; sum: their sum.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
 /// Options of nll_loss: weight, ignore_index and reduction as for cross_entropy.
 /// Example: `nn::NLLLossOptions().ignore_index(-1)`
 struct NLLLossOptions {
+  /// Per-class rescaling weight (C); undefined for none.
   XGRAD_ARG(Tensor, weight);
+  /// Targets equal to this contribute nothing (default -100).
   XGRAD_ARG(std::int64_t, ignore_index) = -100;
+  /// none: the per-sample losses (N); mean: their weighted mean; sum: their sum.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
@@ -44,6 +48,7 @@ struct BCEWithLogitsOptions {
   XGRAD_ARG(Tensor, weight);
   /// Weight of the positive term, broadcast along the last dimension (one per class).
   XGRAD_ARG(Tensor, pos_weight);
+  /// none: the per-element losses (input's shape); mean or sum over all of them.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 

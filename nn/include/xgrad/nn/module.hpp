@@ -55,7 +55,10 @@ class Module {
   virtual ~Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
+  /// Takes over `other`'s parameters, buffers and submodules (same tensors, same names);
+  /// throws, naming it, when `other` holds a member registered by reference.
   Module(Module&& other);
+  /// As the move constructor.
   Module& operator=(Module&& other);
 
   // --- registration ---------------------------------------------------------------------

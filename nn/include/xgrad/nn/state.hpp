@@ -32,8 +32,11 @@ CellState detach(const CellState& state);
 class RecurrentState {
  public:
   RecurrentState() = default;
+  /// h alone (RNN, GRU); implicit, so `s = h0;` works.
   RecurrentState(Tensor h);                // NOLINT: implicit, h alone
-  RecurrentState(Tensor h, Tensor c);      // an LSTM's (h, c)
+  /// An LSTM's (h, c).
+  RecurrentState(Tensor h, Tensor c);
+  /// Any cell's entries, h first (implicit).
   RecurrentState(CellState entries);       // NOLINT: implicit, any cell's entries
   /// Entry 0, h; throws when the state is empty.
   const Tensor& h() const;
@@ -41,11 +44,17 @@ class RecurrentState {
   const Tensor& c() const;
   /// Entry k; throws when out of range.
   const Tensor& operator[](std::size_t k) const;
+  /// The number of entries (0 for the all-zeros state).
   std::size_t size() const { return entries_.size(); }
+  /// True for the all-zeros state.
   bool empty() const { return entries_.empty(); }
+  /// All entries, h first.
   const CellState& entries() const { return entries_; }
+  /// Iteration over the entries, h first: `for (const Tensor& e : state)`.
+  ///@{
   CellState::const_iterator begin() const { return entries_.begin(); }
   CellState::const_iterator end() const { return entries_.end(); }
+  ///@}
   /// Every entry detached from the graph (truncated BPTT).
   RecurrentState detach() const;
 
