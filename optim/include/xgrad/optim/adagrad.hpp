@@ -8,12 +8,17 @@ namespace xgrad::optim {
 /// Adagrad's hyper-parameters, with PyTorch's defaults.
 /// Example: `optim::AdagradOptions(0.1).lr_decay(1e-3).initial_accumulator_value(0.1)`
 struct AdagradOptions : public OptionsBase<AdagradOptions> {
+  /// PyTorch's defaults with learning rate `lr`.
   explicit AdagradOptions(double lr = 1e-2) : lr_(lr) {}
+  /// The step size before decay.
   XGRAD_ARG(double, lr);
+  /// At step t the step size is lr / (1 + (t - 1) * lr_decay).
   XGRAD_ARG(double, lr_decay) = 0.0;
+  /// L2 penalty: weight_decay * p is added to the gradient.
   XGRAD_ARG(double, weight_decay) = 0.0;
   /// Starting value of every element of the sum of squared gradients.
   XGRAD_ARG(double, initial_accumulator_value) = 0.0;
+  /// Added to the square root of the sum, for numerical stability.
   XGRAD_ARG(double, eps) = 1e-10;
   /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;

@@ -13,13 +13,17 @@ using Betas = std::pair<double, double>;
 /// Adam's hyper-parameters, with PyTorch's defaults.
 /// Example: `optim::AdamOptions(1e-3).betas({0.9, 0.999}).weight_decay(1e-2).amsgrad(true)`
 struct AdamOptions : public OptionsBase<AdamOptions> {
+  /// Adam's options with learning rate `lr`, the others at their defaults.
   explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
+  /// The step size.
   XGRAD_ARG(double, lr);
   /// Decay rates (beta1, beta2) of the first and second moment averages, each in [0, 1).
   XGRAD_ARG(Betas, betas) = {0.9, 0.999};
+  /// Added to the denominator's square root, for numerical stability.
   XGRAD_ARG(double, eps) = 1e-8;
   /// L2 penalty: weight_decay * p is added to the gradient.
   XGRAD_ARG(double, weight_decay) = 0.0;
+  /// Divide by the largest second moment seen so far (the AMSGrad variant).
   XGRAD_ARG(bool, amsgrad) = false;
   /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;
@@ -35,13 +39,19 @@ struct AdamOptions : public OptionsBase<AdamOptions> {
 /// AdamW's hyper-parameters: Adam's, with PyTorch's AdamW default weight_decay of 1e-2.
 /// Example: `optim::AdamWOptions(3e-4).weight_decay(0.1)`
 struct AdamWOptions : public OptionsBase<AdamWOptions> {
+  /// AdamW's options with learning rate `lr`, the others at their defaults.
   explicit AdamWOptions(double lr = 1e-3) : lr_(lr) {}
+  /// The step size.
   XGRAD_ARG(double, lr);
+  /// Decay rates (beta1, beta2) of the first and second moment averages, each in [0, 1).
   XGRAD_ARG(Betas, betas) = {0.9, 0.999};
+  /// Added to the denominator's square root, for numerical stability.
   XGRAD_ARG(double, eps) = 1e-8;
   /// Decoupled decay: each step multiplies the weights by (1 - lr * weight_decay).
   XGRAD_ARG(double, weight_decay) = 1e-2;
+  /// Divide by the largest second moment seen so far (the AMSGrad variant).
   XGRAD_ARG(bool, amsgrad) = false;
+  /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;
 
  public:

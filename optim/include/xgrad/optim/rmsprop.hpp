@@ -13,20 +13,27 @@ enum class RMSpropConvention { pytorch = 0, keras = 1 };
 /// Keras's defaults and convention.
 /// Example: `optim::RMSpropOptions(1e-3).alpha(0.9).momentum(0.9).centered(true)`
 struct RMSpropOptions : public OptionsBase<RMSpropOptions> {
+  /// PyTorch's defaults with learning rate `lr`.
   explicit RMSpropOptions(double lr = 1e-2) : lr_(lr) {}
   /// Keras's RMSprop: lr 1e-3, alpha (Keras's `rho`) 0.9, eps 1e-7, Keras's convention.
   /// Example: `optim::RMSprop opt(params, optim::RMSpropOptions::keras().momentum(0.9));`
   static RMSpropOptions keras(double lr = 1e-3);
+  /// The step size.
   XGRAD_ARG(double, lr);
   /// Decay rate of the average of squared gradients (Keras calls it `rho`).
   XGRAD_ARG(double, alpha) = 0.99;
+  /// Keeps the denominator away from zero (outside the square root in PyTorch's convention,
+  /// inside it in Keras's).
   XGRAD_ARG(double, eps) = 1e-8;
+  /// L2 penalty (PyTorch's convention) or decoupled decay (Keras's).
   XGRAD_ARG(double, weight_decay) = 0.0;
+  /// Momentum factor; 0 disables the buffer.
   XGRAD_ARG(double, momentum) = 0.0;
   /// Normalise by an estimate of the gradient's variance instead of its second moment.
   XGRAD_ARG(bool, centered) = false;
   /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;
+  /// Whose update rule to follow (see RMSprop).
   XGRAD_ARG(RMSpropConvention, convention) = RMSpropConvention::pytorch;
 
  public:
