@@ -17,6 +17,8 @@ namespace xgrad::train {
 ///     log.log({epoch, loss, acc});
 class CsvLogger {
  public:
+  /// A log at `path` with a header of `columns`; the file is (re)written with each row. With
+  /// `resume`, the rows already in the file are kept.
   CsvLogger(std::string path, std::vector<std::string> columns, bool resume = false);
 
   /// Appends a row; `values` has one number per column.
@@ -27,7 +29,9 @@ class CsvLogger {
   /// Keeps the first `rows` rows (a resumed run drops rows past its checkpoint).
   void truncate(std::size_t rows);
 
+  /// The number of rows logged (the header excluded).
   std::size_t rows() const { return lines_.size(); }
+  /// The file it writes.
   const std::string& path() const { return path_; }
 
  private:
