@@ -51,8 +51,8 @@ class CallbackScope {
 
 // A list for one backward pass whose capacity is kept for the next pass on this thread (a
 // pass nested in a hook gets a fresh one). Freeing a 10 000-node list (160 KB) at the end of
-// every pass made glibc consolidate all its fast bins each time, about 6 % of
-// bench_op_overhead's time.
+// every pass made glibc consolidate all its fast bins each time, a cost bench_op_overhead
+// shows.
 template <class T>
 class ScratchList {
  public:
@@ -337,7 +337,7 @@ void Tensor::backward(const Tensor& seed_in, bool retain_graph) const {
   const std::uint64_t epoch = next_epoch++;
   // Plain pointers: used only by this walk, before any node can be freed. Holding every node
   // to the end of the pass instead made their teardown a second sweep over cold memory after
-  // it (~10 % of bench_op_overhead's time); now a node dies as soon as it has run.
+  // it (a cost bench_op_overhead shows); now a node dies as soon as it has run.
   ScratchList<Node*> all_list;
   std::vector<Node*>& all = all_list.items;
   all.push_back(root.get());

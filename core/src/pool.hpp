@@ -3,7 +3,7 @@
 // per op, a Storage per result, the shared_ptr control blocks of its tensors (TensorImpls
 // themselves are recycled whole, see new_impl).
 //
-// Why: glibc malloc/free were ~40 % of bench_op_overhead's time. These blocks (up to ~600
+// Why: glibc malloc/free dominated bench_op_overhead's time. These blocks (up to ~600
 // bytes) are past its fast bins, and forward allocates thousands before backward frees any, so
 // each pair went through its general path (coalescing, unlink_chunk, malloc_consolidate;
 // Storage, 64-byte aligned, through memalign).

@@ -30,14 +30,14 @@ namespace {
 //
 // Large blocks (256 KB to 4 MB: whole sequences of the smaller models, a step of the larger
 // ones) are mapped directly and kept when freed, since touching fresh pages costs a page fault
-// each (mapping them anew every time made a training step 2-9x slower here). A request takes
+// each (mapping them anew every time made training steps several times slower). A request takes
 // the smallest idle range that fits, split to size; on a miss, idle ranges too small for it
 // are unmapped first, as much as the new block maps, so idle memory is traded for the new
 // block instead of adding to it (unless they add up to it: see LargeArena::take). Huge blocks
 // (4 MB and up) are kept as long as resident memory stays within the thread's peak of live
 // ones, with the same exception: see HugeArena.
-// Through malloc, glibc's heap kept freed large blocks resident instead: a 64 × 100 × 256 RNN
-// training step peaked at 35.1 MB above its set-up, 29.0 MB with blocks mapped directly.
+// Through malloc, glibc's heap kept freed large blocks resident instead, raising a training
+// step's peak memory above what mapping them directly needs.
 constexpr std::size_t kLargeBlock = std::size_t{256} << 10;        // 256 KB
 constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;    // small blocks, per thread
 constexpr std::size_t kMaxIdleLarge = std::size_t{128} << 20;      // large blocks, per thread
@@ -194,7 +194,7 @@ struct LargeArena {
 // pages add up to the request but lie in pieces. Say a GRU's inference loop holds the last
 // output while computing the next: the new output is cut from the freed projection's pages,
 // the old one is freed elsewhere, and the next projection finds its pages in two pieces.
-// Unmapping them to map it afresh would clear its 19.7 MB every pass (3.5 ms of 30 here), so
+// Unmapping them to map it afresh would clear the whole block again every pass, so
 // such a miss keeps them, raising the allowance above the peak to the largest such request,
 // so resident memory stays within the peak plus one block.
 struct HugeArena {
