@@ -7,3 +7,7 @@
 #include <xgrad/distributed/process.hpp>
 #include <xgrad/distributed/process_group.hpp>
 #include <xgrad/distributed/sampler.hpp>
+
+/// \namespace xgrad::distributed
+/// Data-parallel training over MPI: the process Context, collectives, DataParallel and the
+/// DistributedSampler.

@@ -17,3 +17,13 @@
 #include <xgrad/nn/rnn_cell.hpp>
 #include <xgrad/nn/sequential.hpp>
 #include <xgrad/nn/utils.hpp>
+
+/// \namespace xgrad::nn
+/// Modules and layers composed from core's primitives (Linear, Embedding, RNN, LSTM, GRU, ...),
+/// losses, and their utilities; parameter names and semantics are PyTorch's.
+
+/// \namespace xgrad::nn::init
+/// In-place parameter initialisers, as torch.nn.init.
+
+/// \namespace xgrad::nn::keras
+/// Keras's weight layout and initialisation for xgrad's layers.

@@ -10,3 +10,7 @@
 #include <xgrad/optim/rmsprop.hpp>
 #include <xgrad/optim/scheduler.hpp>
 #include <xgrad/optim/sgd.hpp>
+
+/// \namespace xgrad::optim
+/// Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) and learning-rate schedulers; they see only
+/// tensors, never modules.
