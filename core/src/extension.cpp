@@ -14,7 +14,7 @@ namespace xgrad {
 namespace {
 
 // Core's own ops record only names from the primitive table (primitives.cpp, the one source
-// the ops header, the README and the gradcheck coverage test follow): recording any other
+// the ops header, docs/tensors.md and the gradcheck coverage test follow): recording any other
 // name is a bug, caught the first time the op runs under the test suite. The check runs in
 // Debug builds and wherever XGRAD_CHECK_PRIMITIVES is set (the test suite sets it); elsewhere
 // it would cost a hash lookup per recorded op.

@@ -4,7 +4,7 @@
 /// everything else is composed from them.
 ///
 /// The primitives are listed once, in `primitives()` (core/src/primitives.cpp): name, family
-/// and forward rule. A core op that records a name missing from it throws, the README's
+/// and forward rule. A core op that records a name missing from it throws, docs/tensors.md's
 /// table is checked against it, and every entry is gradchecked (tests/test_gradcheck.cpp).
 ///
 /// Not differentiable: eq, ne, lt, le, gt, ge (→ b8), argmax / argmin (→ i64).

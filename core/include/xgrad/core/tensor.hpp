@@ -136,7 +136,7 @@ class Tensor {
   /// Calls `hook(grad)` when this tensor's gradient is complete during backward, before it
   /// is used or accumulated; a defined return value replaces the gradient (same shape and
   /// dtype), an undefined one keeps it. On a leaf the hook sees the sum over all its uses.
-  /// Example: `w.register_hook([](const Tensor& g) { return g.clamp(-1, 1); });`
+  /// Example: `w.register_hook([](const Tensor& g) { return clamp(g, -1.0, 1.0); });`
   HookHandle register_hook(std::function<Tensor(const Tensor& grad)> hook);
   /// Calls `hook(leaf)` each time a backward pass has finished accumulating this leaf's
   /// gradient into grad(), i.e. once its gradient for the pass is complete (PyTorch's
