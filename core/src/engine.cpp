@@ -11,7 +11,10 @@
 #include <unordered_map>
 #include <utility>
 
+#include "checks.hpp"
 #include "gather.hpp"
+#include "record.hpp"
+#include "views.hpp"
 
 namespace xgrad {
 
@@ -87,42 +90,6 @@ void queue_callback(std::function<void()> callback) {
 bool is_anomaly_enabled() { return anomaly_enabled; }
 AnomalyGuard::AnomalyGuard() : previous_(anomaly_enabled) { anomaly_enabled = true; }
 AnomalyGuard::~AnomalyGuard() { anomaly_enabled = previous_; }
-
-namespace {
-// Nodes waiting to be destroyed by the outermost ~Node on this thread. A graph can outlive the
-// thread's thread-locals (a global Tensor holding one is destroyed after them, at exit): then
-// the list is gone and nodes are destroyed directly.
-thread_local bool pending_gone = false;
-struct PendingNodes {
-  std::vector<std::shared_ptr<Node>> nodes;
-  bool draining = false;
-  ~PendingNodes() { pending_gone = true; }
-};
-PendingNodes* pending_nodes() {
-  if (pending_gone) return nullptr;
-  thread_local PendingNodes pending;
-  return &pending;
-}
-}  // namespace
-
-Node::~Node() {
-  // Releasing `next` could destroy the next node, whose destructor would release its own
-  // `next`, and so on down the graph: recursion as deep as the graph. Instead, nodes about to
-  // die are parked in a thread-local list and destroyed one at a time by the outermost call.
-  PendingNodes* pending = pending_nodes();
-  if (pending == nullptr) return;  // at thread exit: `next` is released normally
-  for (Edge& e : next)
-    if (e.fn && e.fn.use_count() == 1) pending->nodes.push_back(std::move(e.fn));
-  next.clear();
-  if (pending->draining) return;
-  pending->draining = true;
-  while (!pending->nodes.empty()) {
-    std::shared_ptr<Node> n = std::move(pending->nodes.back());
-    pending->nodes.pop_back();
-    n.reset();  // may park more nodes in `pending`
-  }
-  pending->draining = false;
-}
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "gather.hpp"
+#include "strided.hpp"
 
 namespace xgrad {
 

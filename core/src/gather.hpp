@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "impl.hpp"
+#include "node.hpp"
 
 namespace xgrad {
 
@@ -34,19 +34,6 @@ Tensor take_gathered(Node::Gather& gather);
 void reset_gather(Node::Gather& gather);
 // Drops a buffer left by a pass that threw.
 void drop_gathered(Node::Gather& gather);
-
-// True when nobody else can observe `t` and it owns its whole storage densely, so it may be
-// updated in place (or kept as a leaf's gradient).
-inline bool exclusively_owned(const Tensor& t) {
-  const TensorImpl& im = impl_of(t);
-  return t.impl().use_count() == 1 && im.storage.use_count() == 1 && im.contiguous &&
-         static_cast<std::size_t>(im.numel) * dtype_size(im.dtype) == im.storage->nbytes;
-}
-
-// True when a leaf has hooks that see its gradient before it is accumulated, or hooks that
-// run after.
-inline bool has_hooks(const TensorImpl& leaf) { return leaf.hooks && !leaf.hooks->empty(); }
-inline bool has_post_hooks(const TensorImpl& leaf) { return leaf.hooks && !leaf.hooks->post.empty(); }
 
 // For a node that can add gradients in place (backward_into): where each input's gradient is
 // accumulated, when that place already holds a tensor nobody else sees, of the input's exact

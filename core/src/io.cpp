@@ -23,7 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "strided.hpp"
+#include "tensor_impl.hpp"
 
 static_assert(std::endian::native == std::endian::little, "xgrad's file formats assume a little-endian host");
 
