@@ -1,4 +1,4 @@
-// What a hand-fused GRU would cost: the bound behind issue 14's inference floor ratio.
+// What a hand-fused GRU would cost: the bound behind the GRU inference floor-ratio target.
 //
 // bench_rnn's infer_gru workloads compare xgrad's GRU forward with its GEMM floor: the same
 // GEMMs back to back. The floor's steps depend on nothing: each step's h is a fixed buffer,

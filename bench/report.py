@@ -7,7 +7,7 @@ Reads RESULTS_DIR/rnn/{xgrad,pytorch}/*.json (bench_rnn and rnn_bench.py) and, w
 RESULTS_DIR/op_overhead.{xgrad,pytorch}.json. speedup = PyTorch time / xgrad time: above 1,
 xgrad is faster (for memory: PyTorch MB / xgrad MB, above 1 xgrad needs less). It also checks
 that both sides computed the same thing (first-step loss and gradient norm, inference output)
-and whether the targets of issue 14 are met (step memory: issue 6's). The GEMM floor of a
+and whether the targets below (TRAIN_TARGET, ...) are met. The GEMM floor of a
 train / infer workload (bench_rnn times it, see bench/README.md) is the same work for both
 frameworks, so each side's step time is divided by it. Only the standard library is used.
 """
@@ -22,7 +22,7 @@ from bench_common import machine
 # Relative tolerances of the checks: float32 sums over up to 6.5 million terms, summed in
 # different orders by the two frameworks.
 CHECKS = {"first_loss": 1e-4, "first_grad_norm": 1e-3, "output_mean_abs": 1e-4}
-# Issue 14: minimum speedup of a training step per size and of inference; per-op overhead in
+# The targets: minimum speedup of a training step per size and of inference; per-op overhead in
 # µs; the largest xgrad step time ÷ GEMM floor per size (none at S); xgrad's CPU time per
 # step at most PyTorch's.
 TRAIN_TARGET = {"S": 3.0, "M": 1.5, "L": 1.3}
@@ -248,7 +248,7 @@ def main():
     elif floor_rows:
         print("check: every GEMM floor's list matches the GEMMs xgrad's step called")
     if targets:
-        print("\ntargets (issue 14; step memory: issue 6):")
+        print("\ntargets:")
         for name, met, value in targets:
             print(f"  {'met    ' if met else 'NOT met'}  {name}: {value}")
 

@@ -8,7 +8,7 @@
 #   others   the compiler's default (AArch64's baseline already has NEON).
 #   XGRAD_NATIVE=ON   -march=native instead: fastest here, may die with SIGILL elsewhere.
 # GEMM, the bulk of a training step, goes to OpenBLAS, which picks its kernels at run time
-# whatever these flags say. Why v3 and not v2, and why no runtime dispatch: README.md.
+# whatever these flags say. Why v3 and not v2, and why no runtime dispatch: docs/install.md ("Which CPUs a build runs on").
 #
 # Sets XGRAD_ARCH_FLAGS (the flags, a list) and XGRAD_ARCH_DESCRIPTION (what they mean here,
 # for bench output), and provides xgrad_target_arch(<target>) to apply them PRIVATE.

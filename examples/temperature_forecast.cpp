@@ -13,12 +13,11 @@
 // Test RMSE in °C over every horizon (and per horizon) is reported beside persistence (the
 // last reading as the forecast) and beside the same network untrained (its initial weights,
 // which is what --epochs 0 tests). The program exits with 1 unless the trained network's RMSE
-// is at least --margin (default 15 %) below both. Measured with the defaults (seed 0, 2-core
-// machine under load):
+// is at least --margin (default 15 %) below both. With the defaults (seed 0):
 //
 //   build/release/examples/temperature_forecast             test RMSE 0.0376 °C (30 s / 1 min / 2 min:
 //                                                            0.0174 / 0.0285 / 0.0559), best epoch 15 of 15,
-//                                                            1.6 s of training; seeds 1 and 2: 0.0369, 0.0394
+//                                                            seeds 1 and 2: 0.0369, 0.0394
 //   build/release/examples/temperature_forecast --epochs 0  0.0485 °C (the untrained network; exits 1)
 //   persistence                                             0.0485 °C (0.0223 / 0.0387 / 0.0711)
 //

@@ -93,10 +93,12 @@ def translate(md_path, setup, glob, code, line, n):
     text = '\n'.join(code)
     if re.search(r'\bint main\(', text):
         text = re.sub(r'\bint main\(', f'int run_{n}(', text)
-        if 'return' not in text:  # main's implicit return 0, made explicit for run_<n>()
-            text = text[:text.rstrip().rfind('}')] + '  return 0;\n}'
-        if setup:
-            text = text.replace('{', '{\n' + '\n'.join(setup), 1)
+        end = text.rstrip().rfind('}')  # main's closing brace
+        if not text[:end].rstrip().split('\n')[-1].strip().startswith('return'):
+            text = text[:end] + '  return 0;\n}'  # main's implicit return 0, made explicit
+        if setup:  # at the start of main's body (definitions may come before main)
+            brace = text.find('{', text.find(f'int run_{n}('))
+            text = text[:brace + 1] + '\n' + '\n'.join(setup) + text[brace + 1:]
         runner = f'run_{n}' if 'int argc' not in text else None
         return includes, [origin, *glob, text], [], runner
     top, body = split_definitions(code)
@@ -111,7 +113,8 @@ def main():
         dist_out = args[k + 1]
         del args[k:k + 2]
     md_path, out = args
-    name = md_path[md_path.rfind('docs/'):] if 'docs/' in md_path else md_path.rsplit('/', 1)[-1]
+    parts = md_path.replace('\\', '/').split('/')
+    name = '/'.join(parts[-2:]) if len(parts) > 1 and parts[-2] == 'docs' else parts[-1]
     text = open(md_path, encoding='utf-8').read()
     # A guide whose blocks continue each other (variables of one used by the next) says so
     # once: its statements then form one body, in order.

@@ -1,6 +1,6 @@
 // Options structs: every one is written with XGRAD_ARG (chained setters, getters, private
 // members), CRTP bases chain into the derived type, and each optimizer's hyper-parameters
-// are listed once (fields()): values(), set_value(), the state dict and README's table agree
+// are listed once (fields()): values(), set_value(), the state dict and the table of docs/optimizers.md agree
 // with the struct's XGRAD_ARGs.
 #include <doctest/doctest.h>
 
@@ -250,10 +250,10 @@ std::set<std::string> declared_args(const std::string& header, const std::string
   return out;
 }
 
-// README's optimizer-table row for `optimizer`: "| `Adam` | ... |".
+// The optimizer-table row of docs/optimizers.md for `optimizer`: "| `Adam` | ... |".
 std::string readme_row(const std::string& readme, const std::string& optimizer) {
   const auto at = readme.find("| `" + optimizer + "` | ");
-  REQUIRE_MESSAGE(at != std::string::npos, "README has no row for " << optimizer);
+  REQUIRE_MESSAGE(at != std::string::npos, "docs/optimizers.md has no row for " << optimizer);
   return readme.substr(at, readme.find('\n', at) - at);
 }
 
@@ -277,11 +277,11 @@ void check_one_list(const std::string& header_file, const std::string& optimizer
   const std::string header = read_text(std::string(XGRAD_SOURCE_DIR) + "/optim/include/xgrad/optim/" + header_file);
   CHECK(declared_args(header, Options::type_name) == args);
 
-  // README's row names every option but the constructor's lr.
-  const std::string row = readme_row(read_text(std::string(XGRAD_SOURCE_DIR) + "/README.md"), optimizer);
+  // The guide's row names every option but the constructor's lr.
+  const std::string row = readme_row(read_text(std::string(XGRAD_SOURCE_DIR) + "/docs/optimizers.md"), optimizer);
   for (const std::string& arg : args) {
     if (arg == "lr") continue;
-    CHECK_MESSAGE(std::regex_search(row, std::regex("\\b" + arg + "\\b")), "README's " << optimizer << " row lacks " << arg);
+    CHECK_MESSAGE(std::regex_search(row, std::regex("\\b" + arg + "\\b")), "docs/optimizers.md's " << optimizer << " row lacks " << arg);
   }
 
   // set_value(key) changes that option alone, and values() reads it back.
@@ -300,7 +300,7 @@ void check_one_list(const std::string& header_file, const std::string& optimizer
 
 }  // namespace
 
-TEST_CASE("optimizer options: one list gives values(), set_value(), the state dict and README's table") {
+TEST_CASE("optimizer options: one list gives values(), set_value(), the state dict and docs/optimizers.md's table") {
   check_one_list("sgd.hpp", "SGD", optim::SGDOptions(0.1),
                  {"lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"});
   const std::vector<std::string> adam_keys{"lr", "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize"};

@@ -1,5 +1,5 @@
 // Independent models trained in separate threads: each gets exactly the result it gets alone
-// (the README's thread-safety contract). Build with -DXGRAD_SANITIZE_THREAD=ON to run it under
+// (docs/tensors.md, "Threads"). Build with -DXGRAD_SANITIZE_THREAD=ON to run it under
 // ThreadSanitizer.
 #include <doctest/doctest.h>
 

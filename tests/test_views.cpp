@@ -1075,7 +1075,7 @@ TEST_CASE("views: autograd through in-place ops on views gives PyTorch's gradien
 
 TEST_CASE("views: xgrad refuses the in-place and view steps PyTorch refuses") { run_group("refuse"); }
 
-// --- as_strided geometry: overflow and bounds (issue 28, item 1) ----------------------------------
+// --- as_strided geometry: overflow and bounds -------------------------------------------------------
 
 TEST_CASE("as_strided: a size x stride or offset sum that overflows int64 is an Error, never a wrapped view") {
   constexpr std::int64_t k62 = std::int64_t{1} << 62, k20 = std::int64_t{1} << 20;

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <ostream>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "strided.hpp"
+#include "tensor_impl.hpp"
 
 namespace xgrad {
 

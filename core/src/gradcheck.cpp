@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "strided.hpp"
+#include "tensor_impl.hpp"
 
 namespace xgrad {
 

@@ -23,7 +23,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "strided.hpp"
+#include "tensor_impl.hpp"
 
 static_assert(std::endian::native == std::endian::little, "xgrad's file formats assume a little-endian host");
 
@@ -272,12 +274,13 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
   write_atomic(path, {{contents.data(), contents.size()}}, "write_file_atomic");
 }
 
-SafetensorsFile load_safetensors(const std::string& path) {
-  const std::vector<char> bytes = read_all(path, "load_safetensors");
-  const std::string where = "load_safetensors: '" + path + "': ";
+namespace {
+
+// The JSON header of a safetensors file's bytes, checked: the 8-byte length fits the file,
+// and the JSON parses into an object. `where` starts every error.
+json parse_safetensors_header(const std::vector<char>& bytes, std::uint64_t& header_len, const std::string& where) {
   if (bytes.size() < 8)
     throw Error(where + "truncated: " + std::to_string(bytes.size()) + " bytes, but the file must start with an 8-byte header length");
-  std::uint64_t header_len;
   std::memcpy(&header_len, bytes.data(), 8);
   if (header_len > kMaxHeaderBytes)
     throw Error(where + "header length " + std::to_string(header_len) + " is absurd (limit " + std::to_string(kMaxHeaderBytes) + ")");
@@ -309,56 +312,63 @@ SafetensorsFile load_safetensors(const std::string& path) {
     throw Error(where + "header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) throw Error(where + "header is not a JSON object");
-  const char* data = bytes.data() + 8 + header_len;
-  const std::uint64_t data_size = bytes.size() - 8 - header_len;
+  return header;
+}
 
-  struct Entry {
-    std::string name;
-    DType dtype;
-    Shape shape;
-    std::uint64_t begin, end;
-  };
-  std::vector<Entry> entries;
-  SafetensorsFile file;
-  for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") {
-      if (!info.is_object()) throw Error(where + "__metadata__ is not an object");
-      for (const auto& [k, v] : info.items()) {
-        if (!v.is_string()) throw Error(where + "__metadata__ value of '" + k + "' is not a string");
-        file.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    const std::string what = where + "tensor '" + name + "': ";
-    if (!info.is_object()) throw Error(what + "entry is not an object");
-    if (!info.contains("dtype") || !info["dtype"].is_string()) throw Error(what + "missing or non-string dtype");
-    const std::string code = info["dtype"].get<std::string>();
-    const auto dtype = dtype_from_code(code);
-    if (!dtype) throw Error(what + "unsupported dtype '" + code + "' (xgrad reads F32, F64, I64, BOOL)");
-    if (!info.contains("shape") || !info["shape"].is_array()) throw Error(what + "missing or non-array shape");
-    if (info["shape"].size() > kMaxDims)
-      throw Error(what + "shape has " + std::to_string(info["shape"].size()) + " dimensions, more than " +
-                  std::to_string(kMaxDims) + " (numpy's limit)");
-    std::vector<std::uint64_t> extents;
-    for (const auto& e : info["shape"]) {
-      if (!e.is_number_unsigned()) throw Error(what + "shape entries must be non-negative integers, got " + e.dump());
-      extents.push_back(e.get<std::uint64_t>());
-    }
-    const auto& off = info.contains("data_offsets") ? info["data_offsets"] : json();
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      throw Error(what + "data_offsets must be two non-negative integers");
-    const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
-    if (begin > end || end > data_size)
-      throw Error(what + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                  "] out of range for a data section of " + std::to_string(data_size) + " bytes");
-    const auto numel = checked_numel(extents);
-    const std::uint64_t elem = dtype_size(*dtype);
-    if (!numel || *numel > std::numeric_limits<std::uint64_t>::max() / elem || *numel * elem != end - begin)
-      throw Error(what + "shape " + info["shape"].dump() + " of dtype " + code + " does not match the " +
-                  std::to_string(end - begin) + " bytes of its data_offsets");
-    entries.push_back({name, *dtype, Shape(extents.begin(), extents.end()), begin, end});
+// The header's __metadata__ entry into `metadata`: an object of strings.
+void read_metadata(const json& info, std::map<std::string, std::string>& metadata, const std::string& where) {
+  if (!info.is_object()) throw Error(where + "__metadata__ is not an object");
+  for (const auto& [k, v] : info.items()) {
+    if (!v.is_string()) throw Error(where + "__metadata__ value of '" + k + "' is not a string");
+    metadata[k] = v.get<std::string>();
   }
-  // The data section must be exactly the tensors' byte ranges, back to back.
+}
+
+// One tensor's header entry: its dtype, shape and byte range in the data section.
+struct Entry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  std::uint64_t begin, end;
+};
+
+// The header entry `info` of tensor `name`, checked: a known dtype, a shape of at most
+// kMaxDims non-negative extents, and data_offsets inside the data section that hold exactly
+// the shape's bytes.
+Entry read_entry(const std::string& name, const json& info, std::uint64_t data_size, const std::string& where) {
+  const std::string what = where + "tensor '" + name + "': ";
+  if (!info.is_object()) throw Error(what + "entry is not an object");
+  if (!info.contains("dtype") || !info["dtype"].is_string()) throw Error(what + "missing or non-string dtype");
+  const std::string code = info["dtype"].get<std::string>();
+  const auto dtype = dtype_from_code(code);
+  if (!dtype) throw Error(what + "unsupported dtype '" + code + "' (xgrad reads F32, F64, I64, BOOL)");
+  if (!info.contains("shape") || !info["shape"].is_array()) throw Error(what + "missing or non-array shape");
+  if (info["shape"].size() > kMaxDims)
+    throw Error(what + "shape has " + std::to_string(info["shape"].size()) + " dimensions, more than " +
+                std::to_string(kMaxDims) + " (numpy's limit)");
+  std::vector<std::uint64_t> extents;
+  for (const auto& e : info["shape"]) {
+    if (!e.is_number_unsigned()) throw Error(what + "shape entries must be non-negative integers, got " + e.dump());
+    extents.push_back(e.get<std::uint64_t>());
+  }
+  const auto& off = info.contains("data_offsets") ? info["data_offsets"] : json();
+  if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    throw Error(what + "data_offsets must be two non-negative integers");
+  const std::uint64_t begin = off[0].get<std::uint64_t>(), end = off[1].get<std::uint64_t>();
+  if (begin > end || end > data_size)
+    throw Error(what + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                "] out of range for a data section of " + std::to_string(data_size) + " bytes");
+  const auto numel = checked_numel(extents);
+  const std::uint64_t elem = dtype_size(*dtype);
+  if (!numel || *numel > std::numeric_limits<std::uint64_t>::max() / elem || *numel * elem != end - begin)
+    throw Error(what + "shape " + info["shape"].dump() + " of dtype " + code + " does not match the " +
+                std::to_string(end - begin) + " bytes of its data_offsets");
+  return {name, *dtype, Shape(extents.begin(), extents.end()), begin, end};
+}
+
+// Sorts the entries by offset and checks that the data section is exactly their byte ranges,
+// back to back.
+void check_tiling(std::vector<Entry>& entries, std::uint64_t data_size, const std::string& where) {
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
   std::uint64_t cursor = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -370,16 +380,38 @@ SafetensorsFile load_safetensors(const std::string& path) {
   }
   if (cursor != data_size)
     throw Error(where + std::to_string(data_size - cursor) + " bytes after the last tensor are not described by the header");
-  for (const Entry& e : entries) {
-    Tensor t = make_empty(e.shape, e.dtype);
-    std::memcpy(impl_of(t).storage->data, data + e.begin, e.end - e.begin);
-    if (e.dtype == DType::b8) {
-      const auto* raw = reinterpret_cast<const unsigned char*>(data + e.begin);
-      for (std::uint64_t i = 0; i < e.end - e.begin; ++i)
-        if (raw[i] > 1) throw Error(where + "tensor '" + e.name + "': BOOL byte " + std::to_string(raw[i]) + " is neither 0 nor 1");
-    }
-    file.tensors.emplace_back(e.name, std::move(t));
+}
+
+// The tensor an entry describes, its bytes copied from the data section (BOOL bytes checked).
+Tensor read_tensor(const Entry& e, const char* data, const std::string& where) {
+  Tensor t = make_empty(e.shape, e.dtype);
+  std::memcpy(impl_of(t).storage->data, data + e.begin, e.end - e.begin);
+  if (e.dtype == DType::b8) {
+    const auto* raw = reinterpret_cast<const unsigned char*>(data + e.begin);
+    for (std::uint64_t i = 0; i < e.end - e.begin; ++i)
+      if (raw[i] > 1) throw Error(where + "tensor '" + e.name + "': BOOL byte " + std::to_string(raw[i]) + " is neither 0 nor 1");
   }
+  return t;
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  const std::vector<char> bytes = read_all(path, "load_safetensors");
+  const std::string where = "load_safetensors: '" + path + "': ";
+  std::uint64_t header_len = 0;
+  const json header = parse_safetensors_header(bytes, header_len, where);
+  const char* data = bytes.data() + 8 + header_len;
+  const std::uint64_t data_size = bytes.size() - 8 - header_len;
+
+  std::vector<Entry> entries;
+  SafetensorsFile file;
+  for (const auto& [name, info] : header.items()) {
+    if (name == "__metadata__") read_metadata(info, file.metadata, where);
+    else entries.push_back(read_entry(name, info, data_size, where));
+  }
+  check_tiling(entries, data_size, where);
+  for (const Entry& e : entries) file.tensors.emplace_back(e.name, read_tensor(e, data, where));
   return file;
 }
 

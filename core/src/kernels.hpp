@@ -12,7 +12,12 @@
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xtensor.hpp>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "node.hpp"
+#include "record.hpp"
+#include "strided.hpp"
+#include "tensor_impl.hpp"
+#include "views.hpp"
 
 namespace xgrad {
 

@@ -26,8 +26,8 @@ bool empty_product(std::int64_t M, std::int64_t N, std::int64_t K, T* C, T beta)
 }
 // OpenBLAS splits every GEMM above m·n·k = 262 144 between its threads. For the small
 // products of a recurrent step (32×256×64 for an LSTM of hidden size 64, batch 32) handing
-// half the work to the other thread costs more than it saves: measured here, raw sgemm
-// forward 56 → 32 µs and forward + backward 188 → 56 µs with one thread. Below this size
+// half the work to the other thread costs more than it saves (the handoff and the wait
+// outweigh the arithmetic; one thread finishes such a GEMM sooner). Below this size
 // the GEMM runs on the calling thread alone; larger ones get OpenBLAS's threads.
 constexpr double kSmallGemm = 4.0 * 1024 * 1024;
 

@@ -1,4 +1,4 @@
-// The primitive table: the one list of primitives (ops.hpp points here; the README table and
+// The primitive table: the one list of primitives (ops.hpp points here; the table in docs/tensors.md and
 // the gradcheck coverage are tested against it).
 #include <xgrad/core/ops.hpp>
 

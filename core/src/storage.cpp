@@ -1,8 +1,10 @@
-// Storage memory: a per-thread cache of freed blocks. A recurrent net allocates and frees
-// blocks of the same few sizes thousands of times per step (one per op and per gradient);
-// taking them from a free list instead of malloc saves the allocator's work and the page
-// faults of touching fresh pages every time, and mapping the large ones directly keeps the
-// peak resident memory that of the live tensors.
+// Memory: the per-thread caches behind storage.hpp. First, storage blocks: a recurrent net
+// allocates and frees blocks of the same few sizes thousands of times per step (one per op
+// and per gradient); taking them from a free list instead of malloc saves the allocator's
+// work and the page faults of touching fresh pages every time, and mapping the large ones
+// directly keeps the peak resident memory that of the live tensors. Then, at the end, the
+// cache of released TensorImpls behind new_impl, and make_empty, where every tensor's memory
+// is sized.
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -17,7 +20,8 @@
 
 #include <xgrad/core/memory.hpp>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "tensor_impl.hpp"
 
 namespace xgrad {
 
@@ -30,14 +34,14 @@ namespace {
 //
 // Large blocks (256 KB to 4 MB: whole sequences of the smaller models, a step of the larger
 // ones) are mapped directly and kept when freed, since touching fresh pages costs a page fault
-// each (mapping them anew every time made a training step 2-9x slower here). A request takes
+// each (mapping them anew every time made training steps several times slower). A request takes
 // the smallest idle range that fits, split to size; on a miss, idle ranges too small for it
 // are unmapped first, as much as the new block maps, so idle memory is traded for the new
 // block instead of adding to it (unless they add up to it: see LargeArena::take). Huge blocks
 // (4 MB and up) are kept as long as resident memory stays within the thread's peak of live
 // ones, with the same exception: see HugeArena.
-// Through malloc, glibc's heap kept freed large blocks resident instead: a 64 × 100 × 256 RNN
-// training step peaked at 35.1 MB above its set-up, 29.0 MB with blocks mapped directly.
+// Through malloc, glibc's heap kept freed large blocks resident instead, raising a training
+// step's peak memory above what mapping them directly needs.
 constexpr std::size_t kLargeBlock = std::size_t{256} << 10;        // 256 KB
 constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;    // small blocks, per thread
 constexpr std::size_t kMaxIdleLarge = std::size_t{128} << 20;      // large blocks, per thread
@@ -194,7 +198,7 @@ struct LargeArena {
 // pages add up to the request but lie in pieces. Say a GRU's inference loop holds the last
 // output while computing the next: the new output is cut from the freed projection's pages,
 // the old one is freed elsewhere, and the next projection finds its pages in two pieces.
-// Unmapping them to map it afresh would clear its 19.7 MB every pass (3.5 ms of 30 here), so
+// Unmapping them to map it afresh would clear the whole block again every pass, so
 // such a miss keeps them, raising the allowance above the peak to the largest such request,
 // so resident memory stays within the peak plus one block.
 struct HugeArena {
@@ -311,6 +315,110 @@ MemoryStats memory_stats() {
   if (Cache* cache = thread_cache())
     stats.idle_bytes = static_cast<std::int64_t>(cache->large.idle_bytes + cache->huge.ranges.idle_bytes);
   return stats;
+}
+
+// --- TensorImpls ----------------------------------------------------------------------------------
+
+namespace {
+
+// Released TensorImpls, kept per thread for new_impl. Every op makes a few tensors (its
+// result, the detached ones its backward saves, its gradients), each with a shape and strides
+// vector: recycling whole TensorImpls made those vectors' allocations go away (they were ~8 of
+// the ~9 mallocs per op left in bench_op_overhead after the node and storage pools, each a
+// trip through glibc's slower paths since forward allocates thousands before backward frees).
+// Like BlockPool, a TensorImpl released on another thread joins that thread's cache; caches
+// are deleted at thread exit (after that, released ones are deleted at once).
+constexpr std::size_t kMaxIdleImpls = std::size_t{1} << 17;  // ~30 MB
+thread_local bool impl_cache_gone = false;
+struct ImplCache {
+  std::vector<TensorImpl*> idle;
+  ~ImplCache() {
+    impl_cache_gone = true;
+    for (TensorImpl* p : idle) delete p;
+  }
+};
+ImplCache* impl_cache() {
+  if (impl_cache_gone) return nullptr;
+  thread_local ImplCache cache;
+  return &cache;
+}
+
+struct RecycleImpl {
+  void operator()(TensorImpl* p) const noexcept {
+    ImplCache* cache = impl_cache();
+    if (cache == nullptr || cache->idle.size() >= kMaxIdleImpls) {
+      delete p;
+      return;
+    }
+    p->reset_for_reuse();  // may release other tensors into the cache
+    try {
+      cache->idle.push_back(p);
+    } catch (...) {
+      delete p;
+    }
+  }
+};
+
+TensorImpl* take_idle_impl() {
+  ImplCache* cache = impl_cache();
+  if (cache == nullptr || cache->idle.empty()) return nullptr;
+  TensorImpl* p = cache->idle.back();
+  cache->idle.pop_back();
+  return p;
+}
+
+std::shared_ptr<TensorImpl> share_impl(TensorImpl* p) {
+  return std::shared_ptr<TensorImpl>(p, RecycleImpl{}, PoolAllocator<TensorImpl>{});
+}
+
+}  // namespace
+
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, DType dtype) {
+  TensorImpl* p = take_idle_impl();
+  if (p == nullptr) return share_impl(new TensorImpl(std::move(storage), shape, dtype));
+  std::shared_ptr<TensorImpl> im = share_impl(p);
+  im->shape.assign(shape.begin(), shape.end());
+  contiguous_strides(im->shape, im->strides);
+  im->storage = std::move(storage);
+  im->dtype = dtype;
+  im->numel = shape_numel(im->shape);
+  im->offset = 0;
+  im->contiguous = true;
+  return im;
+}
+
+std::shared_ptr<TensorImpl> new_impl(std::shared_ptr<Storage> storage, const Shape& shape, const Shape& strides,
+                                     std::int64_t offset, DType dtype) {
+  TensorImpl* p = take_idle_impl();
+  if (p == nullptr) return share_impl(new TensorImpl(std::move(storage), shape, strides, offset, dtype));
+  std::shared_ptr<TensorImpl> im = share_impl(p);
+  im->shape.assign(shape.begin(), shape.end());
+  im->strides.assign(strides.begin(), strides.end());
+  im->storage = std::move(storage);
+  im->dtype = dtype;
+  im->numel = shape_numel(im->shape);
+  im->offset = offset;
+  im->update_contiguous();
+  return im;
+}
+
+Tensor make_empty(const Shape& shape, DType dtype, const char* op) {
+  // Every tensor's memory is sized here, once: the element count and the byte size must not
+  // overflow (a wrapped count would allocate a small buffer and write past it).
+  check_shape(shape, op);
+  const std::int64_t count = shape_numel(shape);
+  std::int64_t bytes = 0;
+  if (__builtin_mul_overflow(count, static_cast<std::int64_t>(dtype_size(dtype)), &bytes))
+    throw Error(std::string(op) + ": shape " + shape_str(shape) + " of " + std::string(dtype_name(dtype)) +
+                " needs more bytes than memory can address");
+  std::shared_ptr<Storage> storage;
+  try {
+    storage = make_pooled<Storage>(static_cast<std::size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    throw Error(std::string(op) + ": cannot allocate " + std::to_string(bytes) + " bytes for a tensor of shape " +
+                shape_str(shape) + " and dtype " + std::string(dtype_name(dtype)));
+  }
+  return Tensor(new_impl(std::move(storage), shape, dtype));
 }
 
 }  // namespace xgrad

@@ -1,5 +1,7 @@
 #pragma once
-/// \file The umbrella header: everything a training script needs (core, nn, optim, train).
+/// \file
+/// The umbrella header: everything a training script needs (core, nn, optim, train).
+///
 ///     #include <xgrad/xgrad.hpp>
 ///     using namespace xgrad;
 #include <xgrad/core.hpp>

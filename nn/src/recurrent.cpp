@@ -280,8 +280,8 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
     recurrent_mask = dropout_mask({s.B, sizes[0]}, options_.recurrent_dropout(), s.dtype);
 
   // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
-  // (unbind, not a split of the (T·B, G) rows: measured, the latter raised the step memory
-  // of an RNN of size M from 41 to 54 MB, with no gain in time.)
+  // (unbind, not a split of the (T·B, G) rows: the latter raised a step's peak memory, with
+  // no gain in time.)
   std::vector<Tensor> xp = unbind(cell.project_input(x), s.time_dim);
   const StepFn step = recurrent_mask.defined()
                           ? StepFn([&](const Tensor& xp_t, const CellState& st) { return cell.step(xp_t, st, recurrent_mask); })

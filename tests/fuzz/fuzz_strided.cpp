@@ -4,7 +4,7 @@
 /// in the reference can overflow.
 ///
 /// The bytes drive a small program over one f64 storage: make an as_strided view (sizes,
-/// strides and offsets from a table that includes the overflowing values of issue 28), derive
+/// strides and offsets from a table that includes values whose geometry overflows int64), derive
 /// views from it, and write through them. What is checked:
 /// - as_strided succeeds exactly when the reference finds every element inside the storage
 ///   (an empty view: its offset within it), and otherwise throws xgrad::Error;
@@ -313,7 +313,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 void write_seeds(const std::string& dir) {
-  // A few programs: a plain window, an overlapping one, the two overflows of issue 28, and a
+  // A few programs: a plain window, an overlapping one, two int64 overflows of the geometry, and a
   // chain of derived views.
   const std::vector<std::vector<std::uint8_t>> seeds = {
       {16, 2, 3, 4, 2, 1, 0, 0, 1, 0},

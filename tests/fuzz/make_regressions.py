@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hostile inputs of issue 15 (each one crashed, hung or misbehaved before it was
+"""Writes the hostile inputs found so far (each one crashed, hung or misbehaved before it was
 fixed) into tests/fuzz/regressions/<target>/, where CTest replays them in every build.
 Inputs later found by the fuzzers are copied there as they are (crash-<sha1> files).
 
@@ -133,8 +133,8 @@ write("npy", "huge_dim_text.npy",
 write("npy", "v2_header_length_past_end.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31) + b"{")
 write("npy", "big_endian.npy", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }", f32(1)))
 
-# Issue 28, item 6: empty arrays with a huge outer extent (74 bytes) made sum() take time and
-# memory proportional to the extent; item 12: 20 000 dimensions were accepted.
+# Empty arrays with a huge outer extent (74 bytes) made sum() take time and memory
+# proportional to the extent; 20 000 dimensions were accepted.
 write("safetensors", "empty_huge_outer.safetensors",
       safetensors_raw(json.dumps({"t": {"dtype": "F32", "shape": [500000000, 0, 0], "data_offsets": [0, 0]}})))
 write("safetensors", "empty_huge_outer_2_40.safetensors",

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Everything in xgrad's core module.
+/// \file
+/// Everything in xgrad's core module.
 #include <xgrad/core/autograd.hpp>
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/dtype.hpp>
@@ -12,3 +13,7 @@
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
+
+/// \namespace xgrad
+/// xgrad's core: Tensor, the ops (the primitives and their compositions), autograd, tensor
+/// creation and random draws, safetensors and npy I/O; the other modules' namespaces nest in it.

@@ -1,5 +1,7 @@
 #pragma once
-/// \file Everything in xgrad's nn module: modules, layers, init, losses and utilities.
+/// \file
+/// Everything in xgrad's nn module: modules, layers, init, losses and utilities.
+///
 ///     #include <xgrad/nn.hpp>   // or <xgrad/xgrad.hpp>
 #include <xgrad/nn/activation.hpp>
 #include <xgrad/nn/cells.hpp>
@@ -15,3 +17,13 @@
 #include <xgrad/nn/recurrent.hpp>
 #include <xgrad/nn/sequential.hpp>
 #include <xgrad/nn/utils.hpp>
+
+/// \namespace xgrad::nn
+/// Modules and layers composed from core's primitives (Linear, Embedding, RNN, LSTM, GRU, ...),
+/// losses, and their utilities; parameter names and semantics are PyTorch's.
+
+/// \namespace xgrad::nn::init
+/// In-place parameter initialisers, as torch.nn.init.
+
+/// \namespace xgrad::nn::keras
+/// Keras's weight layout and initialisation for xgrad's layers.

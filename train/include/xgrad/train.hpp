@@ -12,3 +12,6 @@
 #include <xgrad/train/plot.hpp>
 #include <xgrad/train/progress.hpp>
 #include <xgrad/train/text.hpp>
+
+/// \namespace xgrad::train
+/// What every training script needs: data, loaders, metrics, logs, checkpoints and `fit`.

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Switches of the autograd engine: grad mode and anomaly detection; callbacks at the
+/// \file
+/// Switches of the autograd engine: grad mode and anomaly detection; callbacks at the
 /// end of a backward pass.
 #include <functional>
 

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Creating tensors: from values, constant fills, ranges and seeded random draws.
+/// \file
+/// Creating tensors: from values, constant fills, ranges and seeded random draws.
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -18,15 +19,22 @@ Tensor tensor(std::initializer_list<double> values, const Shape& shape, DType dt
 /// A 0-d tensor holding `value`.
 Tensor scalar(double value, DType dtype = DType::f32);
 /// Tensors from vectors, keeping the element type: float → f32, double → f64,
-/// int64_t → i64, bool → b8 (vector<bool> is copied element by element).
+/// int64_t → i64, bool → b8 (vector<bool> is copied element by element). `values` holds
+/// numel(shape) elements in row-major order.
+/// Example: `Tensor x = from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});`
+///@{
 Tensor from_vector(const std::vector<float>& values, const Shape& shape);
 Tensor from_vector(const std::vector<double>& values, const Shape& shape);
 Tensor from_vector(const std::vector<std::int64_t>& values, const Shape& shape);
 Tensor from_vector(const std::vector<bool>& values, const Shape& shape);
+///@}
 
 Tensor empty(const Shape& shape, DType dtype = DType::f32);  ///< uninitialised values
+/// All zeros. Example: `Tensor h0 = zeros({2, 8, 64});`
 Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+/// All ones.
 Tensor ones(const Shape& shape, DType dtype = DType::f32);
+/// Every element `value`. Example: `Tensor mask = full({4, 10}, -1e9);`
 Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
 /// 0, 1, ..., end-1 as i64.
 Tensor arange(std::int64_t end);
@@ -53,11 +61,15 @@ Tensor randint(std::int64_t low, std::int64_t high, const Shape& shape);
 /// Bernoulli(p) draws as 0/1 in `dtype` (for dropout masks).
 Tensor bernoulli(const Shape& shape, double p, DType dtype = DType::f32);
 
+/// As `empty`, `zeros`, `ones`, `full`, `rand` and `randn` with t's shape and dtype (a new
+/// tensor that does not require grad). Example: `Tensor g = zeros_like(w);`
+///@{
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
 Tensor rand_like(const Tensor& t);
 Tensor randn_like(const Tensor& t);
+///@}
 
 }  // namespace xgrad

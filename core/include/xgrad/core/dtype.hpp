@@ -1,5 +1,6 @@
 #pragma once
-/// \file Element types and shapes: the plain C++ vocabulary of xgrad's public API.
+/// \file
+/// Element types and shapes: the plain C++ vocabulary of xgrad's public API.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -1,5 +1,6 @@
 #pragma once
-/// \file The one exception type xgrad throws for user mistakes.
+/// \file
+/// The one exception type xgrad throws for user mistakes.
 #include <cstdint>
 #include <stdexcept>
 #include <string>

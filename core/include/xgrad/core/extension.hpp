@@ -1,5 +1,6 @@
 #pragma once
-/// \file Defining new primitives outside core: compute the result, then record it with
+/// \file
+/// Defining new primitives outside core: compute the result, then record it with
 /// its backward rule, exactly as the built-in ops do.
 #include <functional>
 #include <string>
@@ -22,6 +23,7 @@ using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& 
 /// would keep it alive.
 ///
 /// Example (softsign, y = x / (1 + |x|), dy/dx = 1 / (1 + |x|)^2):
+///
 ///     Tensor softsign(const Tensor& x) {
 ///       Tensor d = 1.0 + abs(x.detach());
 ///       return record_op("softsign", {x}, x.detach() / d,
@@ -43,6 +45,7 @@ std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& input
 Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor output,
                  std::function<std::vector<Tensor>(const Tensor& grad_output)> backward,
                  const std::vector<Tensor>& saved);
+/// The multi-output form with `saved`, checked as above.
 std::vector<Tensor> record_op(std::string name, const std::vector<Tensor>& inputs,
                               std::vector<Tensor> outputs, BackwardFn backward,
                               const std::vector<Tensor>& saved);

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Printing tensors with fmt and iostreams, summarised for large tensors like numpy.
+/// \file
+/// Printing tensors with fmt and iostreams, summarised for large tensors like numpy.
 #include <iosfwd>
 #include <string>
 
@@ -13,10 +14,13 @@ namespace xgrad {
 /// Tensors with more than 1000 elements show the first and last 3 entries of each
 /// dimension with "..." between, as numpy does.
 std::string to_string(const Tensor& t);
+/// Writes to_string(t). Example: `std::cout << t << '\n';`
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace xgrad
 
+// Kept out of the API reference: Doxygen cannot place a specialization in fmt's namespace.
+/// \cond
 /// `fmt::print("{}\n", t);`
 template <>
 struct fmt::formatter<xgrad::Tensor> : fmt::formatter<std::string> {
@@ -25,3 +29,4 @@ struct fmt::formatter<xgrad::Tensor> : fmt::formatter<std::string> {
     return fmt::formatter<std::string>::format(xgrad::to_string(t), ctx);
   }
 };
+/// \endcond

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Numerical gradient checking: compare autograd against central differences.
+/// \file
+/// Numerical gradient checking: compare autograd against central differences.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -15,7 +16,9 @@ namespace xgrad {
 struct GradcheckOptions {
   /// Step of the central differences.
   XGRAD_ARG(double, eps) = 1e-6;
+  /// Absolute tolerance of the comparison above.
   XGRAD_ARG(double, atol) = 1e-5;
+  /// Relative tolerance, a fraction of |numeric|.
   XGRAD_ARG(double, rtol) = 1e-3;
   /// An input that requires grad but gets an all-zero gradient (analytic and numeric) makes
   /// the check fail, since nothing about it was checked; set this when that is intended.
@@ -24,7 +27,7 @@ struct GradcheckOptions {
 
 /// Outcome of gradcheck; the worst element is the one with the largest error ratio.
 struct GradcheckResult {
-  bool ok = true;
+  bool ok = true;                ///< true when every element is within tolerance
   int input = -1;               ///< which input holds the worst element (-1: no elements)
   std::int64_t element = -1;    ///< its flat index
   double analytic = 0.0;        ///< d out / d element from backward
@@ -39,6 +42,7 @@ struct GradcheckResult {
 /// every input that requires grad. Inputs must be f64. The output may have any shape: it is
 /// reduced to a scalar with fixed random weights, so every output element is checked.
 /// Example:
+///
 ///     auto r = gradcheck([](auto& x) { return tanh(x[0]); }, {randn({3}, DType::f64).requires_grad_()});
 ///     CHECK_MESSAGE(r.ok, r.message());
 GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
@@ -48,6 +52,7 @@ GradcheckResult gradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 /// parameters, say): each element is moved in place and put back, and the leaves' gradients
 /// are restored afterwards. nn::gradcheck(module, fn) calls it with module.parameters().
 /// Example:
+///
 ///     auto r = gradcheck_parameters([&] { return lstm(x).output; }, lstm.parameters());
 GradcheckResult gradcheck_parameters(const std::function<Tensor()>& fn, const std::vector<Tensor>& params,
                                      const GradcheckOptions& options = {});

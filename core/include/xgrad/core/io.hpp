@@ -1,5 +1,6 @@
 #pragma once
-/// \file Saving and loading tensors: safetensors files (checkpoints) and numpy .npy arrays.
+/// \file
+/// Saving and loading tensors: safetensors files (checkpoints) and numpy .npy arrays.
 #include <map>
 #include <string>
 #include <string_view>
@@ -15,10 +16,11 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 /// The contents of a safetensors file: tensors in file order, and the free-form metadata.
 struct SafetensorsFile {
-  NamedTensors tensors;
-  std::map<std::string, std::string> metadata;
+  NamedTensors tensors;                          ///< name and tensor, in the file's order
+  std::map<std::string, std::string> metadata;  ///< the header's "__metadata__" entries
   /// The tensor called `name`; throws naming the file's keys when it is absent.
   const Tensor& at(const std::string& name) const;
+  /// True when the file holds a tensor called `name`.
   bool contains(const std::string& name) const;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
-/// \file What the storage allocator has done on the calling thread.
+/// \file
+/// What the storage allocator has done on the calling thread.
 #include <cstdint>
 
 namespace xgrad {

@@ -1,9 +1,10 @@
 #pragma once
-/// \file The ops. A small, closed set of primitives has its own forward and backward;
+/// \file
+/// The ops. A small, closed set of primitives has its own forward and backward;
 /// everything else is composed from them.
 ///
 /// The primitives are listed once, in `primitives()` (core/src/primitives.cpp): name, family
-/// and forward rule. A core op that records a name missing from it throws, the README's
+/// and forward rule. A core op that records a name missing from it throws, docs/tensors.md's
 /// table is checked against it, and every entry is gradchecked (tests/test_gradcheck.cpp).
 ///
 /// Not differentiable: eq, ne, lt, le, gt, ge (→ b8), argmax / argmin (→ i64).
@@ -25,18 +26,23 @@ namespace xgrad {
 
 /// One row of the primitive table above.
 struct PrimitiveInfo {
-  std::string_view name;
-  std::string_view family;
-  std::string_view forward;
+  std::string_view name;     ///< the name a recorded node carries, e.g. "matmul"
+  std::string_view family;   ///< its group in the table, e.g. "arithmetic", "shape"
+  std::string_view forward;  ///< the forward rule in one line, e.g. "a + b"
 };
 /// The primitive table, in the order above; a recorded node's name is one of these names.
 std::span<const PrimitiveInfo> primitives();
 
 // --- arithmetic (broadcasting) ---------------------------------------------------------
+/// a + b, a − b, a · b and a / b elementwise, broadcast; the result has the broadcast shape.
+/// Example: `Tensor y = add(x, bias);   // (B, H) + (H) → (B, H)`
+///@{
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);
+///@}
+/// −a, elementwise.
 Tensor neg(const Tensor& a);
 /// a ^ exponent, elementwise.
 Tensor pow(const Tensor& a, double exponent);
@@ -48,8 +54,12 @@ Tensor pow(const Tensor& a, const Tensor& b);
 /// keeps only what it reads: the weight for start's and end's gradients (a scalar weight as a
 /// number), start and end only when the weight requires grad.
 Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+/// lerp with a number for the weight.
 Tensor lerp(const Tensor& start, const Tensor& end, double weight);
 
+/// The arithmetic ops as operators: add, sub, mul, div and neg; a number operand takes the
+/// tensor's dtype. Example: `Tensor y = 2.0 * x + b;`
+///@{
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
@@ -63,17 +73,26 @@ Tensor operator+(double a, const Tensor& b);
 Tensor operator-(double a, const Tensor& b);
 Tensor operator*(double a, const Tensor& b);
 Tensor operator/(double a, const Tensor& b);
+///@}
 
 // --- unary math and activations ----------------------------------------------------------
+/// eˣ, ln x (natural log), √x and |x|, elementwise; the shape is kept.
+/// Example: `Tensor std = sqrt(var(x, {1}) + 1e-5);`
+///@{
 Tensor exp(const Tensor& a);
 Tensor log(const Tensor& a);
 Tensor sqrt(const Tensor& a);
 Tensor abs(const Tensor& a);
+///@}
 /// Limits every element to [lo, hi]; the gradient is 1 inside, 0 where clamped.
 Tensor clamp(const Tensor& a, double lo, double hi);
+/// 1 / (1 + e⁻ˣ), elementwise (a gate's activation).
 Tensor sigmoid(const Tensor& a);
+/// Hyperbolic tangent, elementwise.
 Tensor tanh(const Tensor& a);
+/// max(x, 0), elementwise; the gradient at 0 is 0, as PyTorch's.
 Tensor relu(const Tensor& a);
+/// x for x ≥ 0, negative_slope · x below, elementwise.
 Tensor leaky_relu(const Tensor& a, double negative_slope = 0.01);
 /// Exact GELU, a·Φ(a), as PyTorch's default.
 Tensor gelu(const Tensor& a);
@@ -157,14 +176,19 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor masked_fill(const Tensor& a, const Tensor& mask, double value);
 
 // --- comparisons (b8 results, not differentiable) ----------------------------------------------
+/// a == b, a != b, a < b, a <= b, a > b, a >= b elementwise, broadcast, as a b8 tensor.
+/// Example: `double acc = eq(argmax(logits, 1), labels).to(DType::f64).mean().item();`
+///@{
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
+///@}
 /// The comparisons with a number (cast to a's dtype, as the arithmetic operators do), and
 /// as operators. Example: `Tensor positive = logits > 0.0;  Tensor mask = gt(ids, 0.0);`
+///@{
 Tensor eq(const Tensor& a, double b);
 Tensor ne(const Tensor& a, double b);
 Tensor lt(const Tensor& a, double b);
@@ -175,13 +199,17 @@ Tensor operator<(const Tensor& a, double b);
 Tensor operator<=(const Tensor& a, double b);
 Tensor operator>(const Tensor& a, double b);
 Tensor operator>=(const Tensor& a, double b);
+///@}
 
 // --- reductions -----------------------------------------------------------------------------
 /// Sum of all elements (0-d). b8 and i64 tensors sum to i64.
 Tensor sum(const Tensor& a);
 /// Sum over `dims`; with keepdim they stay as extent 1.
 Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
+/// Mean of all elements (0-d), for floating dtypes.
 Tensor mean(const Tensor& a);
+/// Mean over `dims`; with keepdim they stay as extent 1.
+/// Example: `Tensor per_row = mean(x, {1});   // (B, H) → (B)`
 Tensor mean(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
 /// Variance over `dims` (unbiased by default, as PyTorch).
 Tensor var(const Tensor& a, const std::vector<std::int64_t>& dims, bool unbiased = true,
@@ -192,12 +220,18 @@ Tensor var(const Tensor& a, const std::vector<std::int64_t>& dims, bool unbiased
 Tensor sum_squared_difference(const Tensor& a, const Tensor& b);
 /// Largest element (0-d); the gradient goes to the first maximal element.
 Tensor max(const Tensor& a);
+/// Smallest element (0-d); the gradient goes to the first minimal element.
 Tensor min(const Tensor& a);
 /// Largest values along `dim` and their i64 indices (first occurrence), as torch.max(a, dim).
 std::pair<Tensor, Tensor> max(const Tensor& a, std::int64_t dim, bool keepdim = false);
+/// Smallest values along `dim` and their i64 indices (first occurrence), as torch.min(a, dim).
 std::pair<Tensor, Tensor> min(const Tensor& a, std::int64_t dim, bool keepdim = false);
+/// The i64 index of the largest (argmax) or smallest (argmin) value along `dim`, the first
+/// when several tie; not differentiable. Example: `Tensor predicted = argmax(logits, 1);`
+///@{
 Tensor argmax(const Tensor& a, std::int64_t dim, bool keepdim = false);
 Tensor argmin(const Tensor& a, std::int64_t dim, bool keepdim = false);
+///@}
 /// ln Σ exp(a) over `dims`, shifted by the maximum so that it never overflows.
 Tensor logsumexp(const Tensor& a, const std::vector<std::int64_t>& dims, bool keepdim = false);
 

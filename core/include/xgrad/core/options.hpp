@@ -1,5 +1,6 @@
 #pragma once
-/// \file XGRAD_ARG: the one way every xgrad options struct declares an option (the PyTorch
+/// \file
+/// XGRAD_ARG: the one way every xgrad options struct declares an option (the PyTorch
 /// C++ frontend's TORCH_ARG shape).
 
 namespace xgrad::detail {
@@ -24,6 +25,7 @@ constexpr auto& options_self(Self& self) noexcept {
 /// top-level comma (name a pair through an alias, as optim::Betas). Declarations after the
 /// macro are private: write `public:` again before anything else public.
 /// Example:
+///
 ///     struct MyOptions {
 ///       explicit MyOptions(double lr) : lr_(lr) {}
 ///       XGRAD_ARG(double, lr);

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Tensor: a cheap value handle to shared storage plus its autograd metadata.
+/// \file
+/// Tensor: a cheap value handle to shared storage plus its autograd metadata.
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -18,8 +19,11 @@ struct HookList;
 /// Returned by Tensor::register_hook; `remove()` unregisters the hook.
 class HookHandle {
  public:
+  /// A handle to no hook; `remove()` does nothing.
   HookHandle() = default;
+  /// The handle of hook `id` in `list` (made by register_hook, not by users).
   HookHandle(std::weak_ptr<HookList> list, std::uint64_t id) : list_(std::move(list)), id_(id) {}
+  /// Unregisters the hook; a no-op when it was removed already or its tensor is gone.
   void remove();
 
  private:
@@ -38,6 +42,7 @@ class HookHandle {
 /// PyTorch. `clone()` copies the data; `detach()` shares the data but leaves the graph.
 ///
 /// Example:
+///
 ///     Tensor w = randn({3, 4}).requires_grad_();
 ///     Tensor loss = tanh(matmul(randn({5, 3}), w)).sum();
 ///     loss.backward();               // w.grad() now holds d loss / d w, shape (3, 4)
@@ -45,14 +50,20 @@ class Tensor {
  public:
   /// An undefined tensor (no data); `defined()` is false.
   Tensor() = default;
+  /// A handle to `impl` (for core internals and the extension API).
   explicit Tensor(std::shared_ptr<TensorImpl> impl);
 
+  /// False for a default-constructed tensor, which has no data, shape or dtype.
   bool defined() const { return impl_ != nullptr; }
+  /// The extent of every dimension, outermost first; {} for a 0-d tensor.
   const Shape& shape() const;
   /// Extent of dimension `d`; negative `d` counts from the end.
   std::int64_t size(std::int64_t d) const;
+  /// The number of dimensions (0 for a scalar).
   std::int64_t dim() const;
+  /// The number of elements, the product of shape() (1 for a 0-d tensor).
   std::int64_t numel() const;
+  /// The element type.
   DType dtype() const;
 
   // --- element access -----------------------------------------------------------------
@@ -79,6 +90,7 @@ class Tensor {
   // --- layout --------------------------------------------------------------------------
   /// Elements to step in the storage per index of each dimension.
   const std::vector<std::int64_t>& strides() const;
+  /// strides() of dimension `d`; negative `d` counts from the end.
   std::int64_t stride(std::int64_t d) const;
   /// Position of the first element in the storage, in elements.
   std::int64_t storage_offset() const;
@@ -102,6 +114,7 @@ class Tensor {
   Tensor contiguous() const;
 
   // --- autograd ------------------------------------------------------------------------
+  /// True for a leaf marked with requires_grad_() and for any result of a recorded op.
   bool requires_grad() const;
   /// Marks a leaf tensor as a parameter whose gradient is accumulated in `grad()`.
   /// Only floating-point tensors can require grad. Returns *this for chaining.
@@ -118,11 +131,12 @@ class Tensor {
   std::string grad_fn_name() const;
   /// Keeps this non-leaf tensor's gradient in grad() after backward (leaves always keep it).
   void retain_grad();
+  /// True after retain_grad() on a non-leaf tensor.
   bool retains_grad() const;
   /// Calls `hook(grad)` when this tensor's gradient is complete during backward, before it
   /// is used or accumulated; a defined return value replaces the gradient (same shape and
   /// dtype), an undefined one keeps it. On a leaf the hook sees the sum over all its uses.
-  /// Example: `w.register_hook([](const Tensor& g) { return g.clamp(-1, 1); });`
+  /// Example: `w.register_hook([](const Tensor& g) { return clamp(g, -1.0, 1.0); });`
   HookHandle register_hook(std::function<Tensor(const Tensor& grad)> hook);
   /// Calls `hook(leaf)` each time a backward pass has finished accumulating this leaf's
   /// gradient into grad(), i.e. once its gradient for the pass is complete (PyTorch's
@@ -159,6 +173,7 @@ class Tensor {
   Tensor& copy_(const Tensor& other);
   /// Sets every element to value.
   Tensor& fill_(double value);
+  /// Sets every element to 0.
   Tensor& zero_() { return fill_(0.0); }
   /// Makes this handle (and every copy of it) refer to `source`'s data, shape and dtype,
   /// keeping its identity, requires_grad and registration (as PyTorch's `p.data = source`).
@@ -167,6 +182,9 @@ class Tensor {
   void set_data(const Tensor& source);
 
   // --- method forms of common ops (see ops.hpp for the documentation) ------------------
+  /// `x.op(args...)` is the free function `op(x, args...)` of <xgrad/core/ops.hpp>, with the
+  /// same shapes, views and gradient. Example: `Tensor y = x.reshape({B, -1}).relu().sum();`
+  ///@{
   Tensor sum() const;
   Tensor sum(const std::vector<std::int64_t>& dims, bool keepdim = false) const;
   Tensor mean() const;
@@ -203,6 +221,7 @@ class Tensor {
   Tensor softmax(std::int64_t dim) const;
   Tensor log_softmax(std::int64_t dim) const;
   Tensor argmax(std::int64_t dim, bool keepdim = false) const;
+  ///@}
 
   /// Shared implementation (for core internals and the extension API).
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }

@@ -1,9 +1,11 @@
 #pragma once
-/// \file Data-parallel training: every rank runs the same model on its own share of each batch,
+/// \file
+/// Data-parallel training: every rank runs the same model on its own share of each batch,
 /// and after backward every rank holds the mean of all ranks' gradients (PyTorch's
 /// DistributedDataParallel, for C++ training scripts).
 ///
 /// Example (`mpirun -np 4 ./train`; each rank reads a quarter of every batch):
+///
 ///     distributed::Context mpi(argc, argv);
 ///     nn::LSTM lstm(nn::LSTMOptions(8, 64));
 ///     distributed::DataParallel ddp(lstm);               // rank 0's weights everywhere, hooks set
@@ -50,11 +52,14 @@ struct DataParallelOptions {
 /// The model must outlive this object, which removes its hooks when destroyed.
 class DataParallel {
  public:
+  /// Checks `model` against every rank's, copies rank 0's values and registers the gradient
+  /// hooks; every rank must construct it at the same point.
   explicit DataParallel(nn::Module& model, const DataParallelOptions& options = {});
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
+  /// The wrapped model.
   nn::Module& module() { return model_; }
 
   /// While the returned guard lives, backward accumulates gradients on each rank without
@@ -62,6 +67,7 @@ class DataParallel {
   /// accumulated. Example: `{ auto guard = ddp.no_sync(); loss1.backward(); } loss2.backward();`
   class NoSync {
    public:
+    /// Suspends `ddp`'s synchronisation until destroyed.
     explicit NoSync(DataParallel& ddp);
     ~NoSync();
     NoSync(const NoSync&) = delete;
@@ -71,6 +77,7 @@ class DataParallel {
     DataParallel& ddp_;
     bool previous_;
   };
+  /// A NoSync guard for this object.
   NoSync no_sync() { return NoSync(*this); }
 
   /// Copies rank 0's buffers (e.g. running statistics) to every rank.
@@ -80,10 +87,11 @@ class DataParallel {
   /// allreduces after backward had finished (communication not hidden), and the number of
   /// buckets.
   struct Stats {
-    double wait_seconds = 0;
-    std::int64_t buckets = 0;
+    double wait_seconds = 0;                  ///< waiting after backward, seconds
+    std::int64_t buckets = 0;                 ///< buckets reduced
     std::int64_t buckets_launched_early = 0;  ///< started while backward was still running
   };
+  /// The Stats of the last synchronised backward pass (zeros before the first).
   const Stats& last_stats() const;
 
  private:

@@ -1,9 +1,11 @@
 #pragma once
-/// \file Processes that train together over MPI: start-up and shut-down, rank and size, and
+/// \file
+/// Processes that train together over MPI: start-up and shut-down, rank and size, and
 /// collectives on tensors. The module is optional (built when CMake finds MPI); MPI itself
 /// stays behind it, as xtensor stays behind core: no public header includes <mpi.h>.
 ///
 /// Example (run with `mpirun -np 2 ./train`):
+///
 ///     int main(int argc, char** argv) {
 ///       distributed::Context mpi(argc, argv);
 ///       Tensor t = full({3}, distributed::rank());
@@ -31,9 +33,11 @@ namespace xgrad::distributed {
 /// while the others train) every rank prints every rank's step ("xgrad.distributed: rank R: the ranks
 /// are out of step: rank 0 is at the end of backward pass 3 ...; rank 1 is at the end of its
 /// distributed::Context") and the job ends with code 1. A rank that waits longer than distributed::timeout()
-/// for the others (stuck outside dist) ends the job too.
+/// for the others (stuck outside xgrad's calls) ends the job too.
 class Context {
  public:
+  /// Initialises MPI with main's arguments (MPI may remove its own from them); throws when a
+  /// Context is already alive.
   Context(int& argc, char**& argv);
   ~Context();
   Context(const Context&) = delete;
@@ -50,18 +54,27 @@ class Context {
 bool initialized();
 /// This process's rank, 0 .. world_size() - 1; throws unless a Context is alive.
 int rank();
+/// The number of processes in the job (1 without mpirun); throws unless a Context is alive.
 int world_size();
 /// Returns on every rank once all ranks have called it.
 void barrier();
 /// How long a rank waits for the others at a call they make together before it ends the job,
 /// in seconds (default 600, or the environment's XGRAD_DISTRIBUTED_TIMEOUT when the Context starts).
 /// Example: `distributed::set_timeout(1800);  // rank 0 alone evaluates for up to half an hour`
+///@{
 void set_timeout(double seconds);
 double timeout();
+///@}
 /// Prints "xgrad.distributed: rank R: <message>" on stderr and ends every process of the job.
 [[noreturn]] void abort(const std::string& message, int code = 1);
 
-enum class ReduceOp { sum, mean, max, min };
+/// How all_reduce combines the ranks' values, elementwise.
+enum class ReduceOp {
+  sum,   ///< Σ over ranks
+  mean,  ///< Σ over ranks / world_size() (floating dtypes)
+  max,   ///< the largest
+  min,   ///< the smallest
+};
 
 /// In place on every rank: `t` becomes the reduction of all ranks' `t` (f32, f64 or i64; the
 /// same shape and dtype on every rank, checked). Not recorded by autograd. `mean` needs a

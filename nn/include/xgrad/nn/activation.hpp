@@ -1,5 +1,6 @@
 #pragma once
-/// \file Activation modules: the core activations as layers, for Sequential.
+/// \file
+/// Activation modules: the core activations as layers, for Sequential.
 #include <string>
 
 #include <xgrad/nn/module.hpp>
@@ -29,6 +30,7 @@ class Sigmoid : public UnaryModule {
 /// Example: `nn::GELU act;  nn::GELU fast("tanh");`
 class GELU : public UnaryModule {
  public:
+  /// `approximate`: "none" (exact) or "tanh"; anything else throws.
   explicit GELU(std::string approximate = "none");
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
@@ -41,6 +43,7 @@ class GELU : public UnaryModule {
 /// Example: `nn::LeakyReLU act(0.2);`
 class LeakyReLU : public UnaryModule {
  public:
+  /// The slope of the line below zero.
   explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
@@ -53,6 +56,7 @@ class LeakyReLU : public UnaryModule {
 /// Example: `nn::Softplus act;  nn::Softplus sharp(2.0, 20.0);`
 class Softplus : public UnaryModule {
  public:
+  /// `beta` sharpens the curve; where beta·x > `threshold` the output is x itself.
   explicit Softplus(double beta = 1.0, double threshold = 20.0) : beta_(beta), threshold_(threshold) {}
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Dropout: inverted dropout, active only in training mode.
+/// \file
+/// Dropout: inverted dropout, active only in training mode.
 #include <string>
 
 #include <xgrad/nn/module.hpp>
@@ -11,14 +12,17 @@ namespace xgrad::nn {
 /// Masks come from core's generator (`manual_seed` makes them reproducible).
 ///
 /// Example:
+///
 ///     nn::Dropout drop(0.5);
 ///     Tensor y = drop(x);   // training: about half of x zeroed, the rest doubled
 ///     drop.eval();  y = drop(x);   // y is x
 class Dropout : public UnaryModule {
  public:
+  /// `p`: the probability of zeroing an element, in [0, 1]; throws outside.
   explicit Dropout(double p = 0.5);
   Tensor forward(const Tensor& input) override;
   std::string extra_repr() const override;
+  /// The drop probability.
   double p() const { return p_; }
 
  private:

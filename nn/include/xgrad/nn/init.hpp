@@ -1,5 +1,6 @@
 #pragma once
-/// \file nn::init: in-place initialisation of parameters, as `torch.nn.init`. Every function
+/// \file
+/// nn::init: in-place initialisation of parameters, as `torch.nn.init`. Every function
 /// fills the tensor it is given (under NoGradGuard, so parameters can be passed directly),
 /// draws from core's generator (seed it with `manual_seed`), and returns the same handle.
 #include <cstdint>

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Keras's conventions for xgrad's layers: its weight layout (to load weights trained
+/// \file
+/// Keras's conventions for xgrad's layers: its weight layout (to load weights trained
 /// in Keras, or hand xgrad's to Keras) and its initialisation.
 ///
 /// Keras stores a recurrent layer as `kernel` (I, G·H), `recurrent_kernel` (H, G·H) and
@@ -25,6 +26,7 @@
 /// process, build the model, call `nn::keras::initialize` (or `set_weights`), then load.
 ///
 /// Example (weights exported from Keras with `layer.get_weights()` and saved as .npy):
+///
 ///     nn::LSTM lstm(nn::LSTMOptions(16, 8).batch_first(true));
 ///     nn::keras::set_weights(lstm, 0, {load_npy("kernel.npy"), load_npy("recurrent_kernel.npy"),
 ///                                      load_npy("bias.npy")});
@@ -40,9 +42,9 @@ namespace xgrad::nn::keras {
 /// One recurrent cell's weights in Keras's layout (see the table above). An undefined bias
 /// means a layer without bias (`use_bias=False`).
 struct RecurrentWeights {
-  Tensor kernel;
-  Tensor recurrent_kernel;
-  Tensor bias;
+  Tensor kernel;            ///< (I, G·H): the input weights, gates in Keras's order
+  Tensor recurrent_kernel;  ///< (H, G·H): the recurrent weights
+  Tensor bias;              ///< (G·H), or (2, G·H) for a GRU with reset_after=True
 };
 
 /// Copies Keras-layout weights into an RNNCell, LSTMCell (without projection) or GRUCell,
@@ -56,6 +58,7 @@ RecurrentWeights get_weights(const RecurrentCell& cell);
 /// reverse direction of a bidirectional layer (Keras's `Bidirectional` backward layer).
 void set_weights(Recurrent& layer, std::int64_t layer_index, const RecurrentWeights& weights,
                  std::int64_t direction = 0);
+/// The weights of cell (layer, direction) of an RNN, LSTM or GRU layer in Keras's layout.
 RecurrentWeights get_weights(const Recurrent& layer, std::int64_t layer_index, std::int64_t direction = 0);
 
 /// Re-initialises every layer in `module` (itself and all submodules) as Keras initialises

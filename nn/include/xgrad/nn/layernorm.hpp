@@ -1,5 +1,6 @@
 #pragma once
-/// \file LayerNorm: normalisation over the trailing dimensions.
+/// \file
+/// LayerNorm: normalisation over the trailing dimensions.
 #include <cstdint>
 #include <string>
 
@@ -14,6 +15,7 @@ namespace xgrad::nn {
 struct LayerNormOptions {
   /// The trailing extents to normalise over, e.g. {H} or {T, H}.
   LayerNormOptions(Shape normalized_shape) : normalized_shape_(std::move(normalized_shape)) {}  // NOLINT: implicit on purpose
+  /// The trailing extents normalised over (and the shape of weight and bias).
   XGRAD_ARG(Shape, normalized_shape);
   /// Added to the variance before the square root (default 1e-5).
   XGRAD_ARG(double, eps) = 1e-5;
@@ -27,16 +29,19 @@ struct LayerNormOptions {
 /// Parameters (when elementwise_affine): `weight` (normalized_shape) = 1, `bias` = 0.
 ///
 /// Example:
+///
 ///     nn::LayerNorm ln(nn::LayerNormOptions({64}));
 ///     Tensor y = ln(randn({8, 10, 64}));   // each (b, t) row has mean 0, variance ≈ 1
 class LayerNorm : public UnaryModule {
  public:
+  /// weight = 1 and bias = 0 of shape normalized_shape (when elementwise_affine).
   explicit LayerNorm(const LayerNormOptions& options);
   /// x (..., *normalized_shape) → same shape.
   Tensor forward(const Tensor& input) override;
   /// Sets weight to ones and bias to zeros.
   void reset_parameters();
   std::string extra_repr() const override;
+  /// The options it was built with.
   const LayerNormOptions& options() const { return options_; }
 
   Tensor weight;  ///< normalized_shape, undefined without elementwise_affine

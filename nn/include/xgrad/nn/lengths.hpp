@@ -1,5 +1,6 @@
 #pragma once
-/// \file The valid lengths of a padded batch of sequences, and on which side the padding lies.
+/// \file
+/// The valid lengths of a padded batch of sequences, and on which side the padding lies.
 ///
 /// A padded batch (T steps) holds sequence b's `len_b` valid steps either first, padding after
 /// (`Side::post`: PyTorch's `pad_sequence`, the default here) or last, padding before
@@ -28,9 +29,13 @@ enum class Side {
 /// Example: `gru(x, {}, {5, 2, 4})`,  `gru(x, {}, lengths_tensor)`,  `gru(x, {}, nn::Lengths(v, nn::Side::pre))`
 class Lengths {
  public:
+  /// Not given: every sequence is full length.
   Lengths() = default;
+  /// From an i64 tensor (B) of lengths (implicit, so a tensor passes directly).
   Lengths(const Tensor& lengths, Side padding = Side::post);         // NOLINT: implicit, a tensor passes directly
+  /// From one length per sequence, padded on `padding`'s side.
   Lengths(std::vector<std::int64_t> lengths, Side padding = Side::post);  // NOLINT: implicit
+  /// From a braced list, padded after: `{5, 2, 4}`.
   Lengths(std::initializer_list<std::int64_t> lengths) : values_(lengths), given_(true) {}
   /// False for the default "all full length".
   bool given() const { return given_; }

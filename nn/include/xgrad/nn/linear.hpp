@@ -1,5 +1,6 @@
 #pragma once
-/// \file Linear: y = x·Wᵀ + b.
+/// \file
+/// Linear: y = x·Wᵀ + b.
 #include <cstdint>
 #include <string>
 
@@ -14,10 +15,12 @@ namespace xgrad::nn {
 /// - `bias` (out_features): U(±1/√in_features); not registered when `bias` is false.
 ///
 /// Example:
+///
 ///     nn::Linear fc(64, 1);
 ///     Tensor y = fc(randn({8, 64}));   // (8, 1)
 class Linear : public UnaryModule {
  public:
+  /// A layer from `in_features` to `out_features`, with a bias unless `bias` is false.
   Linear(std::int64_t in_features, std::int64_t out_features, bool bias = true);
 
   /// x (..., in_features) → (..., out_features).

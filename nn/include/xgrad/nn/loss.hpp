@@ -1,5 +1,6 @@
 #pragma once
-/// \file Loss functions with PyTorch's semantics, composed from core's primitives.
+/// \file
+/// Loss functions with PyTorch's semantics, composed from core's primitives.
 ///
 /// Every loss takes a Reduction: `mean` (the default) averages, `sum` adds, `none` returns
 /// the per-element losses. Inputs and targets must have the same shape where PyTorch
@@ -15,6 +16,7 @@ namespace xgrad::nn {
 enum class Reduction { none, mean, sum };
 
 /// Options of cross_entropy. Example:
+///
 ///     nn::CrossEntropyOptions().ignore_index(0).label_smoothing(0.1).reduction(nn::Reduction::sum)
 struct CrossEntropyOptions {
   /// Per-class rescaling weight (C), same dtype as the logits; undefined for none.
@@ -24,14 +26,18 @@ struct CrossEntropyOptions {
   XGRAD_ARG(std::int64_t, ignore_index) = -100;
   /// ε in [0, 1]: the target distribution becomes (1-ε)·one_hot + ε/C (default 0).
   XGRAD_ARG(double, label_smoothing) = 0.0;
+  /// none: the per-sample losses (N); mean: their weighted mean; sum: their sum.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
 /// Options of nll_loss: weight, ignore_index and reduction as for cross_entropy.
 /// Example: `nn::NLLLossOptions().ignore_index(-1)`
 struct NLLLossOptions {
+  /// Per-class rescaling weight (C); undefined for none.
   XGRAD_ARG(Tensor, weight);
+  /// Targets equal to this contribute nothing (default -100).
   XGRAD_ARG(std::int64_t, ignore_index) = -100;
+  /// none: the per-sample losses (N); mean: their weighted mean; sum: their sum.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
@@ -42,6 +48,7 @@ struct BCEWithLogitsOptions {
   XGRAD_ARG(Tensor, weight);
   /// Weight of the positive term, broadcast along the last dimension (one per class).
   XGRAD_ARG(Tensor, pos_weight);
+  /// none: the per-element losses (input's shape); mean or sum over all of them.
   XGRAD_ARG(Reduction, reduction) = Reduction::mean;
 };
 
@@ -65,6 +72,7 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const NLLLossOptions&
 ///   the mean divides both terms by the summed weights of the non-ignored targets; or
 /// - class probabilities `target` of the logits' shape and dtype (mean divides by N·d…).
 /// Example:
+///
 ///     Tensor loss = nn::cross_entropy(logits, labels);
 ///     Tensor smooth = nn::cross_entropy(logits, labels, nn::CrossEntropyOptions().label_smoothing(0.1));
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options = {});

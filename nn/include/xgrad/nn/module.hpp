@@ -1,5 +1,6 @@
 #pragma once
-/// \file Module: the base class of every layer and model. It owns nothing but names: the
+/// \file
+/// Module: the base class of every layer and model. It owns nothing but names: the
 /// parameters, buffers and submodules registered with it, in registration order.
 #include <cstdint>
 #include <functional>
@@ -41,6 +42,7 @@ struct LoadStateDictResult {
 /// naming it (the parent holds a pointer to the member, which would stay behind).
 ///
 /// Example:
+///
 ///     struct Forecaster : nn::Module {
 ///       nn::LSTM lstm{nn::LSTMOptions(1, 64).num_layers(2).batch_first(true)};
 ///       nn::Linear head{64, 1};
@@ -53,7 +55,10 @@ class Module {
   virtual ~Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
+  /// Takes over `other`'s parameters, buffers and submodules (same tensors, same names);
+  /// throws, naming it, when `other` holds a member registered by reference.
   Module(Module&& other);
+  /// As the move constructor.
   Module& operator=(Module&& other);
 
   // --- registration ---------------------------------------------------------------------
@@ -186,6 +191,7 @@ class Module {
   /// e.g. "in_features=64, out_features=1, bias=true". Empty by default.
   virtual std::string extra_repr() const { return {}; }
   /// PyTorch-style description, children nested and indented:
+  ///
   ///     Forecaster(
   ///       (lstm): LSTM(1, 64, num_layers=2, batch_first=true)
   ///       (head): Linear(in_features=64, out_features=1, bias=true)
@@ -252,6 +258,8 @@ inline GradcheckResult gradcheck(Module& module, const std::function<Tensor()>& 
 
 }  // namespace xgrad::nn
 
+// Kept out of the API reference: Doxygen cannot place a specialization in fmt's namespace.
+/// \cond
 /// `fmt::print("{}\n", model);` for every Module-derived type.
 template <class M>
 struct fmt::formatter<M, char, std::enable_if_t<std::is_base_of_v<xgrad::nn::Module, M>>>
@@ -261,3 +269,4 @@ struct fmt::formatter<M, char, std::enable_if_t<std::is_base_of_v<xgrad::nn::Mod
     return fmt::formatter<std::string>::format(module.repr(), ctx);
   }
 };
+/// \endcond

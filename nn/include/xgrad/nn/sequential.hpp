@@ -1,5 +1,6 @@
 #pragma once
-/// \file Sequential: a chain of one-in, one-out modules.
+/// \file
+/// Sequential: a chain of one-in, one-out modules.
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
@@ -21,6 +22,7 @@ namespace xgrad::nn {
 /// kind (see its ForwardModule).
 ///
 /// Example:
+///
 ///     nn::Sequential mlp{std::make_shared<nn::Linear>(4, 16), std::make_shared<nn::ReLU>(),
 ///                        std::make_shared<nn::Linear>(16, 1)};
 ///     Tensor y = mlp(randn({8, 4}));             // (8, 1)
@@ -28,6 +30,7 @@ namespace xgrad::nn {
 class Sequential : public UnaryModule {
  public:
   Sequential() = default;
+  /// The modules in order, registered as "0", "1", ... (PyTorch's keys: `0.weight`).
   Sequential(std::initializer_list<std::shared_ptr<UnaryModule>> modules);
 
   /// Appends a module, named by its position.
@@ -47,7 +50,9 @@ class Sequential : public UnaryModule {
   /// Runs input through every module in order (the identity when empty).
   Tensor forward(const Tensor& input) override;
 
+  /// The number of modules.
   std::size_t size() const { return modules_.size(); }
+  /// True when it holds no module.
   bool empty() const { return modules_.empty(); }
   /// The i-th module; throws when out of range.
   UnaryModule& operator[](std::size_t i) const;

@@ -1,5 +1,6 @@
 #pragma once
-/// \file The state a recurrent cell carries from step to step, and a recurrent layer's state.
+/// \file
+/// The state a recurrent cell carries from step to step, and a recurrent layer's state.
 #include <cstddef>
 #include <vector>
 
@@ -23,6 +24,7 @@ CellState detach(const CellState& state);
 /// (L·D, size_k) unbatched ((B, size_k) for a cell). Undefined entries (or an empty state)
 /// stand for zeros. Entries are read with `h()`, `c()` or `[k]`.
 /// Example:
+///
 ///     nn::RecurrentState s;                 // zeros
 ///     s = gru_h0;                           // h only (RNN, GRU)
 ///     s = {h0, c0};                         // LSTM
@@ -30,8 +32,11 @@ CellState detach(const CellState& state);
 class RecurrentState {
  public:
   RecurrentState() = default;
+  /// h alone (RNN, GRU); implicit, so `s = h0;` works.
   RecurrentState(Tensor h);                // NOLINT: implicit, h alone
-  RecurrentState(Tensor h, Tensor c);      // an LSTM's (h, c)
+  /// An LSTM's (h, c).
+  RecurrentState(Tensor h, Tensor c);
+  /// Any cell's entries, h first (implicit).
   RecurrentState(CellState entries);       // NOLINT: implicit, any cell's entries
   /// Entry 0, h; throws when the state is empty.
   const Tensor& h() const;
@@ -39,11 +44,17 @@ class RecurrentState {
   const Tensor& c() const;
   /// Entry k; throws when out of range.
   const Tensor& operator[](std::size_t k) const;
+  /// The number of entries (0 for the all-zeros state).
   std::size_t size() const { return entries_.size(); }
+  /// True for the all-zeros state.
   bool empty() const { return entries_.empty(); }
+  /// All entries, h first.
   const CellState& entries() const { return entries_; }
+  /// Iteration over the entries, h first: `for (const Tensor& e : state)`.
+  ///@{
   CellState::const_iterator begin() const { return entries_.begin(); }
   CellState::const_iterator end() const { return entries_.end(); }
+  ///@}
   /// Every entry detached from the graph (truncated BPTT).
   RecurrentState detach() const;
 

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Training utilities: gradient clipping and padding variable-length sequences.
+/// \file
+/// Training utilities: gradient clipping and padding variable-length sequences.
 #include <limits>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace xgrad::nn {
 /// by min(1, max_norm / (total + 1e-6)). Parameters without a gradient are skipped; with
 /// none at all, returns 0. With `error_if_nonfinite`, a NaN or infinite norm throws.
 /// Example:
+///
 ///     loss.backward();
 ///     double norm = nn::clip_grad_norm(model.parameters(), 1.0);
 double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm, double norm_type = 2.0,
@@ -37,6 +39,7 @@ struct PaddedSequences {
 /// default, PyTorch's `pad_sequence`) or before it (`Side::pre`). Differentiable with
 /// respect to the sequences.
 /// Example:
+///
 ///     auto [x, lengths] = nn::pad_sequences({randn({5, 3}), randn({2, 3})}, true);
 ///     // x (2, 5, 3), lengths = [5, 2] (post); feed both to a recurrent layer
 PaddedSequences pad_sequences(const std::vector<Tensor>& sequences, bool batch_first = false,

@@ -1,3 +1,4 @@
 #pragma once
-/// \file Deprecated spelling of <xgrad/optim.hpp>, kept so that old includes compile.
+/// \file
+/// Deprecated spelling of <xgrad/optim.hpp>, kept so that old includes compile.
 #include <xgrad/optim.hpp>

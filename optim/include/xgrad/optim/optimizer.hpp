@@ -1,5 +1,6 @@
 #pragma once
-/// \file The optimizer base: parameter groups with per-group options, per-parameter state,
+/// \file
+/// The optimizer base: parameter groups with per-group options, per-parameter state,
 /// zero_grad, step and the state dict shared by every algorithm.
 #include <concepts>
 #include <cstdint>
@@ -26,6 +27,7 @@ namespace xgrad::optim {
 /// set is written to a state dict as named scalars.
 ///
 /// Example:
+///
 ///     OptimizerOptions& o = opt.param_groups()[0].options();
 ///     o.set_lr(o.get_lr() * 0.5);   // what a scheduler does
 class OptimizerOptions {
@@ -52,10 +54,10 @@ class OptimizerOptions {
 /// Example: `for (const auto& f : optim::AdamOptions::fields()) fmt::print("{} ", f.key);`
 template <class Options>
 struct OptionField {
-  const char* arg;
-  const char* key;
-  double (*get)(const Options&);
-  void (*set)(Options&, double);
+  const char* arg;                  ///< the XGRAD_ARG's name, e.g. "betas"
+  const char* key;                  ///< the name in values() and the state dict, e.g. "beta1"
+  double (*get)(const Options&);    ///< reads the value as a number
+  void (*set)(Options&, double);    ///< writes it from a number
 };
 
 namespace detail {
@@ -99,6 +101,7 @@ constexpr OptionField<typename detail::member_of<decltype(Member)>::owner> pair_
 /// static `fields()` (a `std::span<const OptionField<Derived>>` naming every XGRAD_ARG) and
 /// `type_name` ("AdamOptions", for errors).
 /// Example:
+///
 ///     struct MyOptions : public optim::OptionsBase<MyOptions> {
 ///       static constexpr const char* type_name = "MyOptions";
 ///       XGRAD_ARG(double, lr) = 0.1;
@@ -108,16 +111,21 @@ constexpr OptionField<typename detail::member_of<decltype(Member)>::owner> pair_
 template <class Derived>
 class OptionsBase : public OptimizerOptions {
  public:
+  /// A copy of the Derived options.
   std::unique_ptr<OptimizerOptions> clone() const override {
     return std::make_unique<Derived>(self());
   }
+  /// Derived's `lr()`.
   double get_lr() const override { return self().lr(); }
+  /// Sets Derived's `lr`.
   void set_lr(double lr) override { static_cast<Derived&>(*this).lr(lr); }
+  /// (key, value) of every field in `Derived::fields()`, in that order.
   std::vector<std::pair<std::string, double>> values() const override {
     std::vector<std::pair<std::string, double>> out;
     for (const OptionField<Derived>& f : Derived::fields()) out.emplace_back(f.key, f.get(self()));
     return out;
   }
+  /// Sets the field whose key is `name`; throws naming Derived::type_name for an unknown one.
   void set_value(const std::string& name, double value) override {
     for (const OptionField<Derived>& f : Derived::fields())
       if (name == f.key) return f.set(static_cast<Derived&>(*this), value);
@@ -133,6 +141,7 @@ class OptionsBase : public OptimizerOptions {
 /// (copy the defaults and change one field to override just that one).
 ///
 /// Example:
+///
 ///     std::vector<optim::ParamGroup> groups{optim::ParamGroup({w1, w2}),
 ///                                           optim::ParamGroup({b}, optim::AdamOptions(1e-2))};
 ///     optim::Adam opt(groups, optim::AdamOptions(1e-3));
@@ -145,21 +154,31 @@ class ParamGroup {
     requires std::derived_from<Options, OptimizerOptions>
   ParamGroup(std::vector<Tensor> params, const Options& options)
       : params_(std::move(params)), options_(options.clone()) {}
+  /// Copies share the tensors and copy the options (clone()).
+  ///@{
   ParamGroup(const ParamGroup& other);
   ParamGroup& operator=(const ParamGroup& other);
+  ///@}
+  /// Moves take the tensors and the options.
+  ///@{
   ParamGroup(ParamGroup&&) noexcept = default;
   ParamGroup& operator=(ParamGroup&&) noexcept = default;
+  ///@}
   ~ParamGroup() = default;
 
   /// The group's tensors, in order. Example: `for (Tensor& p : group.params()) ...`
+  ///@{
   const std::vector<Tensor>& params() const { return params_; }
   std::vector<Tensor>& params() { return params_; }
+  ///@}
   /// False until the group is added to an optimizer (or built with options).
   bool has_options() const { return options_ != nullptr; }
   /// The group's options; throws if it has none yet (before being added to an optimizer).
   /// Example: `dynamic_cast<optim::AdamOptions&>(opt.param_groups()[1].options()).weight_decay(0.0);`
+  ///@{
   OptimizerOptions& options();
   const OptimizerOptions& options() const;
+  ///@}
   /// Replaces the options (they must be the optimizer's kind; `step()` checks).
   /// Example: `group.set_options(optim::SGDOptions(0.1).clone());`
   void set_options(std::unique_ptr<OptimizerOptions> options) { options_ = std::move(options); }
@@ -167,6 +186,7 @@ class ParamGroup {
   /// The group's current learning rate (what schedulers read and write).
   /// Example: `opt.param_groups()[0].set_lr(opt.param_groups()[0].lr() * 0.1);`
   double lr() const { return options().get_lr(); }
+  /// Sets the group's learning rate (options().set_lr).
   void set_lr(double lr) { options().set_lr(lr); }
   /// The learning rate a scheduler started from (PyTorch's `initial_lr`); set by the first
   /// scheduler attached to the optimizer, saved in the state dict.
@@ -181,8 +201,8 @@ class ParamGroup {
 /// parameter's shape and dtype ("exp_avg", "momentum_buffer", ...).
 /// Example: `Tensor m = opt.state(w)->buffers.at("exp_avg");`
 struct ParamState {
-  std::int64_t step = 0;
-  std::map<std::string, Tensor> buffers;
+  std::int64_t step = 0;                  ///< updates applied to the parameter so far
+  std::map<std::string, Tensor> buffers;  ///< by name, each of the parameter's shape and dtype
 };
 
 /// Base of every optimizer: holds parameter groups, per-parameter state aligned with the
@@ -192,6 +212,7 @@ struct ParamState {
 /// parameters without a gradient are left untouched and get no state.
 ///
 /// Example:
+///
 ///     optim::Adam opt(model.parameters(), optim::AdamOptions(1e-3));
 ///     opt.zero_grad(); loss.backward(); opt.step();
 class Optimizer {
@@ -210,8 +231,10 @@ class Optimizer {
   /// Example: `opt.add_param_group(optim::ParamGroup({head_w}, optim::SGDOptions(0.01)));`
   void add_param_group(ParamGroup group);
   /// The groups, in the order they were added. Example: `double lr = opt.param_groups()[0].lr();`
+  ///@{
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
   std::vector<ParamGroup>& param_groups() { return groups_; }
+  ///@}
   /// The options a group without its own options takes.
   /// Example: `double lr = opt.defaults().get_lr();`
   const OptimizerOptions& defaults() const { return *defaults_; }
@@ -256,6 +279,8 @@ class Optimizer {
   void load(const std::string& path);
 
  protected:
+  /// For derived optimizers: `name` for errors, `defaults` for groups without options; the
+  /// derived constructor then calls init().
   Optimizer(std::string name, std::unique_ptr<OptimizerOptions> defaults);
   /// Adds the groups; call it at the end of the derived constructor (it uses `validate`).
   void init(std::vector<ParamGroup> groups);

@@ -1,5 +1,6 @@
 #pragma once
-/// \file RMSprop, in PyTorch's convention (the default) or Keras's.
+/// \file
+/// RMSprop, in PyTorch's convention (the default) or Keras's.
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -12,20 +13,27 @@ enum class RMSpropConvention { pytorch = 0, keras = 1 };
 /// Keras's defaults and convention.
 /// Example: `optim::RMSpropOptions(1e-3).alpha(0.9).momentum(0.9).centered(true)`
 struct RMSpropOptions : public OptionsBase<RMSpropOptions> {
+  /// PyTorch's defaults with learning rate `lr`.
   explicit RMSpropOptions(double lr = 1e-2) : lr_(lr) {}
   /// Keras's RMSprop: lr 1e-3, alpha (Keras's `rho`) 0.9, eps 1e-7, Keras's convention.
   /// Example: `optim::RMSprop opt(params, optim::RMSpropOptions::keras().momentum(0.9));`
   static RMSpropOptions keras(double lr = 1e-3);
+  /// The step size.
   XGRAD_ARG(double, lr);
   /// Decay rate of the average of squared gradients (Keras calls it `rho`).
   XGRAD_ARG(double, alpha) = 0.99;
+  /// Keeps the denominator away from zero (outside the square root in PyTorch's convention,
+  /// inside it in Keras's).
   XGRAD_ARG(double, eps) = 1e-8;
+  /// L2 penalty (PyTorch's convention) or decoupled decay (Keras's).
   XGRAD_ARG(double, weight_decay) = 0.0;
+  /// Momentum factor; 0 disables the buffer.
   XGRAD_ARG(double, momentum) = 0.0;
   /// Normalise by an estimate of the gradient's variance instead of its second moment.
   XGRAD_ARG(bool, centered) = false;
   /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;
+  /// Whose update rule to follow (see RMSprop).
   XGRAD_ARG(RMSpropConvention, convention) = RMSpropConvention::pytorch;
 
  public:
@@ -65,6 +73,7 @@ struct RMSpropOptions : public OptionsBase<RMSpropOptions> {
 /// State: "square_avg", "grad_avg" (centered), "momentum_buffer" (momentum > 0), step count.
 ///
 /// Example:
+///
 ///     optim::RMSprop opt(model.parameters(), optim::RMSpropOptions(1e-3).momentum(0.9));
 ///     optim::RMSprop keras_like(model.parameters(), optim::RMSpropOptions::keras());
 class RMSprop : public Optimizer {
@@ -74,6 +83,7 @@ class RMSprop : public Optimizer {
   RMSprop(std::vector<Tensor> params, const RMSpropOptions& defaults = RMSpropOptions());
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::RMSprop opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::RMSpropOptions(1e-4))},
   ///                        optim::RMSpropOptions(1e-3));
   RMSprop(std::vector<ParamGroup> groups, const RMSpropOptions& defaults = RMSpropOptions());

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Stochastic gradient descent with momentum, dampening, Nesterov, weight decay.
+/// \file
+/// Stochastic gradient descent with momentum, dampening, Nesterov, weight decay.
 #include <xgrad/optim/optimizer.hpp>
 
 namespace xgrad::optim {
@@ -7,11 +8,17 @@ namespace xgrad::optim {
 /// SGD's hyper-parameters; `lr` is required, as in PyTorch.
 /// Example: `optim::SGDOptions(0.1).momentum(0.9).nesterov(true).weight_decay(1e-4)`
 struct SGDOptions : public OptionsBase<SGDOptions> {
+  /// The learning rate, required (SGD has no default).
   explicit SGDOptions(double lr) : lr_(lr) {}
+  /// The step size: p = p - lr * g.
   XGRAD_ARG(double, lr);
+  /// Momentum factor; 0 disables the buffer.
   XGRAD_ARG(double, momentum) = 0.0;
+  /// The fraction of the new gradient left out of the momentum buffer.
   XGRAD_ARG(double, dampening) = 0.0;
+  /// L2 penalty: weight_decay * p is added to the gradient.
   XGRAD_ARG(double, weight_decay) = 0.0;
+  /// Nesterov momentum (needs momentum > 0 and dampening 0).
   XGRAD_ARG(bool, nesterov) = false;
   /// Ascend instead of descend (the gradient is negated).
   XGRAD_ARG(bool, maximize) = false;
@@ -36,6 +43,7 @@ struct SGDOptions : public OptionsBase<SGDOptions> {
 /// dampening. State: "momentum_buffer" (when momentum != 0).
 ///
 /// Example:
+///
 ///     optim::SGD opt(model.parameters(), optim::SGDOptions(0.1).momentum(0.9));
 ///     loss.backward(); opt.step(); opt.zero_grad();
 class SGD : public Optimizer {
@@ -45,6 +53,7 @@ class SGD : public Optimizer {
   SGD(std::vector<Tensor> params, const SGDOptions& defaults);
   /// Several groups; a group without options takes `defaults`.
   /// Example (a smaller learning rate for b):
+  ///
   ///     optim::SGD opt({optim::ParamGroup({w}), optim::ParamGroup({b}, optim::SGDOptions(0.01))},
   ///                    optim::SGDOptions(0.1));
   SGD(std::vector<ParamGroup> groups, const SGDOptions& defaults);

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Training checkpoints: model, optimizer, scheduler, random generator and progress in
+/// \file
+/// Training checkpoints: model, optimizer, scheduler, random generator and progress in
 /// one safetensors file, so `--resume` continues exactly where the run stopped.
 ///
 /// xgrad writes two kinds of safetensors file, and each loader refuses the other by name:
@@ -20,10 +21,12 @@ namespace xgrad::train {
 /// What a checkpoint holds besides tensors: the free-form `metadata` given to
 /// save_checkpoint (epoch, step, best metric, ...). Values are text; the helpers convert.
 struct CheckpointInfo {
-  std::map<std::string, std::string> metadata;
+  std::map<std::string, std::string> metadata;  ///< key → value, as given to save_checkpoint
   /// The value of `key` as an integer / number; throws naming the key when absent or not one.
+  ///@{
   std::int64_t integer(const std::string& key) const;
   double number(const std::string& key) const;
+  ///@}
 };
 
 /// Writes `model`'s state dict (keys "model.<name>"), the optimizer's and scheduler's state

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Reading datasets and cutting them into splits, windows and batches: what every
+/// \file
+/// Reading datasets and cutting them into splits, windows and batches: what every
 /// training script needs before its first step.
 #include <cstdint>
 #include <string>
@@ -10,10 +11,11 @@ namespace xgrad::train {
 /// A table of text cells with named columns, as read from a CSV file or a JSON array of
 /// records. Errors name `source` (the file), the row and the column.
 struct Table {
-  std::string source;
-  std::vector<std::string> columns;
+  std::string source;                          ///< the file it was read from, for errors
+  std::vector<std::string> columns;            ///< the column names, in file order
   std::vector<std::vector<std::string>> rows;  ///< every row has columns.size() cells
 
+  /// The number of rows (the header excluded).
   std::size_t size() const { return rows.size(); }
   /// Position of `column`; throws naming the table's columns when it is absent.
   std::size_t column_index(const std::string& column) const;
@@ -39,7 +41,9 @@ std::string read_text(const std::string& path);
 
 /// Indices [begin, end) of a contiguous part of a dataset.
 struct Range {
-  std::int64_t begin = 0, end = 0;
+  std::int64_t begin = 0;  ///< the first index
+  std::int64_t end = 0;    ///< one past the last index
+  /// end - begin.
   std::int64_t size() const { return end - begin; }
 };
 
@@ -65,12 +69,6 @@ std::vector<std::int64_t> sliding_windows(Range range, std::int64_t window, std:
 /// order on every platform (unlike std::shuffle, whose result depends on the standard library).
 void shuffle(std::vector<std::int64_t>& items, std::uint64_t seed);
 
-/// Cuts a dataset's indices into mini-batches, reshuffled each epoch. The order of epoch e
-/// depends only on (seed, e), so a run resumed at epoch e sees exactly the batches the
-/// uninterrupted run would have seen.
-/// Example:
-///     train::BatchSampler batches(train_indices, 64, /*shuffle=*/true, seed);
-///     for (const auto& idx : batches.epoch(e)) { ... index_select(x, 0, from_vector(idx)) ... }
 /// What decides the batches of an epoch: the interface `DataLoader` and `fit` draw from, so a
 /// distributed sampler can give each process its own shard without changing either.
 class Sampler {
@@ -84,8 +82,17 @@ class Sampler {
   virtual std::int64_t num_samples() const = 0;
 };
 
+/// Cuts a dataset's indices into mini-batches, reshuffled each epoch. The order of epoch e
+/// depends only on (seed, e), so a run resumed at epoch e sees exactly the batches the
+/// uninterrupted run would have seen.
+/// Example:
+///
+///     train::BatchSampler batches(train_indices, 64, /*shuffle=*/true, seed);
+///     for (const auto& idx : batches.epoch(e)) { ... index_select(x, 0, from_vector(idx)) ... }
 class BatchSampler : public Sampler {
  public:
+  /// Batches of `batch_size` over `indices` (the last one smaller unless `drop_last` drops it),
+  /// reshuffled each epoch when `shuffle`.
   BatchSampler(std::vector<std::int64_t> indices, std::int64_t batch_size, bool shuffle = false,
                std::uint64_t seed = 0, bool drop_last = false);
   /// Batches over 0..n-1.

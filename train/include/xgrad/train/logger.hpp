@@ -1,5 +1,6 @@
 #pragma once
-/// \file Metrics to a CSV file, one row per epoch, safe against interruption.
+/// \file
+/// Metrics to a CSV file, one row per epoch, safe against interruption.
 #include <string>
 #include <vector>
 
@@ -11,10 +12,13 @@ namespace xgrad::train {
 /// always holds every row logged so far and never a torn one. With `resume`, the rows already
 /// in the file are kept (its header must match) so a resumed run continues the same file.
 /// Example:
+///
 ///     train::CsvLogger log("out/metrics.csv", {"epoch", "loss", "val_acc"});
 ///     log.log({epoch, loss, acc});
 class CsvLogger {
  public:
+  /// A log at `path` with a header of `columns`; the file is (re)written with each row. With
+  /// `resume`, the rows already in the file are kept.
   CsvLogger(std::string path, std::vector<std::string> columns, bool resume = false);
 
   /// Appends a row; `values` has one number per column.
@@ -25,7 +29,9 @@ class CsvLogger {
   /// Keeps the first `rows` rows (a resumed run drops rows past its checkpoint).
   void truncate(std::size_t rows);
 
+  /// The number of rows logged (the header excluded).
   std::size_t rows() const { return lines_.size(); }
+  /// The file it writes.
   const std::string& path() const { return path_; }
 
  private:

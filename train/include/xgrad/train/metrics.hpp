@@ -1,5 +1,6 @@
 #pragma once
-/// \file Metrics that stream over the batches of an epoch: each batch adds its sum and its
+/// \file
+/// Metrics that stream over the batches of an epoch: each batch adds its sum and its
 /// count, so the value is exact over the whole epoch whatever the batch sizes (Keras's
 /// metrics, which `fit` reports), and sums from several processes add up.
 #include <cstdint>
@@ -12,6 +13,7 @@ namespace xgrad::train {
 
 /// Base of the metrics: value = finish(sum / count) over everything added since reset().
 /// Example:
+///
 ///     train::Accuracy accuracy;
 ///     for (const auto& b : loader.epoch(0)) accuracy.update(model(b.inputs), b.targets);
 ///     fmt::print("{} {:.3f}\n", accuracy.name(), accuracy.value());
@@ -24,15 +26,20 @@ class Metric {
   void update(const Tensor& predictions, const Tensor& targets);
   /// The metric over every batch since the last reset(); throws when nothing was added.
   double value() const;
+  /// Forgets every batch (at the start of an epoch).
   void reset() { sum_ = 0.0, count_ = 0.0; }
   /// The running sum and count, and adding another's (a reduction across processes).
+  ///@{
   double sum() const { return sum_; }
   double count() const { return count_; }
   void add(double sum, double count) { sum_ += sum, count_ += count; }
+  ///@}
 
  protected:
+  /// One batch's contribution: value() is finish(Σ sum / Σ count) over the batches.
   struct Part {
-    double sum, count;
+    double sum;    ///< e.g. the number of correct predictions, or the summed error
+    double count;  ///< e.g. the number of predictions
   };
   /// One batch's contribution; predictions and targets are detached.
   virtual Part measure(const Tensor& predictions, const Tensor& targets) const = 0;
@@ -58,6 +65,7 @@ class Accuracy : public Metric {
 /// threshold) or from probabilities; targets 0 / 1 in any dtype.
 class BinaryAccuracy : public Metric {
  public:
+  /// `from_logits`: predictions are logits (else probabilities); `threshold` in (0, 1).
   explicit BinaryAccuracy(bool from_logits = true, double threshold = 0.5);
   std::string name() const override { return "binary_accuracy"; }
 

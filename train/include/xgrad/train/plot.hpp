@@ -1,5 +1,6 @@
 #pragma once
-/// \file PNG plots of CSV files through gnuplot (Debian's gnuplot-nox), when it is installed.
+/// \file
+/// PNG plots of CSV files through gnuplot (Debian's gnuplot-nox), when it is installed.
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,10 +18,15 @@ bool run_gnuplot(const std::string& script);
 /// A line plot of columns of a CSV file with a header row (1-based column numbers).
 /// Example: `train::PlotOptions().title("loss").y_columns({2, 3}).log_y(true).size(1200, 600)`
 struct PlotOptions {
+  /// The title above the plot (none when empty).
   XGRAD_ARG(std::string, title);
+  /// The x axis's label (none when empty).
   XGRAD_ARG(std::string, xlabel);
+  /// The y axis's label (none when empty).
   XGRAD_ARG(std::string, ylabel);
+  /// The column on the x axis, 1-based.
   XGRAD_ARG(int, x_column) = 1;
+  /// The columns drawn as lines, 1-based, each named by its header in the legend.
   XGRAD_ARG(std::vector<int>, y_columns) = {2};
   /// A logarithmic y axis.
   XGRAD_ARG(bool, log_y) = false;
@@ -28,6 +34,7 @@ struct PlotOptions {
   XGRAD_ARG(bool, points) = false;
   /// The PNG's size in pixels.
   XGRAD_ARG(int, width) = 900;
+  /// The PNG's height in pixels.
   XGRAD_ARG(int, height) = 500;
 
  public:

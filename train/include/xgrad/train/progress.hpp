@@ -1,5 +1,6 @@
 #pragma once
-/// \file Progress of a training epoch: a live bar on a terminal, plain lines in a log.
+/// \file
+/// Progress of a training epoch: a live bar on a terminal, plain lines in a log.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -16,12 +17,14 @@ using Metrics = std::vector<std::pair<std::string, double>>;
 
 /// How a ProgressBar shows itself.
 struct ProgressOptions {
+  /// The display: a bar, plain lines, or the summary alone.
   enum class Mode {
     automatic,  ///< a bar when `out` is a terminal, plain lines otherwise
     bar,        ///< a bar redrawn in place
     lines,      ///< a plain line every `line_interval` seconds
     quiet,      ///< only the summary line
   };
+  /// The display (XGRAD_PROGRESS overrides `automatic`).
   XGRAD_ARG(Mode, mode) = Mode::automatic;
   /// Where the bar or the lines go.
   XGRAD_ARG(std::FILE*, out) = stdout;
@@ -37,11 +40,13 @@ struct ProgressOptions {
 /// appended, and returns the epoch's means.
 /// The environment variable XGRAD_PROGRESS=bar|lines|quiet overrides `automatic`.
 /// Example:
+///
 ///     train::ProgressBar bar(fmt::format("epoch {}/{}", e, epochs), batches.num_batches());
 ///     for (...) { ...; bar.update(batch_size, {{"loss", loss.item()}}); }
 ///     bar.finish({{"val_acc", acc}});   // "epoch 3/10  120/120  4.1 s  loss 0.4123  val_acc 0.8650  7512 samples/s"
 class ProgressBar {
  public:
+  /// A bar for `total_batches` batches, each line starting with `label`; the clock starts now.
   ProgressBar(std::string label, std::int64_t total_batches, ProgressOptions options = {});
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
@@ -58,6 +63,7 @@ class ProgressBar {
   /// Seconds from construction to the last update(): the epoch's training time, without
   /// what ran after it (validation). The summary line's time and samples/s use it.
   double training_seconds() const;
+  /// The samples counted by update() so far.
   std::int64_t samples() const { return samples_; }
 
  private:

@@ -1,5 +1,6 @@
 #pragma once
-/// \file Text to integer ids: a word tokeniser and a vocabulary built from training data.
+/// \file
+/// Text to integer ids: a word tokeniser and a vocabulary built from training data.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,12 +21,13 @@ std::vector<std::string> tokenize_chars(std::string_view text);
 /// not in the vocabulary maps to. Built from the training split only, so validation and
 /// test text meet unknown words as real input would.
 /// Example:
+///
 ///     auto vocab = train::Vocabulary::build(train_docs, /*min_count=*/2);
 ///     std::vector<std::int64_t> ids = vocab.encode(train::tokenize_words("a fine film"));
 class Vocabulary {
  public:
-  static constexpr std::int64_t pad = 0;
-  static constexpr std::int64_t unk = 1;
+  static constexpr std::int64_t pad = 0;  ///< the id of "<pad>", the padding id
+  static constexpr std::int64_t unk = 1;  ///< the id of "<unk>", for unknown tokens
 
   /// Only "<pad>" and "<unk>".
   Vocabulary();
@@ -36,18 +38,23 @@ class Vocabulary {
   /// The vocabulary listed in `tokens` (id = position), as written by `save`.
   static Vocabulary from_tokens(std::vector<std::string> tokens);
 
+  /// The number of ids, "<pad>" and "<unk>" included.
   std::int64_t size() const { return static_cast<std::int64_t>(tokens_.size()); }
   /// The id of `token`, or `unk`.
   std::int64_t id(const std::string& token) const;
   /// The token with id `id`; throws when it is out of range.
   const std::string& token(std::int64_t id) const;
+  /// True when `token` has its own id.
   bool contains(const std::string& token) const { return ids_.count(token) != 0; }
+  /// The id of each token (`unk` for unknown ones). Example: `vocab.encode({"a", "film"})`
   std::vector<std::int64_t> encode(const std::vector<std::string>& tokens) const;
+  /// Every token, by id.
   const std::vector<std::string>& tokens() const { return tokens_; }
 
   /// One token per line with `\\`, `\n`, `\r`, `\t` and other control bytes escaped (so
   /// character vocabularies survive), written atomically; `load` reads it back.
   void save(const std::string& path) const;
+  /// Reads a file written by `save`; throws naming the file and line of a malformed entry.
   static Vocabulary load(const std::string& path);
 
  private:

@@ -1,4 +1,5 @@
-// record_op: how every primitive, built-in or user-defined, enters the graph.
+// record_op: how every primitive, built-in or user-defined, enters the graph (record.hpp for
+// core's forms, extension.hpp for the public one).
 #include <xgrad/core/autograd.hpp>
 #include <xgrad/core/extension.hpp>
 #include <xgrad/core/ops.hpp>
@@ -7,14 +8,16 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "impl.hpp"
+#include "checks.hpp"
+#include "record.hpp"
+#include "views.hpp"
 
 namespace xgrad {
 
 namespace {
 
 // Core's own ops record only names from the primitive table (primitives.cpp, the one source
-// the ops header, the README and the gradcheck coverage test follow): recording any other
+// the ops header, docs/tensors.md and the gradcheck coverage test follow): recording any other
 // name is a bug, caught the first time the op runs under the test suite. The check runs in
 // Debug builds and wherever XGRAD_CHECK_PRIMITIVES is set (the test suite sets it); elsewhere
 // it would cost a hash lookup per recorded op.
@@ -178,6 +181,13 @@ Tensor record_op(std::string name, const std::vector<Tensor>& inputs, Tensor out
 Tensor record_unary(std::string name, TensorList inputs, Tensor output, UnaryBackwardFn backward, TensorList saved) {
   if (is_grad_enabled()) require_primitive(name);
   return record_one(std::move(name), inputs, std::move(output), std::move(backward), saved, &Node::backward_one);
+}
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->requires_grad()) return true;
+  return false;
 }
 
 Tensor record_op_into(std::string name, TensorList inputs, Tensor output, SinkBackwardFn backward, TensorList saved) {

@@ -1,23 +1,51 @@
 #pragma once
-// Private to core: per-thread free lists for the blocks every recorded op allocates: a Node
-// per op, a Storage per result, the shared_ptr control blocks of its tensors (TensorImpls
-// themselves are recycled whole, see new_impl).
+// Private to core: memory. A Storage is a tensor's raw bytes (small ones inline, the rest from
+// storage.cpp's per-thread block cache); BlockPool and make_pooled are the per-thread free
+// lists for the other blocks every recorded op allocates (a Node per op, a Storage per result,
+// the shared_ptr control blocks of its tensors); TensorImpls themselves are recycled whole by
+// new_impl, whose cache lives in storage.cpp too. Every pool is here so that a reader finds
+// where each per-op allocation goes in one place.
 //
-// Why: glibc malloc/free were ~40 % of bench_op_overhead's time. These blocks (up to ~600
+// Why: glibc malloc/free dominated bench_op_overhead's time. These blocks (up to ~600
 // bytes) are past its fast bins, and forward allocates thousands before backward frees any, so
 // each pair went through its general path (coalescing, unlink_chunk, malloc_consolidate;
 // Storage, 64-byte aligned, through memalign).
 //
-// A block is one ::operator new allocation of its own, so it may be freed on any thread: it
-// then joins that thread's list, and a thread's lists are returned to the system when the
-// thread exits (or straight away once they are gone, for objects destroyed after the thread's
-// thread-locals, e.g. a global Tensor at exit). Idle blocks per list are capped.
+// A pooled block is one ::operator new allocation of its own, so it may be freed on any
+// thread: it then joins that thread's list, and a thread's lists are returned to the system
+// when the thread exits (or straight away once they are gone, for objects destroyed after the
+// thread's thread-locals, e.g. a global Tensor at exit). Idle blocks per list are capped.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <utility>
 
 namespace xgrad {
+
+// 64-byte aligned blocks for Storage, from a per-thread cache of freed blocks (storage.cpp).
+// `capacity` receives what was really reserved (at least nbytes), which free_storage needs back.
+std::byte* allocate_storage(std::size_t nbytes, std::size_t& capacity);
+void free_storage(std::byte* data, std::size_t nbytes, std::size_t capacity);
+
+// Raw, 64-byte aligned bytes (aligned for xsimd). Up to 64 bytes live inside the Storage
+// itself: recurrent nets make many tiny tensors, and each saved allocation is per-op time.
+struct Storage {
+  static constexpr std::size_t kInlineBytes = 64;
+  explicit Storage(std::size_t nbytes)
+      : data(nbytes <= kInlineBytes ? inline_bytes : allocate_storage(nbytes, capacity)), nbytes(nbytes) {}
+  ~Storage() {
+    if (data != inline_bytes) free_storage(data, nbytes, capacity);
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  alignas(64) std::byte inline_bytes[kInlineBytes];
+  std::size_t capacity = 0;  // set by allocate_storage, before `data` (declared after it)
+  std::byte* data;
+  std::size_t nbytes;
+  std::uint64_t version = 0;  // bumped by every in-place write (add_, copy_, fill_, ...)
+};
 
 template <std::size_t Size, std::size_t Align>
 class BlockPool {
