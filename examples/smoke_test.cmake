@@ -1,7 +1,7 @@
 # A CTest smoke test for a training example: runs it with tiny settings and its --json flag,
 # then checks that the run learned something — the JSON's "loss_last" is below "loss_first"
 # (the training loss of the first and last epoch or logging interval) — and that it beat its
-# baselines: every entry of the JSON's "checks" (train::RunSummary::check) must have its
+# baselines: every entry of the JSON's "checks" (examples::RunSummary::check) must have its
 # "value" on the right side of its "threshold" ("better": lower or higher), the baseline moved
 # by the example's margin. With -DCHECKS=n the JSON must hold at least n checks.
 #
