@@ -2,6 +2,7 @@
 /// \file Everything in xgrad's nn module: modules, layers, init, losses and utilities.
 ///     #include <xgrad/nn.hpp>   // or <xgrad/xgrad.hpp>
 #include <xgrad/nn/activation.hpp>
+#include <xgrad/nn/conv.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
 #include <xgrad/nn/init.hpp>
