@@ -5,6 +5,8 @@
 // f32 to 1e-5. Set XGRAD_PARITY_REPORT=1 to print the worst difference of every fixture.
 #include <doctest/doctest.h>
 
+#include <xgrad/nn/attention.hpp>
+#include <xgrad/nn/transformer.hpp>
 #include <xgrad/xgrad.hpp>
 
 #include <algorithm>
@@ -80,6 +82,26 @@ std::unique_ptr<nn::Module> make_module(const Fixture& f) {
             .groups(f.integer("groups", 1))
             .bias(!f.has("bias") || f.flag("bias")));
   }
+  const std::int64_t E = f.integer("embed_dim", 0);
+  if (kind == "mha")
+    return std::make_unique<nn::MultiheadAttention>(nn::MultiheadAttentionOptions(E, f.integer("num_heads", 0))
+                                                        .kdim(f.integer("kdim", 0))
+                                                        .vdim(f.integer("vdim", 0))
+                                                        .bias(!f.has("bias") || f.flag("bias"))
+                                                        .batch_first(f.flag("batch_first")));
+  if (kind == "encoder_layer" || kind == "encoder") {
+    auto layer = nn::TransformerEncoderLayerOptions(E, f.integer("nhead", 0))
+                     .dim_feedforward(f.integer("dim_feedforward", 0))
+                     .dropout(0.0)
+                     .activation(f.has("activation") && f.meta("activation") == "gelu" ? nn::TransformerActivation::gelu
+                                                                                        : nn::TransformerActivation::relu)
+                     .layer_norm_eps(f.has("eps") ? std::stod(f.meta("eps")) : 1e-5)
+                     .norm_first(f.flag("norm_first"))
+                     .batch_first(f.flag("batch_first"));
+    if (kind == "encoder_layer") return std::make_unique<nn::TransformerEncoderLayer>(layer);
+    return std::make_unique<nn::TransformerEncoder>(
+        nn::TransformerEncoderOptions(layer, f.integer("num_layers", 1)).final_norm(f.flag("final_norm")));
+  }
   return nullptr;
 }
 
@@ -108,8 +130,34 @@ void check_fixture(Fixture& f) {
   const std::string& kind = f.meta("kind");
   std::map<std::string, Tensor> inputs{{"input", f.leaf("input")}};
   const Tensor& x = inputs["input"];
-  Tensor output;
-  if (kind == "conv1d") output = dynamic_cast<nn::Conv1d&>(*module)(x);
+  Tensor output, weights;
+  const Tensor attn_mask = f.file.contains("attn_mask") ? f.at("attn_mask") : Tensor();
+  const Tensor key_padding_mask = f.file.contains("key_padding_mask") ? f.at("key_padding_mask") : Tensor();
+  if (kind == "sdpa" || (kind == "mha" && f.file.contains("key"))) {
+    inputs["key"] = f.leaf("key");
+    inputs["value"] = f.leaf("value");
+  }
+  const Tensor& key = inputs.count("key") ? inputs["key"] : x;
+  const Tensor& value = inputs.count("value") ? inputs["value"] : x;
+  if (kind == "sdpa") {
+    output = nn::scaled_dot_product_attention(x, key, value, attn_mask, 0.0, f.flag("is_causal"));
+  } else if (kind == "mha") {
+    auto args = nn::AttentionArgs()
+                    .attn_mask(attn_mask)
+                    .key_padding_mask(key_padding_mask)
+                    .is_causal(f.flag("is_causal"))
+                    .lengths(f.lengths())
+                    .query_lengths(f.lengths())
+                    .average_attn_weights(!f.has("average") || f.flag("average"));
+    auto r = dynamic_cast<nn::MultiheadAttention&>(*module)(x, key, value, args);
+    output = r.output;
+    weights = r.weights;
+  } else if (kind == "encoder_layer" || kind == "encoder") {
+    auto args = nn::EncoderArgs().mask(attn_mask).src_key_padding_mask(key_padding_mask).is_causal(f.flag("is_causal"))
+                    .lengths(f.lengths());
+    if (kind == "encoder") output = dynamic_cast<nn::TransformerEncoder&>(*module)(x, args);
+    else output = dynamic_cast<nn::TransformerEncoderLayer&>(*module)(x, args);
+  } else if (kind == "conv1d") output = dynamic_cast<nn::Conv1d&>(*module)(x);
   else if (kind == "max_pool1d") output = nn::MaxPool1d(pool_options(f))(x);
   else if (kind == "avg_pool1d") output = nn::AvgPool1d(pool_options(f))(x);
   else if (kind == "global_max_pool1d") output = nn::GlobalMaxPool1d(f.integer("time_dim", -1))(x, f.lengths());
@@ -117,7 +165,12 @@ void check_fixture(Fixture& f) {
   else FAIL("unknown kind " << kind << " in " << f.name);
 
   f.compare(output, "output");
-  sum(output * f.at("R")).backward();
+  Tensor loss = sum(output * f.at("R"));
+  if (f.file.contains("weights")) {
+    f.compare(weights, "weights");
+    loss = loss + sum(weights * f.at("R_weights"));
+  }
+  loss.backward();
   for (const auto& [name, t] : inputs) f.compare(t.grad(), "grad." + name);
   if (module)
     for (const auto& [name, p] : module->named_parameters()) f.compare(p.grad(), "grad." + name);
@@ -166,4 +219,20 @@ TEST_CASE("global max and average pooling read only the valid steps (NaN and Inf
   auto kinds = check_kinds({"global_max_pool1d", "global_avg_pool1d"});
   CHECK(kinds["global_max_pool1d"] == 2);
   CHECK(kinds["global_avg_pool1d"] == 2);
+}
+
+TEST_CASE("scaled_dot_product_attention matches PyTorch: masks, causal, a dead row and a NaN key nobody reads") {
+  auto kinds = check_kinds({"sdpa"});
+  CHECK(kinds["sdpa"] == 5);
+}
+
+TEST_CASE("MultiheadAttention matches PyTorch 1.13: heads 1/2/4, kdim != vdim, masks, causal, lengths") {
+  auto kinds = check_kinds({"mha"});
+  CHECK(kinds["mha"] == 11);
+}
+
+TEST_CASE("TransformerEncoderLayer and TransformerEncoder match PyTorch 1.13") {
+  auto kinds = check_kinds({"encoder_layer", "encoder"});
+  CHECK(kinds["encoder_layer"] == 5);
+  CHECK(kinds["encoder"] == 1);
 }
