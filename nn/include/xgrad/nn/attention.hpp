@@ -99,6 +99,7 @@ struct AttentionOutput {
 ///     // x (N, T, 16) → y (N, T, 16), w (N, T, T)
 class MultiheadAttention : public Module {
  public:
+  /// Builds the layer with PyTorch's default initialisation; throws on invalid options.
   explicit MultiheadAttention(const MultiheadAttentionOptions& options);
   /// Attends from query to key / value; see the class comment for shapes.
   AttentionOutput forward(const Tensor& query, const Tensor& key, const Tensor& value, const AttentionArgs& args = {});
@@ -109,6 +110,7 @@ class MultiheadAttention : public Module {
   }
   /// Draws the parameters again with PyTorch's default initialisation.
   void reset_parameters();
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
   /// The options the layer was built with.
   const MultiheadAttentionOptions& options() const { return options_; }

@@ -87,11 +87,13 @@ struct Conv1dOptions {
 ///     Tensor y = conv(randn({4, 8, 50}));   // (4, 16, 50)
 class Conv1d : public UnaryModule {
  public:
+  /// Builds the layer with PyTorch's default initialisation; throws on invalid options.
   explicit Conv1d(const Conv1dOptions& options);
   /// x (N, C_in, L) or (C_in, L) → (N, C_out, L_out) or (C_out, L_out).
   Tensor forward(const Tensor& input) override;
   /// Draws the parameters again with PyTorch's default initialisation.
   void reset_parameters();
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
   /// The options the layer was built with.
   const Conv1dOptions& options() const { return options_; }
@@ -130,9 +132,11 @@ struct Pool1dOptions {
 /// of each window. Example: `nn::MaxPool1d pool(2);  Tensor y = pool(randn({4, 8, 50}));  // (4, 8, 25)`
 class MaxPool1d : public UnaryModule {
  public:
+  /// Checks the options (kernel ≥ 1, padding ≤ kernel / 2) and keeps them.
   explicit MaxPool1d(const Pool1dOptions& options);
   /// x (N, C, L) or (C, L) → (N, C, L_out) or (C, L_out).
   Tensor forward(const Tensor& input) override;
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
   /// The options the layer was built with.
   const Pool1dOptions& options() const { return options_; }
@@ -145,9 +149,11 @@ class MaxPool1d : public UnaryModule {
 /// Example: `nn::AvgPool1d pool(nn::Pool1dOptions(3).stride(1).padding(1));  // keeps L`
 class AvgPool1d : public UnaryModule {
  public:
+  /// Checks the options (kernel ≥ 1, padding ≤ kernel / 2) and keeps them.
   explicit AvgPool1d(const Pool1dOptions& options);
   /// x (N, C, L) or (C, L) → (N, C, L_out) or (C, L_out).
   Tensor forward(const Tensor& input) override;
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
   /// The options the layer was built with.
   const Pool1dOptions& options() const { return options_; }
@@ -184,6 +190,7 @@ class GlobalMaxPool1d : public Module {
   }
   /// Calls forward.
   Tensor operator()(const Tensor& input, const Lengths& lengths = {}) const { return forward(input, lengths); }
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override { return "time_dim=" + std::to_string(time_dim_); }
 
  private:
@@ -202,6 +209,7 @@ class GlobalAvgPool1d : public Module {
   }
   /// Calls forward.
   Tensor operator()(const Tensor& input, const Lengths& lengths = {}) const { return forward(input, lengths); }
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override { return "time_dim=" + std::to_string(time_dim_); }
 
  private:

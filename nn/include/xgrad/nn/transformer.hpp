@@ -77,11 +77,13 @@ struct EncoderArgs {
 ///     Tensor y = layer(randn({10, 3, 16}));   // (T, N, E) → same
 class TransformerEncoderLayer : public Module {
  public:
+  /// Builds the layer with PyTorch's default initialisation; throws on invalid options.
   explicit TransformerEncoderLayer(const TransformerEncoderLayerOptions& options);
   /// src (T, N, E), (N, T, E) with batch_first, or (T, E) → same shape.
   Tensor forward(const Tensor& src, const EncoderArgs& args = {});
   /// Calls forward.
   Tensor operator()(const Tensor& src, const EncoderArgs& args = {}) { return forward(src, args); }
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
   /// The options the layer was built with.
   const TransformerEncoderLayerOptions& options() const { return options_; }
@@ -119,6 +121,7 @@ struct TransformerEncoderOptions {
 ///     Tensor y = enc(x, nn::EncoderArgs().lengths(lengths));   // (N, T, 16) → same
 class TransformerEncoder : public Module {
  public:
+  /// Builds num_layers independently initialised layers (and the final norm).
   explicit TransformerEncoder(const TransformerEncoderOptions& options);
   /// src shaped as for TransformerEncoderLayer → same shape; args go to every layer.
   Tensor forward(const Tensor& src, const EncoderArgs& args = {});
@@ -155,9 +158,11 @@ struct PositionalEncodingOptions {
 /// Example: `nn::SinusoidalPositionalEncoding pe(16);  Tensor y = pe(x);   // x (T, N, 16)`
 class SinusoidalPositionalEncoding : public UnaryModule {
  public:
+  /// Computes the (max_len, d_model) table.
   explicit SinusoidalPositionalEncoding(const PositionalEncodingOptions& options);
   /// x (T, N, E), (N, T, E) with batch_first, or (T, E) → x + pe[:T], same shape.
   Tensor forward(const Tensor& input) override;
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
 
   Tensor pe;  ///< (max_len, E)
@@ -170,9 +175,11 @@ class SinusoidalPositionalEncoding : public UnaryModule {
 /// Embedding's. Example: `nn::LearnedPositionalEmbedding pos(nn::PositionalEncodingOptions(16).max_len(128));`
 class LearnedPositionalEmbedding : public UnaryModule {
  public:
+  /// Draws the (max_len, d_model) weight from N(0, 1).
   explicit LearnedPositionalEmbedding(const PositionalEncodingOptions& options);
   /// x (T, N, E), (N, T, E) with batch_first, or (T, E) → x + weight[:T], same shape.
   Tensor forward(const Tensor& input) override;
+  /// The configuration as repr() prints it.
   std::string extra_repr() const override;
 
   Tensor weight;  ///< (max_len, E)
