@@ -298,3 +298,46 @@ TEST_CASE("sequence layers refuse bad arguments, naming them") {
   nn::TransformerEncoderLayer layer(nn::TransformerEncoderLayerOptions(4, 2).dim_feedforward(8));
   CHECK_THROWS_WITH_AS(layer(randn({3, 2, 5})), doctest::Contains("(3, 2, 5)"), Error);
 }
+
+TEST_CASE("sequence layers: PyTorch's state-dict keys, repr, and dropout only in training") {
+  nn::TransformerEncoder encoder(nn::TransformerEncoderOptions(
+      nn::TransformerEncoderLayerOptions(4, 2).dim_feedforward(6).dropout(0.5), 2).final_norm(true));
+  std::vector<std::string> keys;
+  for (const auto& [name, t] : encoder.state_dict()) keys.push_back(name);
+  REQUIRE(keys.size() == 2 * 12 + 2);
+  CHECK(keys[0] == "layers.0.self_attn.in_proj_weight");
+  CHECK(keys[1] == "layers.0.self_attn.in_proj_bias");
+  CHECK(keys[2] == "layers.0.self_attn.out_proj.weight");
+  CHECK(keys[4] == "layers.0.linear1.weight");
+  CHECK(keys[6] == "layers.0.linear2.weight");
+  CHECK(keys[8] == "layers.0.norm1.weight");
+  CHECK(keys[12] == "layers.1.self_attn.in_proj_weight");
+  CHECK(keys[24] == "norm.weight");
+  const std::string repr = encoder.repr();
+  CHECK(repr.find("(layers): ModuleList(") != std::string::npos);
+  CHECK(repr.find("(self_attn): MultiheadAttention(\n        embed_dim=4, num_heads=2, dropout=0.5\n") != std::string::npos);
+  CHECK(nn::Conv1d(nn::Conv1dOptions(4, 8, 3).padding("same").groups(2)).extra_repr() ==
+        "4, 8, kernel_size=3, stride=1, padding=same, groups=2");
+
+  manual_seed(13);
+  const Tensor x = randn({3, 2, 4});
+  encoder.eval();
+  CHECK(allclose(encoder(x), encoder(x)));  // eval: no dropout, deterministic
+  encoder.train();
+  CHECK_FALSE(allclose(encoder(x), encoder(x)));  // training: attention and feed-forward dropout
+}
+
+TEST_CASE("scaled_dot_product_attention: a key shared by batch members is zeroed only when none reads it") {
+  manual_seed(14);
+  const Tensor q = randn({2, 3, 4}), k = randn({5, 4}), v = randn({5, 2});  // k, v shared by both members
+  Tensor allowed = ones({2, 3, 5}, DType::b8);
+  allowed.select(0, 0).narrow(1, 4, 1).fill_(0.0);  // member 0 never reads key 4; member 1 does
+  const Tensor both = nn::scaled_dot_product_attention(q, k, v, allowed);
+  for (std::int64_t b = 0; b < 2; ++b) {
+    const Tensor alone = nn::scaled_dot_product_attention(q.select(0, b), k, v, allowed.select(0, b));
+    CHECK(allclose(both.select(0, b), alone, 1e-5, 1e-6));
+  }
+  // Member 1 reads key 4, so its value must count: the output differs from dropping the key.
+  const Tensor without = nn::scaled_dot_product_attention(q.select(0, 1), k.narrow(0, 0, 4), v.narrow(0, 0, 4));
+  CHECK_FALSE(allclose(both.select(0, 1), without, 1e-3, 1e-4));
+}

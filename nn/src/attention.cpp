@@ -36,13 +36,24 @@ Tensor causal_mask(std::int64_t L, std::int64_t S) {
 }
 
 // (…, S, 1) b8 for a key or value of shape `shape` (…, S, F): true for the keys that `masked`
-// (broadcastable to `scores`) forbids to every query of every batch member that reads them.
-Tensor keys_never_read(const Tensor& masked, const Shape& scores, const Shape& shape) {
-  const Tensor frac = transpose(mean(expand(masked, scores).to(DType::f64), {-2}, true), -1, -2);  // (…, S, 1)
+// (broadcastable to the scores (…, L, S)) forbids to every query of every batch member that
+// reads them. Worked out on the mask's own shape: a causal (L, S) or padding (N, 1, 1, S) mask
+// is never expanded to the (N, H, L, S) of the scores.
+Tensor keys_never_read(Tensor masked, const Shape& shape) {
+  if (masked.dim() < 2) masked = unsqueeze(masked, 0);
+  const Tensor every_query =
+      masked.size(-2) == 1 ? masked : eq(min(masked.to(DType::f32), -2, true).first, 1.0);  // (…m, 1, S or 1)
+  Tensor per_key = transpose(every_query, -1, -2);                                        // (…m, S or 1, 1)
   Shape target = shape;
   target.back() = 1;
-  const Tensor count = sum_to(frac, target);  // how many (batch member, all queries masked) see it
-  return eq(count, static_cast<double>(frac.numel() / std::max<std::int64_t>(count.numel(), 1)));
+  const Shape both = broadcast_shapes(per_key.shape(), target, "scaled_dot_product_attention");
+  if (both != target) {
+    // The mask tells batch members apart that share this key: it is never read only when
+    // none of them reads it.
+    const Tensor count = sum_to(expand(per_key, both).to(DType::f32), target);
+    per_key = eq(count, static_cast<double>(shape_numel(both) / std::max<std::int64_t>(shape_numel(target), 1)));
+  }
+  return per_key;
 }
 
 // The attention of q (…, L, E) over k (…, S, E), v (…, S, Ev). `masked` (b8, true = may not
@@ -59,8 +70,8 @@ std::pair<Tensor, Tensor> attend(Tensor q, Tensor k, Tensor v, const Tensor& mas
     scores_shape = broadcast_shapes(scores_shape, masked.shape(), "scaled_dot_product_attention");
     // A key nobody may read still enters the products as 0·k: zero it, so NaN or Inf stored
     // there reaches neither the output (0·NaN) nor the query's gradient.
-    k = masked_fill(k, keys_never_read(masked, scores_shape, k.shape()), 0.0);
-    v = masked_fill(v, keys_never_read(masked, scores_shape, v.shape()), 0.0);
+    k = masked_fill(k, keys_never_read(masked, k.shape()), 0.0);
+    v = masked_fill(v, keys_never_read(masked, v.shape()), 0.0);
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   Tensor scores = matmul(q * scale, transpose(k, -2, -1));  // (…, L, S)
