@@ -199,6 +199,19 @@ void split_attn_mask(const Tensor& mask, std::int64_t N, std::int64_t H, std::in
   (m.dtype() == DType::b8 ? masked : additive) = m;
 }
 
+// Adds the key padding (N, S) (b8 or additive), causality (L, S) and the query padding (N, L)
+// to the masks over the (N, H, L, S) scores: a padded query attends to nothing.
+void add_padding_masks(const Tensor& key_pad, const Tensor& key_add, const Tensor& query_pad, bool is_causal,
+                       std::int64_t L, std::int64_t S, Tensor& masked, Tensor& additive) {
+  if (key_pad.defined()) masked = either(masked, unsqueeze(unsqueeze(key_pad, 1), 1));  // (N, 1, 1, S)
+  if (key_add.defined()) {
+    const Tensor add = unsqueeze(unsqueeze(key_add, 1), 1);  // (N, 1, 1, S)
+    additive = additive.defined() ? additive + add : add;
+  }
+  if (is_causal) masked = either(masked, causal_mask(L, S));
+  if (query_pad.defined()) masked = either(masked, unsqueeze(unsqueeze(query_pad, 1), 3));  // (N, 1, L, 1)
+}
+
 }  // namespace
 
 AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& key, const Tensor& value,
@@ -254,13 +267,9 @@ AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& k
   };
   const Tensor qh = heads(q, wq, bq), kh = heads(k, wk, bk), vh = heads(v, wv, bv);
 
-  // Masks over the (N, H, L, S) scores.
-  Tensor masked, additive;
+  Tensor masked, additive;  // over the (N, H, L, S) scores
   split_attn_mask(args.attn_mask(), N, H, L, S, q.dtype(), masked, additive);
-  if (key_pad.defined()) masked = either(masked, reshape(key_pad, {N, 1, 1, S}));
-  if (key_add.defined()) additive = additive.defined() ? additive + reshape(key_add, {N, 1, 1, S}) : reshape(key_add, {N, 1, 1, S});
-  if (args.is_causal()) masked = either(masked, causal_mask(L, S));
-  if (query_pad.defined()) masked = either(masked, reshape(query_pad, {N, 1, L, 1}));  // padded queries attend to nothing
+  add_padding_masks(key_pad, key_add, query_pad, args.is_causal(), L, S, masked, additive);
 
   const double p = is_training() ? o.dropout() : 0.0;
   auto [attended, weights] = attend(qh, kh, vh, masked, additive, p);  // (N, H, L, hd), (N, H, L, S)
