@@ -1,15 +1,20 @@
-// Classifies review sentences as positive or negative with a recurrent network, on the UCI
-// "Sentiment Labelled Sentences" (examples/data/README.md): 1 000 sentences each from IMDb,
-// Yelp and Amazon, half of them positive.
+// Classifies review sentences as positive or negative with a recurrent network, a 1-D
+// convnet followed by a GRU, or a Transformer encoder, on the UCI "Sentiment Labelled
+// Sentences" (examples/data/README.md): 1 000 sentences each from IMDb, Yelp and Amazon, half
+// of them positive.
 //
 // A seeded random split (train / validation / test = 70 / 15 / 15 %); the word vocabulary
 // is built from the training sentences only, so validation and test meet unknown words as
 // real input would. The sentences are padded after their end (train::pad_sequences) into a
 // TensorDataset with their lengths; the DataLoader trims each batch to its longest sentence,
-// and the recurrent layer is given the lengths:
+// and every model is given the lengths:
 //
-//   token ids (B, T) → Embedding + Dropout (B, T, E) → LSTM or GRU (B, T, D·H) → the output
-//   after each sentence's last word (B, D·H) → Dropout → Linear (B, 2) → cross entropy
+//   --model rnn (default): token ids (B, T) → Embedding + Dropout (B, T, E) → LSTM or GRU
+//     (B, T, D·H) → the final state of each direction (B, D·H) → Dropout → Linear (B, 2)
+//   --model conv1d-gru: … (B, T, E) → Conv1d "same" + ReLU (B, H, T) → MaxPool1d(2)
+//     (B, H, ⌈T/2⌉) → GRU (its final state, B, H) → Dropout → Linear (B, 2)
+//   --model transformer: … (B, T, E) → + sinusoidal positions → 2 pre-norm Transformer
+//     encoder layers (4 heads) → mean over each sentence's words (B, E) → Dropout → Linear
 //
 // train::fit trains it; a best-only ModelCheckpoint keeps the model of the epoch with the
 // best validation accuracy, which is tested once at the end. Test accuracy is reported beside
@@ -17,7 +22,8 @@
 // program exits with 1 unless it is at least --margin (default 20 %) above it, i.e. 60 %
 // against a 50 % baseline.
 //
-//   build/release/examples/sentiment [--cell lstm|gru] [--bidirectional] [--optim adam|rmsprop] ...
+//   build/release/examples/sentiment [--model rnn|conv1d-gru|transformer] [--cell lstm|gru]
+//                                    [--bidirectional] [--optim adam|rmsprop] ...
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -85,49 +91,85 @@ nn::Recurrent make_rnn(const std::string& cell, std::int64_t embed_dim, std::int
   return nn::GRU(nn::GRUOptions(embed_dim, hidden).batch_first(true).bidirectional(bidirectional));
 }
 
-// Embedding (padding id 0) → LSTM or GRU, optionally bidirectional → Linear to two logits.
+// Embedding (padding id 0) → the sequence model of --model → Linear to two logits.
 struct SentimentNet : nn::Module {
-  std::int64_t hidden;
-  bool bidirectional;
+  std::string model;
   nn::Embedding embed;
-  nn::Recurrent rnn;
   nn::Dropout dropout;
-  nn::Linear head;
+  std::shared_ptr<nn::Recurrent> rnn;                         // rnn; the GRU of conv1d-gru
+  std::shared_ptr<nn::Conv1d> conv;                           // conv1d-gru
+  std::shared_ptr<nn::SinusoidalPositionalEncoding> position;  // transformer
+  std::shared_ptr<nn::TransformerEncoder> encoder;            // transformer
+  std::shared_ptr<nn::Linear> head;
 
-  SentimentNet(std::int64_t vocab, std::int64_t embed_dim, std::int64_t hidden, const std::string& cell, bool bidirectional,
-               double p)
-      : hidden(hidden),
-        bidirectional(bidirectional),
-        embed(nn::EmbeddingOptions(vocab, embed_dim).padding_idx(0)),
-        rnn(make_rnn(cell, embed_dim, hidden, bidirectional)),
-        dropout(p),
-        head((bidirectional ? 2 : 1) * hidden, 2) {
+  SentimentNet(std::int64_t vocab, std::int64_t embed_dim, std::int64_t hidden, const std::string& model,
+               const std::string& cell, bool bidirectional, double p)
+      : model(model), embed(nn::EmbeddingOptions(vocab, embed_dim).padding_idx(0)), dropout(p) {
     register_module("embed", embed);
-    register_module("rnn", rnn);
+    std::int64_t features = hidden;
+    if (model == "rnn") {
+      rnn = register_module("rnn", std::make_shared<nn::Recurrent>(make_rnn(cell, embed_dim, hidden, bidirectional)));
+      features = (bidirectional ? 2 : 1) * hidden;
+    } else if (model == "conv1d-gru") {
+      conv = register_module("conv", std::make_shared<nn::Conv1d>(nn::Conv1dOptions(embed_dim, hidden, 5).padding("same")));
+      rnn = register_module("rnn", std::make_shared<nn::Recurrent>(make_rnn("gru", hidden, hidden, false)));
+    } else {
+      position = register_module("position", std::make_shared<nn::SinusoidalPositionalEncoding>(
+                                                 nn::PositionalEncodingOptions(embed_dim).max_len(1024).batch_first(true)));
+      const auto layer = nn::TransformerEncoderLayerOptions(embed_dim, 4)
+                             .dim_feedforward(2 * hidden)
+                             .dropout(0.1)
+                             .norm_first(true)
+                             .batch_first(true);
+      encoder = register_module("encoder", std::make_shared<nn::TransformerEncoder>(
+                                               nn::TransformerEncoderOptions(layer, 2).final_norm(true)));
+      features = embed_dim;
+    }
     register_module("dropout", dropout);
-    register_module("head", head);
+    head = register_module("head", std::make_shared<nn::Linear>(features, 2));
   }
 
   // ids (B, T), lengths (B) → logits (B, 2).
   Tensor forward(const Tensor& ids, const nn::Lengths& lengths) {
-    const Tensor words = dropout(embed(ids));                            // (B, T, E)
-    const nn::RecurrentState state = rnn(words, {}, lengths).state;
+    const Tensor words = dropout(embed(ids));  // (B, T, E)
+    if (model == "transformer") {
+      // Padded words are never attended to; the mean reads each sentence's own words.
+      const Tensor h = (*encoder)((*position)(words), nn::EncoderArgs().lengths(lengths));  // (B, T, E)
+      return (*head)(dropout(nn::global_avg_pool1d(h, lengths, 1)));
+    }
+    if (model == "conv1d-gru") {
+      // ReLU outputs are ≥ 0, so zeroing the padded steps keeps every pool window that holds
+      // a word exact: a sentence of n words has ⌈n / 2⌉ pooled steps.
+      Tensor h = relu((*conv)(words.transpose(1, 2)));                       // (B, H, T)
+      h = masked_fill(h, unsqueeze(lengths.padding_mask(h.size(2)), 1), 0.0);
+      if (h.size(2) % 2 == 1) h = cat({h, zeros({h.size(0), h.size(1), 1}, h.dtype())}, 2);  // ⌈T / 2⌉ windows
+      h = nn::max_pool1d(h, 2);                                                 // (B, H, ⌈T / 2⌉)
+      std::vector<std::int64_t> halves;
+      for (std::int64_t n : lengths.values()) halves.push_back((n + 1) / 2);
+      const nn::Lengths pooled(halves, lengths.padding());
+      const nn::RecurrentState state = (*rnn)(h.transpose(1, 2), {}, pooled).state;  // (B, T', H) in
+      return (*head)(dropout(rnn->final_hidden(state)));
+    }
+    const nn::RecurrentState state = (*rnn)(words, {}, lengths).state;
     // (B, D·H): every direction's final h, each having read the whole sentence (the reverse
     // one ends at the first word).
-    return head(dropout(rnn.final_hidden(state)));
+    return (*head)(dropout(rnn->final_hidden(state)));
   }
 };
 
 int main(int argc, char** argv) {
   std::string data_dir = std::string(XGRAD_EXAMPLES_DATA_DIR) + "/sentiment";
-  std::string cell = "lstm", optimizer = "adam", out_dir = "runs/sentiment", json_path;
+  std::string model_kind = "rnn", cell = "lstm", optimizer = "adam", out_dir = "runs/sentiment", json_path;
   bool bidirectional = false;
   std::int64_t embed_dim = 64, hidden = 64, epochs = 10, batch = 32, min_count = 2;
   double lr = 3e-3, p_dropout = 0.3, margin = 0.2;
   std::uint64_t seed = 0;
-  CLI::App app{"Classify review sentences (IMDb, Yelp, Amazon) as positive or negative with an LSTM or GRU"};
+  CLI::App app{"Classify review sentences (IMDb, Yelp, Amazon) as positive or negative with an LSTM or GRU, a convnet and a GRU, or a Transformer"};
   app.add_option("--data-dir", data_dir, "directory holding imdb.json, yelp.json and amazon.json")->capture_default_str();
-  app.add_option("--cell", cell, "recurrent cell")->check(CLI::IsMember({"lstm", "gru"}))->capture_default_str();
+  app.add_option("--model", model_kind, "sequence model")
+      ->check(CLI::IsMember({"rnn", "conv1d-gru", "transformer"}))
+      ->capture_default_str();
+  app.add_option("--cell", cell, "recurrent cell of --model rnn")->check(CLI::IsMember({"lstm", "gru"}))->capture_default_str();
   app.add_flag("--bidirectional", bidirectional, "read each sentence in both directions");
   app.add_option("--embed", embed_dim, "word vector size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--hidden", hidden, "hidden units per direction")->check(CLI::PositiveNumber)->capture_default_str();
@@ -167,7 +209,8 @@ int main(int argc, char** argv) {
   const train::DataLoader val_loader(make_dataset(reviews, val_idx), train::LoaderOptions().batch_size(256));
   const train::DataLoader test_loader(make_dataset(reviews, test_idx), train::LoaderOptions().batch_size(256));
 
-  SentimentNet model(vocab.size(), embed_dim, hidden, cell, bidirectional, p_dropout);
+  SentimentNet model(vocab.size(), embed_dim, hidden, model_kind, cell, bidirectional, p_dropout);
+  fmt::print("model {}: {} parameters\n", model_kind, model.num_parameters());
   std::unique_ptr<optim::Optimizer> opt;
   if (optimizer == "adam") opt = std::make_unique<optim::Adam>(model.parameters(), optim::AdamOptions(lr));
   else opt = std::make_unique<optim::RMSprop>(model.parameters(), optim::RMSpropOptions(lr));
@@ -209,14 +252,14 @@ int main(int argc, char** argv) {
     fmt::print("wrote {}/metrics.csv; {}\n", out_dir, train::gnuplot_notice());
 
   examples::RunSummary config, summary;
-  config.set("cell", cell).set("bidirectional", bidirectional).set("embed", embed_dim).set("hidden", hidden)
+  config.set("model", model_kind).set("cell", cell).set("bidirectional", bidirectional).set("embed", embed_dim).set("hidden", hidden)
       .set("epochs", epochs).set("batch", batch).set("lr", lr).set("optim", optimizer).set("dropout", p_dropout)
       .set("min_count", min_count).set("seed", seed);
   summary.set("loss_first", train_loss.front()).set("loss_last", train_loss.back())
       .set("val_acc", val_acc[best_epoch - 1]).set("best_epoch", best_epoch)
       .set("test_acc", test.at("accuracy")).set("test_loss", test.at("loss")).set("baseline_acc", baseline)
       .set("test_sentences", n_test).set("train_sentences", train_idx.size()).set("vocab_size", vocab.size())
-      .set("train_seconds", seconds).set("config", config);
+      .set("train_seconds", seconds).set("parameters", model.num_parameters()).set("config", config);
   summary.check("test_acc", test.at("accuracy"), "baseline_acc", baseline, train::Mode::max, margin);
   for (const auto& line : summary.check_lines()) fmt::print("{}\n", line);
   if (!json_path.empty()) summary.write(json_path);

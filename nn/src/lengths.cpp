@@ -48,6 +48,18 @@ Lengths Lengths::select(const std::vector<std::int64_t>& indices) const {
 
 Tensor Lengths::tensor() const { return given_ ? from_vector(values_, {size()}) : Tensor(); }
 
+Tensor Lengths::padding_mask(std::int64_t steps) const {
+  if (!given_) throw Error("lengths: padding_mask needs lengths (none were given)");
+  check("lengths: padding_mask", size(), steps);
+  std::vector<bool> pad(static_cast<std::size_t>(size() * steps), true);
+  for (std::int64_t b = 0; b < size(); ++b) {
+    const std::int64_t first = first_step(b, steps);
+    for (std::int64_t t = first; t < first + values_[static_cast<std::size_t>(b)]; ++t)
+      pad[static_cast<std::size_t>(b * steps + t)] = false;
+  }
+  return from_vector(pad, {size(), steps});
+}
+
 void Lengths::check(const char* what, std::int64_t batch, std::int64_t steps, std::int64_t min_length) const {
   if (size() != batch)
     throw Error(fmt::format("{}: got {} lengths for a batch of {} sequences", what, size(), batch));

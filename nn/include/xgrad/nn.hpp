@@ -4,7 +4,9 @@
 ///
 ///     #include <xgrad/nn.hpp>   // or <xgrad/xgrad.hpp>
 #include <xgrad/nn/activation.hpp>
+#include <xgrad/nn/attention.hpp>
 #include <xgrad/nn/cells.hpp>
+#include <xgrad/nn/conv.hpp>
 #include <xgrad/nn/dropout.hpp>
 #include <xgrad/nn/embedding.hpp>
 #include <xgrad/nn/init.hpp>
@@ -16,6 +18,7 @@
 #include <xgrad/nn/module.hpp>
 #include <xgrad/nn/recurrent.hpp>
 #include <xgrad/nn/sequential.hpp>
+#include <xgrad/nn/transformer.hpp>
 #include <xgrad/nn/utils.hpp>
 
 /// \namespace xgrad::nn

@@ -52,6 +52,10 @@ class Lengths {
   Lengths select(const std::vector<std::int64_t>& indices) const;
   /// The lengths as an i64 tensor (B); undefined when not given.
   Tensor tensor() const;
+  /// A (B, steps) b8 tensor, true at the padded steps of each sequence (on its padding side):
+  /// PyTorch's `key_padding_mask` convention. Throws unless the lengths fit `steps`.
+  /// Example: `Tensor pad = nn::Lengths({3, 1}).padding_mask(4);   // [[0,0,0,1], [0,1,1,1]]`
+  Tensor padding_mask(std::int64_t steps) const;
   /// Throws unless there is one length per sequence of a batch of `batch` sequences, each in
   /// [min_length, steps]; `what` names the caller in the message.
   void check(const char* what, std::int64_t batch, std::int64_t steps, std::int64_t min_length = 0) const;
