@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -208,6 +209,7 @@ void require_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (trace::tracing()) return true;  // a tracer sees every primitive, recorded or not (trace.cpp)
   if (!is_grad_enabled()) return false;
   for (const Tensor* t : inputs)
     if (t->requires_grad()) return true;
@@ -433,6 +435,7 @@ namespace {
 bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*> others, const char* op,
                         bool overlap_ok = false) {
   require_defined(self, op);
+  trace::report_in_place(op, self);
   for (const Tensor* o : others) require_defined(*o, op);
   const TensorImpl& s = impl_of(self);
   if (!overlap_ok) require_no_overlap(s, op);

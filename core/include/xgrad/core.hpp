@@ -12,3 +12,4 @@
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/core/trace.hpp>
