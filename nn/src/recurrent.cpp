@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <typeinfo>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/trace.hpp>
 #include <xgrad/nn/dropout.hpp>
 
 namespace xgrad::nn {
@@ -340,7 +342,68 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
   return join_steps(outputs, s.time_dim);
 }
 
+namespace {
+
+// What a tracer (an exporter) needs to see the whole layer as one op: the cell kind ("LSTM",
+// "GRU", "RNN" for the built-in cells exactly, else the cell's type name), the driver's
+// options and the cell's own, and the local names of each cell's parameters.
+trace::Attributes trace_attributes(const Recurrent& layer, const RecurrentOptions& o, const Lengths& lengths) {
+  const RecurrentCell& cell = *layer.cells()[0];
+  std::string kind = cell.type_name();
+  trace::Attributes a;
+  if (typeid(cell) == typeid(LSTMCell)) {
+    const auto& c = static_cast<const LSTMCell&>(cell).options();
+    kind = "LSTM";
+    a.push_back({"proj_size", c.proj_size()});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  } else if (typeid(cell) == typeid(GRUCell)) {
+    const auto& c = static_cast<const GRUCell&>(cell).options();
+    kind = "GRU";
+    a.push_back({"reset_after", std::int64_t{c.reset_after()}});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  } else if (typeid(cell) == typeid(RNNCell)) {
+    const auto& c = static_cast<const RNNCell&>(cell).options();
+    kind = "RNN";
+    a.push_back({"nonlinearity", std::string(c.nonlinearity() == RNNNonlinearity::relu ? "relu" : "tanh")});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  }
+  a.push_back({"cell", kind});
+  a.push_back({"num_layers", o.num_layers()});
+  a.push_back({"num_directions", layer.num_directions()});
+  a.push_back({"hidden_size", cell.output_size()});
+  a.push_back({"state_count", static_cast<std::int64_t>(cell.state_sizes().size())});
+  a.push_back({"batch_first", std::int64_t{o.batch_first()}});
+  a.push_back({"training", std::int64_t{layer.is_training()}});
+  a.push_back({"dropout", o.dropout()});
+  a.push_back({"input_dropout", o.input_dropout()});
+  a.push_back({"recurrent_dropout", o.recurrent_dropout()});
+  a.push_back({"padding", std::string(lengths.padding() == Side::pre ? "pre" : "post")});
+  std::vector<std::string> names;
+  for (const auto& [name, p] : cell.named_parameters()) names.push_back(name);
+  a.push_back({"parameters", std::move(names)});
+  return a;
+}
+
+}  // namespace
+
 RecurrentOutput Recurrent::forward(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths) {
+  if (!trace::active()) return run(input, initial_state, lengths);
+  // Inputs: the input, the lengths (undefined when not given), one tensor per state entry
+  // (undefined for zeros), then every cell's parameters in cell order.
+  std::vector<Tensor> inputs{input, !lengths.given() ? Tensor() : lengths.source().defined() ? lengths.source() : lengths.tensor()};
+  const std::size_t K = cells_[0]->state_sizes().size();
+  for (std::size_t k = 0; k < K; ++k) inputs.push_back(k < initial_state.size() ? initial_state[k] : Tensor());
+  for (const auto& cell : cells_)
+    for (const auto& [name, p] : cell->named_parameters()) inputs.push_back(p);
+  trace::Composite scope("recurrent", std::move(inputs), trace_attributes(*this, options_, lengths));
+  RecurrentOutput out = run(input, initial_state, lengths);
+  std::vector<Tensor> outputs{out.output};
+  for (std::size_t k = 0; k < out.state.size(); ++k) outputs.push_back(out.state[k]);
+  scope.finish(outputs);
+  return out;
+}
+
+RecurrentOutput Recurrent::run(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths) {
   const Steps s = prepare(input, lengths);
   std::vector<CellState> states = initial_states(initial_state, s);
   const std::int64_t D = num_directions(), L = options_.num_layers();

@@ -47,6 +47,9 @@ class Lengths {
   Lengths select(const std::vector<std::int64_t>& indices) const;
   /// The lengths as an i64 tensor (B); undefined when not given.
   Tensor tensor() const;
+  /// The tensor these lengths were read from (undefined when they came from a vector or a
+  /// list): an exporter ties the lengths to that model input. Example: `lengths.source()`.
+  const Tensor& source() const { return source_; }
   /// Throws unless there is one length per sequence of a batch of `batch` sequences, each in
   /// [min_length, steps]; `what` names the caller in the message.
   void check(const char* what, std::int64_t batch, std::int64_t steps, std::int64_t min_length = 0) const;
@@ -55,6 +58,7 @@ class Lengths {
   std::vector<std::int64_t> values_;
   bool given_ = false;
   Side padding_ = Side::post;
+  Tensor source_;
 };
 
 }  // namespace xgrad::nn
