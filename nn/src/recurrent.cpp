@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <optional>
 #include <typeinfo>
 #include <utility>
 
@@ -289,6 +290,20 @@ std::vector<CellState> Recurrent::initial_states(const RecurrentState& initial_s
   return states;
 }
 
+namespace {
+
+// One step as a trace composite: inputs (xp, state...), outputs the next state.
+CellState traced_step(const StepFn& step, const Tensor& xp, const CellState& state) {
+  std::vector<Tensor> inputs{xp};
+  inputs.insert(inputs.end(), state.begin(), state.end());
+  trace::Composite scope("recurrent_step", std::move(inputs), {});
+  CellState next = step(xp, state);
+  scope.finish(next);
+  return next;
+}
+
+}  // namespace
+
 // One layer in one direction: the cell over every time step of `input`, updating `state` in
 // place; returns the output sequence (T, B, H) or (B, T, H).
 Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
@@ -307,6 +322,11 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
   if (training && options_.recurrent_dropout() > 0.0)
     recurrent_mask = dropout_mask({s.B, sizes[0]}, options_.recurrent_dropout(), s.dtype);
 
+  // Under a tracer, the direction and each step are composites of their own, so that an
+  // exporter can take one step as the body of a loop (a user cell as ONNX Scan).
+  const bool traced = trace::active() != nullptr;
+  std::optional<trace::Composite> scope;
+  if (traced) scope.emplace("recurrent_direction", std::vector<Tensor>{x}, trace::Attributes{{"reverse", std::int64_t{reverse}}});
   // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
   // (unbind, not a split of the (T·B, G) rows: measured, the latter raised the step memory
   // of an RNN of size M from 41 to 54 MB, with no gain in time.)
@@ -325,7 +345,8 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
       continue;
     }
     // Each step's projection is let go as soon as the step has used it.
-    CellState next = step(std::exchange(xp[ti], Tensor()), state);
+    CellState next = traced ? traced_step(step, std::exchange(xp[ti], Tensor()), state)
+                            : step(std::exchange(xp[ti], Tensor()), state);
     if (next.size() != K || next[0].shape() != Shape{s.B, sizes[0]})
       throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
                               "the first ({}, {})",
@@ -339,7 +360,9 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
     }
     state = std::move(next);
   }
-  return join_steps(outputs, s.time_dim);
+  Tensor joined = join_steps(outputs, s.time_dim);
+  if (scope) scope->finish({joined});
+  return joined;
 }
 
 namespace {
@@ -372,6 +395,7 @@ trace::Attributes trace_attributes(const Recurrent& layer, const RecurrentOption
   a.push_back({"num_directions", layer.num_directions()});
   a.push_back({"hidden_size", cell.output_size()});
   a.push_back({"state_count", static_cast<std::int64_t>(cell.state_sizes().size())});
+  a.push_back({"state_sizes", cell.state_sizes()});
   a.push_back({"batch_first", std::int64_t{o.batch_first()}});
   a.push_back({"training", std::int64_t{layer.is_training()}});
   a.push_back({"dropout", o.dropout()});

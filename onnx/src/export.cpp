@@ -77,6 +77,16 @@ void describe_value(const detail::Graph& g, ::onnx::ValueInfoProto& info, const 
   for (const Dim& d : dims) g.describe(d, *shape->add_dim());
 }
 
+// The values a node reads, its subgraphs' reads of the enclosing scope included (a loop body
+// reads parameters by their outer names).
+void add_inputs(const ::onnx::NodeProto& n, std::set<std::string>& needed) {
+  for (const auto& in : n.input())
+    if (!in.empty()) needed.insert(in);
+  for (const auto& a : n.attribute())
+    if (a.has_g())
+      for (const auto& inner : a.g().node()) add_inputs(inner, needed);
+}
+
 // Drops the nodes and initializers no output depends on (core's ops run helper primitives on
 // detached tensors, which the trace sees as well).
 void prune(::onnx::GraphProto& graph) {
@@ -89,8 +99,7 @@ void prune(::onnx::GraphProto& graph) {
     for (const auto& o : n.output()) used = used || needed.contains(o);
     if (!used) continue;
     keep[static_cast<std::size_t>(i)] = true;
-    for (const auto& in : n.input())
-      if (!in.empty()) needed.insert(in);
+    add_inputs(n, needed);
   }
   ::onnx::GraphProto kept;
   for (int i = 0; i < graph.node_size(); ++i)

@@ -13,37 +13,38 @@ namespace xgrad::onnx::detail {
 
 // --- Recorder ------------------------------------------------------------------------------------
 
+std::vector<Event>& Recorder::current() { return open_.empty() ? events : open_.back()->children; }
+
 void Recorder::primitive(const std::string& name, std::span<const Tensor> inputs, std::span<const Tensor> outputs,
                          const trace::Attributes& attributes) {
-  if (depth_ > 0) {
-    inner_.insert(inner_.end(), outputs.begin(), outputs.end());
-    return;
-  }
-  events.push_back({.name = name, .inputs = {inputs.begin(), inputs.end()}, .outputs = {outputs.begin(), outputs.end()},
-                    .attributes = attributes});
+  current().push_back({.name = name, .inputs = {inputs.begin(), inputs.end()}, .outputs = {outputs.begin(), outputs.end()},
+                       .attributes = attributes, .children = {}});
 }
 
 void Recorder::in_place(const std::string& op, const Tensor& self) {
-  if (depth_ > 0) return;  // inside a composite, the composite's own business
-  events.push_back({.name = op, .in_place = true, .inputs = {self}, .outputs = {}, .attributes = {}});
+  current().push_back({.name = op, .in_place = true, .inputs = {self}, .outputs = {}, .attributes = {}, .children = {}});
 }
 
 void Recorder::begin_composite(const std::string& kind, std::span<const Tensor> inputs,
                                const trace::Attributes& attributes) {
-  if (depth_++ > 0) return;  // a composite inside a composite is part of the outer one
-  events.push_back({.name = kind, .composite = true, .inputs = {inputs.begin(), inputs.end()}, .outputs = {},
-                    .attributes = attributes});
+  // Nothing is appended to the enclosing list while this composite is open, so the pointer
+  // to it stays valid until it ends.
+  std::vector<Event>& list = current();
+  list.push_back({.name = kind, .composite = true, .inputs = {inputs.begin(), inputs.end()}, .outputs = {},
+                  .attributes = attributes, .children = {}});
+  open_.push_back(&list.back());
 }
 
 void Recorder::end_composite(const std::string& kind, std::span<const Tensor> outputs) {
-  if (--depth_ > 0) return;
+  if (open_.empty() || open_.back()->name != kind)
+    throw Error("onnx export: composite '" + kind + "' ended out of order");
+  Event* e = open_.back();
+  open_.pop_back();
   if (outputs.empty()) {  // the composite threw: the error propagates, the event is void
-    events.pop_back();
+    current().pop_back();
     return;
   }
-  Event& e = events.back();
-  if (!e.composite || e.name != kind) throw Error("onnx export: composite '" + kind + "' ended out of order");
-  e.outputs.assign(outputs.begin(), outputs.end());
+  e->outputs.assign(outputs.begin(), outputs.end());
 }
 
 // --- shapes ------------------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ Dims broadcast(const Dims& a, const Dims& b) {
 
 std::string Graph::fresh(const std::string& hint) {
   const std::string base = hint.empty() ? "v" : hint;
-  return fmt::format("{}_{}", base, counters_[base]++);
+  return fmt::format("{}_{}", base, (*counters_)[base]++);
 }
 
 ::onnx::NodeProto& Graph::node(const std::string& op, const std::vector<std::string>& inputs,
@@ -284,6 +285,7 @@ Value Lowering::value_of(const Tensor& t) {
     if (t.shares_storage(*it) && t.storage_offset() == it->storage_offset() && t.shape() == it->shape() &&
         t.strides() == it->strides() && t.dtype() == it->dtype())
       return value_of(*it);
+  if (parent && parent->known(t)) return parent->value_of(t);
   Value v{graph.constant(t.contiguous(), "const"), static_dims(t.shape()), t.dtype()};
   values_[key] = v;
   return v;

@@ -27,6 +27,7 @@ struct Event {
   bool in_place = false;  // an in-place write into inputs[0] by `name`
   std::vector<Tensor> inputs, outputs;
   trace::Attributes attributes;
+  std::vector<Event> children;  // a composite's own events, in order
 };
 
 // Records the top-level events of one forward; holds every tensor it saw, so that no
@@ -42,8 +43,8 @@ class Recorder : public trace::Tracer {
   std::vector<Event> events;
 
  private:
-  int depth_ = 0;
-  std::vector<Tensor> inner_;  // tensors seen inside composites, kept alive too
+  std::vector<Event>& current();
+  std::vector<Event*> open_;  // the composites not yet ended, outermost first
 };
 
 // A dynamic input axis: its name, example size and where it is read at run time.
@@ -81,6 +82,10 @@ int onnx_type(DType dtype);
 class Graph {
  public:
   Graph(::onnx::GraphProto& proto, std::vector<Symbol> symbols) : proto_(proto), symbols_(std::move(symbols)) {}
+  // A subgraph (a loop body): its names are drawn from `outer`'s, since ONNX forbids a name
+  // that an enclosing graph defines.
+  Graph(::onnx::GraphProto& proto, Graph& outer)
+      : proto_(proto), symbols_(outer.symbols_), counters_(outer.counters_) {}
 
   // A new unique value name starting with `hint`.
   std::string fresh(const std::string& hint);
@@ -113,7 +118,7 @@ class Graph {
   ::onnx::GraphProto& proto_;
   std::vector<Symbol> symbols_;
   std::map<int, std::string> symbol_values_;
-  std::map<std::string, int> counters_;
+  std::shared_ptr<std::map<std::string, int>> counters_ = std::make_shared<std::map<std::string, int>>();
 };
 
 // Node attributes.
@@ -127,8 +132,11 @@ void set_attr(::onnx::NodeProto& n, const std::string& name, const std::vector<f
 // The state of one export: the graph, and the value each traced tensor stands for.
 class Lowering {
  public:
-  explicit Lowering(Graph& graph) : graph(graph) {}
+  explicit Lowering(Graph& graph, Lowering* parent = nullptr) : graph(graph), parent(parent) {}
   Graph& graph;
+  // The enclosing graph's lowering, for a loop body: values it knows are read by name (ONNX
+  // subgraphs see their outer scope).
+  Lowering* parent;
 
   // A parameter or buffer: becomes an initializer named `name` when first used.
   void add_parameter(const std::string& name, const Tensor& t);
@@ -159,6 +167,8 @@ class Lowering {
 // (recurrent.cpp); both return the values of the event's outputs, in order.
 std::vector<Value> lower_primitive(Lowering& L, const Event& e);
 std::vector<Value> lower_recurrent(Lowering& L, const Event& e);
+// A recurrent layer of a user-written cell as ONNX Scan loops whose body is one traced step.
+std::vector<Value> lower_scan(Lowering& L, const Event& e);
 
 // True when the primitive has an ONNX mapping (false for the ones refused with a reason and
 // for names not in the table).

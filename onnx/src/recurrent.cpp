@@ -76,6 +76,7 @@ std::string unsqueeze(Graph& g, const std::string& x, std::int64_t axis) {
 std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
   Graph& g = L.graph;
   const std::string cell = trace::get<std::string>(e.attributes, "cell", e.name);
+  if (cell != "LSTM" && cell != "GRU" && cell != "RNN") return lower_scan(L, e);
   const Spec spec = spec_of(cell);
   refuse_what_onnx_cannot_express(e, cell);
   const std::int64_t layers = int_attr(e, "num_layers"), D = int_attr(e, "num_directions"),

@@ -36,14 +36,14 @@ void check_recurrent(nn::Recurrent& layer, Feed feed) {
   const auto& o = layer.recurrent_options();
   const bool bf = o.batch_first();
   const auto K = static_cast<std::int64_t>(layer.cells()[0]->state_sizes().size());
-  const std::int64_t LD = o.num_layers() * layer.num_directions(), H = layer.cells()[0]->output_size();
+  const std::int64_t LD = o.num_layers() * layer.num_directions();
   const std::vector<std::string> state_in{"h0", "c0"}, state_out{"h_n", "c_n"};
 
   auto make_inputs = [&](std::int64_t B, std::int64_t T) {
     std::vector<std::pair<std::string, Tensor>> in{{"x", bf ? randn({B, T, o.input_size()}) : randn({T, B, o.input_size()})}};
     if (feed.lengths) in.push_back({"lengths", make_lengths(B, T)});
     if (feed.state)
-      for (std::int64_t k = 0; k < K; ++k) in.push_back({state_in[static_cast<std::size_t>(k)], randn({LD, B, H})});
+      for (std::int64_t k = 0; k < K; ++k) in.push_back({state_in[static_cast<std::size_t>(k)], randn({LD, B, layer.cells()[0]->state_sizes()[static_cast<std::size_t>(k)]})});
     return in;
   };
   auto forward = [&](const std::vector<Tensor>& in) {
@@ -274,4 +274,53 @@ TEST_CASE("ort_primitives") {
       CHECK(got[outputs[o]] == approx(expected[o], 1e-5, 1e-5));
     }
   }
+}
+
+namespace {
+
+// User cells, written as docs/custom_layer.md shows: an Elman cell, and a cell with two
+// state entries of different widths that splits its projection and calls a child module.
+struct Elman : nn::RecurrentCell {
+  Tensor w_ih, w_hh, b;
+  Elman(std::int64_t in, std::int64_t hidden) : RecurrentCell(in, {hidden}) {
+    w_ih = register_parameter("weight_ih", randn({hidden, in}) * 0.4);
+    w_hh = register_parameter("weight_hh", randn({hidden, hidden}) * 0.4);
+    b = register_parameter("bias", randn({hidden}) * 0.1);
+  }
+  Tensor project_input(const Tensor& x) override { return matmul(x, w_ih.t()) + b; }
+  nn::CellState step(const Tensor& xp, const nn::CellState& s) override { return {tanh(xp + matmul(s[0], w_hh.t()))}; }
+  std::string type_name() const override { return "Elman"; }
+};
+
+struct Accumulator : nn::RecurrentCell {
+  Tensor w_ih, w_hh;
+  nn::Linear mix;
+  Accumulator(std::int64_t in, std::int64_t hidden) : RecurrentCell(in, {hidden, 3}), mix(hidden, 3) {
+    w_ih = register_parameter("weight_ih", randn({2 * hidden, in}) * 0.4);
+    w_hh = register_parameter("weight_hh", randn({2 * hidden, hidden}) * 0.4);
+    register_module("mix", mix);
+  }
+  Tensor project_input(const Tensor& x) override { return matmul(x, w_ih.t()); }
+  nn::CellState step(const Tensor& xp, const nn::CellState& s) override {
+    std::vector<Tensor> g = chunk(xp + matmul(s[0], w_hh.t()), 2, 1);   // 2 × (B, H)
+    Tensor h = sigmoid(g[0]) * tanh(g[1]);
+    return {h, s[1] * 0.5 + mix(h)};                                     // (B, H), (B, 3)
+  }
+  std::string type_name() const override { return "Accumulator"; }
+};
+
+}  // namespace
+
+TEST_CASE("ort_user_cell_scan") {
+  manual_seed(14);
+  nn::Recurrent rnn(nn::RecurrentOptions(4, 6).num_layers(2).bidirectional(true),
+                    [](std::int64_t in, std::int64_t h) { return std::make_shared<Elman>(in, h); });
+  check_recurrent(rnn, {.lengths = false, .state = true});
+}
+
+TEST_CASE("ort_user_cell_scan_two_states_batch_first") {
+  manual_seed(15);
+  nn::Recurrent rnn(nn::RecurrentOptions(4, 5).batch_first(true).num_layers(2),
+                    [](std::int64_t in, std::int64_t h) { return std::make_shared<Accumulator>(in, h); });
+  check_recurrent(rnn, {});
 }
