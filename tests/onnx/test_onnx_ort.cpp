@@ -324,3 +324,49 @@ TEST_CASE("ort_user_cell_scan_two_states_batch_first") {
                     [](std::int64_t in, std::int64_t h) { return std::make_shared<Accumulator>(in, h); });
   check_recurrent(rnn, {});
 }
+
+TEST_CASE("ort_keras_tutorial_models") {
+  XGRAD_REQUIRE_ORT(ort);
+  // The Keras tutorial's six models (examples/keras_tutorial.cpp), with Keras's initialisation:
+  // Embedding(500, 16) or one-hot(500) → SimpleRNN / LSTM / LSTM → LSTM / GRU (8) → last step
+  // → Dense(1), as Sequentials.
+  const std::int64_t V = 500, E = 16, U = 8;
+  struct OneHot : nn::UnaryModule {
+    Tensor forward(const Tensor& ids) override { return nn::one_hot(ids, 500); }
+  };
+  auto embedding = [&] { return std::make_shared<nn::Embedding>(V, E); };
+  auto seq = [](nn::Recurrent layer) { return std::make_shared<nn::SequenceOutput>(std::make_shared<nn::Recurrent>(std::move(layer))); };
+  auto last = [] { return std::make_shared<nn::LastStep>(true); };
+  auto dense = [&] { return std::make_shared<nn::Linear>(U, 1); };
+  std::vector<nn::Sequential> models;
+  models.push_back(nn::Sequential{embedding(), seq(nn::RNN(nn::RNNOptions(E, U).batch_first(true))), last(), dense()});
+  models.push_back(nn::Sequential{std::make_shared<OneHot>(), seq(nn::RNN(nn::RNNOptions(V, U).batch_first(true))), last(), dense()});
+  models.push_back(nn::Sequential{embedding(), seq(nn::LSTM(nn::LSTMOptions(E, U).batch_first(true))), last(), dense()});
+  models.push_back(nn::Sequential{embedding(), seq(nn::LSTM(nn::LSTMOptions(E, U).batch_first(true).input_dropout(0.3))), last(), dense()});
+  models.push_back(nn::Sequential{embedding(), seq(nn::LSTM(nn::LSTMOptions(E, U).batch_first(true).input_dropout(0.3))),
+                                  seq(nn::LSTM(nn::LSTMOptions(U, U).batch_first(true).input_dropout(0.3))), last(), dense()});
+  models.push_back(nn::Sequential{embedding(), seq(nn::GRU(nn::GRUOptions(E, U).batch_first(true))), last(), dense()});
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    CAPTURE(m + 1);
+    manual_seed(20 + m);
+    nn::Sequential& model = models[m];
+    nn::keras::initialize(model);
+    model.eval();
+    auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{model(in[0])}; };
+    xgrad_test::TempDir dir;
+    const std::string path = dir.file("keras.onnx");
+    onnx::export_model(model, forward, {randint(0, V, {3, 5})}, path,
+                       onnx::ExportOptions().input_names({"ids"}).output_names({"logit"}).dynamic_axes(
+                           {{0, 0, "batch"}, {0, 1, "words"}}));
+    for (auto [B, T] : {std::pair<std::int64_t, std::int64_t>{3, 5}, {4, 100}}) {
+      CAPTURE(T);
+      const Tensor ids = randint(0, V, {B, T});
+      Tensor expected;
+      {
+        NoGradGuard no_grad;
+        expected = model(ids);
+      }
+      CHECK(xgrad_test::run_ort(ort, path, {{"ids", ids}}, {"logit"})["logit"] == approx(expected, 1e-5, 1e-5));
+    }
+  }
+}
