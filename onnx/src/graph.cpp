@@ -303,10 +303,9 @@ void Lowering::lower(const Event& e) {
                                 e.name, shape_str(self.shape())));
     return;
   }
-  std::vector<Value> outs = e.composite ? (e.name == "recurrent" ? lower_recurrent(*this, e)
-                                                                 : throw Error("onnx export: composite '" + e.name +
-                                                                               "' has no ONNX mapping"))
-                                        : lower_primitive(*this, e);
+  if (e.composite && e.name != "recurrent")
+    throw Error("onnx export: the composite '" + e.name + "' has no ONNX mapping");
+  std::vector<Value> outs = e.composite ? lower_recurrent(*this, e) : lower_primitive(*this, e);
   if (outs.size() != e.outputs.size())
     throw Error(fmt::format("onnx export: internal error, '{}' lowered to {} values for {} outputs", e.name,
                             outs.size(), e.outputs.size()));

@@ -17,7 +17,6 @@ namespace xgrad::onnx::detail {
 
 namespace {
 
-using Attrs = trace::Attributes;
 using NodeFn = std::function<void(::onnx::NodeProto&)>;
 
 std::int64_t int_attr(const Event& e, const char* name) { return trace::get<std::int64_t>(e.attributes, name, e.name); }
@@ -42,7 +41,10 @@ Dims without(Dims d, std::int64_t axis) {
 
 // The dims left by reducing `axes` (every axis when empty), kept as 1 with keepdim.
 Dims reduced(const Dims& in, std::vector<std::int64_t> axes, bool keepdim) {
-  if (axes.empty()) axes.resize(in.size()), std::iota(axes.begin(), axes.end(), 0);
+  if (axes.empty()) {
+    axes.resize(in.size());
+    std::iota(axes.begin(), axes.end(), 0);
+  }
   Dims out;
   for (std::size_t i = 0; i < in.size(); ++i) {
     const bool r = std::find(axes.begin(), axes.end(), static_cast<std::int64_t>(i)) != axes.end();
@@ -189,7 +191,10 @@ Value reduce_node(Lowering& L, const Event& e, const std::string& op, std::vecto
   const Value x = input(L, e, 0);
   if (x.dims.empty()) return {L.graph.op("Identity", {x.name}), x.dims, x.dtype};
   Dims dims = reduced(x.dims, axes, keepdim);
-  if (axes.empty()) axes.resize(x.dims.size()), std::iota(axes.begin(), axes.end(), 0);
+  if (axes.empty()) {
+    axes.resize(x.dims.size());
+    std::iota(axes.begin(), axes.end(), 0);
+  }
   std::string out;
   if (axes_as_input)
     out = L.graph.op(op, {x.name, L.graph.ints(axes)}, [&](::onnx::NodeProto& n) { set_attr(n, "keepdims", std::int64_t{keepdim}); });

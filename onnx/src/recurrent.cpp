@@ -28,10 +28,7 @@ struct Spec {
 Spec spec_of(const std::string& cell) {
   if (cell == "LSTM") return {cell, 4, {0, 3, 1, 2}};
   if (cell == "GRU") return {cell, 3, {1, 0, 2}};
-  if (cell == "RNN") return {cell, 1, {0}};
-  throw Error(fmt::format("onnx export: a recurrent layer with the cell '{}' cannot be exported: only the built-in "
-                          "RNN, LSTM and GRU cells map to ONNX ops (user cells through Scan are not supported yet)",
-                          cell));
+  return {cell, 1, {0}};  // RNN (lower_recurrent sends every other cell to lower_scan)
 }
 
 void refuse_what_onnx_cannot_express(const Event& e, const std::string& cell) {
