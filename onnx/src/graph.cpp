@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 
 #include <fmt/format.h>
 
@@ -286,6 +287,20 @@ Value Lowering::value_of(const Tensor& t) {
         t.strides() == it->strides() && t.dtype() == it->dtype())
       return value_of(*it);
   if (parent && parent->known(t)) return parent->value_of(t);
+  // A tensor the forward made itself becomes a constant; one shaped like a dynamic axis was
+  // probably made from the example's sizes (zeros({B, H})), and would not follow them.
+  auto dynamic_looking = [&]() -> const Symbol* {
+    for (const Symbol& sym : graph.symbols())
+      for (std::int64_t e : t.shape())
+        if (e == sym.example) return &sym;
+    return nullptr;
+  };
+  if (const Symbol* sym = dynamic_looking())
+    std::cerr << fmt::format("xgrad warning: onnx export: a tensor of shape {} made inside the forward is exported "
+                             "as a constant, and its size {} is the example size of the dynamic axis '{}': if it "
+                             "depends on that axis, the model will be wrong at other sizes; compute it from the "
+                             "inputs or pass it as an input\n",
+                             shape_str(t.shape()), sym->example, sym->name);
   Value v{graph.constant(t.contiguous(), "const"), static_dims(t.shape()), t.dtype()};
   values_[key] = v;
   return v;

@@ -2,6 +2,7 @@
 // refuses, by name. The numbers are checked against ONNX Runtime in test_onnx_ort.cpp.
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -286,4 +287,17 @@ TEST_CASE("an in-place write into a traced tensor is refused; into a fresh one i
     bias.fill_(0.5);
     return std::vector<Tensor>{linear(in[0]) + bias};
   }, {randn({2, 4})}));
+}
+
+TEST_CASE("a constant shaped like a dynamic axis is exported with a warning") {
+  nn::Linear linear(4, 3);
+  linear.eval();
+  std::ostringstream captured;
+  std::streambuf* saved = std::cerr.rdbuf(captured.rdbuf());
+  xgrad::onnx::export_model_bytes(linear, [&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{linear(in[0]) + ones({5, 3})};  // (5, 3) made from the example's batch size
+  }, {randn({5, 4})}, xgrad::onnx::ExportOptions().dynamic_axes({{0, 0, "batch"}}));
+  std::cerr.rdbuf(saved);
+  CHECK(captured.str().find("shape (5, 3) made inside the forward is exported as a constant") != std::string::npos);
+  CHECK(captured.str().find("dynamic axis 'batch'") != std::string::npos);
 }

@@ -6,7 +6,8 @@
 ///
 /// What the trace cannot see is fixed at export: Python-style control flow in `forward`
 /// (an `if` on a value), lengths given as a vector rather than a tensor input, and tensors
-/// created inside forward (`zeros`, `from_vector`) become constants of the exported model.
+/// created inside forward (`zeros`, `from_vector`) become constants of the exported model (with
+/// a warning on stderr when one has a dimension of a dynamic axis's example size).
 #include <cstdint>
 #include <functional>
 #include <string>
