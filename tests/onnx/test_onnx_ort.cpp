@@ -370,3 +370,33 @@ TEST_CASE("ort_keras_tutorial_models") {
     }
   }
 }
+
+TEST_CASE("ort_unbatched_lstm") {
+  XGRAD_REQUIRE_ORT(ort);
+  manual_seed(16);
+  nn::LSTM lstm(nn::LSTMOptions(4, 6).bidirectional(true).num_layers(2));
+  lstm.eval();
+  // (T, I) → (T, 2·H) and states (L·D, H), T dynamic.
+  auto forward = [&](const std::vector<Tensor>& in) {
+    auto [y, state] = lstm(in[0]);
+    return std::vector<Tensor>{y, state.h(), state.c()};
+  };
+  xgrad_test::TempDir dir;
+  const std::string path = dir.file("unbatched.onnx");
+  onnx::export_model(lstm, forward, {randn({5, 4})}, path,
+                     onnx::ExportOptions().input_names({"x"}).output_names({"y", "h_n", "c_n"}).dynamic_axes(
+                         {{0, 0, "sequence"}}));
+  for (std::int64_t T : {5, 9}) {
+    CAPTURE(T);
+    const Tensor x = randn({T, 4});
+    std::vector<Tensor> expected;
+    {
+      NoGradGuard no_grad;
+      expected = forward({x});
+    }
+    auto got = xgrad_test::run_ort(ort, path, {{"x", x}}, {"y", "h_n", "c_n"});
+    CHECK(got["y"] == approx(expected[0], 1e-5, 1e-5));
+    CHECK(got["h_n"] == approx(expected[1], 1e-5, 1e-5));
+    CHECK(got["c_n"] == approx(expected[2], 1e-5, 1e-5));
+  }
+}
