@@ -41,6 +41,10 @@
 
 using namespace xgrad;
 
+#ifdef XGRAD_HAVE_ONNX
+#include <xgrad/onnx.hpp>
+#endif
+
 #ifndef XGRAD_EXAMPLES_DATA_DIR
 #define XGRAD_EXAMPLES_DATA_DIR "examples/data"
 #endif
@@ -186,6 +190,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed (split, initialisation, shuffling, dropout)")->capture_default_str();
   app.add_option("--out", out_dir, "directory for metrics.csv (and PNG plots with gnuplot)")->capture_default_str();
   app.add_option("--json", json_path, "write the final metrics to this file as JSON");
+  std::string export_path;
+#ifdef XGRAD_HAVE_ONNX
+  app.add_option("--export", export_path, "write the trained classifier as ONNX (inputs: word ids and lengths; "
+                 "docs/deployment.md)");
+#endif
   CLI11_PARSE(app, argc, argv);
   manual_seed(seed);
 
@@ -250,6 +259,22 @@ int main(int argc, char** argv) {
     fmt::print("wrote {0}/metrics.csv, {0}/loss.png and {0}/accuracy.png\n", out_dir);
   else
     fmt::print("wrote {}/metrics.csv; {}\n", out_dir, train::gnuplot_notice());
+
+#ifdef XGRAD_HAVE_ONNX
+  if (!export_path.empty()) {
+    // Padded word ids (B, T) and each sentence's length (B): batch and sentence length stay
+    // dynamic (example sizes 3 and 5, so the exporter tells them apart).
+    model.eval();
+    onnx::export_model(model,
+                       [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{model.forward(in[0], in[1])}; },
+                       {randint(1, static_cast<std::int64_t>(vocab.size()), {3, 5}),
+                        from_vector(std::vector<std::int64_t>{5, 3, 1}, {3})},
+                       export_path,
+                       onnx::ExportOptions().input_names({"ids", "lengths"}).output_names({"logits"})
+                           .dynamic_axes({{0, 0, "batch"}, {0, 1, "words"}, {1, 0, "batch"}}));
+    fmt::print("wrote {} (ONNX: ids (batch, words) and lengths (batch), int64 → logits (batch, 2))\n", export_path);
+  }
+#endif
 
   examples::RunSummary config, summary;
   config.set("model", model_kind).set("cell", cell).set("bidirectional", bidirectional).set("embed", embed_dim).set("hidden", hidden)

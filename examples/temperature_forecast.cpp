@@ -61,6 +61,10 @@
 using namespace xgrad;
 namespace fs = std::filesystem;
 
+#ifdef XGRAD_HAVE_ONNX
+#include <xgrad/onnx.hpp>
+#endif
+
 #ifndef XGRAD_EXAMPLES_DATA_DIR
 #define XGRAD_EXAMPLES_DATA_DIR "examples/data"
 #endif
@@ -229,6 +233,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "random seed (initialisation and shuffling)")->capture_default_str();
   app.add_option("--out", out_dir, "directory for metrics.csv, forecast.csv, best.safetensors and PNG plots")->capture_default_str();
   app.add_option("--json", json_path, "write the final metrics to this file as JSON");
+  std::string export_path;
+#ifdef XGRAD_HAVE_ONNX
+  app.add_option("--export", export_path, "write the trained model as ONNX (any batch size and window length), "
+                 "for ONNX Runtime (docs/deployment.md)");
+#endif
   bool distributed = false;
 #ifdef XGRAD_HAVE_DISTRIBUTED
   app.add_flag("--distributed", distributed, "train data-parallel on the ranks of an MPI job (mpirun -np N ...)");
@@ -369,6 +378,21 @@ int main(int argc, char** argv) {
                plotted ? " and their plots" : "");
     if (!plotted) fmt::print("{}\n", train::gnuplot_notice());
   }
+
+#ifdef XGRAD_HAVE_ONNX
+  if (!export_path.empty() && main_process) {
+    // Example windows (B, window, 1) whose batch size differs from the window length, so the
+    // exporter tells the two dynamic axes apart.
+    model.eval();
+    const std::int64_t B = window == 3 ? 4 : 3;
+    onnx::export_model(model, [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{model(in[0])}; },
+                       {randn({B, window, 1})}, export_path,
+                       onnx::ExportOptions().input_names({"window"}).output_names({"forecast"})
+                           .dynamic_axes({{0, 0, "batch"}, {0, 1, "steps"}}));
+    fmt::print("wrote {} (ONNX: input window (batch, steps, 1), output forecast (batch, {}), normalised changes)\n",
+               export_path, horizons.size());
+  }
+#endif
 
   examples::RunSummary summary;
   summary.set("mote", mote).set("cell", cell).set("hidden", hidden).set("layers", layers).set("window", window)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that an installed xgrad works from an outside project, as static and as shared
 # libraries: each is installed into a temporary prefix, then tests/consumer is configured,
-# built and run against it with find_package(xgrad) (and the dist consumer under mpirun), and
+# built and run against it with find_package(xgrad) (and the dist consumer under mpirun, and the
+# onnx consumer when xgrad has onnx), and
 # a one-file program is built with `pkg-config --cflags --libs xgrad` and run. Also checks that
 # a consumer not asking for dist configures without MPI (-DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON),
 # that asking for dist without MPI, or for an unknown component, fails with a message saying
@@ -43,6 +44,7 @@ fi
 build_libraries() {
   local targets=(xgrad_core xgrad_nn xgrad_optim xgrad_train)
   [[ -d "$1/distributed/CMakeFiles/xgrad_distributed.dir" ]] && targets+=(xgrad_distributed)
+  [[ -d "$1/onnx/CMakeFiles/xgrad_onnx.dir" ]] && targets+=(xgrad_onnx)
   cmake --build "$1" -j"$jobs" --target "${targets[@]}"
 }
 
@@ -64,6 +66,11 @@ run_consumer() {
   if ((has_dist)); then
     [[ -x "$dir/dist_app" ]] || fail "$label: the installed xgrad has dist but the consumer did not find it"
     mpirun -np 2 "$dir/dist_app"
+  fi
+  # The onnx component, when the installed xgrad has it.
+  if [[ -n "$(find "$prefix" -name xgrad-onnx-targets.cmake)" ]]; then
+    [[ -x "$dir/onnx_app" ]] || fail "$label: the installed xgrad has onnx but the consumer did not find it"
+    "$dir/onnx_app"
   fi
 }
 

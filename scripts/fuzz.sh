@@ -24,13 +24,21 @@ while (($#)); do
   esac
   shift
 done
-((${#targets[@]})) || targets=(safetensors npy checkpoint optimizer_state scheduler_state csv json_records vocabulary padding strided)
+default_targets=0
+if ((${#targets[@]} == 0)); then
+  default_targets=1
+  targets=(safetensors npy checkpoint optimizer_state scheduler_state csv json_records vocabulary padding strided)
+fi
 
 "$root/scripts/install-deps.sh" --with-fuzz
 
 build="$root/build/fuzz"
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXGRAD_FUZZ=ON \
   -DXGRAD_BUILD_TESTS=OFF -DXGRAD_BUILD_EXAMPLES=OFF -DXGRAD_BUILD_BENCH=OFF >/dev/null
+# The ONNX importer's target exists when the onnx module is built (ONNX and protobuf found).
+if ((default_targets)) && [[ -d "$build/onnx" ]]; then
+  targets+=(onnx_import)
+fi
 cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -12,10 +12,13 @@ set -euo pipefail
 # pkg-config and dpkg-dev: scripts/check-install.sh builds with xgrad.pc and makes the .deb.
 # python3 runs scripts/doc_snippets.py, which turns the docs' C++ blocks into tests.
 # doxygen builds the API reference (the `doxygen` target; CI fails on an undocumented symbol).
-# libonnx-dev and libprotobuf-dev build the optional onnx module (export and import).
+# libonnx-dev and libprotobuf-dev build the optional onnx module (export and import); nodejs
+# runs ONNX Runtime (scripts/install-ort.sh, with npm) for its tests.
 packages=(cmake g++ make python3 libxtensor-dev xtl-dev libxsimd-dev libopenblas-dev libfmt-dev
           doctest-dev nlohmann-json3-dev libcli11-dev gnuplot-nox libopenmpi-dev openmpi-bin
-          pkg-config dpkg-dev doxygen libonnx-dev libprotobuf-dev)
+          pkg-config dpkg-dev doxygen libonnx-dev libprotobuf-dev nodejs)
+# npm installs ONNX Runtime; a node from elsewhere (e.g. nodesource) may bring its own npm.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 usage() {
   sed -n '2,7s/^# \{0,1\}//p' "$0"

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -111,7 +112,10 @@ Tensor floating(const Tensor& a, const Tensor& b, const char* op, F f) {
 template <class F>
 Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
   require_same_dtype(a, b, op);
-  return dispatch_numeric(a.dtype(), op, [&]<class T>() { return binary_kernel<T, bool>(a, b, DType::b8, op, f); });
+  Tensor out = dispatch_numeric(a.dtype(), op, [&]<class T>() { return binary_kernel<T, bool>(a, b, DType::b8, op, f); });
+  // Not differentiable, so never recorded; a tracer still sees it (a mask made from an input).
+  trace::report(op, {a, b}, &out, 1);
+  return out;
 }
 
 // A 0-d tensor of t's dtype. A fractional number with an integer tensor would be truncated
@@ -184,6 +188,7 @@ Tensor pow(const Tensor& a, double exponent) {
   if (!any_requires_grad({&a})) return out;
   // d(a^p)/da = p·a^(p-1)
   const Tensor sa = a.detach();
+  if (trace::tracing()) trace::annotate("pow", {{"exponent", exponent}});
   return record_op("pow", {a}, out, [sa, exponent](const Tensor& g) {
     return Grads{g * (exponent * pow(sa, exponent - 1.0))};
   }, {sa});

@@ -4,6 +4,7 @@
 #include <xgrad/core/ops.hpp>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -85,6 +86,7 @@ Tensor index_select(const Tensor& a_in, std::int64_t dim, const Tensor& index_in
   });
   if (!any_requires_grad({&a_in})) return out;
   const Tensor saved_index = index.detach();
+  if (trace::tracing()) trace::annotate("index_select", {{"dim", dim}});
   return record_op("index_select", {a_in, index_in}, out, [in_shape = a.shape(), dim, index = saved_index](const Tensor& g_in) {
     const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
@@ -121,6 +123,7 @@ Tensor gather(const Tensor& a_in, std::int64_t dim, const Tensor& index_in) {
   });
   if (!any_requires_grad({&a_in})) return out;
   const Tensor saved_index = index.detach();
+  if (trace::tracing()) trace::annotate("gather", {{"dim", dim}});
   return record_op("gather", {a_in, index_in}, out, [in_shape = a.shape(), a_strides, dim, dim_stride, index = saved_index](const Tensor& g_in) {
     const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
@@ -160,9 +163,10 @@ Tensor where(const Tensor& cond_in, const Tensor& a, const Tensor& b) {
   Tensor cond = cond_in.dtype() == DType::b8 ? cond_in : ne(cond_in, zeros({}, cond_in.dtype()));
   Tensor out = where_kernel(cond, a, b);
   if (!any_requires_grad({&a, &b})) return out;
-  return record_op("where", {a, b}, out, [cond](const Tensor& g) {
+  // cond is an input too (never differentiated), so that a tracer sees where it came from.
+  return record_op("where", {cond, a, b}, out, [cond](const Tensor& g) {
     Tensor zero = zeros({}, g.dtype());
-    return Grads{where_kernel(cond, g, zero), where_kernel(cond, zero, g)};
+    return Grads{Tensor(), where_kernel(cond, g, zero), where_kernel(cond, zero, g)};
   }, {cond});
 }
 

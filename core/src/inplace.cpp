@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -22,6 +23,7 @@ namespace {
 bool inplace_needs_grad(const Tensor& self, std::initializer_list<const Tensor*> others, const char* op,
                         bool overlap_ok = false) {
   require_defined(self, op);
+  trace::report_in_place(op, self);
   for (const Tensor* o : others) require_defined(*o, op);
   const TensorImpl& s = impl_of(self);
   if (!overlap_ok) require_no_overlap(s, op);

@@ -11,6 +11,7 @@
 #include "checks.hpp"
 #include "record.hpp"
 #include "views.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -123,24 +124,32 @@ std::vector<Tensor> everything(TensorList inputs, const Tensor* outputs, std::si
 
 std::vector<Tensor> record_many(std::string name, TensorList inputs, std::vector<Tensor> outputs,
                                 BackwardFn backward, TensorList saved) {
-  if (!should_record(name, inputs, outputs.data(), outputs.size())) return outputs;
+  if (!should_record(name, inputs, outputs.data(), outputs.size())) {
+    trace::report(name, inputs, outputs.data(), outputs.size());
+    return outputs;
+  }
   if (!backward) throw Error(name + ": record_op needs a backward function");
   auto node = make_node(std::move(name), inputs);
   save_versions(*node, saved, inputs, outputs.data(), outputs.size());
   for (std::size_t i = 0; i < outputs.size(); ++i) attach_output(node, inputs, outputs[i], i);
   node->backward_many = std::move(backward);
+  trace::report(node->name, inputs, outputs.data(), outputs.size());
   return outputs;
 }
 
 template <class Fn>
 Tensor record_one(std::string name, TensorList inputs, Tensor output, Fn backward, TensorList saved,
                   Fn Node::*slot) {
-  if (!should_record(name, inputs, &output, 1)) return output;
+  if (!should_record(name, inputs, &output, 1)) {
+    trace::report(name, inputs, &output, 1);
+    return output;
+  }
   if (!backward) throw Error(name + ": record_op needs a backward function");
   auto node = make_node(std::move(name), inputs);
   save_versions(*node, saved, inputs, &output, 1);
   attach_output(node, inputs, output, 0);
   (*node).*slot = std::move(backward);
+  trace::report(node->name, inputs, &output, 1);
   return output;
 }
 
@@ -184,6 +193,7 @@ Tensor record_unary(std::string name, TensorList inputs, Tensor output, UnaryBac
 }
 
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (trace::tracing()) return true;  // a tracer sees every primitive, recorded or not (trace.cpp)
   if (!is_grad_enabled()) return false;
   for (const Tensor* t : inputs)
     if (t->requires_grad()) return true;

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -160,6 +161,7 @@ std::pair<Tensor, Tensor> extreme(const Tensor& a, std::int64_t dim, bool keepdi
   if (!any_requires_grad({&a})) return {values, indices};
   // The gradient goes to the chosen element of each slice.
   const Tensor saved_indices = indices.detach();
+  if (trace::tracing()) trace::annotate(op, {{"dim", dim}, {"keepdim", std::int64_t{keepdim && a.dim() != 0}}});
   values = record_op(op, {a}, values, [in_shape = x.shape(), a_shape = a.shape(), keep_shape, dim, idx = saved_indices](const Tensor& g_in) {
     const Tensor g = dense(g_in);
     Tensor ga = zeros(in_shape, g.dtype());
@@ -187,6 +189,7 @@ Tensor sum(const Tensor& a, const std::vector<std::int64_t>& dims_in, bool keepd
   const Shape keep_shape = out.shape();
   if (!keepdim) out = with_shape(out, dropped_shape(keep_shape, dims));
   if (!any_requires_grad({&a})) return out;
+  if (trace::tracing()) trace::annotate("sum", {{"dims", dims}, {"keepdim", std::int64_t{keepdim}}});
   return record_op("sum", {a}, out, [keep_shape, in_shape = a.shape()](const Tensor& g) {
     return Grads{expand(reshape(g, keep_shape), in_shape)};
   }, {});
@@ -246,6 +249,7 @@ Tensor logsumexp(const Tensor& a, const std::vector<std::int64_t>& dims_in, bool
   if (!any_requires_grad({&a})) return out;
   // d/dx = e^(x - out): the softmax over dims.
   const Tensor y = with_shape(out, keep_shape);
+  if (trace::tracing()) trace::annotate("logsumexp", {{"dims", dims}, {"keepdim", std::int64_t{keepdim}}});
   return record_op("logsumexp", {a}, out, [x, keep_shape, y](const Tensor& g) {
     return Grads{reshape(g, keep_shape) * exp(x - y)};
   }, {x, y});
@@ -280,7 +284,7 @@ Tensor sum_squared_difference(const Tensor& a, const Tensor& b) {
     const auto total = keep ? squares(std::true_type{}) : squares(std::false_type{});
     return full({}, static_cast<double>(total), a.dtype());
   });
-  if (!keep) return out;
+  if (!keep && !any_requires_grad({&a, &b})) return out;  // a tracer sees it either way
   return record_op(op, {a, b}, out, [diff, na, nb](const Tensor& g) {
     const double scale = 2.0 * g.item();
     Tensor ga = map1(diff, "sum_squared_difference_backward",

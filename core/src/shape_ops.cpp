@@ -13,6 +13,7 @@
 #include <xgrad/core/autograd.hpp>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -129,6 +130,7 @@ std::vector<Tensor> split_views(const Tensor& a, const std::vector<std::int64_t>
     parts.push_back(make_view(a, std::move(shape), std::move(strides), im.offset + (any ? col * im.strides[dim] : 0)));
     col += size;
   }
+  if (trace::tracing()) trace::annotate("split", {{"dim", dim}, {"drop_dim", std::int64_t{drop_dim}}});
   parts = record_views("split", a, std::move(parts), [dim, in_shape = a.shape(), sizes, drop_dim](const std::vector<Tensor>& g) {
     if (!drop_dim) return Grads{cat_kernel(g, dim, in_shape)};
     std::vector<Tensor> pieces;
@@ -261,6 +263,7 @@ Tensor permute(const Tensor& a, const std::vector<std::int64_t>& dims) {
   Tensor out = make_view(a, std::move(out_shape), std::move(strides), impl_of(a).offset);
   std::vector<std::int64_t> inverse(rank);
   for (std::int64_t i = 0; i < rank; ++i) inverse[perm[i]] = i;
+  if (trace::tracing()) trace::annotate("permute", {{"perm", perm}});
   return record_view("permute", a, std::move(out), [inverse](const Tensor& g) { return Grads{permute(g, inverse)}; });
 }
 
@@ -314,6 +317,7 @@ Tensor narrow(const Tensor& a, std::int64_t dim, std::int64_t start, std::int64_
   // a tensor empty in another dim, start · stride need not fit an int64 (as_strided strides).
   const std::int64_t offset = impl_of(a).offset + (length > 0 && a.numel() > 0 ? start * a.strides()[dim] : 0);
   Tensor out = make_view(a, std::move(shape), a.strides(), offset);
+  if (trace::tracing()) trace::annotate("narrow", {{"dim", dim}, {"start", start}});
   return record_view("narrow", a, std::move(out), [in_shape = a.shape(), dim, start](const Tensor& g) {
     const Shape in_strides = contiguous_strides(in_shape);
     return Grads{scatter_into_zeros(g, in_shape, in_strides, start * in_strides[dim])};
@@ -344,6 +348,7 @@ Tensor select(const Tensor& a, std::int64_t dim, std::int64_t index) {
   shape.erase(shape.begin() + dim);
   strides.erase(strides.begin() + dim);
   Tensor out = make_view(a, std::move(shape), std::move(strides), offset);
+  if (trace::tracing()) trace::annotate("select", {{"dim", dim}, {"index", index}});
   return record_view("select", a, std::move(out), [in_shape = a.shape(), dim, index](const Tensor& g) {
     Shape in_strides = contiguous_strides(in_shape);
     const std::int64_t offset = index * in_strides[dim];
@@ -377,6 +382,7 @@ Tensor cat(const std::vector<Tensor>& tensors, std::int64_t dim) {
   bool needed = false;
   for (const Tensor& t : tensors) needed = needed || any_requires_grad({&t});
   if (!needed) return out;
+  if (trace::tracing()) trace::annotate("cat", {{"dim", dim}});
   return record_op("cat", TensorList(tensors), out, [sizes, dim](const Tensor& g) {
     NoGradGuard no_grad;  // the pieces are plain views of g
     return split(g, sizes, dim);

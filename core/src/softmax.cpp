@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -67,6 +68,7 @@ Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
   });
   if (!any_requires_grad({&a})) return out;
   const Tensor y = out.detach();
+  if (trace::tracing()) trace::annotate(op, {{"dim", dim}});
   return record_op(op, {a}, out, [y, s, log_output](const Tensor& g_in) {
     const Tensor g = dense(g_in);
     Tensor dx = make_empty(g.shape(), g.dtype());

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels.hpp"
+#include "trace_hook.hpp"
 
 namespace xgrad {
 
@@ -50,6 +51,7 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
   });
   if (!any_requires_grad({&a})) return out;
   const Tensor x = a.detach();
+  if (trace::tracing()) trace::annotate("clamp", {{"min", lo}, {"max", hi}});
   return record_op("clamp", {a}, out, [x, lo, hi](const Tensor& g) {
     return Grads{map2(g, x, "clamp_backward", [&](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;
@@ -108,6 +110,7 @@ Tensor leaky_relu(const Tensor& a, double negative_slope) {
   });
   if (!any_requires_grad({&a})) return out;
   const Tensor x = a.detach();
+  if (trace::tracing()) trace::annotate("leaky_relu", {{"negative_slope", negative_slope}});
   return record_op("leaky_relu", {a}, out, [x, negative_slope](const Tensor& g) {
     return Grads{map2(g, x, "leaky_relu_backward", [negative_slope](auto&& gg, auto&& xx) {
       using T = value_of<decltype(xx)>;

@@ -10,7 +10,8 @@
 
 namespace xgrad::nn {
 
-Lengths::Lengths(const Tensor& lengths, Side padding) : given_(lengths.defined()), padding_(padding) {
+Lengths::Lengths(const Tensor& lengths, Side padding)
+    : given_(lengths.defined()), padding_(padding), source_(lengths) {
   if (!lengths.defined()) return;
   if (lengths.dim() != 1)
     throw Error("lengths: expected a 1-D tensor (one length per sequence), got shape " + shape_str(lengths.shape()));

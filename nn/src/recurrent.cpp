@@ -6,12 +6,15 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <optional>
+#include <typeinfo>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/trace.hpp>
 #include <xgrad/nn/dropout.hpp>
 
 namespace xgrad::nn {
@@ -261,6 +264,20 @@ std::vector<CellState> Recurrent::initial_states(const RecurrentState& initial_s
   return states;
 }
 
+namespace {
+
+// One step as a trace composite: inputs (xp, state...), outputs the next state.
+CellState traced_step(const StepFn& step, const Tensor& xp, const CellState& state) {
+  std::vector<Tensor> inputs{xp};
+  inputs.insert(inputs.end(), state.begin(), state.end());
+  trace::Composite scope("recurrent_step", std::move(inputs), {});
+  CellState next = step(xp, state);
+  scope.finish(next);
+  return next;
+}
+
+}  // namespace
+
 // One layer in one direction: the cell over every time step of `input`, updating `state` in
 // place; returns the output sequence (T, B, H) or (B, T, H).
 Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
@@ -279,6 +296,11 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
   if (training && options_.recurrent_dropout() > 0.0)
     recurrent_mask = dropout_mask({s.B, sizes[0]}, options_.recurrent_dropout(), s.dtype);
 
+  // Under a tracer, the direction and each step are composites of their own, so that an
+  // exporter can take one step as the body of a loop (a user cell as ONNX Scan).
+  const bool traced = trace::active() != nullptr;
+  std::optional<trace::Composite> scope;
+  if (traced) scope.emplace("recurrent_direction", std::vector<Tensor>{x}, trace::Attributes{{"reverse", std::int64_t{reverse}}});
   // The input projection of every step in one GEMM, then split once: (T, B, G) → T × (B, G).
   // (unbind, not a split of the (T·B, G) rows: the latter raised a step's peak memory, with
   // no gain in time.)
@@ -297,7 +319,8 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
       continue;
     }
     // Each step's projection is let go as soon as the step has used it.
-    CellState next = step(std::exchange(xp[ti], Tensor()), state);
+    CellState next = traced ? traced_step(step, std::exchange(xp[ti], Tensor()), state)
+                            : step(std::exchange(xp[ti], Tensor()), state);
     if (next.size() != K || next[0].shape() != Shape{s.B, sizes[0]})
       throw Error(fmt::format("{}: the cell's step returned {} tensor(s), first of shape {}; expected {} with "
                               "the first ({}, {})",
@@ -311,10 +334,74 @@ Tensor Recurrent::run_direction(RecurrentCell& cell, const Tensor& input, CellSt
     }
     state = std::move(next);
   }
-  return join_steps(outputs, s.time_dim);
+  Tensor joined = join_steps(outputs, s.time_dim);
+  if (scope) scope->finish({joined});
+  return joined;
 }
 
+namespace {
+
+// What a tracer (an exporter) needs to see the whole layer as one op: the cell kind ("LSTM",
+// "GRU", "RNN" for the built-in cells exactly, else the cell's type name), the driver's
+// options and the cell's own, and the local names of each cell's parameters.
+trace::Attributes trace_attributes(const Recurrent& layer, const RecurrentOptions& o, const Lengths& lengths) {
+  const RecurrentCell& cell = *layer.cells()[0];
+  std::string kind = cell.type_name();
+  trace::Attributes a;
+  if (typeid(cell) == typeid(LSTMCell)) {
+    const auto& c = static_cast<const LSTMCell&>(cell).options();
+    kind = "LSTM";
+    a.push_back({"proj_size", c.proj_size()});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  } else if (typeid(cell) == typeid(GRUCell)) {
+    const auto& c = static_cast<const GRUCell&>(cell).options();
+    kind = "GRU";
+    a.push_back({"reset_after", std::int64_t{c.reset_after()}});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  } else if (typeid(cell) == typeid(RNNCell)) {
+    const auto& c = static_cast<const RNNCell&>(cell).options();
+    kind = "RNN";
+    a.push_back({"nonlinearity", std::string(c.nonlinearity() == RNNNonlinearity::relu ? "relu" : "tanh")});
+    a.push_back({"bias", std::int64_t{c.bias()}});
+  }
+  a.push_back({"cell", kind});
+  a.push_back({"num_layers", o.num_layers()});
+  a.push_back({"num_directions", layer.num_directions()});
+  a.push_back({"hidden_size", cell.output_size()});
+  a.push_back({"state_count", static_cast<std::int64_t>(cell.state_sizes().size())});
+  a.push_back({"state_sizes", cell.state_sizes()});
+  a.push_back({"batch_first", std::int64_t{o.batch_first()}});
+  a.push_back({"training", std::int64_t{layer.is_training()}});
+  a.push_back({"dropout", o.dropout()});
+  a.push_back({"input_dropout", o.input_dropout()});
+  a.push_back({"recurrent_dropout", o.recurrent_dropout()});
+  a.push_back({"padding", std::string(lengths.padding() == Side::pre ? "pre" : "post")});
+  std::vector<std::string> names;
+  for (const auto& [name, p] : cell.named_parameters()) names.push_back(name);
+  a.push_back({"parameters", std::move(names)});
+  return a;
+}
+
+}  // namespace
+
 RecurrentOutput Recurrent::forward(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths) {
+  if (!trace::active()) return run(input, initial_state, lengths);
+  // Inputs: the input, the lengths (undefined when not given), one tensor per state entry
+  // (undefined for zeros), then every cell's parameters in cell order.
+  std::vector<Tensor> inputs{input, !lengths.given() ? Tensor() : lengths.source().defined() ? lengths.source() : lengths.tensor()};
+  const std::size_t K = cells_[0]->state_sizes().size();
+  for (std::size_t k = 0; k < K; ++k) inputs.push_back(k < initial_state.size() ? initial_state[k] : Tensor());
+  for (const auto& cell : cells_)
+    for (const auto& [name, p] : cell->named_parameters()) inputs.push_back(p);
+  trace::Composite scope("recurrent", std::move(inputs), trace_attributes(*this, options_, lengths));
+  RecurrentOutput out = run(input, initial_state, lengths);
+  std::vector<Tensor> outputs{out.output};
+  for (std::size_t k = 0; k < out.state.size(); ++k) outputs.push_back(out.state[k]);
+  scope.finish(outputs);
+  return out;
+}
+
+RecurrentOutput Recurrent::run(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths) {
   const Steps s = prepare(input, lengths);
   std::vector<CellState> states = initial_states(initial_state, s);
   const std::int64_t D = num_directions(), L = options_.num_layers();

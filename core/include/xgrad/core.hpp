@@ -13,6 +13,7 @@
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/options.hpp>
 #include <xgrad/core/tensor.hpp>
+#include <xgrad/core/trace.hpp>
 
 /// \namespace xgrad
 /// xgrad's core: Tensor, the ops (the primitives and their compositions), autograd, tensor

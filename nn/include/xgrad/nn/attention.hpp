@@ -1,5 +1,6 @@
 #pragma once
-/// \file Attention: scaled_dot_product_attention and MultiheadAttention (PyTorch's semantics
+/// \file
+/// Attention: scaled_dot_product_attention and MultiheadAttention (PyTorch's semantics
 /// and parameter names), composed from batched matmul, softmax and masked_fill.
 ///
 /// Masks never leak. A query row with no key left to attend to (a fully masked row, a
@@ -94,6 +95,7 @@ struct AttentionOutput {
 /// - `out_proj.weight` (E, E): Linear's default init.
 ///
 /// Example:
+///
 ///     nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(16, 4).batch_first(true));
 ///     auto [y, w] = mha(x, x, x, nn::AttentionArgs().lengths(lengths).query_lengths(lengths));
 ///     // x (N, T, 16) → y (N, T, 16), w (N, T, T)

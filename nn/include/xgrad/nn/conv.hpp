@@ -1,5 +1,6 @@
 #pragma once
-/// \file 1-D convolution and pooling over time: Conv1d, MaxPool1d, AvgPool1d and global
+/// \file
+/// 1-D convolution and pooling over time: Conv1d, MaxPool1d, AvgPool1d and global
 /// max / average pooling that reads only the valid steps of a padded batch.
 ///
 /// Layout (PyTorch's, channels first): input (N, C, L) — N sequences, C channels, L steps —
@@ -83,6 +84,7 @@ struct Conv1dOptions {
 /// - `bias` (C_out): U(±1/√(C_in / groups · K)); absent without `bias`.
 ///
 /// Example:
+///
 ///     nn::Conv1d conv(nn::Conv1dOptions(8, 16, 3).padding("same"));
 ///     Tensor y = conv(randn({4, 8, 50}));   // (4, 16, 50)
 class Conv1d : public UnaryModule {

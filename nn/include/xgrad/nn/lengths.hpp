@@ -56,6 +56,9 @@ class Lengths {
   /// PyTorch's `key_padding_mask` convention. Throws unless the lengths fit `steps`.
   /// Example: `Tensor pad = nn::Lengths({3, 1}).padding_mask(4);   // [[0,0,0,1], [0,1,1,1]]`
   Tensor padding_mask(std::int64_t steps) const;
+  /// The tensor these lengths were read from (undefined when they came from a vector or a
+  /// list): an exporter ties the lengths to that model input. Example: `lengths.source()`.
+  const Tensor& source() const { return source_; }
   /// Throws unless there is one length per sequence of a batch of `batch` sequences, each in
   /// [min_length, steps]; `what` names the caller in the message.
   void check(const char* what, std::int64_t batch, std::int64_t steps, std::int64_t min_length = 0) const;
@@ -64,6 +67,7 @@ class Lengths {
   std::vector<std::int64_t> values_;
   bool given_ = false;
   Side padding_ = Side::post;
+  Tensor source_;
 };
 
 }  // namespace xgrad::nn

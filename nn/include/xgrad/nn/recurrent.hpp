@@ -195,6 +195,7 @@ class Recurrent : public Module {
   std::vector<CellState> initial_states(const RecurrentState& initial_state, const Steps& steps) const;
   Tensor run_direction(RecurrentCell& cell, const Tensor& input, CellState& state, bool reverse,
                        const Steps& steps) const;
+  RecurrentOutput run(const Tensor& input, const RecurrentState& initial_state, const Lengths& lengths);
 
   RecurrentOptions options_;
   std::vector<std::shared_ptr<RecurrentCell>> cells_;

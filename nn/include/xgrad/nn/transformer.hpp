@@ -1,5 +1,6 @@
 #pragma once
-/// \file The Transformer encoder (PyTorch's TransformerEncoderLayer and TransformerEncoder) and
+/// \file
+/// The Transformer encoder (PyTorch's TransformerEncoderLayer and TransformerEncoder) and
 /// two positional encodings, sinusoidal and learned.
 ///
 /// Shapes: src (T, N, E), or (N, T, E) with batch_first, or unbatched (T, E). Padded batches
@@ -73,6 +74,7 @@ struct EncoderArgs {
 /// `linear2.weight/bias` (d_model, dim_feedforward), `norm1.weight/bias`, `norm2.weight/bias`.
 ///
 /// Example:
+///
 ///     nn::TransformerEncoderLayer layer(nn::TransformerEncoderLayerOptions(16, 4).dim_feedforward(32));
 ///     Tensor y = layer(randn({10, 3, 16}));   // (T, N, E) → same
 class TransformerEncoderLayer : public Module {
@@ -114,8 +116,10 @@ struct TransformerEncoderOptions {
 };
 
 /// A stack of TransformerEncoderLayer, PyTorch's `nn.TransformerEncoder`; parameters are named
-/// `layers.<i>.<layer parameter>` and `norm.weight/bias`.
+/// after the layer index and the layer's own name (e.g. `layers.0.linear1.weight`), and
+/// `norm.weight`, `norm.bias`.
 /// Example:
+///
 ///     nn::TransformerEncoder enc(nn::TransformerEncoderOptions(
 ///         nn::TransformerEncoderLayerOptions(16, 4).dim_feedforward(32).batch_first(true), 2));
 ///     Tensor y = enc(x, nn::EncoderArgs().lengths(lengths));   // (N, T, 16) → same
