@@ -40,11 +40,6 @@ void refuse_what_onnx_cannot_express(const Event& e, const std::string& cell) {
     throw Error(fmt::format("onnx export: an LSTM with proj_size={} has no ONNX equivalent (ONNX's LSTM has no "
                             "projection of h)",
                             int_attr(e, "proj_size")));
-  if (e.inputs[1].defined() && trace::get<std::string>(e.attributes, "padding", e.name) == "pre")
-    throw Error(fmt::format("onnx export: {} with lengths padded before the sequences (Keras's pad_sequences "
-                            "default): ONNX's sequence_lens reads the valid steps from step 0; pad after the "
-                            "sequences (nn::Side::post) to export",
-                            cell));
 }
 
 std::string concat(Graph& g, const std::vector<std::string>& parts, std::int64_t axis) {
@@ -66,6 +61,26 @@ std::string reorder_gates(Graph& g, const std::string& w, const Spec& spec, std:
 
 std::string unsqueeze(Graph& g, const std::string& x, std::int64_t axis) {
   return g.op("Unsqueeze", {x, g.ints({axis})});
+}
+
+// Pre-padded lengths: ONNX's sequence_lens reads the valid steps from step 0, so the input is
+// rotated to post-padding before the layers and their output rotated back after them. Step t
+// of sequence b reads step (t + shift_b) mod T of `x` (T, B, F), time-major, with the shift a
+// (B,) int64 value; T and B are read from x's shape, so both stay dynamic. The rotation of
+// xgrad's own post-padded output (zeros past each length) is exactly its pre-padded output
+// (tests/test_padding.cpp), and the final states are those of the post-padded batch.
+std::string rotate_time(Graph& g, const std::string& x, const std::string& shift) {
+  const std::string T = g.op("Shape", {x}, [](::onnx::NodeProto& n) {
+    set_attr(n, "start", std::int64_t{0});
+    set_attr(n, "end", std::int64_t{1});
+  });
+  const std::string t =
+      g.op("Range", {g.scalar(0, DType::i64), g.op("Squeeze", {T, g.ints({0})}), g.scalar(1, DType::i64)});
+  // (T, 1) + (1, B) → (T, B), then (T, B, 1) expanded to x's shape.
+  const std::string sum = g.op("Add", {unsqueeze(g, t, 1), unsqueeze(g, shift, 0)});
+  const std::string index = g.op("Mod", {sum, T});
+  const std::string full = g.op("Expand", {unsqueeze(g, index, 2), g.op("Shape", {x})});
+  return g.op("GatherElements", {x, full}, [](::onnx::NodeProto& n) { set_attr(n, "axis", std::int64_t{0}); });
 }
 
 }  // namespace
@@ -98,12 +113,23 @@ std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
   }
   const Dim T = xd[0], B = xd[1];
 
-  std::string lens;
+  std::string lens, unshift;
   if (e.inputs[1].defined()) {
     const Value v = L.value_of(e.inputs[1]);
     lens = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
       set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT32});
     }, "sequence_lens");
+    if (trace::get<std::string>(e.attributes, "padding", e.name) == "pre") {
+      // To post-padding: shift T − len_b; back: shift len_b (both mod T).
+      unshift = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
+        set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT64});
+      });
+      const std::string T = g.op("Shape", {xs}, [](::onnx::NodeProto& n) {
+        set_attr(n, "start", std::int64_t{0});
+        set_attr(n, "end", std::int64_t{1});
+      });
+      xs = rotate_time(g, xs, g.op("Sub", {T, unshift}));
+    }
   }
   // Given initial states, (L·D, B, S) each.
   std::vector<std::string> init(static_cast<std::size_t>(K));
@@ -163,6 +189,7 @@ std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
     });
     layer_input = g.op("Reshape", {yt, g.ints({0, 0, D * H})});
   }
+  if (!unshift.empty()) layer_input = rotate_time(g, layer_input, unshift);
 
   std::vector<Value> out;
   std::string y = layer_input;

@@ -176,16 +176,6 @@ TEST_CASE("what ONNX cannot express is refused with a clear error") {
     const std::string e = error_of([&] { xgrad::onnx::export_model_bytes(wrapper, recurrent_forward(gru), {randn({4, 2, 3})}); });
     CHECK(e.find("GRU layer is in training mode") != std::string::npos);
   }
-  SUBCASE("lengths padded before the sequences") {
-    nn::RNN rnn(nn::RNNOptions(3, 4));
-    rnn.eval();
-    const std::string e = error_of([&] {
-      xgrad::onnx::export_model_bytes(rnn, [&](const std::vector<Tensor>& in) {
-        return std::vector<Tensor>{rnn(in[0], {}, nn::Lengths(in[1], nn::Side::pre)).output};
-      }, {randn({4, 2, 3}), from_vector(std::vector<std::int64_t>{4, 2}, {2})});
-    });
-    CHECK(e.find("padded before") != std::string::npos);
-  }
   SUBCASE("a user cell with lengths") {
     struct Elman : nn::RecurrentCell {
       Tensor w_ih, w_hh;

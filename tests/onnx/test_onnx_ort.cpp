@@ -18,6 +18,7 @@ namespace {
 struct Feed {
   bool lengths = false;
   bool state = false;
+  bool pre = false;  // lengths padded before the sequences (nn::Side::pre)
 };
 
 // Lengths of B sequences of at most T steps: T, then shorter ones (at least 1).
@@ -48,7 +49,7 @@ void check_recurrent(nn::Recurrent& layer, Feed feed) {
   };
   auto forward = [&](const std::vector<Tensor>& in) {
     std::size_t i = 1;
-    nn::Lengths lengths = feed.lengths ? nn::Lengths(in[i++]) : nn::Lengths();
+    nn::Lengths lengths = feed.lengths ? nn::Lengths(in[i++], feed.pre ? nn::Side::pre : nn::Side::post) : nn::Lengths();
     nn::CellState entries;
     if (feed.state)
       for (std::int64_t k = 0; k < K; ++k) entries.push_back(in[i++]);
@@ -131,6 +132,26 @@ TEST_CASE("ort_lstm_lengths_bidirectional_two_layers") {
   manual_seed(6);
   nn::LSTM lstm(nn::LSTMOptions(4, 7).num_layers(2).bidirectional(true));
   check_recurrent(lstm, {.lengths = true, .state = true});
+}
+
+// Pre-padded lengths (Keras's default) export as a rotation to post-padding around ONNX's ops:
+// the outputs at the padded (leading) steps and the final states are xgrad's.
+TEST_CASE("ort_lstm_pre_padding_bidirectional_two_layers") {
+  manual_seed(16);
+  nn::LSTM lstm(nn::LSTMOptions(4, 7).num_layers(2).bidirectional(true));
+  check_recurrent(lstm, {.lengths = true, .state = true, .pre = true});
+}
+
+TEST_CASE("ort_gru_pre_padding_batch_first") {
+  manual_seed(17);
+  nn::GRU gru(nn::GRUOptions(4, 5).batch_first(true).bidirectional(true));
+  check_recurrent(gru, {.lengths = true, .state = false, .pre = true});
+}
+
+TEST_CASE("ort_rnn_pre_padding_two_layers") {
+  manual_seed(18);
+  nn::RNN rnn(nn::RNNOptions(4, 6).num_layers(2));
+  check_recurrent(rnn, {.lengths = true, .state = true, .pre = true});
 }
 
 TEST_CASE("ort_lstm_no_bias") {
