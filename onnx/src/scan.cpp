@@ -58,9 +58,11 @@ Direction parse_direction(const Event& d, const std::string& cell) {
   return out;
 }
 
-// The loop body: one traced step as an ONNX graph reading the enclosing graph's values.
+// The loop body: one traced step as an ONNX graph reading the enclosing graph's values. With
+// lengths, `valid_t` (B, 1) bool is a second scan input: where it is false the state is kept
+// and the step's output is zero, as the driver's masks do.
 ::onnx::GraphProto body_of(Lowering& L, const Event& step, const Value& xp_t, const std::vector<Value>& state,
-                           const std::string& cell) {
+                           const Value* valid_t, const std::string& cell) {
   ::onnx::GraphProto body;
   body.set_name(L.graph.fresh(cell + "_step"));
   Graph bg(body, L.graph);
@@ -71,18 +73,48 @@ Direction parse_direction(const Event& d, const std::string& cell) {
   }
   BL.bind(step.inputs[0], xp_t);
   describe(bg, *body.add_input(), xp_t.name, xp_t);
+  if (valid_t) describe(bg, *body.add_input(), valid_t->name, *valid_t);
   for (const Event& c : step.children) BL.lower(c);
   std::vector<Value> next;
   for (const Tensor& t : step.outputs) next.push_back(BL.value_of(t));
+  std::string h_value = next[0].name;
+  if (valid_t) {
+    h_value = bg.op("Where", {valid_t->name, next[0].name, bg.scalar(0, next[0].dtype)});
+    for (std::size_t k = 0; k < next.size(); ++k)
+      next[k].name = bg.op("Where", {valid_t->name, next[k].name, state[k].name});
+  }
   for (std::size_t k = 0; k < next.size(); ++k) {
     const std::string name = bg.fresh("state_out");
     bg.node("Identity", {next[k].name}, {name});
     describe(bg, *body.add_output(), name, next[k]);
   }
   const std::string h = bg.fresh("h_out");
-  bg.node("Identity", {next[0].name}, {h});
+  bg.node("Identity", {h_value}, {h});
   describe(bg, *body.add_output(), h, next[0]);
   return body;
+}
+
+// With lengths: (T, B, 1) bool, true where step t of sequence b is valid — t < len_b padded
+// after, t ≥ T − len_b padded before — with T and B read from x's shape at run time.
+std::string valid_steps(Graph& g, const Value& x, const Value& lengths, std::int64_t time_dim, bool pre) {
+  const std::string T = g.op("Shape", {x.name}, [time_dim](::onnx::NodeProto& n) {
+    set_attr(n, "start", time_dim);
+    set_attr(n, "end", time_dim + 1);
+  });
+  const std::string t =
+      g.op("Range", {g.scalar(0, DType::i64), g.op("Squeeze", {T, g.ints({0})}), g.scalar(1, DType::i64)});
+  const std::string len = g.op("Cast", {lengths.name}, [](::onnx::NodeProto& n) {
+    set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT64});
+  });
+  const std::string steps = g.op("Unsqueeze", {t, g.ints({1})});  // (T, 1)
+  std::string valid;
+  if (pre) {
+    const std::string first = g.op("Unsqueeze", {g.op("Sub", {T, len}), g.ints({0})});  // (1, B)
+    valid = g.op("Not", {g.op("Less", {steps, first})});
+  } else {
+    valid = g.op("Less", {steps, g.op("Unsqueeze", {len, g.ints({0})})});
+  }
+  return g.op("Unsqueeze", {valid, g.ints({2})});
 }
 
 }  // namespace
@@ -93,11 +125,6 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
   if (int_attr(e, "training") != 0)
     throw Error(fmt::format("onnx export: the recurrent layer of cell '{}' is in training mode; call eval() before "
                             "exporting",
-                            cell));
-  if (e.inputs[1].defined())
-    throw Error(fmt::format("onnx export: a recurrent layer of the user cell '{}' with lengths: the Scan it exports "
-                            "to has no per-sequence lengths; export it without lengths (the built-in RNN, LSTM and "
-                            "GRU export lengths as sequence_lens)",
                             cell));
   const std::int64_t layers = int_attr(e, "num_layers"), D = int_attr(e, "num_directions"),
                      K = int_attr(e, "state_count");
@@ -111,6 +138,11 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
   const std::int64_t time_dim = batch_first ? 1 : 0;
   const Dim B = x.dims[static_cast<std::size_t>(1 - time_dim)], T = x.dims[static_cast<std::size_t>(time_dim)];
   const DType dtype = x.dtype;
+  // With lengths, the Scan reads a second sequence: whether each step is valid.
+  std::string valid;
+  if (e.inputs[1].defined())
+    valid = valid_steps(g, x, L.value_of(e.inputs[1]), time_dim,
+                        trace::get<std::string>(e.attributes, "padding", e.name) == "pre");
 
   std::vector<const Event*> directions;
   for (const Event& c : e.children)
@@ -157,9 +189,12 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
       Dims xp_t_dims = xp.dims;
       xp_t_dims.erase(xp_t_dims.begin() + time_dim);
       const Value xp_t{g.fresh("xp_t"), xp_t_dims, dtype};
-      ::onnx::GraphProto body = body_of(L, *dir.first_step, xp_t, body_state, cell);
+      const Value valid_t{g.fresh("valid_t"), {B, Dim{1, {}, {}, -1}}, DType::b8};
+      ::onnx::GraphProto body = body_of(L, *dir.first_step, xp_t, body_state, valid.empty() ? nullptr : &valid_t, cell);
       std::vector<std::string> inputs = init;
       inputs.push_back(xp.name);
+      if (!valid.empty()) inputs.push_back(valid);
+      const std::int64_t scans = valid.empty() ? 1 : 2;
       std::vector<std::string> outputs;
       for (std::int64_t k = 0; k < K; ++k) outputs.push_back(g.fresh(cell + "_final"));
       outputs.push_back(g.fresh(cell + "_h"));
@@ -168,10 +203,10 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
       a->set_name("body");
       a->set_type(::onnx::AttributeProto_AttributeType_GRAPH);
       *a->mutable_g() = std::move(body);
-      set_attr(n, "num_scan_inputs", std::int64_t{1});
-      set_attr(n, "scan_input_axes", std::vector<std::int64_t>{time_dim});
+      set_attr(n, "num_scan_inputs", scans);
+      set_attr(n, "scan_input_axes", scans == 1 ? std::vector<std::int64_t>{time_dim} : std::vector<std::int64_t>{time_dim, 0});
       set_attr(n, "scan_output_axes", std::vector<std::int64_t>{time_dim});
-      set_attr(n, "scan_input_directions", std::vector<std::int64_t>{d});
+      set_attr(n, "scan_input_directions", std::vector<std::int64_t>(static_cast<std::size_t>(scans), d));
       set_attr(n, "scan_output_directions", std::vector<std::int64_t>{d});
       for (std::int64_t k = 0; k < K; ++k)
         finals[static_cast<std::size_t>(k)].push_back(g.op("Unsqueeze", {outputs[static_cast<std::size_t>(k)], g.ints({0})}));

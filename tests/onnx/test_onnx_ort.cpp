@@ -346,6 +346,22 @@ TEST_CASE("ort_user_cell_scan_two_states_batch_first") {
   check_recurrent(rnn, {});
 }
 
+// User cells with lengths: the Scan also reads whether each step is valid, and keeps the state
+// and outputs zero where it is not, as the driver's masks do.
+TEST_CASE("ort_user_cell_scan_lengths_bidirectional") {
+  manual_seed(19);
+  nn::Recurrent rnn(nn::RecurrentOptions(4, 6).num_layers(2).bidirectional(true),
+                    [](std::int64_t in, std::int64_t h) { return std::make_shared<Elman>(in, h); });
+  check_recurrent(rnn, {.lengths = true, .state = true});
+}
+
+TEST_CASE("ort_user_cell_scan_pre_padding_batch_first") {
+  manual_seed(20);
+  nn::Recurrent rnn(nn::RecurrentOptions(4, 5).batch_first(true).bidirectional(true),
+                    [](std::int64_t in, std::int64_t h) { return std::make_shared<Accumulator>(in, h); });
+  check_recurrent(rnn, {.lengths = true, .state = true, .pre = true});
+}
+
 TEST_CASE("ort_keras_tutorial_models") {
   XGRAD_REQUIRE_ORT(ort);
   // The Keras tutorial's six models (examples/keras_tutorial.cpp), with Keras's initialisation:
