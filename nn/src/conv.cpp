@@ -4,11 +4,13 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/trace.hpp>
 #include <xgrad/nn/init.hpp>
 
 namespace xgrad::nn {
@@ -61,6 +63,18 @@ std::pair<Tensor, bool> batched(const Tensor& input, const char* op) {
   return input.dim() == 2 ? std::pair{unsqueeze(input, 0), true} : std::pair{input, false};
 }
 
+// Under a tracer, each layer is one composite scope, so that an exporter can map it whole (ONNX
+// Conv, MaxPool, AveragePool) instead of its as_strided windows.
+void open_scope(std::optional<trace::Composite>& scope, const char* kind, std::vector<Tensor> inputs,
+                trace::Attributes attributes) {
+  if (trace::active()) scope.emplace(kind, std::move(inputs), std::move(attributes));
+}
+
+Tensor finish(std::optional<trace::Composite>& scope, const Tensor& y) {
+  if (scope) scope->finish({y});
+  return y;
+}
+
 void require_positive(std::int64_t value, const char* op, const char* what) {
   if (value < 1) throw Error(fmt::format("{}: {} must be at least 1, got {}", op, what, value));
 }
@@ -99,6 +113,10 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, std
                             "dilation {}); input {}", Lp, span, K, dilation, shape_of(input)));
   const std::int64_t L_out = (Lp - span) / stride + 1, G = groups;
 
+  std::optional<trace::Composite> scope;
+  open_scope(scope, "conv1d", {input, weight, bias},
+                         {{"stride", stride}, {"pad_left", left}, {"pad_right", right}, {"dilation", dilation},
+                          {"groups", groups}, {"kernel_size", K}});
   const Tensor xp = pad_steps(x, left, right, 0.0);  // (N, C, Lp)
   // (N, G, Cg, K, L_out) windows, copied once into the (N, G, Cg·K, L_out) column matrix.
   const Tensor win = as_strided(xp, {N, G, Cg, K, L_out}, {C * Lp, Cg * Lp, Lp, dilation, stride}, xp.storage_offset());
@@ -106,7 +124,7 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, std
   // (G, O/G, Cg·K) × (N, G, Cg·K, L_out) → (N, G, O/G, L_out): one batched GEMM.
   Tensor y = reshape(matmul(reshape(weight, {G, O / G, Cg * K}), cols), {N, O, L_out});
   if (bias.defined()) y = y + reshape(bias, {O, 1});
-  return unbatched ? squeeze(y, 0) : y;
+  return finish(scope, unbatched ? squeeze(y, 0) : y);
 }
 
 Conv1d::Conv1d(const Conv1dOptions& options) : options_(options) {
@@ -179,16 +197,23 @@ std::string pool_repr(const Pool1dOptions& o) {
 Tensor max_pool1d(const Tensor& input, const Pool1dOptions& options) {
   auto [x, unbatched] = batched(input, "max_pool1d");
   const auto [stride, L_out] = pool_geometry(options, x.size(2), "max_pool1d");
+  std::optional<trace::Composite> scope;
+  open_scope(scope, "max_pool1d", {input},
+                         {{"kernel_size", options.kernel_size()}, {"stride", stride}, {"padding", options.padding()}});
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor xp = pad_steps(x, options.padding(), options.padding(), -inf);  // never the maximum
   Tensor y = max(windows(xp, options.kernel_size(), stride, 1, L_out), -1).first;  // (N, C, L_out)
-  return unbatched ? squeeze(y, 0) : y;
+  return finish(scope, unbatched ? squeeze(y, 0) : y);
 }
 
 Tensor avg_pool1d(const Tensor& input, const Pool1dOptions& options) {
   auto [x, unbatched] = batched(input, "avg_pool1d");
   const auto [stride, L_out] = pool_geometry(options, x.size(2), "avg_pool1d");
   const std::int64_t K = options.kernel_size(), pad = options.padding();
+  std::optional<trace::Composite> scope;
+  open_scope(scope, "avg_pool1d", {input},
+                         {{"kernel_size", K}, {"stride", stride}, {"padding", pad},
+                          {"count_include_pad", std::int64_t{options.count_include_pad()}}});
   const Tensor xp = pad_steps(x, pad, pad, 0.0);
   Tensor y = sum(windows(xp, K, stride, 1, L_out), {-1});  // (N, C, L_out)
   if (options.count_include_pad() || pad == 0) {
@@ -202,7 +227,7 @@ Tensor avg_pool1d(const Tensor& input, const Pool1dOptions& options) {
     }
     y = y / from_vector(count, {L_out}).to(x.dtype());
   }
-  return unbatched ? squeeze(y, 0) : y;
+  return finish(scope, unbatched ? squeeze(y, 0) : y);
 }
 
 MaxPool1d::MaxPool1d(const Pool1dOptions& options) : options_(options) { (void)pool_geometry(options, options.kernel_size(), "MaxPool1d"); }

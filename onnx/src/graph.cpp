@@ -318,9 +318,9 @@ void Lowering::lower(const Event& e) {
                                 e.name, shape_str(self.shape())));
     return;
   }
-  if (e.composite && e.name != "recurrent")
-    throw Error("onnx export: the composite '" + e.name + "' has no ONNX mapping");
-  std::vector<Value> outs = e.composite ? lower_recurrent(*this, e) : lower_primitive(*this, e);
+  std::vector<Value> outs = !e.composite              ? lower_primitive(*this, e)
+                            : e.name == "recurrent"     ? lower_recurrent(*this, e)
+                                                        : lower_conv(*this, e);
   if (outs.size() != e.outputs.size())
     throw Error(fmt::format("onnx export: internal error, '{}' lowered to {} values for {} outputs", e.name,
                             outs.size(), e.outputs.size()));

@@ -362,6 +362,61 @@ TEST_CASE("ort_user_cell_scan_pre_padding_batch_first") {
   check_recurrent(rnn, {.lengths = true, .state = true, .pre = true});
 }
 
+// Conv1d → ReLU → MaxPool1d / AvgPool1d → Linear per step, as ONNX Conv, MaxPool and
+// AveragePool: stride, padding (numbers and "same"), dilation, groups, bias, count_include_pad,
+// at the traced (N, L) and at others.
+TEST_CASE("ort_conv1d_pool_linear") {
+  XGRAD_REQUIRE_ORT(ort);
+  struct Net : nn::UnaryModule {
+    std::shared_ptr<nn::Conv1d> conv;
+    std::shared_ptr<nn::UnaryModule> pool;
+    std::shared_ptr<nn::Linear> head;
+    Net(nn::Conv1dOptions c, std::shared_ptr<nn::UnaryModule> p)
+        : conv(register_module("conv", std::make_shared<nn::Conv1d>(c))), pool(register_module("pool", std::move(p))),
+          head(register_module("head", std::make_shared<nn::Linear>(c.out_channels(), 3))) {}
+    Tensor forward(const Tensor& x) override {
+      const Tensor y = (*pool)(relu((*conv)(x)));  // (N, C, L') or (C, L')
+      return (*head)(y.transpose(-2, -1));          // (N, L', 3) or (L', 3)
+    }
+  };
+  using P = nn::Pool1dOptions;
+  std::vector<std::pair<std::string, std::shared_ptr<Net>>> nets;
+  nets.push_back({"valid, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3), std::make_shared<nn::MaxPool1d>(2))});
+  nets.push_back({"same, dilation 2, max pad 1", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 4).padding("same").dilation(2),
+                                                                    std::make_shared<nn::MaxPool1d>(P(3).stride(2).padding(1)))});
+  nets.push_back({"stride 2, pad 2, groups 2, no bias, avg", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 5).stride(2).padding(2).groups(2).bias(false),
+                                                                                std::make_shared<nn::AvgPool1d>(P(3).stride(1).padding(1)))});
+  nets.push_back({"depthwise, avg without pad count", std::make_shared<Net>(nn::Conv1dOptions(4, 4, 3).groups(4).padding(1),
+                                                                         std::make_shared<nn::AvgPool1d>(P(4).stride(3).padding(2).count_include_pad(false)))});
+  for (bool unbatched : {false, true})
+    for (auto& [name, net] : nets) {
+      CAPTURE(name);
+      CAPTURE(unbatched);
+      manual_seed(30);
+      net->eval();
+      auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*net)(in[0])}; };
+      auto make = [&](std::int64_t N, std::int64_t L) { return unbatched ? randn({4, L}) : randn({N, 4, L}); };
+      xgrad_test::TempDir dir;
+      const std::string path = dir.file("conv.onnx");
+      std::vector<onnx::DynamicAxis> axes{{0, unbatched ? 1 : 2, "steps"}};
+      if (!unbatched) axes.push_back({0, 0, "batch"});
+      onnx::export_model(*net, forward, {make(3, 20)}, path,
+                         onnx::ExportOptions().input_names({"x"}).output_names({"y"}).dynamic_axes(axes));
+      onnx::check_model(path);
+      for (auto [N, L] : {std::pair<std::int64_t, std::int64_t>{3, 20}, {2, 33}, {5, 12}}) {
+        CAPTURE(N);
+        CAPTURE(L);
+        const Tensor x = make(N, L);
+        Tensor expected;
+        {
+          NoGradGuard no_grad;
+          expected = (*net)(x);
+        }
+        CHECK(xgrad_test::run_ort(ort, path, {{"x", x}}, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
+      }
+    }
+}
+
 TEST_CASE("ort_keras_tutorial_models") {
   XGRAD_REQUIRE_ORT(ort);
   // The Keras tutorial's six models (examples/keras_tutorial.cpp), with Keras's initialisation:

@@ -1,0 +1,73 @@
+// nn's Conv1d, MaxPool1d and AvgPool1d (their composite scopes) as ONNX Conv, MaxPool and
+// AveragePool: xgrad computes them from as_strided windows, which have no ONNX equivalent.
+//
+// Shapes: x (N, C, L) or unbatched (C, L) → (N, C', L_out) or (C', L_out); the padding is
+// explicit (`pads`, "same" resolved by xgrad to its left/right amounts), so L stays dynamic.
+#include <fmt/format.h>
+
+#include "graph.hpp"
+
+namespace xgrad::onnx::detail {
+
+namespace {
+
+std::int64_t int_attr(const Event& e, const char* name) { return trace::get<std::int64_t>(e.attributes, name, e.name); }
+
+// Runs `node` (which writes one node reading the batched input's name) on x, batching an
+// unbatched input on the way in and out; the output dims are x's with channels `channels`
+// and a length that is dynamic exactly when x's is (read from the output's own shape).
+Value on_batched(Lowering& L, const Event& e, std::int64_t channels,
+                 const std::function<std::string(const std::string&)>& node) {
+  Graph& g = L.graph;
+  const Value x = L.value_of(e.inputs[0]);
+  const bool unbatched = x.dims.size() == 2;
+  const std::string in = unbatched ? g.op("Unsqueeze", {x.name, g.ints({0})}) : x.name;
+  std::string y = node(in);
+  if (unbatched) y = g.op("Squeeze", {y, g.ints({0})});
+  const std::int64_t time_axis = unbatched ? 1 : 2;
+  const Shape& shape = e.outputs[0].shape();
+  Dim length{shape.back(), {}, {}, -1};
+  if (x.dims.back().dynamic()) length = Dim{shape.back(), {}, y, time_axis};
+  Dims dims;
+  if (!unbatched) dims.push_back(x.dims[0]);
+  dims.push_back(Dim{channels, {}, {}, -1});
+  dims.push_back(length);
+  return {y, dims, x.dtype};
+}
+
+}  // namespace
+
+std::vector<Value> lower_conv(Lowering& L, const Event& e) {
+  Graph& g = L.graph;
+  if (e.name == "conv1d") {
+    const Value w = L.value_of(e.inputs[1]);
+    std::vector<std::string> inputs{"", w.name};
+    if (e.inputs[2].defined()) inputs.push_back(L.value_of(e.inputs[2]).name);
+    return {on_batched(L, e, e.inputs[1].size(0), [&](const std::string& x) {
+      inputs[0] = x;
+      return g.op("Conv", inputs, [&](::onnx::NodeProto& n) {
+        set_attr(n, "kernel_shape", std::vector<std::int64_t>{int_attr(e, "kernel_size")});
+        set_attr(n, "strides", std::vector<std::int64_t>{int_attr(e, "stride")});
+        set_attr(n, "pads", std::vector<std::int64_t>{int_attr(e, "pad_left"), int_attr(e, "pad_right")});
+        set_attr(n, "dilations", std::vector<std::int64_t>{int_attr(e, "dilation")});
+        set_attr(n, "group", int_attr(e, "groups"));
+      });
+    })};
+  }
+  if (e.name == "max_pool1d" || e.name == "avg_pool1d") {
+    const bool max = e.name == "max_pool1d";
+    const std::int64_t channels = e.outputs[0].size(e.outputs[0].dim() - 2);
+    return {on_batched(L, e, channels, [&](const std::string& x) {
+      return g.op(max ? "MaxPool" : "AveragePool", {x}, [&](::onnx::NodeProto& n) {
+        set_attr(n, "kernel_shape", std::vector<std::int64_t>{int_attr(e, "kernel_size")});
+        set_attr(n, "strides", std::vector<std::int64_t>{int_attr(e, "stride")});
+        const std::int64_t pad = int_attr(e, "padding");
+        set_attr(n, "pads", std::vector<std::int64_t>{pad, pad});
+        if (!max) set_attr(n, "count_include_pad", int_attr(e, "count_include_pad"));
+      });
+    })};
+  }
+  throw Error(fmt::format("onnx export: the composite '{}' has no ONNX mapping", e.name));
+}
+
+}  // namespace xgrad::onnx::detail
