@@ -1,10 +1,12 @@
 # pkg-config files and the Debian package (`cpack -G DEB` in the build directory).
 include_guard(GLOBAL)
 
-# pkg-config: xgrad.pc (core, nn, optim, train) and, with the distributed module, xgrad-distributed.pc.
+# pkg-config: xgrad.pc (core, nn, optim, train) and, with their modules, xgrad-distributed.pc
+# and xgrad-onnx.pc.
 #   c++ -std=c++20 app.cpp $(pkg-config --cflags --libs xgrad)
 # Static libraries leave their dependencies to the final link, so there OpenBLAS (and MPI for
-# dist) are in Requires; shared ones record them themselves, so they are only Requires.private.
+# dist, protobuf and Debian's libonnx, which has no .pc, for onnx) are in Requires / Libs;
+# shared ones record them themselves, so they are only Requires.private / Libs.private.
 # prefix is relative to the .pc file, so an installed tree can be moved (dpkg -x, a tarball).
 set(xgrad_pc_dir ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 file(RELATIVE_PATH XGRAD_PC_TO_PREFIX /prefix/${xgrad_pc_dir} /prefix)
@@ -14,17 +16,29 @@ if(BUILD_SHARED_LIBS)
   set(XGRAD_PC_REQUIRES_PRIVATE openblas)
   set(XGRAD_DISTRIBUTED_PC_REQUIRES xgrad)
   set(XGRAD_DISTRIBUTED_PC_REQUIRES_PRIVATE mpi-cxx)
+  set(XGRAD_ONNX_PC_REQUIRES xgrad)
+  set(XGRAD_ONNX_PC_REQUIRES_PRIVATE protobuf)
+  set(XGRAD_ONNX_PC_LIBS "")
+  set(XGRAD_ONNX_PC_LIBS_PRIVATE "-lonnx -lonnx_proto")
 else()
   set(XGRAD_PC_REQUIRES "fmt, openblas")
   set(XGRAD_PC_REQUIRES_PRIVATE "")
   set(XGRAD_DISTRIBUTED_PC_REQUIRES "xgrad, mpi-cxx")
   set(XGRAD_DISTRIBUTED_PC_REQUIRES_PRIVATE "")
+  set(XGRAD_ONNX_PC_REQUIRES "xgrad, protobuf")
+  set(XGRAD_ONNX_PC_REQUIRES_PRIVATE "")
+  set(XGRAD_ONNX_PC_LIBS "-lonnx -lonnx_proto")
+  set(XGRAD_ONNX_PC_LIBS_PRIVATE "")
 endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad.pc.in ${CMAKE_BINARY_DIR}/xgrad.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/xgrad.pc DESTINATION ${xgrad_pc_dir})
 if(XGRAD_HAVE_DISTRIBUTED)
   configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad-distributed.pc.in ${CMAKE_BINARY_DIR}/xgrad-distributed.pc @ONLY)
   install(FILES ${CMAKE_BINARY_DIR}/xgrad-distributed.pc DESTINATION ${xgrad_pc_dir})
+endif()
+if(XGRAD_HAVE_ONNX)
+  configure_file(${CMAKE_CURRENT_LIST_DIR}/xgrad-onnx.pc.in ${CMAKE_BINARY_DIR}/xgrad-onnx.pc @ONLY)
+  install(FILES ${CMAKE_BINARY_DIR}/xgrad-onnx.pc DESTINATION ${xgrad_pc_dir})
 endif()
 
 # Debian package: everything `cmake --install` puts in the prefix, under /usr. One package,

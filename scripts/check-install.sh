@@ -74,9 +74,10 @@ run_consumer() {
   fi
 }
 
-# <xgrad/xgrad.hpp> program built with pkg-config only, then run (and xgrad-distributed.pc's, with dist).
+# <xgrad/xgrad.hpp> program built with pkg-config only, then run (and xgrad-distributed.pc's,
+# with dist, and xgrad-onnx.pc's, with onnx).
 run_pkg_config() {
-  local label=$1 prefix=$2 has_dist=$3 libdir
+  local label=$1 prefix=$2 has_dist=$3 has_onnx=$4 libdir
   libdir=$(dirname "$(find "$prefix" -name xgrad.pc -path '*/pkgconfig/*' | head -n 1)")/..
   libdir=$(realpath "$libdir")
   export PKG_CONFIG_PATH="$libdir/pkgconfig"
@@ -92,6 +93,12 @@ run_pkg_config() {
     c++ -std=c++20 -O1 "$root/tests/consumer/distributed_main.cpp" -o "$tmp/pc-dist-$label" \
       $(pkg-config --cflags --libs xgrad-distributed xgrad) -Wl,-rpath,"$libdir" || fail "$label: pkg-config dist build"
     mpirun -np 2 "$tmp/pc-dist-$label" || fail "$label: the pkg-config dist program"
+  fi
+  if ((has_onnx)); then
+    # shellcheck disable=SC2046
+    c++ -std=c++20 -O1 "$root/tests/consumer/onnx_main.cpp" -o "$tmp/pc-onnx-$label" \
+      $(pkg-config --cflags --libs xgrad-onnx xgrad) -Wl,-rpath,"$libdir" || fail "$label: pkg-config onnx build"
+    "$tmp/pc-onnx-$label" || fail "$label: the pkg-config onnx program"
   fi
   unset PKG_CONFIG_PATH
 }
@@ -122,7 +129,9 @@ for kind in "$first" "$other"; do
   has_dist=0
   [[ -n "$(find "$prefix" -name xgrad-distributed-targets.cmake)" ]] && has_dist=1
   run_consumer "$kind" "$prefix" "$has_dist"
-  run_pkg_config "$kind" "$prefix" "$has_dist"
+  has_onnx=0
+  [[ -n "$(find "$prefix" -name xgrad-onnx-targets.cmake)" ]] && has_onnx=1
+  run_pkg_config "$kind" "$prefix" "$has_dist" "$has_onnx"
   if [[ "$kind" == "$first" ]]; then
     # MPI is needed by the dist component only.
     run_consumer "$kind-without-mpi" "$prefix" 0 -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON
