@@ -147,6 +147,89 @@ Tensor pytorch_gates(const Tensor& w, const std::string& kind, std::int64_t H) {
   return cat(blocks, 0);
 }
 
+using Constants = std::unordered_map<std::string, const ::onnx::TensorProto*>;
+
+// The stored tensors of the graph by name: initializers and Constant nodes' values.
+Constants constants_of(const ::onnx::GraphProto& g) {
+  Constants constants;
+  for (const auto& init : g.initializer()) constants[init.name()] = &init;
+  for (const auto& n : g.node())
+    if (n.op_type() == "Constant" && n.output_size() == 1)
+      if (const auto* v = attribute(n, "value"); v && v->has_t()) constants[n.output(0)] = &v->t();
+  return constants;
+}
+
+// The recurrent layers of `module`, one entry per layer of each, in order.
+std::vector<Layer> recurrent_layers(nn::Module& module) {
+  std::vector<Layer> layers;
+  for (const auto& [name, m] : module.named_modules())
+    if (auto* r = dynamic_cast<nn::Recurrent*>(m))
+      for (std::int64_t l = 0; l < r->recurrent_options().num_layers(); ++l)
+        layers.push_back({fmt::format("{} layer {}", name.empty() ? r->type_name() : "'" + name + "'", l), r, l});
+  return layers;
+}
+
+// Direction d of the recurrent node `n` (W, R, B read) into layer L's cell, gate order undone.
+void load_direction(const ::onnx::NodeProto& n, const Layer& L, const std::string& kind, std::int64_t H,
+                    std::int64_t D, std::int64_t d, const Tensor& W, const Tensor& R, const Tensor& B,
+                    std::set<const void*>& loaded) {
+  nn::RecurrentCell& cell = L.module->cell(L.layer, d);
+  const std::string suffix = fmt::format("_l{}{}", L.layer, d == 1 ? "_reverse" : "");
+  auto set = [&](const char* local, const Tensor& value, const std::string& source) {
+    for (const auto& [name, p] : cell.named_parameters())
+      if (name == local) {
+        assign(p, value, fmt::format("{}'s {}{}", L.name, local, suffix), source);
+        loaded.insert(p.impl().get());
+        return true;
+      }
+    return false;
+  };
+  const std::string node = "node '" + n.name() + "'";
+  if (W.dim() != 3 || W.size(0) != D || R.dim() != 3 || R.size(0) != D)
+    throw Error(fmt::format("{}: {} has W of shape {} and R of shape {}; expected ({}, G·H, I) and ({}, G·H, H)",
+                            what, node, shape_str(W.shape()), shape_str(R.shape()), D, D));
+  const std::int64_t GH = W.size(1);
+  set("weight_ih", pytorch_gates(select(W, 0, d), kind, H), node + " W[" + std::to_string(d) + "]");
+  set("weight_hh", pytorch_gates(select(R, 0, d), kind, H), node + " R[" + std::to_string(d) + "]");
+  if (!B.defined()) return;
+  if (B.dim() != 2 || B.size(0) != D || B.size(1) != 2 * GH)
+    throw Error(fmt::format("{}: {} has B of shape {}; expected ({}, {})", what, node, shape_str(B.shape()), D, 2 * GH));
+  const Tensor bd = select(B, 0, d);
+  const Tensor wb = pytorch_gates(narrow(bd, 0, 0, GH), kind, H), rb = pytorch_gates(narrow(bd, 0, GH, GH), kind, H);
+  const bool has_ih = set("bias_ih", wb, node + " B[" + std::to_string(d) + "] (Wb)");
+  const bool has_hh = set("bias_hh", rb, node + " B[" + std::to_string(d) + "] (Rb)");
+  if ((!has_ih && has_nonzero(wb)) || (!has_hh && has_nonzero(rb)))
+    throw Error(fmt::format("{}: {} has a nonzero bias that {} has no parameter for", what, node, L.name));
+}
+
+// The recurrent node `n` into layer L, unless L's parameters were already loaded by name.
+void load_recurrent_node(const ::onnx::NodeProto& n, const Layer& L, const Constants& constants,
+                         std::set<const void*>& loaded) {
+  const std::int64_t D = L.module->num_directions();
+  const std::string kind = cell_kind(L.module->cell(L.layer));
+  const std::int64_t H = L.module->cell(L.layer).output_size();
+  check_node(n, L, kind, H, D);
+  bool all_loaded = true;
+  for (std::int64_t d = 0; d < D; ++d)
+    for (const auto& [name, p] : L.module->cell(L.layer, d).named_parameters())
+      all_loaded = all_loaded && loaded.contains(p.impl().get());
+  if (all_loaded) return;  // an xgrad export: its parameters kept their names
+  auto input = [&](int i, const char* role) -> const ::onnx::TensorProto* {
+    if (n.input_size() <= i || n.input(i).empty()) return nullptr;
+    auto it = constants.find(n.input(i));
+    if (it == constants.end())
+      throw Error(fmt::format("{}: input {} ({}) of node '{}' is computed in the graph, not stored: its weights "
+                              "cannot be read",
+                              what, i, role, n.name()));
+    return it->second;
+  };
+  const DType dtype = L.module->cell(L.layer).parameters()[0].dtype();
+  const Tensor W = read_tensor(*input(1, "W"), dtype), R = read_tensor(*input(2, "R"), dtype);
+  const auto* b = input(3, "B");
+  const Tensor B = b ? read_tensor(*b, dtype) : Tensor();
+  for (std::int64_t d = 0; d < D; ++d) load_direction(n, L, kind, H, D, d, W, R, B, loaded);
+}
+
 }  // namespace
 
 void load_weights_bytes(nn::Module& module, const std::string& bytes) {
@@ -159,11 +242,7 @@ void load_weights_bytes(nn::Module& module, const std::string& bytes) {
     throw Error(fmt::format("{}: the model is not valid ONNX: {}", what, e.what()));
   }
   const ::onnx::GraphProto& g = model.graph();
-  std::unordered_map<std::string, const ::onnx::TensorProto*> constants;
-  for (const auto& init : g.initializer()) constants[init.name()] = &init;
-  for (const auto& n : g.node())
-    if (n.op_type() == "Constant" && n.output_size() == 1)
-      if (const auto* v = attribute(n, "value"); v && v->has_t()) constants[n.output(0)] = &v->t();
+  const Constants constants = constants_of(g);
 
   std::set<const void*> loaded;
   // 1. By name.
@@ -174,11 +253,7 @@ void load_weights_bytes(nn::Module& module, const std::string& bytes) {
     }
 
   // 2. Recurrent nodes, in order, into the recurrent layers, in order.
-  std::vector<Layer> layers;
-  for (const auto& [name, m] : module.named_modules())
-    if (auto* r = dynamic_cast<nn::Recurrent*>(m))
-      for (std::int64_t l = 0; l < r->recurrent_options().num_layers(); ++l)
-        layers.push_back({fmt::format("{} layer {}", name.empty() ? r->type_name() : "'" + name + "'", l), r, l});
+  const std::vector<Layer> layers = recurrent_layers(module);
   std::size_t next = 0;
   for (const auto& n : g.node()) {
     if (n.op_type() != "LSTM" && n.op_type() != "GRU" && n.op_type() != "RNN") continue;
@@ -186,58 +261,7 @@ void load_weights_bytes(nn::Module& module, const std::string& bytes) {
       throw Error(fmt::format("{}: the model has more recurrent nodes than the module has recurrent layers ({}); node "
                               "'{}' ({}) has no layer to fill",
                               what, layers.size(), n.name(), n.op_type()));
-    const Layer& L = layers[next++];
-    const std::int64_t D = L.module->num_directions();
-    const std::string kind = cell_kind(L.module->cell(L.layer));
-    const std::int64_t H = L.module->cell(L.layer).output_size();
-    check_node(n, L, kind, H, D);
-    bool all_loaded = true;
-    for (std::int64_t d = 0; d < D; ++d)
-      for (const auto& [name, p] : L.module->cell(L.layer, d).named_parameters())
-        all_loaded = all_loaded && loaded.contains(p.impl().get());
-    if (all_loaded) continue;  // an xgrad export: its parameters kept their names
-    auto input = [&](int i, const char* role) -> const ::onnx::TensorProto* {
-      if (n.input_size() <= i || n.input(i).empty()) return nullptr;
-      auto it = constants.find(n.input(i));
-      if (it == constants.end())
-        throw Error(fmt::format("{}: input {} ({}) of node '{}' is computed in the graph, not stored: its weights "
-                                "cannot be read",
-                                what, i, role, n.name()));
-      return it->second;
-    };
-    const DType dtype = L.module->cell(L.layer).parameters()[0].dtype();
-    const Tensor W = read_tensor(*input(1, "W"), dtype), R = read_tensor(*input(2, "R"), dtype);
-    const auto* b = input(3, "B");
-    const Tensor B = b ? read_tensor(*b, dtype) : Tensor();
-    for (std::int64_t d = 0; d < D; ++d) {
-      nn::RecurrentCell& cell = L.module->cell(L.layer, d);
-      const std::string suffix = fmt::format("_l{}{}", L.layer, d == 1 ? "_reverse" : "");
-      auto set = [&](const char* local, const Tensor& value, const std::string& source) {
-        for (const auto& [name, p] : cell.named_parameters())
-          if (name == local) {
-            assign(p, value, fmt::format("{}'s {}{}", L.name, local, suffix), source);
-            loaded.insert(p.impl().get());
-            return true;
-          }
-        return false;
-      };
-      const std::string node = "node '" + n.name() + "'";
-      if (W.dim() != 3 || W.size(0) != D || R.dim() != 3 || R.size(0) != D)
-        throw Error(fmt::format("{}: {} has W of shape {} and R of shape {}; expected ({}, G·H, I) and ({}, G·H, H)",
-                                what, node, shape_str(W.shape()), shape_str(R.shape()), D, D));
-      const std::int64_t GH = W.size(1);
-      set("weight_ih", pytorch_gates(select(W, 0, d), kind, H), node + " W[" + std::to_string(d) + "]");
-      set("weight_hh", pytorch_gates(select(R, 0, d), kind, H), node + " R[" + std::to_string(d) + "]");
-      if (!B.defined()) continue;
-      if (B.dim() != 2 || B.size(0) != D || B.size(1) != 2 * GH)
-        throw Error(fmt::format("{}: {} has B of shape {}; expected ({}, {})", what, node, shape_str(B.shape()), D, 2 * GH));
-      const Tensor bd = select(B, 0, d);
-      const Tensor wb = pytorch_gates(narrow(bd, 0, 0, GH), kind, H), rb = pytorch_gates(narrow(bd, 0, GH, GH), kind, H);
-      const bool has_ih = set("bias_ih", wb, node + " B[" + std::to_string(d) + "] (Wb)");
-      const bool has_hh = set("bias_hh", rb, node + " B[" + std::to_string(d) + "] (Rb)");
-      if ((!has_ih && has_nonzero(wb)) || (!has_hh && has_nonzero(rb)))
-        throw Error(fmt::format("{}: {} has a nonzero bias that {} has no parameter for", what, node, L.name));
-    }
+    load_recurrent_node(n, layers[next++], constants, loaded);
   }
   std::vector<std::string> missing;
   for (const auto& [name, p] : module.named_parameters())

@@ -219,6 +219,220 @@ Dims matmul_dims(const Dims& a, const Dims& b) {
   return batch;
 }
 
+Value lower_pow(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  return Value{L.graph.op("Pow", {x.name, L.graph.scalar(real_attr(e, "exponent"), x.dtype)}), x.dims, x.dtype};
+}
+
+Value lower_lerp(Lowering& L, const Event& e) {
+  const Value s = input(L, e, 0), en = input(L, e, 1), w = input(L, e, 2);
+  const std::string diff = L.graph.op("Sub", {en.name, s.name});
+  const std::string step = L.graph.op("Mul", {w.name, diff});
+  return Value{L.graph.op("Add", {s.name, step}), broadcast(broadcast(s.dims, en.dims), w.dims), s.dtype};
+}
+
+Value lower_clamp(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  return Value{L.graph.op("Clip", {x.name, L.graph.scalar(real_attr(e, "min"), x.dtype),
+                                   L.graph.scalar(real_attr(e, "max"), x.dtype)}),
+               x.dims, x.dtype};
+}
+
+Value lower_leaky_relu(Lowering& L, const Event& e) {
+  const double slope = real_attr(e, "negative_slope");
+  return same_shape(L, e, "LeakyRelu", [slope](::onnx::NodeProto& n) { set_attr(n, "alpha", slope); });
+}
+
+Value lower_gelu(Lowering& L, const Event& e) {
+  // opset 17 has no Gelu: x · ½ (1 + erf(x / √2)), the exact form xgrad computes.
+  const Value x = input(L, e, 0);
+  Graph& g = L.graph;
+  const std::string erf = g.op("Erf", {g.op("Div", {x.name, g.scalar(std::sqrt(2.0), x.dtype)})});
+  const std::string half = g.op("Mul", {g.op("Add", {erf, g.scalar(1.0, x.dtype)}), g.scalar(0.5, x.dtype)});
+  return Value{g.op("Mul", {x.name, half}), x.dims, x.dtype};
+}
+
+Value lower_to(Lowering& L, const Event& e) {
+  const DType to = e.outputs[0].dtype();
+  Value v = same_shape(L, e, "Cast", [to](::onnx::NodeProto& n) { set_attr(n, "to", std::int64_t{onnx_type(to)}); });
+  v.dtype = to;
+  return v;
+}
+
+Value lower_matmul(Lowering& L, const Event& e) {
+  const Value a = input(L, e, 0), b = input(L, e, 1);
+  return Value{L.graph.op("MatMul", {a.name, b.name}), matmul_dims(a.dims, b.dims), a.dtype};
+}
+
+Value lower_linear(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0), w = input(L, e, 1);
+  Graph& g = L.graph;
+  const std::string wt = g.op("Transpose", {w.name}, [](::onnx::NodeProto& n) {
+    set_attr(n, "perm", std::vector<std::int64_t>{1, 0});
+  });
+  Dims dims(x.dims.begin(), x.dims.end() - 1);
+  dims.push_back(w.dims[0]);
+  std::string out = g.op("MatMul", {x.name, wt});
+  if (e.inputs.size() > 2 && e.inputs[2].defined()) out = g.op("Add", {out, input(L, e, 2).name});
+  return Value{out, dims, x.dtype};
+}
+
+Value lower_permute(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  const auto& perm = trace::get<std::vector<std::int64_t>>(e.attributes, "perm", e.name);
+  Dims dims;
+  for (std::int64_t p : perm) dims.push_back(x.dims[static_cast<std::size_t>(p)]);
+  return Value{L.graph.op("Transpose", {x.name}, [&](::onnx::NodeProto& n) { set_attr(n, "perm", perm); }), dims,
+               x.dtype};
+}
+
+Value lower_expand(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  const Shape out = e.outputs[0].shape();
+  Dims dims = static_dims(out);
+  const std::size_t lead = out.size() - x.dims.size();
+  for (std::size_t i = lead; i < out.size(); ++i)
+    if (x.dims[i - lead].value == out[i]) dims[i] = x.dims[i - lead];
+  return Value{L.graph.op("Expand", {x.name, L.graph.shape_of(dims)}), dims, x.dtype};
+}
+
+Value lower_narrow(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  const std::int64_t dim = int_attr(e, "dim"), start = int_attr(e, "start");
+  const std::int64_t length = e.outputs[0].shape()[static_cast<std::size_t>(dim)];
+  Dims dims = x.dims;
+  dims[static_cast<std::size_t>(dim)] = Dim{length, {}, {}, -1};
+  Graph& g = L.graph;
+  return Value{g.op("Slice", {x.name, g.ints({start}), g.ints({start + length}), g.ints({dim})}), dims, x.dtype};
+}
+
+Value lower_select(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  const std::int64_t dim = int_attr(e, "dim");
+  std::int64_t index = int_attr(e, "index");
+  // The last element of a dynamic axis stays the last one at every size.
+  const Dim& d = x.dims[static_cast<std::size_t>(dim)];
+  if (d.dynamic() && index == d.value - 1) index = -1;
+  else if (d.dynamic())
+    throw Error(fmt::format("onnx export: select of element {} along the dynamic axis {} of size {}: only the "
+                            "last element (-1) is the same at every size",
+                            index, dim, d.value));
+  const std::string idx = L.graph.constant(full({}, static_cast<double>(index), DType::i64), "index");
+  return Value{L.graph.op("Gather", {x.name, idx}, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
+               without(x.dims, dim), x.dtype};
+}
+
+Value lower_cat(Lowering& L, const Event& e) {
+  const std::int64_t dim = int_attr(e, "dim");
+  std::vector<std::string> names;
+  Dims dims;
+  bool dynamic = false;
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < e.inputs.size(); ++i) {
+    const Value v = input(L, e, i);
+    names.push_back(v.name);
+    if (i == 0) dims = v.dims;
+    dynamic = dynamic || v.dims[static_cast<std::size_t>(dim)].dynamic();
+    total += v.dims[static_cast<std::size_t>(dim)].value;
+  }
+  const std::string out = L.graph.op("Concat", names, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
+  dims[static_cast<std::size_t>(dim)] = dynamic ? Dim{total, {}, out, dim} : Dim{total, {}, {}, -1};
+  return Value{out, dims, input(L, e, 0).dtype};
+}
+
+std::vector<Value> lower_split(Lowering& L, const Event& e) {
+  const Value x = input(L, e, 0);
+  const std::int64_t dim = int_attr(e, "dim");
+  const bool drop = int_attr(e, "drop_dim") != 0;
+  const auto axis = static_cast<std::size_t>(dim);
+  if (x.dims[axis].dynamic())
+    throw Error(fmt::format("onnx export: split along the dynamic axis {} (size {}): the number of pieces "
+                            "would change with the size",
+                            dim, x.dims[axis].value));
+  std::vector<std::int64_t> sizes;
+  std::vector<std::string> outs;
+  for (const Tensor& o : e.outputs) {
+    sizes.push_back(drop ? 1 : o.shape()[axis]);
+    outs.push_back(L.graph.fresh("Split"));
+  }
+  ::onnx::NodeProto& n = L.graph.node("Split", {x.name, L.graph.ints(sizes)}, outs);
+  set_attr(n, "axis", dim);
+  std::vector<Value> values;
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    Dims dims = x.dims;
+    dims[axis] = Dim{sizes[i], {}, {}, -1};
+    std::string name = outs[i];
+    if (drop) {
+      name = L.graph.op("Squeeze", {name, L.graph.ints({dim})});
+      dims = without(dims, dim);
+    }
+    values.push_back({name, dims, x.dtype});
+  }
+  return values;
+}
+
+Value lower_index_select(Lowering& L, const Event& e) {
+  const Value a = input(L, e, 0), index = input(L, e, 1);
+  const std::int64_t dim = int_attr(e, "dim");
+  Dims dims(a.dims.begin(), a.dims.begin() + dim);
+  dims.insert(dims.end(), index.dims.begin(), index.dims.end());
+  dims.insert(dims.end(), a.dims.begin() + dim + 1, a.dims.end());
+  return Value{L.graph.op("Gather", {a.name, index.name}, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
+               dims, a.dtype};
+}
+
+Value lower_gather(Lowering& L, const Event& e) {
+  const Value a = input(L, e, 0), index = input(L, e, 1);
+  const std::int64_t dim = int_attr(e, "dim");
+  return Value{L.graph.op("GatherElements", {a.name, index.name},
+                          [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
+               index.dims, a.dtype};
+}
+
+Value lower_where(Lowering& L, const Event& e) {
+  const Value c = input(L, e, 0), a = input(L, e, 1), b = input(L, e, 2);
+  return Value{L.graph.op("Where", {c.name, a.name, b.name}), broadcast(broadcast(c.dims, a.dims), b.dims),
+               a.dtype};
+}
+
+Value lower_sum(Lowering& L, const Event& e) {
+  return reduce_node(L, e, "ReduceSum", trace::get<std::vector<std::int64_t>>(e.attributes, "dims", e.name),
+                     int_attr(e, "keepdim") != 0, true);
+}
+
+Value lower_max(Lowering& L, const Event& e) {
+  return reduce_node(L, e, "ReduceMax", {int_attr(e, "dim")}, int_attr(e, "keepdim") != 0, false);
+}
+
+Value lower_min(Lowering& L, const Event& e) {
+  return reduce_node(L, e, "ReduceMin", {int_attr(e, "dim")}, int_attr(e, "keepdim") != 0, false);
+}
+
+Value lower_logsumexp(Lowering& L, const Event& e) {
+  return reduce_node(L, e, "ReduceLogSumExp", trace::get<std::vector<std::int64_t>>(e.attributes, "dims", e.name),
+                     int_attr(e, "keepdim") != 0, false);
+}
+
+Value lower_sum_squared_difference(Lowering& L, const Event& e) {
+  const Value a = input(L, e, 0), b = input(L, e, 1);
+  Graph& g = L.graph;
+  const std::string d = g.op("Sub", {a.name, b.name});
+  const std::string out = g.op("ReduceSum", {g.op("Mul", {d, d})}, [](::onnx::NodeProto& n) {
+    set_attr(n, "keepdims", std::int64_t{0});
+  });
+  return Value{out, {}, a.dtype};
+}
+
+Value lower_softmax(Lowering& L, const Event& e) {
+  const std::int64_t dim = int_attr(e, "dim");
+  return same_shape(L, e, "Softmax", [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
+}
+
+Value lower_log_softmax(Lowering& L, const Event& e) {
+  const std::int64_t dim = int_attr(e, "dim");
+  return same_shape(L, e, "LogSoftmax", [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
+}
+
 const std::unordered_map<std::string, Lower>& table() {
   static const std::unordered_map<std::string, Lower> t = {
       {"add", binary_op("Add")},
@@ -226,211 +440,45 @@ const std::unordered_map<std::string, Lower>& table() {
       {"mul", binary_op("Mul")},
       {"div", binary_op("Div")},
       {"neg", unary_op("Neg")},
-      {"pow", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         return Value{L.graph.op("Pow", {x.name, L.graph.scalar(real_attr(e, "exponent"), x.dtype)}), x.dims, x.dtype};
-       })},
+      {"pow", one(lower_pow)},
       {"pow_tensor", binary_op("Pow")},
-      {"lerp", one([](Lowering& L, const Event& e) {
-         const Value s = input(L, e, 0), en = input(L, e, 1), w = input(L, e, 2);
-         const std::string diff = L.graph.op("Sub", {en.name, s.name});
-         const std::string step = L.graph.op("Mul", {w.name, diff});
-         return Value{L.graph.op("Add", {s.name, step}), broadcast(broadcast(s.dims, en.dims), w.dims), s.dtype};
-       })},
+      {"lerp", one(lower_lerp)},
       {"exp", unary_op("Exp")},
       {"log", unary_op("Log")},
       {"sqrt", unary_op("Sqrt")},
       {"abs", unary_op("Abs")},
-      {"clamp", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         return Value{L.graph.op("Clip", {x.name, L.graph.scalar(real_attr(e, "min"), x.dtype),
-                                          L.graph.scalar(real_attr(e, "max"), x.dtype)}),
-                      x.dims, x.dtype};
-       })},
+      {"clamp", one(lower_clamp)},
       {"sigmoid", unary_op("Sigmoid")},
       {"tanh", unary_op("Tanh")},
       {"relu", unary_op("Relu")},
-      {"leaky_relu", one([](Lowering& L, const Event& e) {
-         const double slope = real_attr(e, "negative_slope");
-         return same_shape(L, e, "LeakyRelu", [slope](::onnx::NodeProto& n) { set_attr(n, "alpha", slope); });
-       })},
-      {"gelu", one([](Lowering& L, const Event& e) {
-         // opset 17 has no Gelu: x · ½ (1 + erf(x / √2)), the exact form xgrad computes.
-         const Value x = input(L, e, 0);
-         Graph& g = L.graph;
-         const std::string erf = g.op("Erf", {g.op("Div", {x.name, g.scalar(std::sqrt(2.0), x.dtype)})});
-         const std::string half = g.op("Mul", {g.op("Add", {erf, g.scalar(1.0, x.dtype)}), g.scalar(0.5, x.dtype)});
-         return Value{g.op("Mul", {x.name, half}), x.dims, x.dtype};
-       })},
+      {"leaky_relu", one(lower_leaky_relu)},
+      {"gelu", one(lower_gelu)},
       {"softplus", unary_op("Softplus")},
-      {"to", one([](Lowering& L, const Event& e) {
-         const DType to = e.outputs[0].dtype();
-         Value v = same_shape(L, e, "Cast", [to](::onnx::NodeProto& n) { set_attr(n, "to", std::int64_t{onnx_type(to)}); });
-         v.dtype = to;
-         return v;
-       })},
+      {"to", one(lower_to)},
       {"clone", unary_op("Identity")},
-      {"matmul", one([](Lowering& L, const Event& e) {
-         const Value a = input(L, e, 0), b = input(L, e, 1);
-         return Value{L.graph.op("MatMul", {a.name, b.name}), matmul_dims(a.dims, b.dims), a.dtype};
-       })},
-      {"linear", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0), w = input(L, e, 1);
-         Graph& g = L.graph;
-         const std::string wt = g.op("Transpose", {w.name}, [](::onnx::NodeProto& n) {
-           set_attr(n, "perm", std::vector<std::int64_t>{1, 0});
-         });
-         Dims dims(x.dims.begin(), x.dims.end() - 1);
-         dims.push_back(w.dims[0]);
-         std::string out = g.op("MatMul", {x.name, wt});
-         if (e.inputs.size() > 2 && e.inputs[2].defined()) out = g.op("Add", {out, input(L, e, 2).name});
-         return Value{out, dims, x.dtype};
-       })},
+      {"matmul", one(lower_matmul)},
+      {"linear", one(lower_linear)},
       {"reshape", one(lower_reshape)},
-      {"permute", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         const auto& perm = trace::get<std::vector<std::int64_t>>(e.attributes, "perm", e.name);
-         Dims dims;
-         for (std::int64_t p : perm) dims.push_back(x.dims[static_cast<std::size_t>(p)]);
-         return Value{L.graph.op("Transpose", {x.name}, [&](::onnx::NodeProto& n) { set_attr(n, "perm", perm); }), dims,
-                      x.dtype};
-       })},
-      {"expand", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         const Shape out = e.outputs[0].shape();
-         Dims dims = static_dims(out);
-         const std::size_t lead = out.size() - x.dims.size();
-         for (std::size_t i = lead; i < out.size(); ++i)
-           if (x.dims[i - lead].value == out[i]) dims[i] = x.dims[i - lead];
-         return Value{L.graph.op("Expand", {x.name, L.graph.shape_of(dims)}), dims, x.dtype};
-       })},
-      {"narrow", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         const std::int64_t dim = int_attr(e, "dim"), start = int_attr(e, "start");
-         const std::int64_t length = e.outputs[0].shape()[static_cast<std::size_t>(dim)];
-         Dims dims = x.dims;
-         dims[static_cast<std::size_t>(dim)] = Dim{length, {}, {}, -1};
-         Graph& g = L.graph;
-         return Value{g.op("Slice", {x.name, g.ints({start}), g.ints({start + length}), g.ints({dim})}), dims, x.dtype};
-       })},
-      {"select", one([](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         const std::int64_t dim = int_attr(e, "dim");
-         std::int64_t index = int_attr(e, "index");
-         // The last element of a dynamic axis stays the last one at every size.
-         const Dim& d = x.dims[static_cast<std::size_t>(dim)];
-         if (d.dynamic() && index == d.value - 1) index = -1;
-         else if (d.dynamic())
-           throw Error(fmt::format("onnx export: select of element {} along the dynamic axis {} of size {}: only the "
-                                   "last element (-1) is the same at every size",
-                                   index, dim, d.value));
-         const std::string idx = L.graph.constant(full({}, static_cast<double>(index), DType::i64), "index");
-         return Value{L.graph.op("Gather", {x.name, idx}, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
-                      without(x.dims, dim), x.dtype};
-       })},
+      {"permute", one(lower_permute)},
+      {"expand", one(lower_expand)},
+      {"narrow", one(lower_narrow)},
+      {"select", one(lower_select)},
       {"as_strided", unsupported("an arbitrary strided view of storage has no ONNX equivalent; use reshape, "
                                  "narrow, select or permute")},
       {"copy_slices", unsupported("in-place writes through a view are not exported; compute the result "
                                   "out of place (cat, where)")},
-      {"cat", one([](Lowering& L, const Event& e) {
-         const std::int64_t dim = int_attr(e, "dim");
-         std::vector<std::string> names;
-         Dims dims;
-         bool dynamic = false;
-         std::int64_t total = 0;
-         for (std::size_t i = 0; i < e.inputs.size(); ++i) {
-           const Value v = input(L, e, i);
-           names.push_back(v.name);
-           if (i == 0) dims = v.dims;
-           dynamic = dynamic || v.dims[static_cast<std::size_t>(dim)].dynamic();
-           total += v.dims[static_cast<std::size_t>(dim)].value;
-         }
-         const std::string out = L.graph.op("Concat", names, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
-         dims[static_cast<std::size_t>(dim)] = dynamic ? Dim{total, {}, out, dim} : Dim{total, {}, {}, -1};
-         return Value{out, dims, input(L, e, 0).dtype};
-       })},
-      {"split", [](Lowering& L, const Event& e) {
-         const Value x = input(L, e, 0);
-         const std::int64_t dim = int_attr(e, "dim");
-         const bool drop = int_attr(e, "drop_dim") != 0;
-         const auto axis = static_cast<std::size_t>(dim);
-         if (x.dims[axis].dynamic())
-           throw Error(fmt::format("onnx export: split along the dynamic axis {} (size {}): the number of pieces "
-                                   "would change with the size",
-                                   dim, x.dims[axis].value));
-         std::vector<std::int64_t> sizes;
-         std::vector<std::string> outs;
-         for (const Tensor& o : e.outputs) {
-           sizes.push_back(drop ? 1 : o.shape()[axis]);
-           outs.push_back(L.graph.fresh("Split"));
-         }
-         ::onnx::NodeProto& n = L.graph.node("Split", {x.name, L.graph.ints(sizes)}, outs);
-         set_attr(n, "axis", dim);
-         std::vector<Value> values;
-         for (std::size_t i = 0; i < outs.size(); ++i) {
-           Dims dims = x.dims;
-           dims[axis] = Dim{sizes[i], {}, {}, -1};
-           std::string name = outs[i];
-           if (drop) {
-             name = L.graph.op("Squeeze", {name, L.graph.ints({dim})});
-             dims = without(dims, dim);
-           }
-           values.push_back({name, dims, x.dtype});
-         }
-         return values;
-       }},
-      {"index_select", one([](Lowering& L, const Event& e) {
-         const Value a = input(L, e, 0), index = input(L, e, 1);
-         const std::int64_t dim = int_attr(e, "dim");
-         Dims dims(a.dims.begin(), a.dims.begin() + dim);
-         dims.insert(dims.end(), index.dims.begin(), index.dims.end());
-         dims.insert(dims.end(), a.dims.begin() + dim + 1, a.dims.end());
-         return Value{L.graph.op("Gather", {a.name, index.name}, [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
-                      dims, a.dtype};
-       })},
-      {"gather", one([](Lowering& L, const Event& e) {
-         const Value a = input(L, e, 0), index = input(L, e, 1);
-         const std::int64_t dim = int_attr(e, "dim");
-         return Value{L.graph.op("GatherElements", {a.name, index.name},
-                                 [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); }),
-                      index.dims, a.dtype};
-       })},
-      {"where", one([](Lowering& L, const Event& e) {
-         const Value c = input(L, e, 0), a = input(L, e, 1), b = input(L, e, 2);
-         return Value{L.graph.op("Where", {c.name, a.name, b.name}), broadcast(broadcast(c.dims, a.dims), b.dims),
-                      a.dtype};
-       })},
-      {"sum", one([](Lowering& L, const Event& e) {
-         return reduce_node(L, e, "ReduceSum", trace::get<std::vector<std::int64_t>>(e.attributes, "dims", e.name),
-                            int_attr(e, "keepdim") != 0, true);
-       })},
-      {"max", one([](Lowering& L, const Event& e) {
-         return reduce_node(L, e, "ReduceMax", {int_attr(e, "dim")}, int_attr(e, "keepdim") != 0, false);
-       })},
-      {"min", one([](Lowering& L, const Event& e) {
-         return reduce_node(L, e, "ReduceMin", {int_attr(e, "dim")}, int_attr(e, "keepdim") != 0, false);
-       })},
-      {"logsumexp", one([](Lowering& L, const Event& e) {
-         return reduce_node(L, e, "ReduceLogSumExp", trace::get<std::vector<std::int64_t>>(e.attributes, "dims", e.name),
-                            int_attr(e, "keepdim") != 0, false);
-       })},
-      {"sum_squared_difference", one([](Lowering& L, const Event& e) {
-         const Value a = input(L, e, 0), b = input(L, e, 1);
-         Graph& g = L.graph;
-         const std::string d = g.op("Sub", {a.name, b.name});
-         const std::string out = g.op("ReduceSum", {g.op("Mul", {d, d})}, [](::onnx::NodeProto& n) {
-           set_attr(n, "keepdims", std::int64_t{0});
-         });
-         return Value{out, {}, a.dtype};
-       })},
-      {"softmax", one([](Lowering& L, const Event& e) {
-         const std::int64_t dim = int_attr(e, "dim");
-         return same_shape(L, e, "Softmax", [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
-       })},
-      {"log_softmax", one([](Lowering& L, const Event& e) {
-         const std::int64_t dim = int_attr(e, "dim");
-         return same_shape(L, e, "LogSoftmax", [dim](::onnx::NodeProto& n) { set_attr(n, "axis", dim); });
-       })},
+      {"cat", one(lower_cat)},
+      {"split", lower_split},
+      {"index_select", one(lower_index_select)},
+      {"gather", one(lower_gather)},
+      {"where", one(lower_where)},
+      {"sum", one(lower_sum)},
+      {"max", one(lower_max)},
+      {"min", one(lower_min)},
+      {"logsumexp", one(lower_logsumexp)},
+      {"sum_squared_difference", one(lower_sum_squared_difference)},
+      {"softmax", one(lower_softmax)},
+      {"log_softmax", one(lower_log_softmax)},
       // Comparisons are not primitives (nothing to differentiate), but masks made from inputs
       // must stay computed from them.
       {"eq", compare_op("Equal")},

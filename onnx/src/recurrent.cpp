@@ -83,72 +83,55 @@ std::string rotate_time(Graph& g, const std::string& x, const std::string& shift
   return g.op("GatherElements", {x, full}, [](::onnx::NodeProto& n) { set_attr(n, "axis", std::int64_t{0}); });
 }
 
-}  // namespace
+// One recurrent composite being lowered: its configuration and where its pieces are.
+struct Layer {
+  Lowering& L;
+  const Event& e;
+  Spec spec;
+  std::int64_t layers, D, H, K;
+  bool batch_first, unbatched = false;
+  const std::vector<std::string>& names;  // each cell's parameters, in order
+  std::size_t P, first_param;
 
-std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
-  Graph& g = L.graph;
-  const std::string cell = trace::get<std::string>(e.attributes, "cell", e.name);
-  if (cell != "LSTM" && cell != "GRU" && cell != "RNN") return lower_scan(L, e);
-  const Spec spec = spec_of(cell);
-  refuse_what_onnx_cannot_express(e, cell);
-  const std::int64_t layers = int_attr(e, "num_layers"), D = int_attr(e, "num_directions"),
-                     H = int_attr(e, "hidden_size"), K = int_attr(e, "state_count");
-  const bool batch_first = int_attr(e, "batch_first") != 0;
-  const auto& names = trace::get<std::vector<std::string>>(e.attributes, "parameters", e.name);
-  const std::size_t P = names.size(), first_param = 2 + static_cast<std::size_t>(K);
-  if (e.inputs.size() != first_param + P * static_cast<std::size_t>(layers * D))
-    throw Error("onnx export: internal error, the recurrent composite has an unexpected number of inputs");
-
-  // The input as (T, B, I).
-  Value x = L.value_of(e.inputs[0]);
-  const bool unbatched = x.dims.size() == 2;
-  std::string xs = x.name;
-  Dims xd = x.dims;
-  if (unbatched) {
-    xs = unsqueeze(g, xs, 1);
-    xd.insert(xd.begin() + 1, Dim{1, {}, {}, -1});
-  } else if (batch_first) {
-    xs = g.op("Transpose", {xs}, [](::onnx::NodeProto& n) { set_attr(n, "perm", std::vector<std::int64_t>{1, 0, 2}); });
-    std::swap(xd[0], xd[1]);
+  Layer(Lowering& L, const Event& e, const std::string& cell)
+      : L(L), e(e), spec(spec_of(cell)), layers(int_attr(e, "num_layers")), D(int_attr(e, "num_directions")),
+        H(int_attr(e, "hidden_size")), K(int_attr(e, "state_count")), batch_first(int_attr(e, "batch_first") != 0),
+        names(trace::get<std::vector<std::string>>(e.attributes, "parameters", e.name)), P(names.size()),
+        first_param(2 + static_cast<std::size_t>(K)) {
+    if (e.inputs.size() != first_param + P * static_cast<std::size_t>(layers * D))
+      throw Error("onnx export: internal error, the recurrent composite has an unexpected number of inputs");
   }
-  const Dim T = xd[0], B = xd[1];
 
-  std::string lens, unshift;
-  if (e.inputs[1].defined()) {
-    const Value v = L.value_of(e.inputs[1]);
-    lens = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
-      set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT32});
-    }, "sequence_lens");
-    if (trace::get<std::string>(e.attributes, "padding", e.name) == "pre") {
-      // To post-padding: shift T − len_b; back: shift len_b (both mod T).
-      unshift = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
-        set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT64});
-      });
-      const std::string T = g.op("Shape", {xs}, [](::onnx::NodeProto& n) {
-        set_attr(n, "start", std::int64_t{0});
-        set_attr(n, "end", std::int64_t{1});
-      });
-      xs = rotate_time(g, xs, g.op("Sub", {T, unshift}));
-    }
-  }
-  // Given initial states, (L·D, B, S) each.
-  std::vector<std::string> init(static_cast<std::size_t>(K));
-  for (std::int64_t k = 0; k < K; ++k)
-    if (const Tensor& s = e.inputs[2 + static_cast<std::size_t>(k)]; s.defined()) {
-      const Value v = L.value_of(s);
-      init[static_cast<std::size_t>(k)] = unbatched ? unsqueeze(g, v.name, 1) : v.name;
-    }
-
-  auto param = [&](std::int64_t c, const std::string& name) -> std::string {
+  // Parameter `name` of cell c (layer · D + direction), or "" when the cell has none.
+  std::string param(std::int64_t c, const std::string& name) const {
     auto it = std::find(names.begin(), names.end(), name);
     if (it == names.end()) return "";
-    return L.value_of(e.inputs[first_param + static_cast<std::size_t>(c) * P +
-                                static_cast<std::size_t>(it - names.begin())])
+    return L.value_of(e.inputs[first_param + static_cast<std::size_t>(c) * P + static_cast<std::size_t>(it - names.begin())])
         .name;
-  };
-  std::vector<std::vector<std::string>> finals(static_cast<std::size_t>(K));
-  std::string layer_input = xs;
-  for (std::int64_t l = 0; l < layers; ++l) {
+  }
+
+  // The input as (T, B, I), with its dims.
+  std::pair<std::string, Dims> time_major_input() {
+    Graph& g = L.graph;
+    const Value x = L.value_of(e.inputs[0]);
+    unbatched = x.dims.size() == 2;
+    std::string xs = x.name;
+    Dims xd = x.dims;
+    if (unbatched) {
+      xs = unsqueeze(g, xs, 1);
+      xd.insert(xd.begin() + 1, Dim{1, {}, {}, -1});
+    } else if (batch_first) {
+      xs = g.op("Transpose", {xs}, [](::onnx::NodeProto& n) { set_attr(n, "perm", std::vector<std::int64_t>{1, 0, 2}); });
+      std::swap(xd[0], xd[1]);
+    }
+    return {xs, xd};
+  }
+
+  // The ONNX op of layer l on `input` (T, B, I); returns Y reshaped to (T, B, D·H) and appends
+  // the layer's final states to `finals`.
+  std::string layer_op(std::int64_t l, const std::string& input, const std::string& lens,
+                       const std::vector<std::string>& init, std::vector<std::vector<std::string>>& finals) {
+    Graph& g = L.graph;
     std::vector<std::string> W, R, Bias;
     bool any_bias = false;
     for (std::int64_t d = 0; d < D; ++d) {
@@ -163,8 +146,7 @@ std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
       if (bh.empty()) bh = g.constant(zeros({spec.gates * H}, dtype), "zero_bias");
       Bias.push_back(unsqueeze(g, concat(g, {reorder_gates(g, bi, spec, H), reorder_gates(g, bh, spec, H)}, 0), 0));
     }
-    std::vector<std::string> inputs{layer_input, concat(g, W, 0), concat(g, R, 0), any_bias ? concat(g, Bias, 0) : "",
-                                    lens};
+    std::vector<std::string> inputs{input, concat(g, W, 0), concat(g, R, 0), any_bias ? concat(g, Bias, 0) : "", lens};
     for (std::int64_t k = 0; k < K; ++k) {
       const std::string& s = init[static_cast<std::size_t>(k)];
       inputs.push_back(s.empty() ? "" : g.op("Slice", {s, g.ints({l * D}), g.ints({(l + 1) * D}), g.ints({0})}));
@@ -187,31 +169,77 @@ std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
     const std::string yt = g.op("Transpose", {y}, [](::onnx::NodeProto& t) {
       set_attr(t, "perm", std::vector<std::int64_t>{0, 2, 1, 3});
     });
-    layer_input = g.op("Reshape", {yt, g.ints({0, 0, D * H})});
+    return g.op("Reshape", {yt, g.ints({0, 0, D * H})});
   }
-  if (!unshift.empty()) layer_input = rotate_time(g, layer_input, unshift);
 
-  std::vector<Value> out;
-  std::string y = layer_input;
-  Dims yd{T, B, Dim{D * H, {}, {}, -1}};
-  if (unbatched) {
-    y = g.op("Squeeze", {y, g.ints({1})});
-    yd = {T, yd[2]};
-  } else if (batch_first) {
-    y = g.op("Transpose", {y}, [](::onnx::NodeProto& n) { set_attr(n, "perm", std::vector<std::int64_t>{1, 0, 2}); });
-    yd = {B, T, yd[2]};
-  }
-  out.push_back({y, yd, e.inputs[0].dtype()});
-  for (std::int64_t k = 0; k < K; ++k) {
-    std::string s = concat(g, finals[static_cast<std::size_t>(k)], 0);
-    Dims sd{Dim{layers * D, {}, {}, -1}, B, Dim{H, {}, {}, -1}};
+  // The layer's outputs: y in the caller's layout, then the final states (L·D, B, H).
+  std::vector<Value> outputs(std::string y, const Dim& T, const Dim& B,
+                             const std::vector<std::vector<std::string>>& finals) {
+    Graph& g = L.graph;
+    std::vector<Value> out;
+    Dims yd{T, B, Dim{D * H, {}, {}, -1}};
     if (unbatched) {
-      s = g.op("Squeeze", {s, g.ints({1})});
-      sd = {sd[0], sd[2]};
+      y = g.op("Squeeze", {y, g.ints({1})});
+      yd = {T, yd[2]};
+    } else if (batch_first) {
+      y = g.op("Transpose", {y}, [](::onnx::NodeProto& n) { set_attr(n, "perm", std::vector<std::int64_t>{1, 0, 2}); });
+      yd = {B, T, yd[2]};
     }
-    out.push_back({s, sd, e.inputs[0].dtype()});
+    out.push_back({y, yd, e.inputs[0].dtype()});
+    for (std::int64_t k = 0; k < K; ++k) {
+      std::string s = concat(g, finals[static_cast<std::size_t>(k)], 0);
+      Dims sd{Dim{layers * D, {}, {}, -1}, B, Dim{H, {}, {}, -1}};
+      if (unbatched) {
+        s = g.op("Squeeze", {s, g.ints({1})});
+        sd = {sd[0], sd[2]};
+      }
+      out.push_back({s, sd, e.inputs[0].dtype()});
+    }
+    return out;
   }
-  return out;
+};
+
+}  // namespace
+
+std::vector<Value> lower_recurrent(Lowering& L, const Event& e) {
+  Graph& g = L.graph;
+  const std::string cell = trace::get<std::string>(e.attributes, "cell", e.name);
+  if (cell != "LSTM" && cell != "GRU" && cell != "RNN") return lower_scan(L, e);
+  refuse_what_onnx_cannot_express(e, cell);
+  Layer layer(L, e, cell);
+  auto [xs, xd] = layer.time_major_input();
+
+  std::string lens, unshift;
+  if (e.inputs[1].defined()) {
+    const Value v = L.value_of(e.inputs[1]);
+    lens = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
+      set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT32});
+    }, "sequence_lens");
+    if (trace::get<std::string>(e.attributes, "padding", e.name) == "pre") {
+      // To post-padding: shift T − len_b; back: shift len_b (both mod T).
+      unshift = g.op("Cast", {v.name}, [](::onnx::NodeProto& n) {
+        set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT64});
+      });
+      const std::string T = g.op("Shape", {xs}, [](::onnx::NodeProto& n) {
+        set_attr(n, "start", std::int64_t{0});
+        set_attr(n, "end", std::int64_t{1});
+      });
+      xs = rotate_time(g, xs, g.op("Sub", {T, unshift}));
+    }
+  }
+  // Given initial states, (L·D, B, S) each.
+  std::vector<std::string> init(static_cast<std::size_t>(layer.K));
+  for (std::int64_t k = 0; k < layer.K; ++k)
+    if (const Tensor& s = e.inputs[2 + static_cast<std::size_t>(k)]; s.defined()) {
+      const Value v = L.value_of(s);
+      init[static_cast<std::size_t>(k)] = layer.unbatched ? unsqueeze(g, v.name, 1) : v.name;
+    }
+
+  std::vector<std::vector<std::string>> finals(static_cast<std::size_t>(layer.K));
+  std::string y = xs;
+  for (std::int64_t l = 0; l < layer.layers; ++l) y = layer.layer_op(l, y, lens, init, finals);
+  if (!unshift.empty()) y = rotate_time(g, y, unshift);
+  return layer.outputs(y, xd[0], xd[1], finals);
 }
 
 }  // namespace xgrad::onnx::detail

@@ -117,6 +117,60 @@ std::string valid_steps(Graph& g, const Value& x, const Value& lengths, std::int
   return g.op("Unsqueeze", {valid, g.ints({2})});
 }
 
+// The initial state k of cell c (layer · D + direction), (B, S): the given state's row, or
+// zeros of the run-time batch size.
+std::string initial_state(Lowering& L, const Event& e, std::size_t k, std::int64_t c, const Dim& B, std::int64_t S,
+                          DType dtype) {
+  Graph& g = L.graph;
+  if (const Tensor& given = e.inputs[2 + k]; given.defined()) {
+    const std::string row = g.op("Slice", {L.value_of(given).name, g.ints({c}), g.ints({c + 1}), g.ints({0})});
+    return g.op("Squeeze", {row, g.ints({0})});
+  }
+  const Tensor zero = zeros({1}, dtype);
+  return g.op("ConstantOfShape", {g.shape_of({B, Dim{S, {}, {}, -1}})}, [&](::onnx::NodeProto& n) {
+    auto* a = n.add_attribute();
+    a->set_name("value");
+    a->set_type(::onnx::AttributeProto_AttributeType_TENSOR);
+    ::onnx::GraphProto scratch;
+    Graph sg(scratch, g);
+    sg.initializer("value", zero);
+    *a->mutable_t() = scratch.initializer(0);
+  });
+}
+
+// The Scan node over `inputs` (the K initial states, then the scan inputs along `time_dim`,
+// the second one — the valid steps — along 0) in direction d; returns its outputs: the K
+// final states, then h at every step.
+std::vector<std::string> scan_node(Graph& g, ::onnx::GraphProto body, const std::vector<std::string>& inputs,
+                                   std::int64_t K, std::int64_t scans, std::int64_t time_dim, std::int64_t d,
+                                   const std::string& cell) {
+  std::vector<std::string> outputs;
+  for (std::int64_t k = 0; k < K; ++k) outputs.push_back(g.fresh(cell + "_final"));
+  outputs.push_back(g.fresh(cell + "_h"));
+  ::onnx::NodeProto& n = g.node("Scan", inputs, outputs);
+  auto* a = n.add_attribute();
+  a->set_name("body");
+  a->set_type(::onnx::AttributeProto_AttributeType_GRAPH);
+  *a->mutable_g() = std::move(body);
+  set_attr(n, "num_scan_inputs", scans);
+  set_attr(n, "scan_input_axes", scans == 1 ? std::vector<std::int64_t>{time_dim} : std::vector<std::int64_t>{time_dim, 0});
+  set_attr(n, "scan_output_axes", std::vector<std::int64_t>{time_dim});
+  set_attr(n, "scan_input_directions", std::vector<std::int64_t>(static_cast<std::size_t>(scans), d));
+  set_attr(n, "scan_output_directions", std::vector<std::int64_t>{d});
+  return outputs;
+}
+
+// The recurrent composite's directions, layer-major; throws unless there are `expected`.
+std::vector<const Event*> traced_directions(const Event& e, std::int64_t expected, const std::string& cell) {
+  std::vector<const Event*> directions;
+  for (const Event& c : e.children)
+    if (c.composite && c.name == "recurrent_direction") directions.push_back(&c);
+  if (static_cast<std::int64_t>(directions.size()) != expected)
+    throw Error(fmt::format("onnx export: the recurrent layer of cell '{}' traced {} directions, expected {}", cell,
+                            directions.size(), expected));
+  return directions;
+}
+
 }  // namespace
 
 std::vector<Value> lower_scan(Lowering& L, const Event& e) {
@@ -144,12 +198,7 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
     valid = valid_steps(g, x, L.value_of(e.inputs[1]), time_dim,
                         trace::get<std::string>(e.attributes, "padding", e.name) == "pre");
 
-  std::vector<const Event*> directions;
-  for (const Event& c : e.children)
-    if (c.composite && c.name == "recurrent_direction") directions.push_back(&c);
-  if (static_cast<std::int64_t>(directions.size()) != layers * D)
-    throw Error(fmt::format("onnx export: the recurrent layer of cell '{}' traced {} directions, expected {}", cell,
-                            directions.size(), layers * D));
+  const std::vector<const Event*> directions = traced_directions(e, layers * D, cell);
 
   std::vector<std::vector<std::string>> finals(static_cast<std::size_t>(K));
   Value layer_input = x;
@@ -162,28 +211,12 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
       L.bind(de.inputs[0], layer_input);
       for (const Event* p : dir.projection) L.lower(*p);
       const Value xp = L.value_of(dir.split->inputs[0]);  // (T, B, G) or (B, T, G)
-      // Initial states (B, S_k): the given ones' rows, or zeros of the run-time batch size.
-      std::vector<std::string> init;
+      // Initial states (B, S_k), and the body's state inputs.
+      std::vector<std::string> inputs;
       std::vector<Value> body_state;
       for (std::int64_t k = 0; k < K; ++k) {
         const std::int64_t S = sizes[static_cast<std::size_t>(k)];
-        const Tensor& given = e.inputs[2 + static_cast<std::size_t>(k)];
-        if (given.defined()) {
-          const Value v = L.value_of(given);
-          const std::string row = g.op("Slice", {v.name, g.ints({l * D + d}), g.ints({l * D + d + 1}), g.ints({0})});
-          init.push_back(g.op("Squeeze", {row, g.ints({0})}));
-        } else {
-          const Tensor zero = zeros({1}, dtype);
-          init.push_back(g.op("ConstantOfShape", {g.shape_of({B, Dim{S, {}, {}, -1}})}, [&](::onnx::NodeProto& n) {
-            auto* a = n.add_attribute();
-            a->set_name("value");
-            a->set_type(::onnx::AttributeProto_AttributeType_TENSOR);
-            ::onnx::GraphProto scratch;
-            Graph sg(scratch, g);
-            sg.initializer("value", zero);
-            *a->mutable_t() = scratch.initializer(0);
-          }));
-        }
+        inputs.push_back(initial_state(L, e, static_cast<std::size_t>(k), l * D + d, B, S, dtype));
         body_state.push_back({g.fresh("state_in"), {B, Dim{S, {}, {}, -1}}, dtype});
       }
       Dims xp_t_dims = xp.dims;
@@ -191,23 +224,10 @@ std::vector<Value> lower_scan(Lowering& L, const Event& e) {
       const Value xp_t{g.fresh("xp_t"), xp_t_dims, dtype};
       const Value valid_t{g.fresh("valid_t"), {B, Dim{1, {}, {}, -1}}, DType::b8};
       ::onnx::GraphProto body = body_of(L, *dir.first_step, xp_t, body_state, valid.empty() ? nullptr : &valid_t, cell);
-      std::vector<std::string> inputs = init;
       inputs.push_back(xp.name);
       if (!valid.empty()) inputs.push_back(valid);
-      const std::int64_t scans = valid.empty() ? 1 : 2;
-      std::vector<std::string> outputs;
-      for (std::int64_t k = 0; k < K; ++k) outputs.push_back(g.fresh(cell + "_final"));
-      outputs.push_back(g.fresh(cell + "_h"));
-      ::onnx::NodeProto& n = g.node("Scan", inputs, outputs);
-      auto* a = n.add_attribute();
-      a->set_name("body");
-      a->set_type(::onnx::AttributeProto_AttributeType_GRAPH);
-      *a->mutable_g() = std::move(body);
-      set_attr(n, "num_scan_inputs", scans);
-      set_attr(n, "scan_input_axes", scans == 1 ? std::vector<std::int64_t>{time_dim} : std::vector<std::int64_t>{time_dim, 0});
-      set_attr(n, "scan_output_axes", std::vector<std::int64_t>{time_dim});
-      set_attr(n, "scan_input_directions", std::vector<std::int64_t>(static_cast<std::size_t>(scans), d));
-      set_attr(n, "scan_output_directions", std::vector<std::int64_t>{d});
+      const std::vector<std::string> outputs =
+          scan_node(g, std::move(body), inputs, K, valid.empty() ? 1 : 2, time_dim, d, cell);
       for (std::int64_t k = 0; k < K; ++k)
         finals[static_cast<std::size_t>(k)].push_back(g.op("Unsqueeze", {outputs[static_cast<std::size_t>(k)], g.ints({0})}));
       outs.push_back(outputs.back());
