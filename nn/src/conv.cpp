@@ -268,25 +268,41 @@ TimeLayout time_layout(const Tensor& input, const Lengths& lengths, std::int64_t
   return l;
 }
 
+// With lengths, under a tracer: one composite scope over (input, lengths), so that the mask is
+// exported computed from the lengths (not a constant of the traced batch).
+void open_global_scope(std::optional<trace::Composite>& scope, const char* mode, const Tensor& input,
+                       const Lengths& lengths, std::int64_t time_dim) {
+  if (!lengths.given() || !trace::active()) return;
+  const Tensor given = lengths.source().defined() ? lengths.source() : lengths.tensor();  // the model input, if any
+  scope.emplace("global_pool1d", std::vector<Tensor>{input, given},
+                trace::Attributes{{"mode", std::string(mode)},
+                                  {"time_dim", time_dim},
+                                  {"padding", std::string(lengths.padding() == Side::pre ? "pre" : "post")}});
+}
+
 }  // namespace
 
 Tensor global_max_pool1d(const Tensor& input, const Lengths& lengths, std::int64_t time_dim) {
+  std::optional<trace::Composite> scope;
+  open_global_scope(scope, "max", input, lengths, time_dim);
   const TimeLayout l = time_layout(input, lengths, time_dim, "global_max_pool1d");
   if (!l.pad.defined()) return max(input, l.time_dim).first;
   // Padded steps become −∞ (whatever they held, NaN included), so they are never the maximum
   // and receive no gradient; an empty sequence's −∞ is replaced by 0.
   const Tensor masked = masked_fill(input, l.pad, -std::numeric_limits<double>::infinity());
-  return masked_fill(max(masked, l.time_dim).first, l.empty, 0.0);  // (B, C)
+  return finish(scope, masked_fill(max(masked, l.time_dim).first, l.empty, 0.0));  // (B, C)
 }
 
 Tensor global_avg_pool1d(const Tensor& input, const Lengths& lengths, std::int64_t time_dim) {
+  std::optional<trace::Composite> scope;
+  open_global_scope(scope, "avg", input, lengths, time_dim);
   const TimeLayout l = time_layout(input, lengths, time_dim, "global_avg_pool1d");
   if (!l.pad.defined()) return mean(input, {l.time_dim});
   // masked_fill selects (never multiplies), so NaN or Inf at padded steps reach neither the sum
   // nor, in backward, the gradient of a valid step.
   const Tensor total = sum(masked_fill(input, l.pad, 0.0), {l.time_dim});  // (B, C)
   const Tensor count = clamp(lengths.tensor().to(input.dtype()), 1.0, INFINITY);  // length 0 → 0 / 1
-  return total / unsqueeze(count, 1);
+  return finish(scope, total / unsqueeze(count, 1));
 }
 
 }  // namespace xgrad::nn

@@ -1,8 +1,11 @@
 // nn's Conv1d, MaxPool1d and AvgPool1d (their composite scopes) as ONNX Conv, MaxPool and
 // AveragePool: xgrad computes them from as_strided windows, which have no ONNX equivalent.
+// The global poolings with lengths as a mask computed from the lengths and a reduction.
 //
 // Shapes: x (N, C, L) or unbatched (C, L) → (N, C', L_out) or (C', L_out); the padding is
 // explicit (`pads`, "same" resolved by xgrad to its left/right amounts), so L stays dynamic.
+#include <limits>
+
 #include <fmt/format.h>
 
 #include "graph.hpp"
@@ -32,6 +35,56 @@ Value on_batched(Lowering& L, const Event& e, std::int64_t channels,
   if (!unbatched) dims.push_back(x.dims[0]);
   dims.push_back(Dim{channels, {}, {}, -1});
   dims.push_back(length);
+  return {y, dims, x.dtype};
+}
+
+// global_max_pool1d / global_avg_pool1d with lengths: x (3-D) with steps along time_dim and
+// lengths (B,) → (B, C). The valid steps (t < len_b, or t ≥ T − len_b pre-padded) are computed
+// from the lengths input, so batch, length and lengths stay dynamic; padded steps are never
+// read (Where, not a product), and a sequence of length 0 gives zeros, as xgrad.
+Value lower_global_pool(Lowering& L, const Event& e) {
+  Graph& g = L.graph;
+  const Value x = L.value_of(e.inputs[0]), lengths = L.value_of(e.inputs[1]);
+  std::int64_t td = int_attr(e, "time_dim");
+  if (td < 0) td += 3;
+  const bool max = trace::get<std::string>(e.attributes, "mode", e.name) == "max";
+  const bool pre = trace::get<std::string>(e.attributes, "padding", e.name) == "pre";
+  const std::string T = g.op("Shape", {x.name}, [td](::onnx::NodeProto& n) {
+    set_attr(n, "start", td);
+    set_attr(n, "end", td + 1);
+  });
+  const std::string steps = g.op(
+      "Unsqueeze",
+      {g.op("Range", {g.scalar(0, DType::i64), g.op("Squeeze", {T, g.ints({0})}), g.scalar(1, DType::i64)}),
+       g.ints({0})});  // (1, T)
+  const std::string len = g.op("Unsqueeze", {g.op("Cast", {lengths.name}, [](::onnx::NodeProto& n) {
+    set_attr(n, "to", std::int64_t{::onnx::TensorProto_DataType_INT64});
+  }), g.ints({1})});  // (B, 1)
+  std::string valid = pre ? g.op("Not", {g.op("Less", {steps, g.op("Sub", {T, len})})}) : g.op("Less", {steps, len});
+  // (B, T) → broadcastable against x.
+  if (td == 0) valid = g.op("Transpose", {valid}, [](::onnx::NodeProto& n) { set_attr(n, "perm", std::vector<std::int64_t>{1, 0}); });
+  valid = g.op("Unsqueeze", {valid, g.ints({td == 2 ? 1 : 2})});
+  const double fill = max ? -std::numeric_limits<double>::infinity() : 0.0;
+  const std::string masked = g.op("Where", {valid, x.name, g.scalar(fill, x.dtype)});
+  std::string y;
+  if (max) {
+    y = g.op("ReduceMax", {masked}, [td](::onnx::NodeProto& n) {
+      set_attr(n, "axes", std::vector<std::int64_t>{td});
+      set_attr(n, "keepdims", std::int64_t{0});
+    });
+    const std::string empty = g.op("Equal", {len, g.scalar(0, DType::i64)});
+    y = g.op("Where", {empty, g.scalar(0, x.dtype), y});
+  } else {
+    const std::string total = g.op("ReduceSum", {masked, g.ints({td})}, [](::onnx::NodeProto& n) {
+      set_attr(n, "keepdims", std::int64_t{0});
+    });
+    const std::string count = g.op("Cast", {g.op("Max", {len, g.ints({1})})}, [&](::onnx::NodeProto& n) {
+      set_attr(n, "to", std::int64_t{onnx_type(x.dtype)});
+    });
+    y = g.op("Div", {total, count});
+  }
+  Dims dims = x.dims;
+  dims.erase(dims.begin() + td);
   return {y, dims, x.dtype};
 }
 
@@ -67,6 +120,7 @@ std::vector<Value> lower_conv(Lowering& L, const Event& e) {
       });
     })};
   }
+  if (e.name == "global_pool1d") return {lower_global_pool(L, e)};
   throw Error(fmt::format("onnx export: the composite '{}' has no ONNX mapping", e.name));
 }
 

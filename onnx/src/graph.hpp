@@ -169,7 +169,8 @@ std::vector<Value> lower_primitive(Lowering& L, const Event& e);
 std::vector<Value> lower_recurrent(Lowering& L, const Event& e);
 // A recurrent layer of a user-written cell as ONNX Scan loops whose body is one traced step.
 std::vector<Value> lower_scan(Lowering& L, const Event& e);
-// nn's conv1d, max_pool1d and avg_pool1d composites as ONNX Conv, MaxPool, AveragePool (conv.cpp).
+// nn's conv1d, max_pool1d, avg_pool1d composites as ONNX Conv, MaxPool, AveragePool, and its
+// global_pool1d (global max / average pooling with lengths) as a mask and a reduction (conv.cpp).
 std::vector<Value> lower_conv(Lowering& L, const Event& e);
 
 // True when the primitive has an ONNX mapping (false for the ones refused with a reason and

@@ -417,6 +417,60 @@ TEST_CASE("ort_conv1d_pool_linear") {
     }
 }
 
+// Global max / average pooling over the valid steps, with lengths as an input: the mask is
+// computed from the lengths in the graph (post- and pre-padded, every time_dim, a length 0).
+TEST_CASE("ort_global_pools_lengths") {
+  XGRAD_REQUIRE_ORT(ort);
+  struct Config {
+    bool max;
+    std::int64_t time_dim;
+    nn::Side side;
+  };
+  for (const Config c : {Config{true, -1, nn::Side::post}, Config{false, -1, nn::Side::pre},
+                         Config{true, 1, nn::Side::pre}, Config{false, 0, nn::Side::post}}) {
+    CAPTURE(c.max);
+    CAPTURE(c.time_dim);
+    manual_seed(40);
+    nn::Linear head(4, 2);
+    head.eval();
+    auto forward = [&](const std::vector<Tensor>& in) {
+      const nn::Lengths lengths(in[1], c.side);
+      const Tensor x = relu(in[0]);
+      return std::vector<Tensor>{head(c.max ? nn::global_max_pool1d(x, lengths, c.time_dim)
+                                            : nn::global_avg_pool1d(x, lengths, c.time_dim))};
+    };
+    const std::int64_t td = c.time_dim < 0 ? 2 : c.time_dim, bd = td == 0 ? 1 : 0;
+    auto make = [&](std::int64_t B, std::int64_t T) {
+      Shape shape{0, 0, 0};
+      shape[static_cast<std::size_t>(td)] = T;
+      shape[static_cast<std::size_t>(bd)] = B;
+      for (auto& d : shape)
+        if (d == 0) d = 4;  // channels
+      std::vector<std::int64_t> len;
+      for (std::int64_t b = 0; b < B; ++b) len.push_back(b == 1 ? 0 : std::max<std::int64_t>(1, T - 3 * b));
+      return std::vector<std::pair<std::string, Tensor>>{{"x", randn(shape)}, {"lengths", from_vector(len, {B})}};
+    };
+    const auto example = make(3, 7);
+    xgrad_test::TempDir dir;
+    const std::string path = dir.file("pool.onnx");
+    onnx::export_model(head, forward, {example[0].second, example[1].second}, path,
+                       onnx::ExportOptions().input_names({"x", "lengths"}).output_names({"y"}).dynamic_axes(
+                           {{0, bd, "batch"}, {0, td, "steps"}, {1, 0, "batch"}}));
+    onnx::check_model(path);
+    for (auto [B, T] : {std::pair<std::int64_t, std::int64_t>{3, 7}, {5, 12}, {2, 4}}) {
+      CAPTURE(B);
+      CAPTURE(T);
+      const auto inputs = B == 3 ? example : make(B, T);
+      Tensor expected;
+      {
+        NoGradGuard no_grad;
+        expected = forward({inputs[0].second, inputs[1].second})[0];
+      }
+      CHECK(xgrad_test::run_ort(ort, path, inputs, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
+    }
+  }
+}
+
 TEST_CASE("ort_keras_tutorial_models") {
   XGRAD_REQUIRE_ORT(ort);
   // The Keras tutorial's six models (examples/keras_tutorial.cpp), with Keras's initialisation:
