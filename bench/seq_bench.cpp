@@ -205,8 +205,10 @@ class ReplayFloor {
       }
     }
   }
-  void run() {
+  // Every call, or with `threads` > 0 only those run on that many threads.
+  void run(int threads = 0) {
     for (const bench::GemmShape& g : calls_) {
+      if (threads > 0 && g.threads != threads) continue;
       auto& b = buffers_.at({g.m, g.n, g.k});
       openblas_set_num_threads(g.threads);
       const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
@@ -215,9 +217,10 @@ class ReplayFloor {
     }
     openblas_set_num_threads(bench::process_blas_threads());
   }
-  double flops() const {
+  double flops(int threads = 0) const {
     double f = 0;
-    for (const bench::GemmShape& g : calls_) f += g.flops();
+    for (const bench::GemmShape& g : calls_)
+      if (threads == 0 || g.threads == threads) f += g.flops();
     return f;
   }
   std::size_t size() const { return calls_.size(); }
@@ -237,7 +240,17 @@ struct Row {
 long reps_for(const Options& o, bool big) { return o.reps > 0 ? o.reps : o.quick ? 3 : big ? 10 : 20; }
 long warmup_for(const Options& o) { return o.warmup >= 0 ? o.warmup : o.quick ? 1 : 2; }
 
-void add_floor(Row& r, const ReplayFloor& floor, const Timing& step, const Timing& f) {
+// The floor's GEMMs that xgrad runs on one OpenBLAS thread (below m·n·k = 4 Mi: attention's
+// per-head products), timed alone: the part of the floor that leaves the second core idle.
+double single_thread_floor_s(ReplayFloor& floor, long reps) {
+  std::vector<double> t;
+  for (long r = 0; r < reps; ++r) t.push_back(measure([&] { floor.run(1); }).first);
+  return median(t);
+}
+
+void add_floor(Row& r, ReplayFloor& floor, const Timing& step, const Timing& f, long reps) {
+  r.values.push_back({"floor_1thread_ms", 1e3 * single_thread_floor_s(floor, reps)});
+  r.values.push_back({"floor_1thread_gflop", floor.flops(1) * 1e-9});
   r.values.insert(r.values.end(), {{"floor_ms", 1e3 * f.median_s},
                                    {"floor_cpu_ms", 1e3 * f.cpu_s},
                                    {"floor_gflop", floor.flops() * 1e-9},
@@ -269,7 +282,7 @@ Row run_train(const Options& o, const std::string& name) {
         {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
          {"reps", static_cast<double>(reps)}, {"first_loss", first_loss}, {"first_grad_norm", first_grad_norm},
          {"last_loss", last.item()}}};
-  add_floor(r, floor, t, f);
+  add_floor(r, floor, t, f, reps);
   return r;
 }
 
@@ -292,7 +305,7 @@ Row run_infer(const Options& o, const std::string& name) {
   Row r{"infer_" + name, "infer",
         {{"median_ms", 1e3 * t.median_s}, {"min_ms", 1e3 * t.min_s}, {"cpu_ms", 1e3 * t.cpu_s},
          {"reps", static_cast<double>(reps)}, {"output_mean_abs", checksum}}};
-  add_floor(r, floor, t, f);
+  add_floor(r, floor, t, f, reps);
   return r;
 }
 
