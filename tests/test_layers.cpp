@@ -177,6 +177,31 @@ TEST_CASE("LayerNorm gradchecks in f64 with its affine parameters") {
   CHECK_MESSAGE(r2.ok, r2.message());
 }
 
+TEST_CASE("layer_norm in f32 (a fused kernel) matches f64's composed form, values and gradients") {
+  // Normalized over one and over two trailing dimensions, with and without weight and bias,
+  // from a non-contiguous input.
+  for (const Shape& norm : {Shape{7}, Shape{4, 7}}) {
+    for (bool affine : {true, false}) {
+      manual_seed(11);
+      const Tensor x64 = (randn({7, 4, 3}, DType::f64) * 3.0 + 1.0).transpose(0, 2);  // (3, 4, 7)
+      const Tensor g64 = randn({3, 4, 7}, DType::f64);
+      const Tensor w64 = affine ? randn(norm, DType::f64) : Tensor(), b64 = affine ? randn(norm, DType::f64) : Tensor();
+      auto run = [&](DType dt) {
+        Tensor x = x64.to(dt).requires_grad_(), w, b;
+        if (affine) w = w64.to(dt).requires_grad_(), b = b64.to(dt).requires_grad_();
+        Tensor y = nn::layer_norm(x, norm, w, b, 1e-5);
+        y.backward(g64.to(dt));
+        std::vector<Tensor> out{y.detach(), x.grad()};
+        if (affine) out.push_back(w.grad()), out.push_back(b.grad());
+        return out;
+      };
+      const auto f32 = run(DType::f32), f64 = run(DType::f64);
+      REQUIRE(f32.size() == f64.size());
+      for (std::size_t i = 0; i < f32.size(); ++i) CHECK(allclose(f32[i].to(DType::f64), f64[i], 1e-4, 1e-4));
+    }
+  }
+}
+
 // --- Sequential and activations -------------------------------------------------------------------
 
 TEST_CASE("Sequential chains its modules and names them by position") {

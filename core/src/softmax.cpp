@@ -3,6 +3,10 @@
 #include <xgrad/core/ops.hpp>
 
 #include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 
 #include "kernels.hpp"
 #include "trace_hook.hpp"
@@ -11,9 +15,46 @@ namespace xgrad {
 
 namespace {
 
+// softmax of each of `rows` dense rows of n floats (the last axis: attention's scores): xsimd
+// batches for the max, the exp and the sum, where the strided loop below calls the scalar expf
+// once per element. The same max shift; sums differ from the scalar loop's only by rounding.
+void softmax_rows(const float* x, float* y, std::int64_t rows, std::int64_t n) {
+  using Batch = xsimd::batch<float>;
+  constexpr std::int64_t W = Batch::size;
+  const std::int64_t vec_n = n - n % W;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* in = x + r * n;
+    float* out = y + r * n;
+    float m = -std::numeric_limits<float>::infinity();
+    if (vec_n > 0) {
+      Batch bm = Batch::load_unaligned(in);
+      for (std::int64_t i = W; i < vec_n; i += W) bm = xsimd::max(bm, Batch::load_unaligned(in + i));
+      alignas(64) float lanes[W];  // xsimd 8 has no horizontal max
+      bm.store_aligned(lanes);
+      for (float v : lanes) m = std::max(m, v);
+    }
+    for (std::int64_t i = vec_n; i < n; ++i) m = std::max(m, in[i]);
+    if (!std::isfinite(m)) m = 0.0f;
+    const Batch shift(m);
+    Batch bt(0.0f);
+    for (std::int64_t i = 0; i < vec_n; i += W) {
+      const Batch e = xsimd::exp(Batch::load_unaligned(in + i) - shift);
+      e.store_unaligned(out + i);
+      bt += e;
+    }
+    float total = xsimd::hadd(bt);
+    for (std::int64_t i = vec_n; i < n; ++i) total += out[i] = std::exp(in[i] - m);
+    const float inv = 1.0f / total;
+    for (std::int64_t i = 0; i < n; ++i) out[i] *= inv;
+  }
+}
+
 // y = softmax(x) or log_softmax(x) along the middle axis of (outer, n, inner).
 template <class T>
 void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.inner == 1 && !log_output) return softmax_rows(x, y, s.outer, s.n);
+  }
   for (std::int64_t o = 0; o < s.outer; ++o)
     for (std::int64_t k = 0; k < s.inner; ++k) {
       const T* in = x + o * s.n * s.inner + k;

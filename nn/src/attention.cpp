@@ -78,9 +78,14 @@ std::pair<Tensor, Tensor> attend(Tensor q, Tensor k, Tensor v, const Tensor& mas
   if (additive.defined()) scores = scores + additive;
   if (masked.defined()) scores = masked_fill(expand(scores, scores_shape), masked, -kInf);
   // A row with no key left (all −∞) would be 0/0 in softmax: it attends to nothing instead,
-  // weights and output 0, and passes no gradient back.
-  const Tensor dead = eq(max(scores.detach(), -1, true).first, -kInf);  // (…, L, 1)
-  const bool any_dead = sum(dead).item() > 0;
+  // weights and output 0, and passes no gradient back. Only a mask can empty a row: without
+  // one, skip the pass over the (…, L, S) scores that looks for such rows.
+  Tensor dead;  // (…, L, 1)
+  bool any_dead = false;
+  if (masked.defined() || additive.defined()) {
+    dead = eq(max(scores.detach(), -1, true).first, -kInf);
+    any_dead = sum(dead).item() > 0;
+  }
   if (any_dead) scores = masked_fill(scores, dead, 0.0);
   Tensor weights = softmax(scores, -1);
   if (any_dead) weights = masked_fill(weights, dead, 0.0);
