@@ -22,6 +22,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
+#include "bench_common.hpp"
 #include "gemm_floor.hpp"
 #include "rnn_workloads.hpp"
 
@@ -42,10 +43,6 @@
 
 extern "C" void openblas_set_num_threads(int);
 extern "C" int openblas_get_num_threads(void);
-
-#ifndef XGRAD_BENCH_ARCH
-#define XGRAD_BENCH_ARCH "unknown"
-#endif
 
 namespace {
 

@@ -14,38 +14,29 @@
 #include <xgrad/core/tensor.hpp>
 
 #include "bench_args.hpp"
+#include "bench_common.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <vector>
-
-#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
 
-#ifndef XGRAD_BENCH_VERSION
-#define XGRAD_BENCH_VERSION "unknown"
-#endif
-// The instruction set xgrad_core was compiled for (bench/CMakeLists.txt, cmake/XgradArch.cmake).
-#ifndef XGRAD_BENCH_ARCH
-#define XGRAD_BENCH_ARCH "unknown"
-#endif
-
 namespace {
 
+using bench::Clock;
+using bench::median;
+using bench::process_cpu_seconds;
 using xgrad::Shape;
 using xgrad::Tensor;
-using Clock = std::chrono::steady_clock;
 
 struct Options {
   long reps = 20;
@@ -98,14 +89,6 @@ struct Sample {
   double total_cpu = 0;                          // CPU seconds of the process, for total
 };
 
-// CPU time of the whole process: unlike wall-clock time, it does not count the time other
-// processes held the cores, so it stays meaningful on a busy machine.
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
 // One repetition: build the chain and sum it (forward), backward, then drop every handle so
 // that the graph is freed (teardown, included in total).
 Sample time_once(Inputs& in, long ops) {
@@ -125,12 +108,6 @@ Sample time_once(Inputs& in, long ops) {
   s.total = std::chrono::duration<double>(Clock::now() - t0).count();
   s.total_cpu = process_cpu_seconds() - c0;
   return s;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 struct Result {
@@ -179,25 +156,12 @@ void flush_denormals() {
 
 Options parse_args(int argc, char** argv) {
   Options opt;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (arg == "--reps") {
-      opt.reps = parse_count(arg, value, 1), ++i;
-    } else if (arg == "--warmup") {
-      opt.warmup = parse_count(arg, value, 0), ++i;
-    } else if (arg == "--ops") {
-      opt.ops = parse_count(arg, value, 1), ++i;
-    } else if (arg == "--json") {
-      if (value == nullptr) throw std::runtime_error("--json needs a file name");
-      opt.json = value, ++i;
-    } else if (arg == "-h" || arg == "--help") {
-      fmt::print("usage: {} [--reps N] [--warmup N] [--ops N] [--json FILE]\n", argv[0]);
-      std::exit(0);
-    } else {
-      throw std::runtime_error(fmt::format("unknown argument '{}' (try --help)", arg));
-    }
-  }
+  bench::ArgParser("usage: {0} [--reps N] [--warmup N] [--ops N] [--json FILE]\n")
+      .count("--reps", opt.reps, 1)
+      .count("--warmup", opt.warmup, 0)
+      .count("--ops", opt.ops, 1)
+      .text("--json", opt.json, "a file name")
+      .parse(argc, argv);
   return opt;
 }
 

@@ -26,6 +26,7 @@
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
+#include "bench_common.hpp"
 #include "gemm_floor.hpp"
 #include "rnn_workloads.hpp"
 
@@ -36,41 +37,29 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
-
-#include <time.h>
-#include <unistd.h>
-
-#ifndef XGRAD_BENCH_VERSION
-#define XGRAD_BENCH_VERSION "unknown"
-#endif
-// The instruction set xgrad_core was compiled for (bench/CMakeLists.txt, cmake/XgradArch.cmake).
-#ifndef XGRAD_BENCH_ARCH
-#define XGRAD_BENCH_ARCH "unknown"
-#endif
 
 namespace {
 
 using namespace xgrad;
+using bench::Clock;
 using bench::Data;
 using bench::gates;
+using bench::grad_norm;
 using bench::kSizes;
 using bench::load_inputs;
 using bench::make_model;
-using bench::median;
 using bench::Size;
 using bench::size_named;
-using Clock = std::chrono::steady_clock;
+using bench::time_alternating;
+using bench::time_calls;
+using bench::Timing;
 
 // --- the workloads ------------------------------------------------------------------------------
 
@@ -79,15 +68,8 @@ const std::vector<std::string> kKinds = {"train", "infer", "matmul", "mem"};
 
 constexpr double kLearningRate = 0.01;
 
-struct Options {
-  std::string filter;  // substring of the workload id; empty: all
-  bool list = false;
-  bool quick = false;
-  long reps = -1, warmup = -1;  // -1: the default of the size
-  std::string inputs = "bench-inputs";
-  std::string json;
+struct Options : bench::WorkloadOptions {  // --peak-mem takes a cell and a size
   bool gemms = false;  // print the GEMM list of every train / infer workload
-  std::string peak_cell, peak_size;  // --peak-mem mode
 };
 
 // Repetitions per size (S steps take milliseconds, L steps about a second).
@@ -103,60 +85,6 @@ long default_warmup(const Options& o, const Size& s) {
 }
 
 // --- timing ---------------------------------------------------------------------------------------
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-struct Timing {
-  double median_s = 0, min_s = 0, cpu_s = 0;  // per call; cpu: CPU time of the whole process
-};
-
-// Wall and process CPU seconds per call, over `inner` calls of f.
-struct Sample {
-  double wall, cpu;
-};
-template <class F>
-Sample measure(long inner, F&& f) {
-  const double c0 = process_cpu_seconds();
-  const auto t0 = Clock::now();
-  for (long i = 0; i < inner; ++i) f();
-  const double n = static_cast<double>(inner);
-  return {std::chrono::duration<double>(Clock::now() - t0).count() / n, (process_cpu_seconds() - c0) / n};
-}
-
-Timing summarize(const std::vector<Sample>& samples) {
-  std::vector<double> wall, cpu;
-  for (const Sample& s : samples) {
-    wall.push_back(s.wall);
-    cpu.push_back(s.cpu);
-  }
-  return {median(wall), *std::min_element(wall.begin(), wall.end()), median(cpu)};
-}
-
-// `warmup` untimed calls of f, then `reps` timed ones of `inner` calls each.
-template <class F>
-Timing time_calls(long warmup, long reps, long inner, F&& f) {
-  for (long r = 0; r < warmup; ++r) f();
-  std::vector<Sample> samples;
-  for (long r = 0; r < reps; ++r) samples.push_back(measure(inner, f));
-  return summarize(samples);
-}
-
-// As time_calls for f and g, one call each, alternating: on a shared machine both see the
-// same load, so their ratio is steadier than either time.
-template <class F, class G>
-std::pair<Timing, Timing> time_alternating(long warmup, long reps, F&& f, G&& g) {
-  for (long r = 0; r < warmup; ++r) f(), g();
-  std::vector<Sample> fs, gs;
-  for (long r = 0; r < reps; ++r) {
-    fs.push_back(measure(1, f));
-    gs.push_back(measure(1, g));
-  }
-  return {summarize(fs), summarize(gs)};
-}
 
 // Calls per timed repetition so that one repetition lasts about 5 ms (tiny GEMMs).
 template <class F>
@@ -179,13 +107,6 @@ Tensor train_step(nn::Recurrent& model, optim::SGD& opt, const Data& d) {
   loss.backward();
   opt.step();
   return loss;
-}
-
-double grad_norm(const nn::Module& model) {
-  double sq = 0;
-  for (const Tensor& p : model.parameters())
-    if (p.grad().defined()) sq += (p.grad() * p.grad()).sum().item();
-  return std::sqrt(sq);
 }
 
 // --- results ----------------------------------------------------------------------------------------
@@ -362,116 +283,39 @@ std::vector<Row> run_matmul(const Options& o, const std::string& cell, const Siz
 
 // --- peak memory -------------------------------------------------------------------------------------
 
-// A field of /proc/self/status in kB ("VmRSS", "VmHWM").
-long status_kb(const std::string& field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  throw std::runtime_error("no " + field + " in /proc/self/status");
-}
-
-// The child: set everything up, then measure how far one training step raises the resident
-// set above what the setup left. Writing 5 to clear_refs resets the kernel's high-water mark
-// (VmHWM) to the current RSS, so peaks of the setup do not count.
+// The child: set everything up, then measure one training step (bench::print_step_peak).
 int peak_mem_child(const Options& o) {
-  const Size& s = size_named(o.peak_size);
+  const std::string& cell = o.peak_mem.at(0);
+  const Size& s = size_named(o.peak_mem.at(1));
   // One step of a tiny model of the same kind first: one-time costs (BLAS buffers and
   // threads, lazy initialisation) belong to the baseline, not to the step.
   {
     const Size tiny{"tiny", 2, 3, 4, 4, s.layers};
-    auto m = make_model(o.peak_cell, tiny);
+    auto m = make_model(cell, tiny);
     optim::SGD opt(m->parameters(), optim::SGDOptions(kLearningRate));
     train_step(*m, opt, {randn({3, 2, 4}), randn({3, 2, 4})});
   }
-  auto model = make_model(o.peak_cell, s);
-  const Data d = load_inputs(o.inputs, o.peak_cell, s, *model);
+  auto model = make_model(cell, s);
+  const Data d = load_inputs(o.inputs, cell, s, *model);
   optim::SGD opt(model->parameters(), optim::SGDOptions(kLearningRate));
-  const long baseline = status_kb("VmRSS");
-  {
-    std::ofstream clear("/proc/self/clear_refs");
-    clear << "5";
-    if (!clear) throw std::runtime_error("cannot reset the peak RSS (/proc/self/clear_refs)");
-  }
-  const double loss = train_step(*model, opt, d).item();
-  const long peak = status_kb("VmHWM");
-  fmt::print("{{\"baseline_kb\": {}, \"peak_kb\": {}, \"growth_kb\": {}, \"loss\": {:.9g}}}\n", baseline, peak,
-             peak - baseline, loss);
-  return 0;
+  return bench::print_step_peak([&] { return train_step(*model, opt, d).item(); });
 }
 
 // Runs `bench_rnn --peak-mem` in a fresh process and reads its JSON line.
 Row run_mem(const Options& o, const std::string& cell, const Size& s) {
-  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string cmd = fmt::format("'{}' --peak-mem {} {} --inputs '{}'", exe, cell, s.name, o.inputs);
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) throw std::runtime_error("cannot run " + cmd);
-  char buf[512] = {};
-  const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
-  if (pclose(p) != 0 || !got) throw std::runtime_error("the peak-memory child failed: " + cmd);
-  long baseline = 0, peak = 0, growth = 0;
-  double loss = 0;
-  if (std::sscanf(buf, "{\"baseline_kb\": %ld, \"peak_kb\": %ld, \"growth_kb\": %ld, \"loss\": %lf", &baseline,
-                  &peak, &growth, &loss) != 4)
-    throw std::runtime_error(std::string("unexpected output of the peak-memory child: ") + buf);
   return {fmt::format("mem_{}_{}", cell, s.name), "mem", cell, s.name, "",
-          {{"baseline_mb", baseline / 1024.0}, {"peak_mb", peak / 1024.0}, {"growth_mb", growth / 1024.0},
-           {"first_loss", loss}}};
+          bench::peak_mem_values(fmt::format("--peak-mem {} {} --inputs '{}'", cell, s.name, o.inputs))};
 }
 
 // --- command line and output ----------------------------------------------------------------------------
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    auto text = [&](const char* what) {
-      if (value == nullptr) throw std::runtime_error(fmt::format("{} needs {}", arg, what));
-      ++i;
-      return std::string(value);
-    };
-    if (arg == "--filter") o.filter = text("a text");
-    else if (arg == "--list") o.list = true;
-    else if (arg == "--quick") o.quick = true;
-    else if (arg == "--reps") o.reps = parse_count(arg, value, 1), ++i;
-    else if (arg == "--warmup") o.warmup = parse_count(arg, value, 0), ++i;
-    else if (arg == "--inputs") o.inputs = text("a directory");
-    else if (arg == "--json") o.json = text("a file name");
-    else if (arg == "--gemms") o.gemms = true;
-    else if (arg == "--peak-mem") {
-      o.peak_cell = text("a cell and a size");
-      if (i + 1 >= argc) throw std::runtime_error("--peak-mem needs a cell and a size");
-      o.peak_size = argv[++i];
-    } else if (arg == "-h" || arg == "--help") {
-      fmt::print("usage: {} [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N] [--inputs DIR] [--json FILE]\n"
-                 "                 [--gemms]   (also print each train / infer workload's GEMM list)\n"
-                 "       {} --peak-mem CELL SIZE [--inputs DIR]\n",
-                 argv[0], argv[0]);
-      std::exit(0);
-    } else {
-      throw std::runtime_error(fmt::format("unknown argument '{}' (try --help)", arg));
-    }
-  }
+  bench::workload_args(o, "                 [--gemms]   (also print each train / infer workload's GEMM list)\n",
+                       "CELL SIZE", "a cell and a size")
+      .flag("--gemms", o.gemms)
+      .parse(argc, argv);
   return o;
-}
-
-void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) throw std::runtime_error(fmt::format("cannot write '{}'", path));
-  fmt::print(f, "{{\n  \"benchmark\": \"rnn\",\n  \"framework\": \"xgrad\",\n  \"version\": \"{}\",\n  \"arch\": \"{}\",\n",
-             XGRAD_BENCH_VERSION, XGRAD_BENCH_ARCH);
-  fmt::print(f, "  \"quick\": {},\n  \"results\": [\n", o.quick ? "true" : "false");
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const Row& r = rows[i];
-    fmt::print(f, "    {{\"id\": \"{}\", \"kind\": \"{}\", \"cell\": \"{}\", \"size\": \"{}\"", r.id, r.kind, r.cell,
-               r.size);
-    if (!r.gemm.empty()) fmt::print(f, ", \"gemm\": \"{}\"", r.gemm);
-    for (const auto& [k, v] : r.values) fmt::print(f, ", \"{}\": {:.9g}", k, v);
-    fmt::print(f, "}}{}\n", i + 1 < rows.size() ? "," : "");
-  }
-  fmt::print(f, "  ]\n}}\n");
-  if (std::fclose(f) != 0) throw std::runtime_error(fmt::format("cannot write '{}'", path));
 }
 
 }  // namespace
@@ -480,7 +324,7 @@ int main(int argc, char** argv) {
   try {
     bench::process_blas_threads();  // OpenBLAS's threads, before the floor or xgrad changes them
     const Options o = parse_args(argc, argv);
-    if (!o.peak_cell.empty()) return peak_mem_child(o);
+    if (!o.peak_mem.empty()) return peak_mem_child(o);
     if (!o.list) fmt::print("xgrad {}, kernels compiled for {}\n", XGRAD_BENCH_VERSION, XGRAD_BENCH_ARCH);
     std::vector<Row> rows;
     for (const std::string& kind : kKinds) {
@@ -502,7 +346,13 @@ int main(int argc, char** argv) {
         }
       }
     }
-    if (!o.json.empty()) write_json(o.json, o, rows);
+    if (!o.json.empty())
+      bench::write_results_json(o.json, "rnn", o.quick, rows, [](const Row& r) {
+        std::string fields = fmt::format("\"id\": \"{}\", \"kind\": \"{}\", \"cell\": \"{}\", \"size\": \"{}\"", r.id,
+                                         r.kind, r.cell, r.size);
+        if (!r.gemm.empty()) fields += fmt::format(", \"gemm\": \"{}\"", r.gemm);
+        return fields;
+      });
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_rnn: {}\n", e.what());

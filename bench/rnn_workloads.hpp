@@ -68,10 +68,4 @@ inline Data load_inputs(const std::string& dir, const std::string& cell, const S
   return {file.at("input"), file.at("target")};
 }
 
-inline double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 }  // namespace bench

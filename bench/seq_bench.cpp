@@ -25,52 +25,37 @@
 #include <xgrad/xgrad.hpp>
 
 #include "bench_args.hpp"
+#include "bench_common.hpp"
 #include "gemm_floor.hpp"
 
 #include <cblas.h>
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
-#include <time.h>
-
-#ifndef XGRAD_BENCH_VERSION
-#define XGRAD_BENCH_VERSION "unknown"
-#endif
-#ifndef XGRAD_BENCH_ARCH
-#define XGRAD_BENCH_ARCH "unknown"
-#endif
-
 namespace {
 
 using namespace xgrad;
-using Clock = std::chrono::steady_clock;
+using bench::grad_norm;
+using bench::measure;
+using bench::median;
+using bench::time_alternating;
+using bench::Timing;
 
 constexpr double kLearningRate = 0.01;
 
-struct Options {
-  std::string filter;
-  bool list = false, quick = false;
-  long reps = -1, warmup = -1;
-  std::string inputs = "bench-inputs";
-  std::string json;
-  std::string peak;  // --peak-mem mode: the model ("enc_S", "conv", ...)
-};
+using Options = bench::WorkloadOptions;  // --peak-mem takes the model ("enc_S", "conv", ...)
 
 // --- the models -------------------------------------------------------------------------------------
 
@@ -140,54 +125,6 @@ Tensor train_step(Model& m, optim::SGD& opt, const Tensor& x) {
   return loss;
 }
 
-double grad_norm(const nn::Module& model) {
-  double sq = 0;
-  for (const Tensor& p : model.parameters())
-    if (p.grad().defined()) sq += (p.grad() * p.grad()).sum().item();
-  return std::sqrt(sq);
-}
-
-// --- timing (as bench_rnn) ------------------------------------------------------------------------------
-
-double process_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-struct Timing {
-  double median_s = 0, min_s = 0, cpu_s = 0;
-};
-
-template <class F>
-std::pair<double, double> measure(F&& f) {
-  const double c0 = process_cpu_seconds();
-  const auto t0 = Clock::now();
-  f();
-  return {std::chrono::duration<double>(Clock::now() - t0).count(), process_cpu_seconds() - c0};
-}
-
-// f and g, one call each, alternating, after `warmup` untimed pairs.
-template <class F, class G>
-std::pair<Timing, Timing> time_alternating(long warmup, long reps, F&& f, G&& g) {
-  for (long r = 0; r < warmup; ++r) f(), g();
-  std::vector<double> fw, fc, gw, gc;
-  for (long r = 0; r < reps; ++r) {
-    const auto [a, b] = measure(f);
-    fw.push_back(a), fc.push_back(b);
-    const auto [c, d] = measure(g);
-    gw.push_back(c), gc.push_back(d);
-  }
-  return {{median(fw), *std::min_element(fw.begin(), fw.end()), median(fc)},
-          {median(gw), *std::min_element(gw.begin(), gw.end()), median(gc)}};
-}
-
 // --- the recorded GEMM floor ----------------------------------------------------------------------------
 
 // The recorded calls replayed through cblas_sgemm on dense buffers (one set per distinct shape).
@@ -244,7 +181,7 @@ long warmup_for(const Options& o) { return o.warmup >= 0 ? o.warmup : o.quick ? 
 // per-head products), timed alone: the part of the floor that leaves the second core idle.
 double single_thread_floor_s(ReplayFloor& floor, long reps) {
   std::vector<double> t;
-  for (long r = 0; r < reps; ++r) t.push_back(measure([&] { floor.run(1); }).first);
+  for (long r = 0; r < reps; ++r) t.push_back(measure(1, [&] { floor.run(1); }).wall);
   return median(t);
 }
 
@@ -309,19 +246,12 @@ Row run_infer(const Options& o, const std::string& name) {
   return r;
 }
 
-long status_kb(const std::string& field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  throw std::runtime_error("no " + field + " in /proc/self/status");
-}
-
-// The child: the set-up's resident set is the baseline; clear_refs 5 resets VmHWM to it; one step.
+// The child: the set-up's resident set is the baseline (bench::print_step_peak); one step.
 int peak_mem_child(const Options& o) {
+  const std::string& name = o.peak_mem.at(0);
   {  // one-time costs (BLAS buffers and threads) belong to the baseline: a step of a tiny model first
     Model tiny;
-    if (o.peak == "conv") {
+    if (name == "conv") {
       auto c = std::make_shared<nn::Conv1d>(nn::Conv1dOptions(2, 3, kConvK).padding("same"));
       tiny = {c, [c](const Tensor& t) { return (*c)(t); }, {2, 2, 8}};
     } else {
@@ -332,38 +262,14 @@ int peak_mem_child(const Options& o) {
     optim::SGD opt(tiny.module->parameters(), optim::SGDOptions(kLearningRate));
     train_step(tiny, opt, randn(tiny.input_shape));
   }
-  Model m = make_model(o.peak);
-  const Tensor x = load_inputs(o.inputs, o.peak, m);
+  Model m = make_model(name);
+  const Tensor x = load_inputs(o.inputs, name, m);
   optim::SGD opt(m.module->parameters(), optim::SGDOptions(kLearningRate));
-  const long baseline = status_kb("VmRSS");
-  {
-    std::ofstream clear("/proc/self/clear_refs");
-    clear << "5";
-    if (!clear) throw std::runtime_error("cannot reset the peak RSS (/proc/self/clear_refs)");
-  }
-  const double loss = train_step(m, opt, x).item();
-  const long peak = status_kb("VmHWM");
-  fmt::print("{{\"baseline_kb\": {}, \"peak_kb\": {}, \"growth_kb\": {}, \"loss\": {:.9g}}}\n", baseline, peak,
-             peak - baseline, loss);
-  return 0;
+  return bench::print_step_peak([&] { return train_step(m, opt, x).item(); });
 }
 
 Row run_mem(const Options& o, const std::string& name) {
-  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string cmd = fmt::format("'{}' --peak-mem {} --inputs '{}'", exe, name, o.inputs);
-  std::FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) throw std::runtime_error("cannot run " + cmd);
-  char buf[512] = {};
-  const bool got = std::fgets(buf, sizeof buf, p) != nullptr;
-  if (pclose(p) != 0 || !got) throw std::runtime_error("the peak-memory child failed: " + cmd);
-  long baseline = 0, peak = 0, growth = 0;
-  double loss = 0;
-  if (std::sscanf(buf, "{\"baseline_kb\": %ld, \"peak_kb\": %ld, \"growth_kb\": %ld, \"loss\": %lf", &baseline,
-                  &peak, &growth, &loss) != 4)
-    throw std::runtime_error(std::string("unexpected output of the peak-memory child: ") + buf);
-  return {"mem_" + name, "mem",
-          {{"baseline_mb", baseline / 1024.0}, {"peak_mb", peak / 1024.0}, {"growth_mb", growth / 1024.0},
-           {"first_loss", loss}}};
+  return {"mem_" + name, "mem", bench::peak_mem_values(fmt::format("--peak-mem {} --inputs '{}'", name, o.inputs))};
 }
 
 // --- command line and output --------------------------------------------------------------------------------
@@ -373,47 +279,8 @@ const std::vector<std::string> kIds = {"train_enc_S", "train_enc_M", "infer_mha_
 
 Options parse_args(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-    auto text = [&](const char* what) {
-      if (value == nullptr) throw std::runtime_error(fmt::format("{} needs {}", arg, what));
-      ++i;
-      return std::string(value);
-    };
-    if (arg == "--filter") o.filter = text("a text");
-    else if (arg == "--list") o.list = true;
-    else if (arg == "--quick") o.quick = true;
-    else if (arg == "--reps") o.reps = parse_count(arg, value, 1), ++i;
-    else if (arg == "--warmup") o.warmup = parse_count(arg, value, 0), ++i;
-    else if (arg == "--inputs") o.inputs = text("a directory");
-    else if (arg == "--json") o.json = text("a file name");
-    else if (arg == "--peak-mem") o.peak = text("a model (enc_S, enc_M, conv)");
-    else if (arg == "-h" || arg == "--help") {
-      fmt::print("usage: {} [--filter TEXT] [--list] [--quick] [--reps N] [--warmup N] [--inputs DIR] [--json FILE]\n"
-                 "       {} --peak-mem MODEL [--inputs DIR]\n",
-                 argv[0], argv[0]);
-      std::exit(0);
-    } else {
-      throw std::runtime_error(fmt::format("unknown argument '{}' (try --help)", arg));
-    }
-  }
+  bench::workload_args(o, "", "MODEL", "a model (enc_S, enc_M, conv)").parse(argc, argv);
   return o;
-}
-
-void write_json(const std::string& path, const Options& o, const std::vector<Row>& rows) {
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) throw std::runtime_error(fmt::format("cannot write '{}'", path));
-  fmt::print(f, "{{\n  \"benchmark\": \"seq\",\n  \"framework\": \"xgrad\",\n  \"version\": \"{}\",\n  \"arch\": \"{}\",\n",
-             XGRAD_BENCH_VERSION, XGRAD_BENCH_ARCH);
-  fmt::print(f, "  \"quick\": {},\n  \"results\": [\n", o.quick ? "true" : "false");
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    fmt::print(f, "    {{\"id\": \"{}\", \"kind\": \"{}\"", rows[i].id, rows[i].kind);
-    for (const auto& [k, v] : rows[i].values) fmt::print(f, ", \"{}\": {:.9g}", k, v);
-    fmt::print(f, "}}{}\n", i + 1 < rows.size() ? "," : "");
-  }
-  fmt::print(f, "  ]\n}}\n");
-  if (std::fclose(f) != 0) throw std::runtime_error(fmt::format("cannot write '{}'", path));
 }
 
 }  // namespace
@@ -422,7 +289,7 @@ int main(int argc, char** argv) {
   try {
     bench::process_blas_threads();
     const Options o = parse_args(argc, argv);
-    if (!o.peak.empty()) return peak_mem_child(o);
+    if (!o.peak_mem.empty()) return peak_mem_child(o);
     std::vector<Row> rows;
     for (const std::string& id : kIds) {
       if (id.find(o.filter) == std::string::npos) continue;
@@ -438,7 +305,10 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       rows.push_back(r);
     }
-    if (!o.json.empty()) write_json(o.json, o, rows);
+    if (!o.json.empty())
+      bench::write_results_json(o.json, "seq", o.quick, rows, [](const Row& r) {
+        return fmt::format("\"id\": \"{}\", \"kind\": \"{}\"", r.id, r.kind);
+      });
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "bench_seq: {}\n", e.what());

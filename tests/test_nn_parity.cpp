@@ -6,6 +6,8 @@
 // difference of every fixture.
 #include <doctest/doctest.h>
 
+#include "parity_fixture.hpp"
+
 #include <xgrad/xgrad.hpp>
 
 #include <algorithm>
@@ -13,35 +15,22 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 
 using namespace xgrad;
+using parity_test::split_list;
 namespace fs = std::filesystem;
 
 namespace {
 
 const fs::path kDir = fs::path(XGRAD_FIXTURES_DIR) / "nn";
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+bool is_f64(const fs::path& path) { return path.stem().string().ends_with("_f64"); }
 
-struct Fixture {
-  std::string name;
-  SafetensorsFile file;
-  DType dtype;
-  double tolerance;
-  double worst = 0.0;
-  std::string worst_what;
-
-  const std::string& meta(const std::string& key) const { return file.metadata.at(key); }
-  bool has(const std::string& key) const { return file.metadata.count(key) > 0; }
-  bool flag(const std::string& key) const { return has(key) && meta(key) == "true"; }
+// A file holds one dtype: f32 to 1e-5, or f64 to 1e-10 when its name ends in "_f64".
+struct Fixture : parity_test::ParityFixture {
+  explicit Fixture(const fs::path& path)
+      : ParityFixture(path, is_f64(path) ? DType::f64 : DType::f32, is_f64(path) ? 1e-10 : 1e-5) {}
 
   // Checks that `ours` matches the fixture's tensor `key` in shape, dtype and values.
   void compare(const Tensor& ours, const std::string& key) {
@@ -53,29 +42,9 @@ struct Fixture {
     CHECK(ours.dtype() == ref.dtype());
     const double diff = ours.numel() == 0 ? 0.0 : max(abs(ours.to(DType::f64) - ref.to(DType::f64))).item();
     CHECK(diff <= tolerance);
-    if (diff > worst || worst_what.empty()) {
-      worst = std::max(worst, diff);
-      worst_what = key;
-    }
+    note(diff, key);
   }
 };
-
-Fixture open(const fs::path& path) {
-  Fixture f{path.stem().string(), load_safetensors(path.string()), DType::f32, 1e-5, 0.0, ""};
-  if (f.name.ends_with("_f64")) {
-    f.dtype = DType::f64;
-    f.tolerance = 1e-10;
-  }
-  return f;
-}
-
-std::vector<fs::path> fixture_files() {
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(kDir))
-    if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
 
 std::unique_ptr<nn::UnaryModule> make_layer(const Fixture& f) {
   const std::string& kind = f.meta("kind");
@@ -160,12 +129,12 @@ void check_loss(Fixture& f) {
 }  // namespace
 
 TEST_CASE("Linear, Embedding, LayerNorm and every loss match PyTorch 1.13") {
-  const std::vector<fs::path> files = fixture_files();
+  const std::vector<fs::path> files = parity_test::fixture_files(kDir);
   CHECK(files.size() >= 78);  // 9 layer and 30 loss configs, each in f32 and f64
   const bool report = std::getenv("XGRAD_PARITY_REPORT") != nullptr;
   std::map<std::string, int> kinds;
   for (const auto& path : files) {
-    Fixture f = open(path);
+    Fixture f(path);
     const std::string& kind = f.meta("kind");
     ++kinds[kind];
     if (kind == "linear" || kind == "embedding" || kind == "layernorm") check_layer(f);

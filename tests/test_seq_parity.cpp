@@ -1,9 +1,12 @@
 // PyTorch parity of the sequence layers beyond recurrence: each fixture under fixtures/seq/
-// (written in float64 by fixtures/gen_seq_fixtures.py with PyTorch 1.13) holds the weights by
-// their state-dict names, the inputs, PyTorch's outputs and the gradients of a fixed scalar
-// loss. Every fixture runs twice: in f64 to 1e-10 and, inputs and weights rounded to f32, in
-// f32 to 1e-5. Set XGRAD_PARITY_REPORT=1 to print the worst difference of every fixture.
+// (written by fixtures/gen_seq_fixtures.py with PyTorch 1.13, whose docstring gives the packed
+// layout) holds the weights by their state-dict names and the inputs, all f32-exact, and
+// PyTorch's float64 outputs and gradients of a fixed scalar loss. Every fixture runs twice: in
+// f64 to 1e-10 and in f32 to 1e-5. Set XGRAD_PARITY_REPORT=1 to print the worst difference of
+// every fixture.
 #include <doctest/doctest.h>
+
+#include "parity_fixture.hpp"
 
 #include <xgrad/nn/attention.hpp>
 #include <xgrad/nn/transformer.hpp>
@@ -24,30 +27,93 @@ namespace {
 
 const fs::path kDir = fs::path(XGRAD_FIXTURES_DIR) / "seq";
 
-struct Fixture {
-  std::string name;
-  SafetensorsFile file;
-  DType dtype;
-  double tolerance;
-  double worst = 0.0;
-  std::string worst_what;
+using parity_test::split_list;
 
-  const std::string& meta(const std::string& key) const { return file.metadata.at(key); }
-  bool has(const std::string& key) const { return file.metadata.count(key) > 0; }
-  bool flag(const std::string& key) const { return has(key) && meta(key) == "true"; }
+// The tensors of "values" without a gradient; the others are the inputs and the parameters.
+bool is_mask_or_loss_weight(const std::string& name) {
+  return name == "attn_mask" || name == "key_padding_mask" || name == "R" || name == "R_weights";
+}
+
+// A tensor of "values" that is a parameter of the module, by its state-dict name.
+bool is_parameter(const std::string& name) {
+  return !is_mask_or_loss_weight(name) && name != "input" && name != "key" && name != "value";
+}
+
+// The names of the packed "values" ("name:2x4x9,...").
+std::vector<std::string> value_names(const std::map<std::string, std::string>& metadata) {
+  std::vector<std::string> names;
+  for (const auto& item : split_list(metadata.at("values"), ',')) names.push_back(item.substr(0, item.find(':')));
+  return names;
+}
+
+// Cuts `count` elements at `offset` of the 1-D `blob` into `shape`, refusing to read past its end.
+Tensor cut(const Tensor& blob, std::int64_t& offset, const Shape& shape, const std::string& what) {
+  std::int64_t count = 1;
+  for (const std::int64_t d : shape) count *= d;
+  if (offset + count > blob.numel())
+    throw Error("seq fixture: " + what + " " + shape_str(shape) + " runs past the packed " +
+                std::to_string(blob.numel()) + " elements");
+  Tensor t = blob.narrow(0, offset, count).reshape(shape);
+  offset += count;
+  return t;
+}
+
+// The fixture's tensors by name, unpacked from its "values" and "reference" entries as
+// gen_seq_fixtures.py lays them out; bool masks are stored as themselves.
+std::map<std::string, Tensor> unpack(const SafetensorsFile& file) {
+  std::map<std::string, Tensor> out;
+  const Tensor& values = file.at("values");
+  std::vector<std::string> differentiable;
+  std::int64_t offset = 0;
+  for (const auto& item : split_list(file.metadata.at("values"), ',')) {
+    const std::size_t colon = item.find(':');
+    const std::string name = item.substr(0, colon);
+    Shape shape;
+    for (const auto& d : split_list(item.substr(colon + 1), 'x')) shape.push_back(std::stoll(d));
+    out[name] = cut(values, offset, shape, name);
+    if (!is_mask_or_loss_weight(name)) differentiable.push_back(name);
+  }
+  REQUIRE(offset == values.numel());
+
+  const Tensor& reference = file.at("reference");
+  offset = 0;
+  out["output"] = cut(reference, offset, out.at("R").shape(), "output");
+  if (out.count("R_weights")) out["weights"] = cut(reference, offset, out.at("R_weights").shape(), "weights");
+  for (const auto& name : differentiable)
+    out["grad." + name] = cut(reference, offset, out.at(name).shape(), "grad." + name);
+  REQUIRE(offset == reference.numel());
+
+  for (const auto& [name, t] : file.tensors)
+    if (name != "values" && name != "reference") out[name] = t;
+  return out;
+}
+
+// Every file runs in f64 to 1e-10 and in f32 to 1e-5 against its f64 references.
+struct Fixture : parity_test::ParityFixture {
+  using ParityFixture::ParityFixture;
+  std::map<std::string, Tensor> tensors = unpack(file);
   std::int64_t integer(const std::string& key, std::int64_t fallback) const {
     return has(key) ? std::stoll(meta(key)) : fallback;
   }
-  // A floating-point tensor of the fixture in the run's dtype (masks and lengths as stored).
+  bool contains(const std::string& key) const { return tensors.count(key) > 0; }
+  // The stored tensor `key`, naming the fixture and the key when it is absent.
+  const Tensor& stored(const std::string& key) const {
+    auto it = tensors.find(key);
+    if (it == tensors.end()) throw Error("seq fixture " + name + ": no tensor \"" + key + "\"");
+    return it->second;
+  }
+  // A floating-point tensor of the fixture in the run's dtype (bool masks as stored).
   Tensor at(const std::string& key) const {
-    const Tensor& t = file.at(key);
+    const Tensor& t = stored(key);
     return is_floating(t.dtype()) ? t.to(dtype) : t;
   }
   // A fresh leaf for an input whose gradient is compared.
   Tensor leaf(const std::string& key) const { return at(key).clone().requires_grad_(); }
   nn::Lengths lengths() const {
-    if (!file.contains("lengths")) return {};
-    return nn::Lengths(file.at("lengths"), meta("padding") == "pre" ? nn::Side::pre : nn::Side::post);
+    if (!has("lengths")) return {};
+    std::vector<std::int64_t> values;
+    for (const auto& n : split_list(meta("lengths"), ',')) values.push_back(std::stoll(n));
+    return nn::Lengths(values, meta("padding") == "pre" ? nn::Side::pre : nn::Side::post);
   }
 
   // Checks that `ours` matches the fixture's tensor `key` (finite everywhere) to the tolerance.
@@ -55,16 +121,14 @@ struct Fixture {
     CAPTURE(name);
     CAPTURE(key);
     REQUIRE(ours.defined());
-    const Tensor& ref = file.at(key);
+    const Tensor& ref = stored(key);
+    REQUIRE(ref.dtype() == DType::f64);
     REQUIRE(shape_str(ours.shape()) == shape_str(ref.shape()));
     CHECK(ours.dtype() == dtype);
     CHECK_FALSE(has_nonfinite(ours));
     const double diff = ours.numel() == 0 ? 0.0 : max(abs(ours.to(DType::f64) - ref)).item();
     CHECK(diff <= tolerance);
-    if (diff > worst || worst_what.empty()) {
-      worst = std::max(worst, diff);
-      worst_what = key;
-    }
+    note(diff, key);
   }
 };
 
@@ -118,22 +182,17 @@ void check_fixture(Fixture& f) {
   if (module) {
     module->to(f.dtype);
     NamedTensors weights;
-    std::string names = f.meta("params");
-    for (std::size_t start = 0; start < names.size();) {
-      const std::size_t end = std::min(names.find(',', start), names.size());
-      const std::string name = names.substr(start, end - start);
-      weights.emplace_back(name, f.at(name));
-      start = end + 1;
-    }
+    for (const auto& name : value_names(f.file.metadata))
+      if (is_parameter(name)) weights.emplace_back(name, f.at(name));
     module->load_state_dict(weights);  // strict: PyTorch's names, all of them
   }
   const std::string& kind = f.meta("kind");
   std::map<std::string, Tensor> inputs{{"input", f.leaf("input")}};
   const Tensor& x = inputs["input"];
   Tensor output, weights;
-  const Tensor attn_mask = f.file.contains("attn_mask") ? f.at("attn_mask") : Tensor();
-  const Tensor key_padding_mask = f.file.contains("key_padding_mask") ? f.at("key_padding_mask") : Tensor();
-  if (kind == "sdpa" || (kind == "mha" && f.file.contains("key"))) {
+  const Tensor attn_mask = f.contains("attn_mask") ? f.at("attn_mask") : Tensor();
+  const Tensor key_padding_mask = f.contains("key_padding_mask") ? f.at("key_padding_mask") : Tensor();
+  if (kind == "sdpa" || (kind == "mha" && f.contains("key"))) {
     inputs["key"] = f.leaf("key");
     inputs["value"] = f.leaf("value");
   }
@@ -166,7 +225,7 @@ void check_fixture(Fixture& f) {
 
   f.compare(output, "output");
   Tensor loss = sum(output * f.at("R"));
-  if (f.file.contains("weights")) {
+  if (f.contains("weights")) {
     f.compare(weights, "weights");
     loss = loss + sum(weights * f.at("R_weights"));
   }
@@ -176,21 +235,13 @@ void check_fixture(Fixture& f) {
     for (const auto& [name, p] : module->named_parameters()) f.compare(p.grad(), "grad." + name);
 }
 
-std::vector<fs::path> fixture_files() {
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(kDir))
-    if (entry.path().extension() == ".safetensors") files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 // Runs every fixture of the kinds `wanted` in f64 and f32; returns how many there were per kind.
 std::map<std::string, int> check_kinds(const std::vector<std::string>& wanted) {
   const bool report = std::getenv("XGRAD_PARITY_REPORT") != nullptr;
   std::map<std::string, int> kinds;
-  for (const auto& path : fixture_files()) {
+  for (const auto& path : parity_test::fixture_files(kDir)) {
     for (const auto& [dtype, tolerance] : {std::pair{DType::f64, 1e-10}, std::pair{DType::f32, 1e-5}}) {
-      Fixture f{path.stem().string(), load_safetensors(path.string()), dtype, tolerance, 0.0, ""};
+      Fixture f(path, dtype, tolerance);
       const std::string& kind = f.meta("kind");
       if (std::find(wanted.begin(), wanted.end(), kind) == wanted.end()) break;
       if (dtype == DType::f64) ++kinds[kind];
