@@ -1,0 +1,359 @@
+// conv1d as one recorded op. The composed form (as_strided windows copied into a whole-batch
+// column matrix, one batched GEMM, a broadcast bias add) keeps the (N, C·K, L_out) column
+// matrix alive for backward, several times the input; this op saves only x and w and builds
+// the columns per block of sequences, forward and again in backward, so a block's columns stay
+// in cache between their copy and their GEMM. The GEMMs go through matmul on detached tensors.
+//
+// Per block of B sequences (R = B·L_out rows) and group g, with W_g (O/G, C/G·K):
+//   channels first: cols_g (C/G·K, R), rows (c, k) as W's;  Y_g (O/G, R) = W_g · cols_g
+//   channels last:  cols_g (R, K·C/G), columns (k, c), each tap a contiguous run of channels,
+//                   against W permuted to (O/G, K·C/G);     Y_g (R, O/G) = cols_g · W_gᵀ
+//   dW_g += G_g · cols_gᵀ (first) or G_gᵀ · cols_g (last);   dcols_g = W_gᵀ · G_g or G_g · W_g,
+//   added back into dx by col2im;   db = Σ gy.
+#include "conv1d_kernel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <xgrad/core/autograd.hpp>
+#include <xgrad/core/creation.hpp>
+#include <xgrad/core/error.hpp>
+#include <xgrad/core/extension.hpp>
+#include <xgrad/core/ops.hpp>
+
+namespace xgrad::nn::detail {
+
+namespace {
+
+using Geo = Conv1dGeometry;
+
+// A block's column matrix holds about this many elements (1 MiB in f32): large enough that
+// each GEMM has hundreds of rows on every side, small enough that the columns and the block's
+// output stay in cache and a training step's memory is its output and gradient, not an im2col.
+constexpr std::int64_t kColumnBudget = std::int64_t{1} << 18;
+// Below this many multiply-adds per call the blocks run on the calling thread.
+constexpr double kParallelWork = 16.0 * 1024 * 1024;
+
+// How the batch is cut: `count` blocks of about N / count sequences (at most `size`), run by
+// `workers` threads. Independent blocks on separate threads, each GEMM on its own thread,
+// replace OpenBLAS splitting every GEMM between its threads and synchronising them per call.
+struct BlockPlan {
+  std::int64_t size, count;
+  int workers;
+};
+
+BlockPlan plan_blocks(const Geo& g) {
+  const std::int64_t per_sequence = std::max<std::int64_t>(g.C * g.K * g.L_out, 1), N = std::max<std::int64_t>(g.N, 1);
+  const std::int64_t most = std::clamp<std::int64_t>(kColumnBudget / per_sequence, 1, N);
+  std::int64_t count = (N + most - 1) / most;
+  const double work = static_cast<double>(g.N) * static_cast<double>(g.L_out) * static_cast<double>(g.O) *
+                      static_cast<double>(g.C / g.G * g.K);
+  int workers = 1;
+  if (work >= kParallelWork) {
+    workers = static_cast<int>(std::clamp<std::int64_t>(std::thread::hardware_concurrency(), 1, N));
+    count = std::min((count + workers - 1) / workers * workers, N);  // equal shares
+  }
+  return {(N + count - 1) / count, count, workers};
+}
+
+// Per worker, the buffers of its blocks, allocated by the calling thread (storage is cached per
+// thread, and the workers live for one call): as large as the largest block; a block uses the
+// front of each.
+struct Scratch {
+  Tensor cols, grad;
+};
+
+// The first `shape`'s worth of a buffer, as a contiguous tensor of that shape.
+Tensor front(const Tensor& buffer, const Shape& shape) {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return buffer.reshape({-1}).narrow(0, 0, n).reshape(shape);
+}
+
+// Runs fn(first sequence, sequences, worker) for every block, on plan.workers threads (the
+// calling one included) that take the next block as they finish one.
+template <class F>
+void run_blocks(const Geo& g, const BlockPlan& plan, F&& fn) {
+  std::atomic<std::int64_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto work = [&](int worker) {
+    const NoGradGuard no_grad;  // grad mode is per thread; the blocks' ops are never recorded
+    try {
+      for (std::int64_t b; (b = next.fetch_add(1)) < plan.count;) {
+        const std::int64_t n0 = g.N * b / plan.count, n1 = g.N * (b + 1) / plan.count;
+        if (n1 > n0) fn(n0, n1 - n0, worker);
+      }
+    } catch (...) {
+      const std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 1; w < plan.workers; ++w) threads.emplace_back(work, w);
+  work(0);
+  for (std::thread& t : threads) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+// Output steps [lo, hi) whose tap k reads a real step p = t·stride + k·dilation − left ∈ [0, L).
+std::pair<std::int64_t, std::int64_t> valid_steps(const Geo& g, std::int64_t k) {
+  const std::int64_t offset = k * g.dilation - g.left;
+  std::int64_t lo = offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride;
+  std::int64_t hi = g.L - 1 - offset < 0 ? 0 : (g.L - 1 - offset) / g.stride + 1;
+  lo = std::min(lo, g.L_out);
+  hi = std::clamp(hi, lo, g.L_out);
+  return {lo, hi};
+}
+
+// The columns of sequences [n0, n0 + B) into cols, laid out as in the file comment; zero where
+// a tap falls in the padding.
+template <class T>
+void im2col(const T* x, const Geo& g, std::int64_t n0, std::int64_t B, T* cols) {
+  const std::int64_t Cg = g.C / g.G, R = B * g.L_out;
+  if (!g.channels_last) {
+    for (std::int64_t gi = 0; gi < g.G; ++gi)
+      for (std::int64_t c = 0; c < Cg; ++c)
+        for (std::int64_t k = 0; k < g.K; ++k) {
+          const auto [lo, hi] = valid_steps(g, k);
+          const std::int64_t offset = k * g.dilation - g.left;
+          for (std::int64_t b = 0; b < B; ++b) {
+            const T* src = x + ((n0 + b) * g.C + gi * Cg + c) * g.L;
+            T* dst = cols + ((gi * Cg + c) * g.K + k) * R + b * g.L_out;
+            std::fill(dst, dst + lo, T(0));
+            if (g.stride == 1) std::copy(src + lo + offset, src + hi + offset, dst + lo);
+            else
+              for (std::int64_t t = lo; t < hi; ++t) dst[t] = src[t * g.stride + offset];
+            std::fill(dst + hi, dst + g.L_out, T(0));
+          }
+        }
+    return;
+  }
+  for (std::int64_t gi = 0; gi < g.G; ++gi)
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 0; t < g.L_out; ++t)
+        for (std::int64_t k = 0; k < g.K; ++k) {
+          T* dst = cols + ((gi * R + b * g.L_out + t) * g.K + k) * Cg;
+          const std::int64_t p = t * g.stride + k * g.dilation - g.left;
+          if (p < 0 || p >= g.L) std::fill(dst, dst + Cg, T(0));
+          else std::copy_n(x + ((n0 + b) * g.L + p) * g.C + gi * Cg, Cg, dst);
+        }
+}
+
+// The inverse of im2col for gradients: adds the column gradients of group gi into dx.
+template <class T>
+void col2im_add(const T* dcols, const Geo& g, std::int64_t gi, std::int64_t n0, std::int64_t B, T* dx) {
+  const std::int64_t Cg = g.C / g.G, R = B * g.L_out;
+  if (!g.channels_last) {
+    for (std::int64_t c = 0; c < Cg; ++c)
+      for (std::int64_t k = 0; k < g.K; ++k) {
+        const auto [lo, hi] = valid_steps(g, k);
+        const std::int64_t offset = k * g.dilation - g.left;
+        for (std::int64_t b = 0; b < B; ++b) {
+          const T* src = dcols + (c * g.K + k) * R + b * g.L_out;
+          T* dst = dx + ((n0 + b) * g.C + gi * Cg + c) * g.L;
+          for (std::int64_t t = lo; t < hi; ++t) dst[t * g.stride + offset] += src[t];
+        }
+      }
+    return;
+  }
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < g.L_out; ++t)
+      for (std::int64_t k = 0; k < g.K; ++k) {
+        const std::int64_t p = t * g.stride + k * g.dilation - g.left;
+        if (p < 0 || p >= g.L) continue;
+        const T* src = dcols + ((b * g.L_out + t) * g.K + k) * Cg;
+        T* dst = dx + ((n0 + b) * g.L + p) * g.C + gi * Cg;
+        for (std::int64_t c = 0; c < Cg; ++c) dst[c] += src[c];
+      }
+}
+
+// Index of y[n][o][t] (channels first) or y[n][t][o] (channels last) in a contiguous output.
+std::int64_t out_index(const Geo& g, std::int64_t n, std::int64_t o, std::int64_t t) {
+  return g.channels_last ? (n * g.L_out + t) * g.O + o : (n * g.O + o) * g.L_out + t;
+}
+
+Shape columns_shape(const Geo& g, std::int64_t B) {
+  const std::int64_t KC = g.C / g.G * g.K, R = B * g.L_out;
+  return g.channels_last ? Shape{g.G, R, KC} : Shape{g.G, KC, R};
+}
+
+std::vector<Scratch> make_scratch(const Geo& g, const BlockPlan& plan, DType dtype, bool cols, bool grad) {
+  std::vector<Scratch> s(static_cast<std::size_t>(plan.workers));
+  for (Scratch& w : s) {
+    if (cols) w.cols = empty(columns_shape(g, plan.size), dtype);
+    if (grad) w.grad = empty({plan.size * g.L_out * (g.O / g.G)}, dtype);
+  }
+  return s;
+}
+
+template <class T>
+Tensor forward(const Tensor& x, const Tensor& wmat, const Tensor& bias, const Geo& g) {
+  const std::int64_t Og = g.O / g.G;
+  Tensor y = empty(g.channels_last ? Shape{g.N, g.L_out, g.O} : Shape{g.N, g.O, g.L_out}, x.dtype());
+  T* ys = y.mutable_data<T>();
+  const T* xs = x.data<T>();
+  const T* bs = bias.defined() ? bias.data<T>() : nullptr;
+  const BlockPlan plan = plan_blocks(g);
+  const std::vector<Scratch> scratch = make_scratch(g, plan, x.dtype(), true, false);
+  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B, int worker) {
+    const std::int64_t R = B * g.L_out;
+    Tensor cols = front(scratch[static_cast<std::size_t>(worker)].cols, columns_shape(g, B));
+    im2col(xs, g, n0, B, cols.mutable_data<T>());
+    for (std::int64_t gi = 0; gi < g.G; ++gi) {
+      const Tensor w = select(wmat, 0, gi), c = select(cols, 0, gi);
+      const Tensor Y = g.channels_last ? matmul(c, w.t()) : matmul(w, c);  // (R, O/G) or (O/G, R)
+      const T* Ys = Y.data<T>();
+      // Into y with the bias: one pass over the block while it is in cache.
+      if (!g.channels_last) {
+        for (std::int64_t o = 0; o < Og; ++o) {
+          const T bo = bs ? bs[gi * Og + o] : T(0);
+          for (std::int64_t b = 0; b < B; ++b) {
+            const T* src = Ys + o * R + b * g.L_out;
+            T* dst = ys + out_index(g, n0 + b, gi * Og + o, 0);
+            for (std::int64_t t = 0; t < g.L_out; ++t) dst[t] = src[t] + bo;
+          }
+        }
+      } else {
+        for (std::int64_t r = 0; r < R; ++r) {  // row r is step t of sequence n: n·L_out + t = n0·L_out + r
+          const T* src = Ys + r * Og;
+          T* dst = ys + (n0 * g.L_out + r) * g.O + gi * Og;
+          for (std::int64_t o = 0; o < Og; ++o) dst[o] = src[o] + (bs ? bs[gi * Og + o] : T(0));
+        }
+      }
+    }
+  });
+  return y;
+}
+
+// The output gradient of sequences [n0, n0 + B), group gi, as the (O/G, R) or (R, O/G) matrix
+// the GEMMs read; adds its sums into db when db is given.
+template <class T>
+Tensor gather_block(const T* gy, const Geo& g, std::int64_t gi, std::int64_t n0, std::int64_t B, double* db,
+                    const Tensor& buffer) {
+  const std::int64_t Og = g.O / g.G, R = B * g.L_out;
+  Tensor out = front(buffer, g.channels_last ? Shape{R, Og} : Shape{Og, R});
+  T* os = out.mutable_data<T>();
+  if (!g.channels_last) {
+    for (std::int64_t o = 0; o < Og; ++o) {
+      double total = 0;
+      for (std::int64_t b = 0; b < B; ++b) {
+        const T* src = gy + out_index(g, n0 + b, gi * Og + o, 0);
+        std::copy_n(src, g.L_out, os + o * R + b * g.L_out);
+        if (db)
+          for (std::int64_t t = 0; t < g.L_out; ++t) total += src[t];
+      }
+      if (db) db[gi * Og + o] += total;
+    }
+    return out;
+  }
+  for (std::int64_t r = 0; r < R; ++r) {
+    const T* src = gy + (n0 * g.L_out + r) * g.O + gi * Og;
+    std::copy_n(src, Og, os + r * Og);
+    if (db)
+      for (std::int64_t o = 0; o < Og; ++o) db[gi * Og + o] += src[o];
+  }
+  return out;
+}
+
+struct Needs {
+  bool x, w, b;
+};
+
+template <class T>
+std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& wmat, const Geo& g, Needs need) {
+  const Tensor gy = grad.contiguous();
+  const std::int64_t Og = g.O / g.G, KC = g.C / g.G * g.K;
+  const BlockPlan plan = plan_blocks(g);
+  Tensor dx = need.x ? zeros(x.shape(), x.dtype()) : Tensor();
+  T* dxs = need.x ? dx.mutable_data<T>() : nullptr;
+  const T *xs = x.data<T>(), *gys = gy.data<T>();
+  // Per worker: dW (G, O/G, K·C/G) and db (O), summed at the end.
+  std::vector<std::vector<T>> dw(static_cast<std::size_t>(plan.workers));
+  std::vector<std::vector<double>> db(static_cast<std::size_t>(plan.workers));
+  for (int w = 0; w < plan.workers; ++w) {
+    if (need.w) dw[w].assign(static_cast<std::size_t>(g.G * Og * KC), T(0));
+    if (need.b) db[w].assign(static_cast<std::size_t>(g.O), 0.0);
+  }
+  const std::vector<Scratch> scratch = make_scratch(g, plan, x.dtype(), need.w, true);
+  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B, int worker) {
+    const Scratch& own = scratch[static_cast<std::size_t>(worker)];
+    Tensor cols;
+    if (need.w) {
+      cols = front(own.cols, columns_shape(g, B));
+      im2col(xs, g, n0, B, cols.mutable_data<T>());
+    }
+    for (std::int64_t gi = 0; gi < g.G; ++gi) {
+      const Tensor G = gather_block(gys, g, gi, n0, B, need.b ? db[worker].data() : nullptr, own.grad);
+      const Tensor w = select(wmat, 0, gi);
+      if (need.w) {
+        const Tensor c = select(cols, 0, gi);
+        const Tensor part = g.channels_last ? matmul(G.t(), c) : matmul(G, c.t());  // (O/G, K·C/G)
+        const T* ps = part.data<T>();
+        T* ds = dw[worker].data() + gi * Og * KC;
+        for (std::int64_t i = 0; i < Og * KC; ++i) ds[i] += ps[i];
+      }
+      if (need.x) {
+        const Tensor dcols = g.channels_last ? matmul(G, w) : matmul(w.t(), G);
+        col2im_add(dcols.data<T>(), g, gi, n0, B, dxs);
+      }
+    }
+  });
+  std::vector<Tensor> grads{dx, Tensor()};
+  if (need.w) {
+    Tensor dwmat = empty({g.G, Og, KC}, x.dtype());
+    T* ds = dwmat.mutable_data<T>();
+    for (std::int64_t i = 0; i < g.G * Og * KC; ++i) {
+      T total = 0;
+      for (const auto& part : dw) total += part[static_cast<std::size_t>(i)];
+      ds[i] = total;
+    }
+    const std::int64_t Cg = g.C / g.G;
+    grads[1] = g.channels_last ? reshape(dwmat, {g.O, g.K, Cg}).permute({0, 2, 1}).contiguous()
+                               : reshape(dwmat, {g.O, Cg, g.K});
+  }
+  if (need.b) {
+    Tensor dbt = empty({g.O}, x.dtype());
+    T* ds = dbt.mutable_data<T>();
+    for (std::int64_t o = 0; o < g.O; ++o) {
+      double total = 0;
+      for (const auto& part : db) total += part[static_cast<std::size_t>(o)];
+      ds[o] = static_cast<T>(total);
+    }
+    grads.push_back(dbt);
+  }
+  return grads;
+}
+
+}  // namespace
+
+Tensor conv1d_op(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv1dGeometry& geo) {
+  const Tensor x = input.detach().contiguous();
+  const std::int64_t Cg = geo.C / geo.G;
+  // (G, O/G, C/G·K) with rows (c, k) as stored, or (k, c) for channels last.
+  const Tensor w = weight.detach();
+  const Tensor wmat = geo.channels_last ? w.permute({0, 2, 1}).contiguous().reshape({geo.G, geo.O / geo.G, geo.K * Cg})
+                                        : w.contiguous().reshape({geo.G, geo.O / geo.G, Cg * geo.K});
+  const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y;
+  if (x.dtype() == DType::f32) y = forward<float>(x, wmat, b, geo);
+  else if (x.dtype() == DType::f64) y = forward<double>(x, wmat, b, geo);
+  else throw Error("conv1d: expected a float32 or float64 input, got " + std::string(dtype_name(x.dtype())));
+  std::vector<Tensor> inputs{input, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  const Needs need{input.requires_grad(), weight.requires_grad(), bias.defined() && bias.requires_grad()};
+  return record_op(
+      "conv1d", inputs, y,
+      [x, wmat, geo, need](const Tensor& g) {
+        return x.dtype() == DType::f32 ? backward<float>(g, x, wmat, geo, need) : backward<double>(g, x, wmat, geo, need);
+      },
+      {input, weight});
+}
+
+}  // namespace xgrad::nn::detail
