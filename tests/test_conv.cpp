@@ -179,6 +179,32 @@ TEST_CASE("Conv1d over a batch cut into blocks on several threads matches the co
   }
 }
 
+TEST_CASE("Conv1d backward reads an expanded or transposed output gradient as a dense one") {
+  manual_seed(27);
+  for (const bool last : {false, true}) {
+    CAPTURE(last);
+    nn::Conv1d conv(nn::Conv1dOptions(3, 4, 3).padding(1).channels_last(last));
+    conv.to(DType::f64);
+    const Tensor x = randn(last ? Shape{2, 8, 3} : Shape{2, 3, 8}, DType::f64);
+    const Shape y_shape = last ? Shape{2, 8, 4} : Shape{2, 4, 8};
+    const Tensor r = randn(y_shape, DType::f64);
+    const Tensor transposed = r.transpose(1, 2).contiguous().transpose(1, 2);  // r's values, other strides
+    const Tensor expanded = full({1, 1, 1}, 0.25, DType::f64).expand(y_shape);
+    auto grads_for = [&](const Tensor& seed) {
+      const Tensor xi = x.detach().requires_grad_();
+      conv.zero_grad();
+      conv(xi).backward(seed);
+      return std::vector<Tensor>{xi.grad(), conv.weight.grad().clone(), conv.bias.grad().clone()};
+    };
+    for (const Tensor& seed : {transposed, expanded}) {
+      const Tensor dense = seed.contiguous();
+      REQUIRE(seed.strides() != dense.strides());
+      const std::vector<Tensor> got = grads_for(seed), want = grads_for(dense);
+      for (std::size_t i = 0; i < want.size(); ++i) CHECK(allclose(got[i], want[i], 0, 0));
+    }
+  }
+}
+
 TEST_CASE("Conv1d saves only its input and weight: the bias may change in place before backward") {
   manual_seed(25);
   nn::Conv1d conv(nn::Conv1dOptions(3, 4, 3).padding(1));

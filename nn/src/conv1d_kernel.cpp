@@ -232,33 +232,65 @@ Tensor forward(const Tensor& x, const Tensor& wmat, const Tensor& bias, const Ge
   return y;
 }
 
+// The output gradient read in place, whatever its strides: the gradient of a mean or sum
+// arrives as one value expanded over y's shape, and a dense copy would be one more pass over a
+// tensor as large as the output. Element (n, i, j) of y's (N, ·, ·) shape is at
+// p[n·s0 + i·s1 + j·s2].
+template <class T>
+struct GradView {
+  Tensor keep;  // the storage's elements as a contiguous tensor
+  const T* p;
+  std::int64_t s0, s1, s2;
+};
+
+template <class T>
+GradView<T> grad_view(const Tensor& grad) {
+  const std::vector<std::int64_t>& st = grad.strides();
+  const bool plain = grad.numel() > 0 && std::all_of(st.begin(), st.end(), [](std::int64_t v) { return v >= 0; });
+  if (!plain) {
+    const Tensor dense = grad.contiguous();
+    return {dense, dense.data<T>(), grad.size(1) * grad.size(2), grad.size(2), 1};
+  }
+  std::int64_t extent = grad.storage_offset() + 1;
+  for (std::int64_t d = 0; d < grad.dim(); ++d) extent += (grad.size(d) - 1) * st[static_cast<std::size_t>(d)];
+  const Tensor whole = as_strided(grad, {extent}, {1}, 0);
+  return {whole, whole.data<T>() + grad.storage_offset(), st[0], st[1], st[2]};
+}
+
 // The output gradient of sequences [n0, n0 + B), group gi, as the (O/G, R) or (R, O/G) matrix
 // the GEMMs read; adds its sums into db when db is given.
 template <class T>
-Tensor gather_block(const T* gy, const Geo& g, std::int64_t gi, std::int64_t n0, std::int64_t B, double* db,
+Tensor gather_block(const GradView<T>& gy, const Geo& g, std::int64_t gi, std::int64_t n0, std::int64_t B, double* db,
                     const Tensor& buffer) {
   const std::int64_t Og = g.O / g.G, R = B * g.L_out;
   Tensor out = front(buffer, g.channels_last ? Shape{R, Og} : Shape{Og, R});
   T* os = out.mutable_data<T>();
-  if (!g.channels_last) {
+  // Copies `count` elements `step` apart from src to dst.
+  auto copy = [](const T* src, std::int64_t step, std::int64_t count, T* dst) {
+    if (step == 1) std::copy_n(src, count, dst);
+    else
+      for (std::int64_t i = 0; i < count; ++i) dst[i] = src[i * step];
+  };
+  if (!g.channels_last) {  // gy (N, O, L_out)
     for (std::int64_t o = 0; o < Og; ++o) {
       double total = 0;
       for (std::int64_t b = 0; b < B; ++b) {
-        const T* src = gy + out_index(g, n0 + b, gi * Og + o, 0);
-        std::copy_n(src, g.L_out, os + o * R + b * g.L_out);
+        T* dst = os + o * R + b * g.L_out;
+        copy(gy.p + (n0 + b) * gy.s0 + (gi * Og + o) * gy.s1, gy.s2, g.L_out, dst);
         if (db)
-          for (std::int64_t t = 0; t < g.L_out; ++t) total += src[t];
+          for (std::int64_t t = 0; t < g.L_out; ++t) total += dst[t];
       }
       if (db) db[gi * Og + o] += total;
     }
     return out;
   }
-  for (std::int64_t r = 0; r < R; ++r) {
-    const T* src = gy + (n0 * g.L_out + r) * g.O + gi * Og;
-    std::copy_n(src, Og, os + r * Og);
-    if (db)
-      for (std::int64_t o = 0; o < Og; ++o) db[gi * Og + o] += src[o];
-  }
+  for (std::int64_t b = 0; b < B; ++b)  // gy (N, L_out, O)
+    for (std::int64_t t = 0; t < g.L_out; ++t) {
+      T* dst = os + (b * g.L_out + t) * Og;
+      copy(gy.p + (n0 + b) * gy.s0 + t * gy.s1 + gi * Og * gy.s2, gy.s2, Og, dst);
+      if (db)
+        for (std::int64_t o = 0; o < Og; ++o) db[gi * Og + o] += dst[o];
+    }
   return out;
 }
 
@@ -268,12 +300,12 @@ struct Needs {
 
 template <class T>
 std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& wmat, const Geo& g, Needs need) {
-  const Tensor gy = grad.contiguous();
+  const GradView<T> gy = grad_view<T>(grad);
   const std::int64_t Og = g.O / g.G, KC = g.C / g.G * g.K;
   const BlockPlan plan = plan_blocks(g);
   Tensor dx = need.x ? zeros(x.shape(), x.dtype()) : Tensor();
   T* dxs = need.x ? dx.mutable_data<T>() : nullptr;
-  const T *xs = x.data<T>(), *gys = gy.data<T>();
+  const T* xs = x.data<T>();
   // Per worker: dW (G, O/G, K·C/G) and db (O), summed at the end.
   std::vector<std::vector<T>> dw(static_cast<std::size_t>(plan.workers));
   std::vector<std::vector<double>> db(static_cast<std::size_t>(plan.workers));
@@ -290,7 +322,7 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
       im2col(xs, g, n0, B, cols.mutable_data<T>());
     }
     for (std::int64_t gi = 0; gi < g.G; ++gi) {
-      const Tensor G = gather_block(gys, g, gi, n0, B, need.b ? db[worker].data() : nullptr, own.grad);
+      const Tensor G = gather_block(gy, g, gi, n0, B, need.b ? db[worker].data() : nullptr, own.grad);
       const Tensor w = select(wmat, 0, gi);
       if (need.w) {
         const Tensor c = select(cols, 0, gi);
