@@ -33,10 +33,10 @@ namespace {
 
 using Geo = Conv1dGeometry;
 
-// A block's column matrix holds about this many elements (1 MiB in f32): large enough that
-// each GEMM has hundreds of rows on every side, small enough that the columns and the block's
-// output stay in cache and a training step's memory is its output and gradient, not an im2col.
-constexpr std::int64_t kColumnBudget = std::int64_t{1} << 18;
+// A block's column matrix holds at most about this many elements (512 KiB in f32), or one
+// sequence's: small enough that the columns and the block's output stay in cache and a training
+// step's memory is its output and gradient, not an im2col; twice this measured no faster.
+constexpr std::int64_t kColumnBudget = std::int64_t{1} << 17;
 // Below this many multiply-adds per call the blocks run on the calling thread.
 constexpr double kParallelWork = 16.0 * 1024 * 1024;
 
