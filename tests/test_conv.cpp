@@ -246,6 +246,70 @@ TEST_CASE("Conv1d keeps no column matrix for backward: the graph holds the input
   CHECK(x.grad().shape() == x.shape());
 }
 
+TEST_CASE("Conv1d padding_mode reflect, replicate, circular: the padded input PyTorch's F.pad builds") {
+  manual_seed(28);
+  // x (N, C, L) padded along L by hand, one step at a time.
+  auto padded = [](const Tensor& x, nn::PaddingMode mode, std::int64_t left, std::int64_t right) {
+    const std::int64_t L = x.size(2);
+    auto step = [&](std::int64_t i) { return narrow(x, 2, i, 1); };
+    std::vector<Tensor> parts;
+    for (std::int64_t j = left; j >= 1; --j)  // position −j
+      parts.push_back(mode == nn::PaddingMode::reflect     ? step(j)
+                      : mode == nn::PaddingMode::replicate ? step(0)
+                                                           : step(L - j));
+    parts.push_back(x);
+    for (std::int64_t j = 1; j <= right; ++j)  // position L − 1 + j
+      parts.push_back(mode == nn::PaddingMode::reflect     ? step(L - 1 - j)
+                      : mode == nn::PaddingMode::replicate ? step(L - 1)
+                                                           : step(j - 1));
+    return cat(parts, 2);
+  };
+  struct Case {
+    nn::PaddingMode mode;
+    nn::Conv1dOptions options;
+    std::int64_t left, right;
+  };
+  using M = nn::PaddingMode;
+  const std::vector<Case> cases = {
+      {M::reflect, nn::Conv1dOptions(3, 4, 3).padding(2), 2, 2},
+      {M::replicate, nn::Conv1dOptions(3, 4, 3).padding(3).stride(2), 3, 3},
+      {M::circular, nn::Conv1dOptions(3, 4, 3).padding(6).dilation(2), 6, 6},  // L: wraps once whole
+      {M::reflect, nn::Conv1dOptions(3, 4, 4).padding("same"), 1, 2},
+      {M::circular, nn::Conv1dOptions(3, 6, 3).padding("causal").dilation(2).groups(3), 4, 0},
+      {M::replicate, nn::Conv1dOptions(3, 4, 2).padding(1).channels_last(true), 1, 1},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(static_cast<int>(c.mode));
+    CAPTURE(c.options.padding().str());
+    nn::Conv1dOptions o = c.options;
+    nn::Conv1d conv(o.padding_mode(c.mode));
+    conv.to(DType::f64);
+    const bool last = o.channels_last();
+    const Tensor x = randn({2, 3, 6}, DType::f64);
+    const Tensor r = randn(conv(last ? x.transpose(1, 2) : x).shape(), DType::f64);
+    const Grads got = run(conv, [&](const Tensor& t) { return conv(last ? t.transpose(1, 2) : t); }, x, r);
+    const Grads want = run(conv, [&](const Tensor& t) {
+      const Tensor y = reference_conv1d(padded(t, c.mode, c.left, c.right), conv.weight, conv.bias, o.stride(), 0, 0,
+                                        o.dilation(), o.groups());
+      return last ? y.transpose(1, 2) : y;
+    }, x, r);
+    CHECK(allclose(got.y, want.y, 1e-12, 1e-12));
+    CHECK(allclose(got.dx, want.dx, 1e-12, 1e-12));
+    CHECK(allclose(got.params[0], want.params[0], 1e-12, 1e-12));
+    CHECK(allclose(got.params[1], want.params[1], 1e-12, 1e-12));
+    const Tensor xg = (last ? randn({2, 6, 3}, DType::f64) : randn({2, 3, 6}, DType::f64)).requires_grad_();
+    auto check = gradcheck([&](const std::vector<Tensor>& in) { return conv(in[0]); }, {xg});
+    CHECK_MESSAGE(check.ok, check.message());
+  }
+  CHECK(nn::Conv1d(nn::Conv1dOptions(4, 8, 3).padding(1).padding_mode(M::circular)).extra_repr() ==
+        "4, 8, kernel_size=3, stride=1, padding=1, padding_mode=circular");
+  CHECK_THROWS_WITH_AS(nn::Conv1d(nn::Conv1dOptions(2, 2, 3).padding(3).padding_mode(M::reflect))(randn({1, 2, 3})),
+                       doctest::Contains("Conv1d: padding_mode reflect pads at most 2 steps per side of an input of 3 steps (1, 2, 3), got 3 before and 3 after"),
+                       Error);
+  CHECK_THROWS_WITH_AS(nn::Conv1d(nn::Conv1dOptions(2, 2, 3).padding(4).padding_mode(M::circular))(randn({1, 2, 3})),
+                       doctest::Contains("padding_mode circular pads at most 3 steps"), Error);
+}
+
 TEST_CASE("Conv1d and the poolings refuse a channels-last input of the wrong rank or channels, naming them") {
   nn::Conv1d conv(nn::Conv1dOptions(4, 6, 3).channels_last(true));
   CHECK_THROWS_WITH_AS(conv(randn({2, 3, 4, 5})), doctest::Contains("Conv1d: expected a floating-point input (N, L, C) or (L, C) (channels_last), got float32 (2, 3, 4, 5)"), Error);

@@ -37,6 +37,20 @@ ConvPadding::ConvPadding(const std::string& mode) {
   else throw Error("Conv1d: padding must be a number, \"valid\", \"same\" or \"causal\", got \"" + mode + "\"");
 }
 
+namespace {
+
+const char* mode_name(PaddingMode mode) {
+  switch (mode) {
+    case PaddingMode::zeros: return "zeros";
+    case PaddingMode::reflect: return "reflect";
+    case PaddingMode::replicate: return "replicate";
+    case PaddingMode::circular: return "circular";
+  }
+  return "?";
+}
+
+}  // namespace
+
 std::string ConvPadding::str() const {
   return same_ ? "same" : causal_ ? "causal" : valid_ ? "valid" : std::to_string(amount_);
 }
@@ -106,7 +120,14 @@ namespace {
 // The composed form, for tracing: pad, (N, G, Cg, K, L_out) windows copied once into the
 // (N, G, Cg·K, L_out) column matrix, one batched GEMM, the bias broadcast. x channels first.
 Tensor composed_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, const detail::Conv1dGeometry& g) {
-  const Tensor xp = pad_steps(x, 2, g.left, g.right, 0.0);  // (N, C, Lp)
+  Tensor xp;  // (N, C, Lp)
+  if (g.mode == PaddingMode::zeros) {
+    xp = pad_steps(x, 2, g.left, g.right, 0.0);
+  } else {  // the steps each padded position reads, gathered (their gradients add up)
+    std::vector<std::int64_t> steps;
+    for (std::int64_t p = -g.left; p < g.L + g.right; ++p) steps.push_back(detail::source_step(g.mode, p, g.L));
+    xp = index_select(x, 2, from_vector(steps, {static_cast<std::int64_t>(steps.size())}));
+  }
   const std::int64_t Lp = xp.size(2), Cg = g.C / g.G;
   const Tensor win = as_strided(xp, {g.N, g.G, Cg, g.K, g.L_out}, {g.C * Lp, Cg * Lp, Lp, g.dilation, g.stride},
                                 xp.storage_offset());
@@ -120,7 +141,7 @@ Tensor composed_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias
 // Checks every argument against the input and resolves the padding; `op` names the caller.
 detail::Conv1dGeometry conv1d_geometry(const Tensor& input, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                        std::int64_t stride, const ConvPadding& padding, std::int64_t dilation,
-                                       std::int64_t groups, bool channels_last, const char* op) {
+                                       std::int64_t groups, bool channels_last, PaddingMode mode, const char* op) {
   require_positive(stride, op, "stride");
   require_positive(dilation, op, "dilation");
   require_positive(groups, op, "groups");
@@ -146,25 +167,33 @@ detail::Conv1dGeometry conv1d_geometry(const Tensor& input, const Tensor& x, con
     left = dilation * (K - 1);  // output step t sees input steps up to t·stride only
     right = 0;
   }
+  const bool bounded = mode == PaddingMode::reflect || mode == PaddingMode::circular;
+  const std::int64_t most = mode == PaddingMode::reflect ? L - 1 : L;  // PyTorch's limits
+  if (bounded && (left > 0 || right > 0) && std::max(left, right) > most)
+    throw Error(fmt::format("{}: padding_mode {} pads at most {} steps per side of an input of {} steps {}, "
+                            "got {} before and {} after", op, mode_name(mode), most, L, shape_of(input), left, right));
+  if (mode == PaddingMode::replicate && L == 0 && left + right > 0)
+    throw Error(fmt::format("{}: padding_mode replicate needs at least one step, got input {}", op, shape_of(input)));
   const std::int64_t span = dilation * (K - 1) + 1, Lp = L + left + right;
   if (Lp < span)
     throw Error(fmt::format("{}: the padded input has {} steps, fewer than the kernel's span {} (kernel {}, "
                             "dilation {}); input {}", op, Lp, span, K, dilation, shape_of(input)));
-  return {x.size(0), C, L, O, groups, K, stride, dilation, left, right, (Lp - span) / stride + 1, channels_last};
+  return {x.size(0), C, L, O, groups, K, stride, dilation, left, right, (Lp - span) / stride + 1, channels_last, mode};
 }
 
 Tensor conv1d_checked(const Tensor& input, const Tensor& weight, const Tensor& bias, std::int64_t stride,
                       const ConvPadding& padding, std::int64_t dilation, std::int64_t groups, bool channels_last,
-                      const char* op) {
+                      PaddingMode mode, const char* op) {
   auto [x, unbatched] = batched(input, op, channels_last);
   const detail::Conv1dGeometry g =
-      conv1d_geometry(input, x, weight, bias, stride, padding, dilation, groups, channels_last, op);
+      conv1d_geometry(input, x, weight, bias, stride, padding, dilation, groups, channels_last, mode, op);
   Tensor y;
   if (trace::active()) {
     std::optional<trace::Composite> scope;
     open_scope(scope, "conv1d", {input, weight, bias},
                {{"stride", stride}, {"pad_left", g.left}, {"pad_right", g.right}, {"dilation", dilation},
-                {"groups", groups}, {"kernel_size", g.K}, {"channels_last", std::int64_t{channels_last}}});
+                {"groups", groups}, {"kernel_size", g.K}, {"channels_last", std::int64_t{channels_last}},
+                {"padding_mode", std::string(mode_name(mode))}});
     y = channels_last ? transpose(composed_conv1d(transpose(x, 1, 2), weight, bias, g), 1, 2)
                       : composed_conv1d(x, weight, bias, g);
     return finish(scope, unbatched ? squeeze(y, 0) : y);
@@ -177,7 +206,8 @@ Tensor conv1d_checked(const Tensor& input, const Tensor& weight, const Tensor& b
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, std::int64_t stride,
               const ConvPadding& padding, std::int64_t dilation, std::int64_t groups, bool channels_last) {
-  return conv1d_checked(input, weight, bias, stride, padding, dilation, groups, channels_last, "conv1d");
+  return conv1d_checked(input, weight, bias, stride, padding, dilation, groups, channels_last, PaddingMode::zeros,
+                        "conv1d");
 }
 
 Conv1d::Conv1d(const Conv1dOptions& options) : options_(options) {
@@ -209,7 +239,7 @@ void Conv1d::reset_parameters() {
 Tensor Conv1d::forward(const Tensor& input) {
   const auto& o = options_;
   return conv1d_checked(input, weight, bias, o.stride(), o.padding(), o.dilation(), o.groups(), o.channels_last(),
-                        "Conv1d");
+                        o.padding_mode(), "Conv1d");
 }
 
 std::string Conv1d::extra_repr() const {
@@ -220,6 +250,7 @@ std::string Conv1d::extra_repr() const {
   if (o.dilation() != 1) s += fmt::format(", dilation={}", o.dilation());
   if (o.groups() != 1) s += fmt::format(", groups={}", o.groups());
   if (!o.bias()) s += ", bias=false";
+  if (o.padding_mode() != PaddingMode::zeros) s += fmt::format(", padding_mode={}", mode_name(o.padding_mode()));
   if (o.channels_last()) s += ", channels_last=true";
   return s;
 }

@@ -112,8 +112,8 @@ std::pair<std::int64_t, std::int64_t> valid_steps(const Geo& g, std::int64_t k) 
   return {lo, hi};
 }
 
-// The columns of sequences [n0, n0 + B) into cols, laid out as in the file comment; zero where
-// a tap falls in the padding.
+// The columns of sequences [n0, n0 + B) into cols, laid out as in the file comment; where a
+// tap falls in the padding, zero or the step the padding mode reads.
 template <class T>
 void im2col(const T* x, const Geo& g, std::int64_t n0, std::int64_t B, T* cols) {
   const std::int64_t Cg = g.C / g.G, R = B * g.L_out;
@@ -126,11 +126,15 @@ void im2col(const T* x, const Geo& g, std::int64_t n0, std::int64_t B, T* cols) 
           for (std::int64_t b = 0; b < B; ++b) {
             const T* src = x + ((n0 + b) * g.C + gi * Cg + c) * g.L;
             T* dst = cols + ((gi * Cg + c) * g.K + k) * R + b * g.L_out;
-            std::fill(dst, dst + lo, T(0));
+            auto pad = [&](std::int64_t t) {
+              const std::int64_t s = source_step(g.mode, t * g.stride + offset, g.L);
+              dst[t] = s < 0 ? T(0) : src[s];
+            };
+            for (std::int64_t t = 0; t < lo; ++t) pad(t);
             if (g.stride == 1) std::copy(src + lo + offset, src + hi + offset, dst + lo);
             else
               for (std::int64_t t = lo; t < hi; ++t) dst[t] = src[t * g.stride + offset];
-            std::fill(dst + hi, dst + g.L_out, T(0));
+            for (std::int64_t t = hi; t < g.L_out; ++t) pad(t);
           }
         }
     return;
@@ -140,13 +144,14 @@ void im2col(const T* x, const Geo& g, std::int64_t n0, std::int64_t B, T* cols) 
       for (std::int64_t t = 0; t < g.L_out; ++t)
         for (std::int64_t k = 0; k < g.K; ++k) {
           T* dst = cols + ((gi * R + b * g.L_out + t) * g.K + k) * Cg;
-          const std::int64_t p = t * g.stride + k * g.dilation - g.left;
-          if (p < 0 || p >= g.L) std::fill(dst, dst + Cg, T(0));
-          else std::copy_n(x + ((n0 + b) * g.L + p) * g.C + gi * Cg, Cg, dst);
+          const std::int64_t s = source_step(g.mode, t * g.stride + k * g.dilation - g.left, g.L);
+          if (s < 0) std::fill(dst, dst + Cg, T(0));
+          else std::copy_n(x + ((n0 + b) * g.L + s) * g.C + gi * Cg, Cg, dst);
         }
 }
 
-// The inverse of im2col for gradients: adds the column gradients of group gi into dx.
+// The inverse of im2col for gradients: adds the column gradients of group gi into dx (a padded
+// step's into the step it read).
 template <class T>
 void col2im_add(const T* dcols, const Geo& g, std::int64_t gi, std::int64_t n0, std::int64_t B, T* dx) {
   const std::int64_t Cg = g.C / g.G, R = B * g.L_out;
@@ -159,6 +164,13 @@ void col2im_add(const T* dcols, const Geo& g, std::int64_t gi, std::int64_t n0, 
           const T* src = dcols + (c * g.K + k) * R + b * g.L_out;
           T* dst = dx + ((n0 + b) * g.C + gi * Cg + c) * g.L;
           for (std::int64_t t = lo; t < hi; ++t) dst[t * g.stride + offset] += src[t];
+          if (g.mode == PaddingMode::zeros) continue;
+          auto pad = [&](std::int64_t t) {
+            const std::int64_t s = source_step(g.mode, t * g.stride + offset, g.L);
+            if (s >= 0) dst[s] += src[t];
+          };
+          for (std::int64_t t = 0; t < lo; ++t) pad(t);
+          for (std::int64_t t = hi; t < g.L_out; ++t) pad(t);
         }
       }
     return;
@@ -166,10 +178,10 @@ void col2im_add(const T* dcols, const Geo& g, std::int64_t gi, std::int64_t n0, 
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t t = 0; t < g.L_out; ++t)
       for (std::int64_t k = 0; k < g.K; ++k) {
-        const std::int64_t p = t * g.stride + k * g.dilation - g.left;
-        if (p < 0 || p >= g.L) continue;
+        const std::int64_t s = source_step(g.mode, t * g.stride + k * g.dilation - g.left, g.L);
+        if (s < 0) continue;
         const T* src = dcols + ((b * g.L_out + t) * g.K + k) * Cg;
-        T* dst = dx + ((n0 + b) * g.L + p) * g.C + gi * Cg;
+        T* dst = dx + ((n0 + b) * g.L + s) * g.C + gi * Cg;
         for (std::int64_t c = 0; c < Cg; ++c) dst[c] += src[c];
       }
 }
@@ -232,6 +244,20 @@ Tensor forward(const Tensor& x, const Tensor& wmat, const Tensor& bias, const Ge
   return y;
 }
 
+// Σ p[0..n): eight partial sums in T (which the compiler keeps in vector registers; a single
+// running sum is one dependent add per element), added in double.
+template <class T>
+double row_sum(const T* p, std::int64_t n) {
+  T lanes[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] += p[i + l];
+  double total = 0;
+  for (int l = 0; l < 8; ++l) total += lanes[l];
+  for (; i < n; ++i) total += p[i];
+  return total;
+}
+
 // The output gradient read in place, whatever its strides: the gradient of a mean or sum
 // arrives as one value expanded over y's shape, and a dense copy would be one more pass over a
 // tensor as large as the output. Element (n, i, j) of y's (N, ·, ·) shape is at
@@ -268,6 +294,7 @@ Tensor gather_block(const GradView<T>& gy, const Geo& g, std::int64_t gi, std::i
   // Copies `count` elements `step` apart from src to dst.
   auto copy = [](const T* src, std::int64_t step, std::int64_t count, T* dst) {
     if (step == 1) std::copy_n(src, count, dst);
+    else if (step == 0) std::fill_n(dst, count, *src);
     else
       for (std::int64_t i = 0; i < count; ++i) dst[i] = src[i * step];
   };
@@ -277,8 +304,7 @@ Tensor gather_block(const GradView<T>& gy, const Geo& g, std::int64_t gi, std::i
       for (std::int64_t b = 0; b < B; ++b) {
         T* dst = os + o * R + b * g.L_out;
         copy(gy.p + (n0 + b) * gy.s0 + (gi * Og + o) * gy.s1, gy.s2, g.L_out, dst);
-        if (db)
-          for (std::int64_t t = 0; t < g.L_out; ++t) total += dst[t];
+        if (db) total += row_sum(dst, g.L_out);
       }
       if (db) db[gi * Og + o] += total;
     }
@@ -364,6 +390,17 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
 }
 
 }  // namespace
+
+std::int64_t source_step(PaddingMode mode, std::int64_t p, std::int64_t L) {
+  if (p >= 0 && p < L) return p;
+  switch (mode) {
+    case PaddingMode::zeros: return -1;
+    case PaddingMode::reflect: return p < 0 ? -p : 2 * (L - 1) - p;  // the edge step is not repeated
+    case PaddingMode::replicate: return p < 0 ? 0 : L - 1;
+    case PaddingMode::circular: return ((p % L) + L) % L;
+  }
+  return -1;
+}
 
 Tensor conv1d_op(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv1dGeometry& geo) {
   const Tensor x = input.detach().contiguous();

@@ -97,6 +97,27 @@ Value lower_global_pool(Lowering& L, const Event& e) {
   return {y, dims, x.dtype};
 }
 
+// x (N, C, L) with `left` and `right` steps added along L as Conv1d's padding_mode fills them:
+// reflect and replicate as Pad's "reflect" and "edge"; circular (Pad's "wrap" is opset 19) as
+// the last `left` steps, x and the first `right` steps concatenated.
+std::string pad_steps(Graph& g, const std::string& x, const std::string& mode, std::int64_t left, std::int64_t right) {
+  if (mode == "circular") {
+    std::vector<std::string> parts;
+    auto slice = [&](std::int64_t start, std::int64_t end) {
+      return g.op("Slice", {x, g.ints({start}), g.ints({end}), g.ints({2})});
+    };
+    if (left > 0) parts.push_back(slice(-left, std::numeric_limits<std::int64_t>::max()));
+    parts.push_back(x);
+    if (right > 0) parts.push_back(slice(0, right));
+    return g.op("Concat", parts, [](::onnx::NodeProto& n) { set_attr(n, "axis", std::int64_t{2}); });
+  }
+  if (mode != "reflect" && mode != "replicate")
+    throw Error(fmt::format("onnx export: Conv1d padding_mode '{}' has no ONNX mapping", mode));
+  const std::string onnx_mode = mode == "reflect" ? "reflect" : "edge";
+  return g.op("Pad", {x, g.ints({0, 0, left, 0, 0, right})},
+              [&](::onnx::NodeProto& n) { set_attr(n, "mode", onnx_mode); });
+}
+
 }  // namespace
 
 std::vector<Value> lower_conv(Lowering& L, const Event& e) {
@@ -105,12 +126,15 @@ std::vector<Value> lower_conv(Lowering& L, const Event& e) {
     const Value w = L.value_of(e.inputs[1]);
     std::vector<std::string> inputs{"", w.name};
     if (e.inputs[2].defined()) inputs.push_back(L.value_of(e.inputs[2]).name);
+    const std::string mode = trace::get<std::string>(e.attributes, "padding_mode", e.name);
+    const std::int64_t left = int_attr(e, "pad_left"), right = int_attr(e, "pad_right");
     return {on_batched(L, e, e.inputs[1].size(0), [&](const std::string& x) {
-      inputs[0] = x;
+      inputs[0] = mode == "zeros" ? x : pad_steps(g, x, mode, left, right);
+      const bool padded = mode != "zeros";
       return g.op("Conv", inputs, [&](::onnx::NodeProto& n) {
         set_attr(n, "kernel_shape", std::vector<std::int64_t>{int_attr(e, "kernel_size")});
         set_attr(n, "strides", std::vector<std::int64_t>{int_attr(e, "stride")});
-        set_attr(n, "pads", std::vector<std::int64_t>{int_attr(e, "pad_left"), int_attr(e, "pad_right")});
+        set_attr(n, "pads", std::vector<std::int64_t>{padded ? 0 : left, padded ? 0 : right});
         set_attr(n, "dilations", std::vector<std::int64_t>{int_attr(e, "dilation")});
         set_attr(n, "group", int_attr(e, "groups"));
       });

@@ -417,9 +417,10 @@ TEST_CASE("ort_conv1d_pool_linear") {
     }
 }
 
-// Keras's layout and padding: channels-last Conv1d ("causal", strides, dilation, groups) → ReLU
-// → channels-last MaxPool1d / AvgPool1d → Linear over the channels, as Transpose, Conv (causal
-// as its left pads), pool and Transpose, at the traced (N, L) and at others.
+// Keras's layout and padding: channels-last Conv1d ("causal", strides, dilation, groups, each
+// padding_mode) → ReLU → channels-last MaxPool1d / AvgPool1d → Linear over the channels, as
+// Transpose, Pad or Slice+Concat, Conv (causal as its left pads), pool and Transpose, at the
+// traced (N, L) and at others.
 TEST_CASE("ort_conv1d_channels_last_causal") {
   XGRAD_REQUIRE_ORT(ort);
   struct Net : nn::UnaryModule {
@@ -440,6 +441,12 @@ TEST_CASE("ort_conv1d_channels_last_causal") {
                                                                         std::make_shared<nn::AvgPool1d>(P(3).stride(1).padding(1).channels_last(true)))});
   nets.push_back({"same, max pad 1", std::make_shared<Net>(nn::Conv1dOptions(4, 5, 4).padding("same"),
                                                         std::make_shared<nn::MaxPool1d>(P(3).stride(2).padding(1).channels_last(true)))});
+  nets.push_back({"reflect, padding 2, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding(2).padding_mode(nn::PaddingMode::reflect),
+                                                                  std::make_shared<nn::MaxPool1d>(P(2).channels_last(true)))});
+  nets.push_back({"replicate, same, stride 1, avg", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 4).padding("same").padding_mode(nn::PaddingMode::replicate),
+                                                                       std::make_shared<nn::AvgPool1d>(P(2).channels_last(true)))});
+  nets.push_back({"circular, causal, dilation 2, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding("causal").dilation(2).padding_mode(nn::PaddingMode::circular),
+                                                                            std::make_shared<nn::MaxPool1d>(P(2).channels_last(true)))});
   for (bool unbatched : {false, true})
     for (auto& [name, net] : nets) {
       CAPTURE(name);

@@ -56,6 +56,12 @@ class ConvPadding {
   bool valid_ = false;
 };
 
+/// What Conv1d's padding steps hold (PyTorch's `padding_mode`): zeros, the input mirrored
+/// without repeating the edge step (`reflect`: x₁ x₂ | x₀ … — at most L − 1 steps per side), the
+/// edge step repeated (`replicate`), or the other end of the sequence (`circular`: at most L steps
+/// per side). Example: `nn::Conv1dOptions(4, 8, 3).padding(1).padding_mode(nn::PaddingMode::circular)`
+enum class PaddingMode { zeros, reflect, replicate, circular };
+
 /// Options of Conv1d (PyTorch's names and defaults).
 /// Example: `nn::Conv1d conv(nn::Conv1dOptions(16, 32, 5).stride(2).padding(2));`
 struct Conv1dOptions {
@@ -70,8 +76,10 @@ struct Conv1dOptions {
   XGRAD_ARG(std::int64_t, kernel_size);
   /// Steps between consecutive windows (default 1).
   XGRAD_ARG(std::int64_t, stride) = 1;
-  /// Zeros added: a number (both sides), "valid" (0, the default), "same" or "causal".
+  /// Steps added: a number (both sides), "valid" (0, the default), "same" or "causal".
   XGRAD_ARG(ConvPadding, padding);
+  /// What the added steps hold (default zeros; PyTorch's `padding_mode`).
+  XGRAD_ARG(PaddingMode, padding_mode) = PaddingMode::zeros;
   /// Spacing between the taps of a filter (default 1).
   XGRAD_ARG(std::int64_t, dilation) = 1;
   /// Channel groups: in and out channels are split into `groups` independent convolutions
