@@ -13,15 +13,10 @@
 #include "conv1d_kernel.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include <xgrad/core/autograd.hpp>
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/error.hpp>
 #include <xgrad/core/extension.hpp>
@@ -33,38 +28,25 @@ namespace {
 
 using Geo = Conv1dGeometry;
 
-// A block's column matrix holds at most about this many elements (512 KiB in f32), or one
+// A block's column matrix holds at most about this many elements (1 MiB in f32), or one
 // sequence's: small enough that the columns and the block's output stay in cache and a training
-// step's memory is its output and gradient, not an im2col; twice this measured no faster.
-constexpr std::int64_t kColumnBudget = std::int64_t{1} << 17;
-// Below this many multiply-adds per call the blocks run on the calling thread.
-constexpr double kParallelWork = 16.0 * 1024 * 1024;
+// step's memory is its output and gradient, not an im2col; large enough that each GEMM is big
+// enough for OpenBLAS to split between its threads with little waiting.
+constexpr std::int64_t kColumnBudget = std::int64_t{1} << 18;
 
-// How the batch is cut: `count` blocks of about N / count sequences (at most `size`), run by
-// `workers` threads. Independent blocks on separate threads, each GEMM on its own thread,
-// replace OpenBLAS splitting every GEMM between its threads and synchronising them per call.
+// How the batch is cut: `count` blocks of about N / count sequences, at most `size` each.
 struct BlockPlan {
   std::int64_t size, count;
-  int workers;
 };
 
 BlockPlan plan_blocks(const Geo& g) {
   const std::int64_t per_sequence = std::max<std::int64_t>(g.C * g.K * g.L_out, 1), N = std::max<std::int64_t>(g.N, 1);
   const std::int64_t most = std::clamp<std::int64_t>(kColumnBudget / per_sequence, 1, N);
-  std::int64_t count = (N + most - 1) / most;
-  const double work = static_cast<double>(g.N) * static_cast<double>(g.L_out) * static_cast<double>(g.O) *
-                      static_cast<double>(g.C / g.G * g.K);
-  int workers = 1;
-  if (work >= kParallelWork) {
-    workers = static_cast<int>(std::clamp<std::int64_t>(std::thread::hardware_concurrency(), 1, N));
-    count = std::min((count + workers - 1) / workers * workers, N);  // equal shares
-  }
-  return {(N + count - 1) / count, count, workers};
+  const std::int64_t count = (N + most - 1) / most;
+  return {(N + count - 1) / count, count};
 }
 
-// Per worker, the buffers of its blocks, allocated by the calling thread (storage is cached per
-// thread, and the workers live for one call): as large as the largest block; a block uses the
-// front of each.
+// The buffers every block reuses, as large as the largest block; a block uses the front of each.
 struct Scratch {
   Tensor cols, grad;
 };
@@ -76,30 +58,15 @@ Tensor front(const Tensor& buffer, const Shape& shape) {
   return buffer.reshape({-1}).narrow(0, 0, n).reshape(shape);
 }
 
-// Runs fn(first sequence, sequences, worker) for every block, on plan.workers threads (the
-// calling one included) that take the next block as they finish one.
+// Runs fn(first sequence, sequences) for every block in turn. (Blocks on separate threads, each
+// GEMM on one, measured slower: matmul hands a GEMM both OpenBLAS threads whenever the other
+// block is between GEMMs, and the threads then outnumber the cores.)
 template <class F>
 void run_blocks(const Geo& g, const BlockPlan& plan, F&& fn) {
-  std::atomic<std::int64_t> next{0};
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  auto work = [&](int worker) {
-    const NoGradGuard no_grad;  // grad mode is per thread; the blocks' ops are never recorded
-    try {
-      for (std::int64_t b; (b = next.fetch_add(1)) < plan.count;) {
-        const std::int64_t n0 = g.N * b / plan.count, n1 = g.N * (b + 1) / plan.count;
-        if (n1 > n0) fn(n0, n1 - n0, worker);
-      }
-    } catch (...) {
-      const std::lock_guard<std::mutex> lock(failure_mutex);
-      if (!failure) failure = std::current_exception();
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 1; w < plan.workers; ++w) threads.emplace_back(work, w);
-  work(0);
-  for (std::thread& t : threads) t.join();
-  if (failure) std::rethrow_exception(failure);
+  for (std::int64_t b = 0; b < plan.count; ++b) {
+    const std::int64_t n0 = g.N * b / plan.count, n1 = g.N * (b + 1) / plan.count;
+    if (n1 > n0) fn(n0, n1 - n0);
+  }
 }
 
 // Output steps [lo, hi) whose tap k reads a real step p = t·stride + k·dilation − left ∈ [0, L).
@@ -196,12 +163,10 @@ Shape columns_shape(const Geo& g, std::int64_t B) {
   return g.channels_last ? Shape{g.G, R, KC} : Shape{g.G, KC, R};
 }
 
-std::vector<Scratch> make_scratch(const Geo& g, const BlockPlan& plan, DType dtype, bool cols, bool grad) {
-  std::vector<Scratch> s(static_cast<std::size_t>(plan.workers));
-  for (Scratch& w : s) {
-    if (cols) w.cols = empty(columns_shape(g, plan.size), dtype);
-    if (grad) w.grad = empty({plan.size * g.L_out * (g.O / g.G)}, dtype);
-  }
+Scratch make_scratch(const Geo& g, const BlockPlan& plan, DType dtype, bool cols, bool grad) {
+  Scratch s;
+  if (cols) s.cols = empty(columns_shape(g, plan.size), dtype);
+  if (grad) s.grad = empty({plan.size * g.L_out * (g.O / g.G)}, dtype);
   return s;
 }
 
@@ -213,10 +178,10 @@ Tensor forward(const Tensor& x, const Tensor& wmat, const Tensor& bias, const Ge
   const T* xs = x.data<T>();
   const T* bs = bias.defined() ? bias.data<T>() : nullptr;
   const BlockPlan plan = plan_blocks(g);
-  const std::vector<Scratch> scratch = make_scratch(g, plan, x.dtype(), true, false);
-  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B, int worker) {
+  const Scratch scratch = make_scratch(g, plan, x.dtype(), true, false);
+  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B) {
     const std::int64_t R = B * g.L_out;
-    Tensor cols = front(scratch[static_cast<std::size_t>(worker)].cols, columns_shape(g, B));
+    Tensor cols = front(scratch.cols, columns_shape(g, B));
     im2col(xs, g, n0, B, cols.mutable_data<T>());
     for (std::int64_t gi = 0; gi < g.G; ++gi) {
       const Tensor w = select(wmat, 0, gi), c = select(cols, 0, gi);
@@ -330,31 +295,26 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
   const std::int64_t Og = g.O / g.G, KC = g.C / g.G * g.K;
   const BlockPlan plan = plan_blocks(g);
   Tensor dx = need.x ? zeros(x.shape(), x.dtype()) : Tensor();
+  Tensor dwmat = need.w ? zeros({g.G, Og, KC}, x.dtype()) : Tensor();  // (G, O/G, K·C/G)
   T* dxs = need.x ? dx.mutable_data<T>() : nullptr;
+  T* dws = need.w ? dwmat.mutable_data<T>() : nullptr;
+  std::vector<double> db(need.b ? static_cast<std::size_t>(g.O) : 0, 0.0);
   const T* xs = x.data<T>();
-  // Per worker: dW (G, O/G, K·C/G) and db (O), summed at the end.
-  std::vector<std::vector<T>> dw(static_cast<std::size_t>(plan.workers));
-  std::vector<std::vector<double>> db(static_cast<std::size_t>(plan.workers));
-  for (int w = 0; w < plan.workers; ++w) {
-    if (need.w) dw[w].assign(static_cast<std::size_t>(g.G * Og * KC), T(0));
-    if (need.b) db[w].assign(static_cast<std::size_t>(g.O), 0.0);
-  }
-  const std::vector<Scratch> scratch = make_scratch(g, plan, x.dtype(), need.w, true);
-  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B, int worker) {
-    const Scratch& own = scratch[static_cast<std::size_t>(worker)];
+  const Scratch scratch = make_scratch(g, plan, x.dtype(), need.w, true);
+  run_blocks(g, plan, [&](std::int64_t n0, std::int64_t B) {
     Tensor cols;
     if (need.w) {
-      cols = front(own.cols, columns_shape(g, B));
+      cols = front(scratch.cols, columns_shape(g, B));
       im2col(xs, g, n0, B, cols.mutable_data<T>());
     }
     for (std::int64_t gi = 0; gi < g.G; ++gi) {
-      const Tensor G = gather_block(gy, g, gi, n0, B, need.b ? db[worker].data() : nullptr, own.grad);
+      const Tensor G = gather_block(gy, g, gi, n0, B, need.b ? db.data() : nullptr, scratch.grad);
       const Tensor w = select(wmat, 0, gi);
       if (need.w) {
         const Tensor c = select(cols, 0, gi);
         const Tensor part = g.channels_last ? matmul(G.t(), c) : matmul(G, c.t());  // (O/G, K·C/G)
         const T* ps = part.data<T>();
-        T* ds = dw[worker].data() + gi * Og * KC;
+        T* ds = dws + gi * Og * KC;
         for (std::int64_t i = 0; i < Og * KC; ++i) ds[i] += ps[i];
       }
       if (need.x) {
@@ -365,13 +325,6 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
   });
   std::vector<Tensor> grads{dx, Tensor()};
   if (need.w) {
-    Tensor dwmat = empty({g.G, Og, KC}, x.dtype());
-    T* ds = dwmat.mutable_data<T>();
-    for (std::int64_t i = 0; i < g.G * Og * KC; ++i) {
-      T total = 0;
-      for (const auto& part : dw) total += part[static_cast<std::size_t>(i)];
-      ds[i] = total;
-    }
     const std::int64_t Cg = g.C / g.G;
     grads[1] = g.channels_last ? reshape(dwmat, {g.O, g.K, Cg}).permute({0, 2, 1}).contiguous()
                                : reshape(dwmat, {g.O, Cg, g.K});
@@ -379,11 +332,7 @@ std::vector<Tensor> backward(const Tensor& grad, const Tensor& x, const Tensor& 
   if (need.b) {
     Tensor dbt = empty({g.O}, x.dtype());
     T* ds = dbt.mutable_data<T>();
-    for (std::int64_t o = 0; o < g.O; ++o) {
-      double total = 0;
-      for (const auto& part : db) total += part[static_cast<std::size_t>(o)];
-      ds[o] = static_cast<T>(total);
-    }
+    for (std::int64_t o = 0; o < g.O; ++o) ds[o] = static_cast<T>(db[static_cast<std::size_t>(o)]);
     grads.push_back(dbt);
   }
   return grads;
