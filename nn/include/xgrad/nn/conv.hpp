@@ -130,7 +130,8 @@ class Conv1d : public UnaryModule {
 };
 
 /// The functional form of Conv1d: x (N, C_in, L) or (C_in, L) — (N, L, C_in) or (L, C_in) with
-/// `channels_last` — weight (C_out, C_in / groups, K), bias (C_out) or undefined.
+/// `channels_last` — weight (C_out, C_in / groups, K), bias (C_out) or undefined. The padding
+/// steps are zeros (`padding_mode` is the module's option, as in PyTorch's `F.conv1d`).
 /// Example: `Tensor y = nn::conv1d(x, w, b, 1, "same");`
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), std::int64_t stride = 1,
               const ConvPadding& padding = {}, std::int64_t dilation = 1, std::int64_t groups = 1,
