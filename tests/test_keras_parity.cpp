@@ -338,23 +338,26 @@ TEST_CASE("keras::set_weights freezes the second bias of SimpleRNN and LSTM only
 
 TEST_CASE("Keras's Conv1D, MaxPooling1D and GlobalMaxPooling1D: nn::Conv1d and the pools, channels last") {
   const json fixture = load_fixture("keras_conv.json");
-  REQUIRE(fixture.at("cases").size() == 3);
+  REQUIRE(fixture.at("cases").size() == 5);
   for (const json& c : fixture.at("cases")) {
     CAPTURE(c.at("name").get<std::string>());
-    const std::string padding = c.at("padding");
+    const std::string padding = c.at("padding");  // "valid", "same" or "causal"
     nn::Conv1d conv(nn::Conv1dOptions(c.at("x").at("shape")[2].get<std::int64_t>(), c.at("filters").get<std::int64_t>(),
                                       c.at("kernel_size").get<std::int64_t>())
                         .stride(c.at("strides").get<std::int64_t>())
                         .padding(padding)
-                        .dilation(c.at("dilation_rate").get<std::int64_t>()));
+                        .dilation(c.at("dilation_rate").get<std::int64_t>())
+                        .channels_last(true));
     // Keras's kernel (K, C, F) is PyTorch's weight (F, C, K) transposed.
     conv.load_state_dict({{"weight", tensor_of(c.at("kernel")).permute({2, 1, 0}).contiguous()},
                           {"bias", tensor_of(c.at("bias"))}});
-    nn::MaxPool1d pool(nn::Pool1dOptions(c.at("pool_size").get<std::int64_t>()).stride(c.at("pool_strides").get<std::int64_t>()));
-    const Tensor x = tensor_of(c.at("x")).requires_grad_();               // (B, T, C), channels last
-    const Tensor h = conv(x.transpose(1, 2));                               // (B, F, T')
-    CHECK(close(h.transpose(1, 2), tensor_of(c.at("conv"))));
-    const Tensor y = nn::global_max_pool1d(pool(h));  // (B, F)
+    nn::MaxPool1d pool(nn::Pool1dOptions(c.at("pool_size").get<std::int64_t>())
+                           .stride(c.at("pool_strides").get<std::int64_t>())
+                           .channels_last(true));
+    const Tensor x = tensor_of(c.at("x")).requires_grad_();  // (B, T, C), channels last
+    const Tensor h = conv(x);                                   // (B, T', F)
+    CHECK(close(h, tensor_of(c.at("conv"))));
+    const Tensor y = nn::global_max_pool1d(pool(h), {}, 1);    // (B, F)
     CHECK(close(y, tensor_of(c.at("y"))));
     sum(y * tensor_of(c.at("Wy"))).backward();
     CHECK(close(x.grad(), tensor_of(c.at("grads").at("x"))));

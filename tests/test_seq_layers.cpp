@@ -47,12 +47,15 @@ TEST_CASE("gradcheck: Conv1d w.r.t. input, weight and bias in each configuration
       {"same, even kernel", nn::Conv1dOptions(3, 2, 4).padding("same")},
       {"same, dilation 2", nn::Conv1dOptions(3, 2, 3).padding("same").dilation(2)},
       {"no bias", nn::Conv1dOptions(3, 2, 3).bias(false)},
+      {"causal, stride 2, dilation 2", nn::Conv1dOptions(3, 2, 3).padding("causal").stride(2).dilation(2)},
+      {"channels last, groups 3, causal", nn::Conv1dOptions(3, 6, 2).groups(3).padding("causal").channels_last(true)},
+      {"channels last, stride 2, padding 1", nn::Conv1dOptions(3, 4, 3).stride(2).padding(1).channels_last(true)},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
     nn::Conv1d conv(c.options);
     conv.to(DType::f64);
-    const Tensor x = randn({2, 3, 7}, DType::f64).requires_grad_();
+    const Tensor x = randn(c.options.channels_last() ? Shape{2, 7, 3} : Shape{2, 3, 7}, DType::f64).requires_grad_();
     auto r = gradcheck([&](const std::vector<Tensor>& in) { return conv(in[0]); }, {x});
     CHECK_MESSAGE(r.ok, r.message());
     auto p = nn::gradcheck(conv, [&] { return conv(x.detach()); });

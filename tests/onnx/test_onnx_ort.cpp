@@ -417,6 +417,65 @@ TEST_CASE("ort_conv1d_pool_linear") {
     }
 }
 
+// Keras's layout and padding: channels-last Conv1d ("causal", strides, dilation, groups, each
+// padding_mode) → ReLU → channels-last MaxPool1d / AvgPool1d → Linear over the channels, as
+// Transpose, Pad or Slice+Concat, Conv (causal as its left pads), pool and Transpose, at the
+// traced (N, L) and at others.
+TEST_CASE("ort_conv1d_channels_last_causal") {
+  XGRAD_REQUIRE_ORT(ort);
+  struct Net : nn::UnaryModule {
+    std::shared_ptr<nn::Conv1d> conv;
+    std::shared_ptr<nn::UnaryModule> pool;
+    std::shared_ptr<nn::Linear> head;
+    Net(nn::Conv1dOptions c, std::shared_ptr<nn::UnaryModule> p)
+        : conv(register_module("conv", std::make_shared<nn::Conv1d>(c.channels_last(true)))),
+          pool(register_module("pool", std::move(p))),
+          head(register_module("head", std::make_shared<nn::Linear>(c.out_channels(), 3))) {}
+    Tensor forward(const Tensor& x) override { return (*head)((*pool)(relu((*conv)(x)))); }  // (N, L', 3) or (L', 3)
+  };
+  using P = nn::Pool1dOptions;
+  std::vector<std::pair<std::string, std::shared_ptr<Net>>> nets;
+  nets.push_back({"causal, dilation 2, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding("causal").dilation(2),
+                                                                  std::make_shared<nn::MaxPool1d>(P(2).channels_last(true)))});
+  nets.push_back({"causal, stride 2, groups 2, avg", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding("causal").stride(2).groups(2),
+                                                                        std::make_shared<nn::AvgPool1d>(P(3).stride(1).padding(1).channels_last(true)))});
+  nets.push_back({"same, max pad 1", std::make_shared<Net>(nn::Conv1dOptions(4, 5, 4).padding("same"),
+                                                        std::make_shared<nn::MaxPool1d>(P(3).stride(2).padding(1).channels_last(true)))});
+  nets.push_back({"reflect, padding 2, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding(2).padding_mode(nn::PaddingMode::reflect),
+                                                                  std::make_shared<nn::MaxPool1d>(P(2).channels_last(true)))});
+  nets.push_back({"replicate, same, stride 1, avg", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 4).padding("same").padding_mode(nn::PaddingMode::replicate),
+                                                                       std::make_shared<nn::AvgPool1d>(P(2).channels_last(true)))});
+  nets.push_back({"circular, causal, dilation 2, max 2", std::make_shared<Net>(nn::Conv1dOptions(4, 6, 3).padding("causal").dilation(2).padding_mode(nn::PaddingMode::circular),
+                                                                            std::make_shared<nn::MaxPool1d>(P(2).channels_last(true)))});
+  for (bool unbatched : {false, true})
+    for (auto& [name, net] : nets) {
+      CAPTURE(name);
+      CAPTURE(unbatched);
+      manual_seed(31);
+      net->eval();
+      auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*net)(in[0])}; };
+      auto make = [&](std::int64_t N, std::int64_t L) { return unbatched ? randn({L, 4}) : randn({N, L, 4}); };
+      xgrad_test::TempDir dir;
+      const std::string path = dir.file("conv_last.onnx");
+      std::vector<onnx::DynamicAxis> axes{{0, unbatched ? 0 : 1, "steps"}};
+      if (!unbatched) axes.push_back({0, 0, "batch"});
+      onnx::export_model(*net, forward, {make(3, 20)}, path,
+                         onnx::ExportOptions().input_names({"x"}).output_names({"y"}).dynamic_axes(axes));
+      onnx::check_model(path);
+      for (auto [N, L] : {std::pair<std::int64_t, std::int64_t>{3, 20}, {2, 33}, {5, 12}}) {
+        CAPTURE(N);
+        CAPTURE(L);
+        const Tensor x = make(N, L);
+        Tensor expected;
+        {
+          NoGradGuard no_grad;
+          expected = (*net)(x);
+        }
+        CHECK(xgrad_test::run_ort(ort, path, {{"x", x}}, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
+      }
+    }
+}
+
 // Global max / average pooling over the valid steps, with lengths as an input: the mask is
 // computed from the lengths in the graph (post- and pre-padded, every time_dim, a length 0).
 TEST_CASE("ort_global_pools_lengths") {
