@@ -138,13 +138,21 @@ std::unique_ptr<nn::Module> make_module(const Fixture& f) {
   if (kind == "conv1d") {
     const std::string pad = f.has("padding") ? f.meta("padding") : "0";
     nn::ConvPadding padding = pad == "same" || pad == "valid" ? nn::ConvPadding(pad) : nn::ConvPadding(std::stoll(pad));
+    const std::string mode = f.has("padding_mode") ? f.meta("padding_mode") : "zeros";
+    const std::map<std::string, nn::PaddingMode> modes{{"zeros", nn::PaddingMode::zeros},
+                                                       {"reflect", nn::PaddingMode::reflect},
+                                                       {"replicate", nn::PaddingMode::replicate},
+                                                       {"circular", nn::PaddingMode::circular}};
+    if (!modes.count(mode)) throw Error("seq fixture " + f.name + ": unknown padding_mode \"" + mode + "\"");
     return std::make_unique<nn::Conv1d>(
         nn::Conv1dOptions(f.integer("in_channels", 0), f.integer("out_channels", 0), f.integer("kernel_size", 0))
             .stride(f.integer("stride", 1))
             .padding(padding)
             .dilation(f.integer("dilation", 1))
             .groups(f.integer("groups", 1))
-            .bias(!f.has("bias") || f.flag("bias")));
+            .bias(!f.has("bias") || f.flag("bias"))
+            .padding_mode(modes.at(mode))
+            .channels_last(f.flag("channels_last")));
   }
   const std::int64_t E = f.integer("embed_dim", 0);
   if (kind == "mha")
@@ -255,9 +263,10 @@ std::map<std::string, int> check_kinds(const std::vector<std::string>& wanted) {
 
 }  // namespace
 
-TEST_CASE("Conv1d matches PyTorch 1.13: stride, padding, \"same\", dilation, groups, no bias, unbatched") {
+TEST_CASE("Conv1d matches PyTorch 1.13: stride, padding, \"same\", dilation, groups, no bias, unbatched, "
+          "padding_mode reflect / replicate / circular, channels last") {
   auto kinds = check_kinds({"conv1d"});
-  CHECK(kinds["conv1d"] == 9);
+  CHECK(kinds["conv1d"] == 14);
 }
 
 TEST_CASE("MaxPool1d and AvgPool1d match PyTorch 1.13") {
