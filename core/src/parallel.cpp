@@ -36,6 +36,7 @@ struct Job {
   detail::RangeFn fn = nullptr;
   void* context = nullptr;
   std::int64_t count = 0, size = 1, chunks = 0;  // chunk i covers [i·size, min((i+1)·size, count))
+  int helpers = 0;  // workers that may still join (the pool's mutex guards it)
   std::atomic<std::int64_t> next{0};
   std::mutex error_mutex;
   std::exception_ptr error;
@@ -72,7 +73,7 @@ void cpu_relax() {
 
 class Pool {
  public:
-  explicit Pool(int threads) {
+  explicit Pool(int threads) : threads_(threads) {
     for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
   ~Pool() {
@@ -86,7 +87,10 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  // Runs the job with the workers; false (nothing run) while another caller's job runs.
+  int threads() const { return threads_; }
+
+  // Runs the job with up to job.helpers workers; false (nothing run) while another caller's
+  // job runs.
   bool try_run(Job& job) {
     const std::unique_lock busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
@@ -116,7 +120,8 @@ class Pool {
         if (stop_) return;
         seen = generation_.load(std::memory_order_relaxed);
         job = job_;
-        if (!job) continue;
+        if (!job || job->helpers == 0) continue;
+        --job->helpers;
         ++working_;
       }
       job->run_chunks();
@@ -132,6 +137,7 @@ class Pool {
   Job* job_ = nullptr;
   int working_ = 0;  // workers inside job_
   bool stop_ = false;
+  const int threads_;
   std::vector<std::thread> workers_;
 };
 
@@ -181,7 +187,7 @@ int threads_locked(Config& c) {
 std::shared_ptr<Pool> current_pool() {
   Config& c = config();
   const std::lock_guard lock(c.mutex);
-  if (threads_locked(c) > 1 && !c.pool) c.pool = std::make_shared<Pool>(c.threads);
+  if (threads_locked(c) > 1 && (!c.pool || c.pool->threads() < c.threads)) c.pool = std::make_shared<Pool>(c.threads);
   return c.pool;
 }
 
@@ -212,13 +218,12 @@ void set_num_threads(int n) {
   if (n < 1 || n > kMaxThreads)
     throw Error("set_num_threads: expected a number of threads from 1 to " + std::to_string(kMaxThreads) + ", got " +
                 std::to_string(n));
-  std::shared_ptr<Pool> old;  // joined outside the lock, once its last caller lets go
+  // A smaller count only limits how many workers join a job: the pool's threads stay, asleep.
+  // A larger one starts a larger pool on the next parallel_for.
   Config& c = config();
   const std::lock_guard lock(c.mutex);
-  if (c.threads == n) return;
   c.threads = n;
   threads_now.store(n, std::memory_order_relaxed);
-  old = std::move(c.pool);
 }
 
 namespace detail {
@@ -233,6 +238,7 @@ void parallel_for(std::int64_t count, std::int64_t grain, RangeFn fn, void* cont
     job.fn = fn;
     job.context = context;
     job.count = count;
+    job.helpers = threads - 1;
     // A few chunks per thread, so a thread slowed by another process does not hold the rest up.
     const std::int64_t chunks = std::min<std::int64_t>(4 * static_cast<std::int64_t>(threads), count / grain);
     job.size = (count + chunks - 1) / chunks;
