@@ -283,6 +283,37 @@ void for_each_matrix(std::int64_t count, std::int64_t n, std::int64_t m, std::in
   });
 }
 
+// dA_i = G_i · B_iᵀ and dB_i = A_iᵀ · G_i over the full broadcast batch (the engine sums
+// broadcast batches away), reading A and B as forward did.
+std::vector<Tensor> matmul_nd_backward(const Batched& A, const Batched& B, const BatchPlan& plan, bool na, bool nb,
+                                       std::int64_t n, std::int64_t k, std::int64_t m, const Tensor& g) {
+  const auto count = static_cast<std::int64_t>(plan.a_index.size());
+  Tensor ga, gb;
+  dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
+    const T* G = impl_of(g).data<T>();
+    const std::int64_t ldg = std::max<std::int64_t>(m, 1);
+    if (na) {  // dA_i (n, k) = G_i · B_iᵀ
+      Shape s = plan.batch;
+      s.insert(s.end(), {n, k});
+      ga = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
+      T* GA = impl_of(ga).data<T>();
+      for_each_matrix(count, n, k, m, [&](std::int64_t i) {
+        gemm(false, B.flag(true), n, k, m, G + i * n * m, ldg, B.data<T>(plan.b_index[i]), B.ld, GA + i * n * k, T(0));
+      });
+    }
+    if (nb) {  // dB_i (k, m) = A_iᵀ · G_i
+      Shape s = plan.batch;
+      s.insert(s.end(), {k, m});
+      gb = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
+      T* GB = impl_of(gb).data<T>();
+      for_each_matrix(count, k, m, n, [&](std::int64_t i) {
+        gemm(A.flag(true), false, k, m, n, A.data<T>(plan.a_index[i]), A.ld, G + i * n * m, ldg, GB + i * k * m, T(0));
+      });
+    }
+  });
+  return {ga, gb};
+}
+
 // The general batched product (both operands at least 2-D).
 Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
   if (b_in.dim() == 2) return matmul_folded(a_in, b_in);
@@ -335,35 +366,7 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
       "matmul", {a_in, b_in}, out,
       [state, na, nb, n, k, m](const Tensor& g_in) {
         const auto& [A, B, plan] = *state;
-        const Tensor g = dense(g_in);
-        const auto count = static_cast<std::int64_t>(plan.a_index.size());
-        // Gradients over the full broadcast batch; the engine sums broadcast batches away.
-        Tensor ga, gb;
-        dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
-          const T* G = impl_of(g).data<T>();
-          const std::int64_t ldg = std::max<std::int64_t>(m, 1);
-          if (na) {  // dA_i (n, k) = G_i · B_iᵀ
-            Shape s = plan.batch;
-            s.insert(s.end(), {n, k});
-            ga = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
-            T* GA = impl_of(ga).data<T>();
-            for_each_matrix(count, n, k, m, [&](std::int64_t i) {
-              gemm(false, B.flag(true), n, k, m, G + i * n * m, ldg, B.data<T>(plan.b_index[i]), B.ld, GA + i * n * k,
-                   T(0));
-            });
-          }
-          if (nb) {  // dB_i (k, m) = A_iᵀ · G_i
-            Shape s = plan.batch;
-            s.insert(s.end(), {k, m});
-            gb = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
-            T* GB = impl_of(gb).data<T>();
-            for_each_matrix(count, k, m, n, [&](std::int64_t i) {
-              gemm(A.flag(true), false, k, m, n, A.data<T>(plan.a_index[i]), A.ld, G + i * n * m, ldg, GB + i * k * m,
-                   T(0));
-            });
-          }
-        });
-        return std::vector<Tensor>{ga, gb};
+        return matmul_nd_backward(A, B, plan, na, nb, n, k, m, dense(g_in));
       },
       {sa, sb});
 }
