@@ -4,11 +4,14 @@
 
 #include <xgrad/xgrad.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <sched.h>
 
 #include "tensor_approx.hpp"
 
@@ -59,6 +62,18 @@ TEST_CASE("get_num_threads follows XGRAD_NUM_THREADS when it is set") {
   const char* env = std::getenv("XGRAD_NUM_THREADS");
   if (env != nullptr) CHECK(get_num_threads() == std::atoi(env));
   CHECK(get_num_threads() >= 1);
+}
+
+TEST_CASE("the default thread count is not lowered by a small GEMM run before it is read") {
+  // Its own ctest (test_parallel_default) runs only this case, with OPENBLAS_NUM_THREADS=2 and
+  // XGRAD_TEST_DEFAULT_THREADS set, so that nothing has read the count before. A small GEMM
+  // turns OpenBLAS down to one thread; the default must still be the cores, at most 2.
+  if (std::getenv("XGRAD_TEST_DEFAULT_THREADS") == nullptr) return;
+  REQUIRE(std::getenv("XGRAD_NUM_THREADS") == nullptr);
+  CHECK(matmul(ones({4, 4}), ones({4, 4})).sum().item() == 64.0);
+  cpu_set_t set;
+  REQUIRE(sched_getaffinity(0, sizeof set, &set) == 0);
+  CHECK(get_num_threads() == std::min(CPU_COUNT(&set), 2));
 }
 
 TEST_CASE("set_num_threads refuses counts below one") {
@@ -191,6 +206,18 @@ TEST_CASE("batched matmul, softmax and layer_norm give the same bits on one thre
       const Tensor s = matmul(heads(parts[0]), transpose(heads(parts[1]), -2, -1));  // (8, 4, 64, 64)
       return matmul(s, heads(parts[2]));
     });
+  }
+  SUBCASE("GEMMs large enough to be split over the threads: by rows, by columns, transposed") {
+    // (300, 200) · (200, 100): 6 Mi multiply-adds, above the size split between threads.
+    check_same_under_one_and_two_threads({randn({300, 200}), randn({200, 100})},
+                                         [](const std::vector<Tensor>& in) { return matmul(in[0], in[1]); });
+    // Few rows, many columns: split by columns; operands as transposed views.
+    check_same_under_one_and_two_threads({randn({400, 40}), randn({900, 400})}, [](const std::vector<Tensor>& in) {
+      return matmul(transpose(in[0], 0, 1), transpose(in[1], 0, 1));
+    });
+    // linear: bias as the GEMM's starting value, a weight gradient summed over 2000 rows.
+    check_same_under_one_and_two_threads({randn({2000, 64}), randn({96, 64}), randn({96})},
+                                         [](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); });
   }
   SUBCASE("a batch broadcast against one matrix, f64") {
     check_same_under_one_and_two_threads({randn({16, 48, 40}, DType::f64), randn({1, 40, 56}, DType::f64)},

@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 
+#include "blas_threads.hpp"
 #include "kernels.hpp"
 
 namespace xgrad {
@@ -44,7 +45,7 @@ std::atomic<int> gemm_callers{0};
 std::atomic<int> blas_threads_set{-1};
 
 void choose_blas_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
-  static const int all_threads = openblas_get_num_threads();  // initialised once, thread-safely
+  const int all_threads = blas_threads_at_start();
   const bool small = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSmallGemm;
   const int want = small || gemm_callers.load(std::memory_order_relaxed) > 1 ? 1 : all_threads;
   if (blas_threads_set.exchange(want, std::memory_order_relaxed) != want) openblas_set_num_threads(want);
@@ -58,21 +59,24 @@ struct GemmCaller {
   GemmCaller& operator=(const GemmCaller&) = delete;
 };
 
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
-          const float* B, std::int64_t ldb, float* C, float beta) {
-  if (empty_product(M, N, K, C, beta)) return;
-  const GemmCaller caller;
-  choose_blas_threads(M, N, K);
+void blas(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+          const float* B, std::int64_t ldb, float* C, std::int64_t ldc, float beta) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
-              ldb, beta, C, N);
+              ldb, beta, C, ldc);
 }
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
-          const double* B, std::int64_t ldb, double* C, double beta) {
+void blas(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
+          const double* B, std::int64_t ldb, double* C, std::int64_t ldc, double beta) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
+              ldb, beta, C, ldc);
+}
+
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64_t lda, const T* B,
+          std::int64_t ldb, T* C, T beta) {
   if (empty_product(M, N, K, C, beta)) return;
   const GemmCaller caller;
   choose_blas_threads(M, N, K);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
-              ldb, beta, C, N);
+  blas(ta, tb, M, N, K, A, lda, B, ldb, C, N, beta);
 }
 // Dense operands: leading dimensions from the shapes.
 template <class T>
@@ -372,6 +376,11 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
 }
 
 }  // namespace
+
+int blas_threads_at_start() {
+  static const int threads = openblas_get_num_threads();  // initialised once, thread-safely
+  return threads;
+}
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   require_same_dtype(x, w, "linear");

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -18,8 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include <cblas.h>
+#include <pthread.h>
 #include <sched.h>
+
+#include "blas_threads.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -37,6 +40,7 @@ struct Job {
   void* context = nullptr;
   std::int64_t count = 0, size = 1, chunks = 0;  // chunk i covers [i·size, min((i+1)·size, count))
   int helpers = 0;  // workers that may still join (the pool's mutex guards it)
+  int caller_cpu = -1;  // the processor the caller ran on when it posted the job
   std::atomic<std::int64_t> next{0};
   std::mutex error_mutex;
   std::exception_ptr error;
@@ -58,10 +62,13 @@ struct Job {
   }
 };
 
-// Spinning this many pauses before sleeping catches the next job of a burst (an op's forward is
-// often followed at once by the next one's) without a futex wake, and is short enough not to
-// hold a core that OpenBLAS's threads want for a large GEMM.
-constexpr int kSpin = 2000;
+// After a job a worker keeps polling for the next one for a while before it sleeps: an op's
+// forward is soon followed by the next op's. Sleeping at once costs more than a futex wake: on
+// a machine whose cores OpenBLAS's idle threads keep busy (they poll with sched_yield between
+// GEMMs), a woken worker is often queued behind the caller on the caller's core and only runs
+// once the caller has done every item itself. The poll yields the core (as OpenBLAS's do), so
+// a thread with work to do, OpenBLAS's included, is not held up by it.
+constexpr auto kPollTime = std::chrono::milliseconds(1);
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -74,6 +81,7 @@ void cpu_relax() {
 class Pool {
  public:
   explicit Pool(int threads) : threads_(threads) {
+    if (sched_getaffinity(0, sizeof allowed_, &allowed_) != 0) CPU_ZERO(&allowed_);
     for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
   ~Pool() {
@@ -94,6 +102,7 @@ class Pool {
   bool try_run(Job& job) {
     const std::unique_lock busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
+    job.caller_cpu = sched_getcpu();
     {
       const std::lock_guard lock(mutex_);
       job_ = &job;
@@ -112,7 +121,7 @@ class Pool {
   void work() {
     std::uint64_t seen = 0;
     for (;;) {
-      for (int i = 0; i < kSpin && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
+      poll(seen);
       Job* job = nullptr;
       {
         std::unique_lock lock(mutex_);
@@ -124,9 +133,36 @@ class Pool {
         --job->helpers;
         ++working_;
       }
+      avoid(job->caller_cpu);
       job->run_chunks();
       const std::lock_guard lock(mutex_);
       if (--working_ == 0) done_.notify_all();
+    }
+  }
+
+  // Keeps this worker off the caller's processor. A worker woken while OpenBLAS's idle threads
+  // poll on the other cores is otherwise often queued behind the caller on the caller's own
+  // core, and gets to run only once the caller has done every item itself. Changed only when
+  // the caller has moved.
+  void avoid(int cpu) {
+    thread_local int avoided = -1;
+    if (cpu < 0 || cpu == avoided || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed_) || CPU_COUNT(&allowed_) < 2)
+      return;
+    cpu_set_t set = allowed_;
+    CPU_CLR(cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0) avoided = cpu;
+  }
+
+  // Returns when a job newer than `seen` is posted or the poll time has passed.
+  void poll(std::uint64_t seen) const {
+    const auto until = std::chrono::steady_clock::now() + kPollTime;
+    for (int i = 0; generation_.load(std::memory_order_acquire) == seen; ++i) {
+      if (i < 64) {
+        cpu_relax();
+        continue;
+      }
+      if (std::chrono::steady_clock::now() >= until) return;
+      std::this_thread::yield();
     }
   }
 
@@ -138,6 +174,7 @@ class Pool {
   int working_ = 0;  // workers inside job_
   bool stop_ = false;
   const int threads_;
+  cpu_set_t allowed_;  // the processors the process may run on
   std::vector<std::thread> workers_;
 };
 
@@ -146,7 +183,7 @@ int default_threads() {
   int cpus = static_cast<int>(std::thread::hardware_concurrency());
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = CPU_COUNT(&set);
-  return std::max(1, std::min(cpus, openblas_get_num_threads()));
+  return std::max(1, std::min(cpus, blas_threads_at_start()));
 }
 
 constexpr int kMaxThreads = 1024;
