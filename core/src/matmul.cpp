@@ -2,11 +2,16 @@
 // flags; no transposed copy is ever materialised.
 #include <xgrad/core/creation.hpp>
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/parallel.hpp>
 
 #include <atomic>
+#include <cmath>
+#include <memory>
+#include <tuple>
 
 #include <cblas.h>
 
+#include "blas_threads.hpp"
 #include "kernels.hpp"
 
 namespace xgrad {
@@ -40,7 +45,7 @@ std::atomic<int> gemm_callers{0};
 std::atomic<int> blas_threads_set{-1};
 
 void choose_blas_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
-  static const int all_threads = openblas_get_num_threads();  // initialised once, thread-safely
+  const int all_threads = blas_threads_at_start();
   const bool small = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) < kSmallGemm;
   const int want = small || gemm_callers.load(std::memory_order_relaxed) > 1 ? 1 : all_threads;
   if (blas_threads_set.exchange(want, std::memory_order_relaxed) != want) openblas_set_num_threads(want);
@@ -54,21 +59,24 @@ struct GemmCaller {
   GemmCaller& operator=(const GemmCaller&) = delete;
 };
 
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
-          const float* B, std::int64_t ldb, float* C, float beta) {
-  if (empty_product(M, N, K, C, beta)) return;
-  const GemmCaller caller;
-  choose_blas_threads(M, N, K);
+void blas(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A, std::int64_t lda,
+          const float* B, std::int64_t ldb, float* C, std::int64_t ldc, float beta) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, A, lda, B,
-              ldb, beta, C, N);
+              ldb, beta, C, ldc);
 }
-void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
-          const double* B, std::int64_t ldb, double* C, double beta) {
+void blas(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const double* A, std::int64_t lda,
+          const double* B, std::int64_t ldb, double* C, std::int64_t ldc, double beta) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
+              ldb, beta, C, ldc);
+}
+
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const T* A, std::int64_t lda, const T* B,
+          std::int64_t ldb, T* C, T beta) {
   if (empty_product(M, N, K, C, beta)) return;
   const GemmCaller caller;
   choose_blas_threads(M, N, K);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0, A, lda, B,
-              ldb, beta, C, N);
+  blas(ta, tb, M, N, K, A, lda, B, ldb, C, N, beta);
 }
 // Dense operands: leading dimensions from the shapes.
 template <class T>
@@ -217,11 +225,103 @@ Tensor matmul_folded(const Tensor& a, const Tensor& b) {
                    {sa, sb});
 }
 
+// A batched operand (..., r, c) read in place: each matrix as as_matrix reads it (row-major
+// with leading dimension ld, or column-major: a transposed view such as attention's kᵀ), the
+// batch dimensions at any strides. Matrix j of the operand's own batch (row-major order) starts
+// `offsets[j]` elements after the first. Other layouts are copied densely first.
+struct Batched {
+  Tensor keep;
+  bool column_major = false;
+  std::int64_t ld = 1;
+  std::vector<std::int64_t> offsets;
+  template <class T>
+  const T* data(std::int64_t j) const { return impl_of(keep).raw<T>() + offsets[static_cast<std::size_t>(j)]; }
+  bool flag(bool transposed) const { return column_major != transposed; }
+};
+
+Batched as_batched(const Tensor& t_in) {
+  const int rank = t_in.dim();
+  const TensorImpl& ti = impl_of(t_in);
+  const std::int64_t r = ti.shape[rank - 2], c = ti.shape[rank - 1], s0 = ti.strides[rank - 2],
+                     s1 = ti.strides[rank - 1];
+  Batched out;
+  if (t_in.numel() > 0 && (c == 1 || s1 == 1) && (r == 1 || s0 >= std::max<std::int64_t>(c, 1))) {
+    out = {t_in, false, r == 1 ? std::max<std::int64_t>(c, 1) : s0, {}};
+  } else if (t_in.numel() > 0 && (r == 1 || s0 == 1) && (c == 1 || s1 >= std::max<std::int64_t>(r, 1))) {
+    out = {t_in, true, c == 1 ? std::max<std::int64_t>(r, 1) : s1, {}};
+  } else {
+    out = {dense(t_in), false, std::max<std::int64_t>(c, 1), {}};
+  }
+  const TensorImpl& im = impl_of(out.keep);
+  const Shape batch = batch_of(im.shape);
+  const std::int64_t count = shape_numel(batch);
+  out.offsets.resize(static_cast<std::size_t>(count));
+  std::vector<std::int64_t> idx(batch.size(), 0);
+  std::int64_t offset = 0;
+  for (std::int64_t j = 0; j < count; ++j) {
+    out.offsets[static_cast<std::size_t>(j)] = offset;
+    for (std::size_t d = batch.size(); d-- > 0;) {
+      offset += im.strides[d];
+      if (++idx[d] < batch[d]) break;
+      offset -= idx[d] * im.strides[d];
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// The matrices of a batched product are independent: below OpenBLAS's threading threshold
+// (kSmallGemm) each runs on one thread, so they are spread over xgrad's threads instead, a
+// chunk holding at least this many multiply-adds so that handing it over costs little beside
+// it. Each output matrix is written by one GEMM whichever thread runs it: the result does not
+// depend on the number of threads.
+constexpr double kBatchChunkWork = 1024.0 * 1024;
+
+template <class F>
+void for_each_matrix(std::int64_t count, std::int64_t n, std::int64_t m, std::int64_t k, F&& gemm_of) {
+  const double work = std::max(1.0, static_cast<double>(n) * static_cast<double>(m) * static_cast<double>(k));
+  const std::int64_t grain =
+      work >= kSmallGemm ? count : static_cast<std::int64_t>(std::ceil(kBatchChunkWork / work));
+  parallel_for(count, grain, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) gemm_of(i);
+  });
+}
+
+// dA_i = G_i · B_iᵀ and dB_i = A_iᵀ · G_i over the full broadcast batch (the engine sums
+// broadcast batches away), reading A and B as forward did.
+std::vector<Tensor> matmul_nd_backward(const Batched& A, const Batched& B, const BatchPlan& plan, bool na, bool nb,
+                                       std::int64_t n, std::int64_t k, std::int64_t m, const Tensor& g) {
+  const auto count = static_cast<std::int64_t>(plan.a_index.size());
+  Tensor ga, gb;
+  dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
+    const T* G = impl_of(g).data<T>();
+    const std::int64_t ldg = std::max<std::int64_t>(m, 1);
+    if (na) {  // dA_i (n, k) = G_i · B_iᵀ
+      Shape s = plan.batch;
+      s.insert(s.end(), {n, k});
+      ga = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
+      T* GA = impl_of(ga).data<T>();
+      for_each_matrix(count, n, k, m, [&](std::int64_t i) {
+        gemm(false, B.flag(true), n, k, m, G + i * n * m, ldg, B.data<T>(plan.b_index[i]), B.ld, GA + i * n * k, T(0));
+      });
+    }
+    if (nb) {  // dB_i (k, m) = A_iᵀ · G_i
+      Shape s = plan.batch;
+      s.insert(s.end(), {k, m});
+      gb = count == 0 ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
+      T* GB = impl_of(gb).data<T>();
+      for_each_matrix(count, k, m, n, [&](std::int64_t i) {
+        gemm(A.flag(true), false, k, m, n, A.data<T>(plan.a_index[i]), A.ld, G + i * n * m, ldg, GB + i * k * m, T(0));
+      });
+    }
+  });
+  return {ga, gb};
+}
+
 // The general batched product (both operands at least 2-D).
 Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
   if (b_in.dim() == 2) return matmul_folded(a_in, b_in);
-  const Tensor a = dense(a_in), b = dense(b_in);
-  const Shape &as = a.shape(), &bs = b.shape();
+  const Shape &as = a_in.shape(), &bs = b_in.shape();
   const std::int64_t n = as[as.size() - 2], k = as.back(), m = bs.back();
   if (bs[bs.size() - 2] != k)
     throw Error("matmul: cannot multiply " + shape_str(as) + " by " + shape_str(bs));
@@ -234,54 +334,53 @@ Tensor matmul_nd(const Tensor& a_in, const Tensor& b_in) {
   }
   out_shape.push_back(n);
   out_shape.push_back(m);
-  Tensor out = make_empty(out_shape, a.dtype(), "matmul");
+  Tensor out = make_empty(out_shape, a_in.dtype(), "matmul");
   // The plan holds two indices per matrix of the batch: only worth making when there is
   // something to compute. An empty output ([N, 0, m]) needs no plan, whatever N is; its
   // gradients are zeros (below).
   BatchPlan plan;
-  if (out.numel() > 0) plan = plan_batches(batch_of(as), batch_of(bs));
-  else plan.batch = Shape(out_shape.begin(), out_shape.end() - 2);
-  dispatch_floating(a.dtype(), "matmul", [&]<class T>() {
-    const T *A = impl_of(a).data<T>(), *B = impl_of(b).data<T>();
+  Batched A, B;
+  if (out.numel() > 0) {
+    plan = plan_batches(batch_of(as), batch_of(bs));
+    A = as_batched(a_in);
+    B = as_batched(b_in);
+  } else {
+    plan.batch = Shape(out_shape.begin(), out_shape.end() - 2);
+  }
+  const auto count = static_cast<std::int64_t>(plan.a_index.size());
+  dispatch_floating(a_in.dtype(), "matmul", [&]<class T>() {
     T* C = impl_of(out).data<T>();
-    for (std::size_t i = 0; i < plan.a_index.size(); ++i)
-      gemm(false, false, n, m, k, A + plan.a_index[i] * n * k, B + plan.b_index[i] * k * m, C + i * n * m, T(0));
+    for_each_matrix(count, n, m, k, [&](std::int64_t i) {
+      gemm(A.flag(false), B.flag(false), n, m, k, A.data<T>(plan.a_index[i]), A.ld, B.data<T>(plan.b_index[i]), B.ld,
+           C + i * n * m, T(0));
+    });
   });
   if (!any_requires_grad({&a_in, &b_in})) return out;
   const bool na = a_in.requires_grad(), nb = b_in.requires_grad();
-  const Tensor sa = nb ? a.detach() : Tensor(), sb = na ? b.detach() : Tensor();
+  // Backward reads the operands as forward did (in place); each keeps only what the other's
+  // gradient needs.
+  if (nb && A.keep.defined()) A.keep = A.keep.detach();
+  else A = {};
+  if (na && B.keep.defined()) B.keep = B.keep.detach();
+  else B = {};
+  const Tensor sa = nb ? (A.keep.defined() ? A.keep : a_in.detach()) : Tensor(),
+               sb = na ? (B.keep.defined() ? B.keep : b_in.detach()) : Tensor();
+  auto state = std::make_shared<const std::tuple<Batched, Batched, BatchPlan>>(std::move(A), std::move(B), std::move(plan));
   return record_op(
       "matmul", {a_in, b_in}, out,
-      [sa, sb, plan = std::move(plan), n, k, m](const Tensor& g_in) {
-        const Tensor g = dense(g_in);
-        // Gradients over the full broadcast batch; the engine sums broadcast batches away.
-        Tensor ga, gb;
-        Shape batch_shape = plan.batch;
-        dispatch_floating(g.dtype(), "matmul_backward", [&]<class T>() {
-          const T* G = impl_of(g).data<T>();
-          if (sb.defined()) {  // dA_i (n, k) = G_i · B_iᵀ
-            Shape s = batch_shape;
-            s.insert(s.end(), {n, k});
-            ga = plan.b_index.empty() ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
-            for (std::size_t i = 0; i < plan.b_index.size(); ++i)
-              gemm(false, true, n, k, m, G + i * n * m, impl_of(sb).data<T>() + plan.b_index[i] * k * m,
-                   impl_of(ga).data<T>() + i * n * k, T(0));
-          }
-          if (sa.defined()) {  // dB_i (k, m) = A_iᵀ · G_i
-            Shape s = batch_shape;
-            s.insert(s.end(), {k, m});
-            gb = plan.a_index.empty() ? zeros(s, g.dtype()) : make_empty(s, g.dtype());
-            for (std::size_t i = 0; i < plan.a_index.size(); ++i)
-              gemm(true, false, k, m, n, impl_of(sa).data<T>() + plan.a_index[i] * n * k, G + i * n * m,
-                   impl_of(gb).data<T>() + i * k * m, T(0));
-          }
-        });
-        return std::vector<Tensor>{ga, gb};
+      [state, na, nb, n, k, m](const Tensor& g_in) {
+        const auto& [A, B, plan] = *state;
+        return matmul_nd_backward(A, B, plan, na, nb, n, k, m, dense(g_in));
       },
       {sa, sb});
 }
 
 }  // namespace
+
+int blas_threads_at_start() {
+  static const int threads = openblas_get_num_threads();  // initialised once, thread-safely
+  return threads;
+}
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   require_same_dtype(x, w, "linear");

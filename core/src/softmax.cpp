@@ -1,7 +1,9 @@
 // softmax and log_softmax: fused, max-shifted so exp never overflows. Each backward is one
 // pass over (outer, n, inner) with the output saved by forward.
 #include <xgrad/core/ops.hpp>
+#include <xgrad/core/parallel.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -49,13 +51,44 @@ void softmax_rows(const float* x, float* y, std::int64_t rows, std::int64_t n) {
   }
 }
 
-// y = softmax(x) or log_softmax(x) along the middle axis of (outer, n, inner).
-template <class T>
-void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (s.inner == 1 && !log_output) return softmax_rows(x, y, s.outer, s.n);
+// softmax's backward dx = y · (g − Σ g·y) for `rows` dense rows of n floats, in xsimd batches.
+void softmax_backward_rows(const float* g, const float* y, float* dx, std::int64_t rows, std::int64_t n) {
+  using Batch = xsimd::batch<float>;
+  constexpr std::int64_t W = Batch::size;
+  const std::int64_t vec_n = n - n % W;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float *gr = g + r * n, *yr = y + r * n;
+    float* dr = dx + r * n;
+    Batch bacc(0.0f);
+    for (std::int64_t i = 0; i < vec_n; i += W) bacc = xsimd::fma(Batch::load_unaligned(gr + i), Batch::load_unaligned(yr + i), bacc);
+    float acc = xsimd::hadd(bacc);
+    for (std::int64_t i = vec_n; i < n; ++i) acc += gr[i] * yr[i];
+    const Batch bsum(acc);
+    for (std::int64_t i = 0; i < vec_n; i += W)
+      (Batch::load_unaligned(yr + i) * (Batch::load_unaligned(gr + i) - bsum)).store_unaligned(dr + i);
+    for (std::int64_t i = vec_n; i < n; ++i) dr[i] = yr[i] * (gr[i] - acc);
   }
-  for (std::int64_t o = 0; o < s.outer; ++o)
+}
+
+// Rows are independent: split over xgrad's threads when they add up to this many elements.
+// Each row is computed whole by one thread, so the result does not depend on the thread count.
+constexpr std::int64_t kRowGrain = 32768;
+
+// Calls f(first, last) over ranges of the `outer` rows of (outer, n, inner).
+template <class F>
+void over_rows(const AxisSplit& s, F&& f) {
+  const std::int64_t row = std::max<std::int64_t>(s.n * s.inner, 1);
+  parallel_for(s.outer, std::max<std::int64_t>(1, kRowGrain / row), f);
+}
+
+// y = softmax(x) or log_softmax(x) along the middle axis of (outer, n, inner), outer rows
+// [first, last).
+template <class T>
+void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output, std::int64_t first, std::int64_t last) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.inner == 1 && !log_output) return softmax_rows(x + first * s.n, y + first * s.n, last - first, s.n);
+  }
+  for (std::int64_t o = first; o < last; ++o)
     for (std::int64_t k = 0; k < s.inner; ++k) {
       const T* in = x + o * s.n * s.inner + k;
       T* out = y + o * s.n * s.inner + k;
@@ -81,8 +114,15 @@ void softmax_forward(const T* x, T* y, const AxisSplit& s, bool log_output) {
 // softmax:     dx = y · (g - Σ g·y)
 // log_softmax: dx = g - e^y · Σ g
 template <class T>
-void softmax_backward(const T* g, const T* y, T* dx, const AxisSplit& s, bool log_output) {
-  for (std::int64_t o = 0; o < s.outer; ++o)
+void softmax_backward(const T* g, const T* y, T* dx, const AxisSplit& s, bool log_output, std::int64_t first,
+                      std::int64_t last) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (s.inner == 1 && !log_output) {
+      const std::int64_t at = first * s.n;
+      return softmax_backward_rows(g + at, y + at, dx + at, last - first, s.n);
+    }
+  }
+  for (std::int64_t o = first; o < last; ++o)
     for (std::int64_t k = 0; k < s.inner; ++k) {
       const std::int64_t base = o * s.n * s.inner + k;
       T acc = 0;
@@ -105,7 +145,9 @@ Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
   Tensor out = make_empty(a.shape(), a.dtype());
   const Tensor x = dense(a);
   dispatch_floating(a.dtype(), op, [&]<class T>() {
-    softmax_forward(impl_of(x).data<T>(), impl_of(out).data<T>(), s, log_output);
+    const T* xs = impl_of(x).data<T>();
+    T* ys = impl_of(out).data<T>();
+    over_rows(s, [&](std::int64_t first, std::int64_t last) { softmax_forward(xs, ys, s, log_output, first, last); });
   });
   if (!any_requires_grad({&a})) return out;
   const Tensor y = out.detach();
@@ -114,7 +156,11 @@ Tensor softmax_op(const Tensor& a, std::int64_t dim, bool log_output) {
     const Tensor g = dense(g_in);
     Tensor dx = make_empty(g.shape(), g.dtype());
     dispatch_floating(g.dtype(), "softmax_backward", [&]<class T>() {
-      softmax_backward(impl_of(g).data<T>(), impl_of(y).data<T>(), impl_of(dx).data<T>(), s, log_output);
+      const T *gs = impl_of(g).data<T>(), *ys = impl_of(y).data<T>();
+      T* dxs = impl_of(dx).data<T>();
+      over_rows(s, [&](std::int64_t first, std::int64_t last) {
+        softmax_backward(gs, ys, dxs, s, log_output, first, last);
+      });
     });
     return Grads{dx};
   }, {y});

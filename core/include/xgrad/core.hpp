@@ -12,6 +12,7 @@
 #include <xgrad/core/memory.hpp>
 #include <xgrad/core/ops.hpp>
 #include <xgrad/core/options.hpp>
+#include <xgrad/core/parallel.hpp>
 #include <xgrad/core/tensor.hpp>
 #include <xgrad/core/trace.hpp>
 
