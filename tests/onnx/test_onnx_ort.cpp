@@ -362,6 +362,41 @@ TEST_CASE("ort_user_cell_scan_pre_padding_batch_first") {
   check_recurrent(rnn, {.lengths = true, .state = true, .pre = true});
 }
 
+namespace {
+
+// Exports a net over 4 input channels (channels first or last, batched or not) with dynamic
+// batch and steps, checks the model, and compares ORT with xgrad at the traced (N, L) = (3, 20)
+// and at two others.
+void check_conv_net(const xgrad_test::Ort& ort, nn::UnaryModule& net, bool channels_last, bool unbatched) {
+  net.eval();
+  auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{net(in[0])}; };
+  auto make = [&](std::int64_t N, std::int64_t L) {
+    if (channels_last) return unbatched ? randn({L, 4}) : randn({N, L, 4});
+    return unbatched ? randn({4, L}) : randn({N, 4, L});
+  };
+  const std::int64_t step_dim = (unbatched ? 0 : 1) + (channels_last ? 0 : 1);
+  xgrad_test::TempDir dir;
+  const std::string path = dir.file("conv.onnx");
+  std::vector<onnx::DynamicAxis> axes{{0, step_dim, "steps"}};
+  if (!unbatched) axes.push_back({0, 0, "batch"});
+  onnx::export_model(net, forward, {make(3, 20)}, path,
+                     onnx::ExportOptions().input_names({"x"}).output_names({"y"}).dynamic_axes(axes));
+  onnx::check_model(path);
+  for (auto [N, L] : {std::pair<std::int64_t, std::int64_t>{3, 20}, {2, 33}, {5, 12}}) {
+    CAPTURE(N);
+    CAPTURE(L);
+    const Tensor x = make(N, L);
+    Tensor expected;
+    {
+      NoGradGuard no_grad;
+      expected = net(x);
+    }
+    CHECK(xgrad_test::run_ort(ort, path, {{"x", x}}, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
+  }
+}
+
+}  // namespace
+
 // Conv1d → ReLU → MaxPool1d / AvgPool1d → Linear per step, as ONNX Conv, MaxPool and
 // AveragePool: stride, padding (numbers and "same"), dilation, groups, bias, count_include_pad,
 // at the traced (N, L) and at others.
@@ -393,27 +428,7 @@ TEST_CASE("ort_conv1d_pool_linear") {
       CAPTURE(name);
       CAPTURE(unbatched);
       manual_seed(30);
-      net->eval();
-      auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*net)(in[0])}; };
-      auto make = [&](std::int64_t N, std::int64_t L) { return unbatched ? randn({4, L}) : randn({N, 4, L}); };
-      xgrad_test::TempDir dir;
-      const std::string path = dir.file("conv.onnx");
-      std::vector<onnx::DynamicAxis> axes{{0, unbatched ? 1 : 2, "steps"}};
-      if (!unbatched) axes.push_back({0, 0, "batch"});
-      onnx::export_model(*net, forward, {make(3, 20)}, path,
-                         onnx::ExportOptions().input_names({"x"}).output_names({"y"}).dynamic_axes(axes));
-      onnx::check_model(path);
-      for (auto [N, L] : {std::pair<std::int64_t, std::int64_t>{3, 20}, {2, 33}, {5, 12}}) {
-        CAPTURE(N);
-        CAPTURE(L);
-        const Tensor x = make(N, L);
-        Tensor expected;
-        {
-          NoGradGuard no_grad;
-          expected = (*net)(x);
-        }
-        CHECK(xgrad_test::run_ort(ort, path, {{"x", x}}, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
-      }
+      check_conv_net(ort, *net, false, unbatched);
     }
 }
 
@@ -452,27 +467,7 @@ TEST_CASE("ort_conv1d_channels_last_causal") {
       CAPTURE(name);
       CAPTURE(unbatched);
       manual_seed(31);
-      net->eval();
-      auto forward = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{(*net)(in[0])}; };
-      auto make = [&](std::int64_t N, std::int64_t L) { return unbatched ? randn({L, 4}) : randn({N, L, 4}); };
-      xgrad_test::TempDir dir;
-      const std::string path = dir.file("conv_last.onnx");
-      std::vector<onnx::DynamicAxis> axes{{0, unbatched ? 0 : 1, "steps"}};
-      if (!unbatched) axes.push_back({0, 0, "batch"});
-      onnx::export_model(*net, forward, {make(3, 20)}, path,
-                         onnx::ExportOptions().input_names({"x"}).output_names({"y"}).dynamic_axes(axes));
-      onnx::check_model(path);
-      for (auto [N, L] : {std::pair<std::int64_t, std::int64_t>{3, 20}, {2, 33}, {5, 12}}) {
-        CAPTURE(N);
-        CAPTURE(L);
-        const Tensor x = make(N, L);
-        Tensor expected;
-        {
-          NoGradGuard no_grad;
-          expected = (*net)(x);
-        }
-        CHECK(xgrad_test::run_ort(ort, path, {{"x", x}}, {"y"})["y"] == approx(expected, 1e-5, 1e-5));
-      }
+      check_conv_net(ort, *net, true, unbatched);
     }
 }
 
