@@ -6,12 +6,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tensor_approx.hpp"
 
@@ -274,4 +279,39 @@ TEST_CASE("softmax and layer_norm of empty and one-row inputs") {
     CHECK(w.grad() == approx(zeros({4})));
     CHECK(nn::layer_norm(from_vector(std::vector<float>{1, 3}, {1, 2}), {2}) == approx(from_vector(std::vector<float>{-1, 1}, {1, 2}), 1e-4, 1e-4));
   }
+}
+
+TEST_CASE("a fork()ed child splits ops over threads of its own") {
+  const ThreadCount count(2);
+  std::atomic<int> parent_items{0};
+  parallel_for(64, 1, [&](std::int64_t b, std::int64_t e) { parent_items += static_cast<int>(e - b); });
+  REQUIRE(parent_items == 64);  // the parent's pool exists when the process forks
+
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The parent's workers do not exist here. Eight slow items: a working pool gives some of
+    // them to a second thread while the caller sleeps through the first.
+    std::vector<std::thread::id> who(8);
+    parallel_for(8, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        who[static_cast<std::size_t>(i)] = std::this_thread::get_id();
+      }
+    });
+    const bool all_done = std::none_of(who.begin(), who.end(), [](std::thread::id id) { return id == std::thread::id(); });
+    const bool helped = std::any_of(who.begin(), who.end(), [](std::thread::id id) { return id != std::this_thread::get_id(); });
+    std::_Exit(all_done && helped ? 0 : 1);
+  }
+  int status = 0;
+  pid_t done = 0;
+  for (int waited_ms = 0; (done = ::waitpid(child, &status, WNOHANG)) == 0 && waited_ms < 30000; waited_ms += 10)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  REQUIRE_MESSAGE(done == child, "the child hung in parallel_for");
+  REQUIRE(WIFEXITED(status));
+  CHECK_MESSAGE(WEXITSTATUS(status) == 0, "the child's parallel_for ran every item on the calling thread");
 }

@@ -201,15 +201,32 @@ int threads_from_environment() {
 }
 
 // The configuration, never destroyed: worker threads must not be joined during static
-// destruction (a fork()ed child has none to join).
+// destruction.
 struct Config {
   std::mutex mutex;
   int threads = 0;  // 0 until read from the environment
   std::shared_ptr<Pool> pool;
 };
+Config* config_now = nullptr;  // set once (below) and again only in a fork()ed child
+
+// A fork()ed child has the parent's memory but none of its workers, and a lock a worker held
+// at the fork would stay locked in it forever. So the child forgets the parent's pool (never
+// destroyed: its threads do not exist) and starts its own at its first split op, keeping the
+// thread count, as PyTorch's pool does. The child runs this alone, before fork() returns.
+void forget_pool_in_child() {
+  auto* fresh = new Config;
+  fresh->threads = config_now->threads;
+  config_now = fresh;
+}
+
 Config& config() {
-  static Config* c = new Config;
-  return *c;
+  static const bool ready = [] {
+    config_now = new Config;
+    pthread_atfork(nullptr, nullptr, forget_pool_in_child);
+    return true;
+  }();
+  (void)ready;
+  return *config_now;
 }
 std::atomic<int> threads_now{0};  // a copy of config().threads, read without the lock
 
