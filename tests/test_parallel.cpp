@@ -315,3 +315,13 @@ TEST_CASE("a fork()ed child splits ops over threads of its own") {
   REQUIRE(WIFEXITED(status));
   CHECK_MESSAGE(WEXITSTATUS(status) == 0, "the child's parallel_for ran every item on the calling thread");
 }
+
+TEST_CASE("batched matmul read in place still refuses an operand changed in place before backward") {
+  // kᵀ is read through the GEMM's transpose flag, not copied: backward reads base itself, so a
+  // write to base after the forward must be caught, as for any saved tensor.
+  const Tensor a = randn({2, 3, 4}, DType::f64).requires_grad_();
+  Tensor base = randn({2, 5, 4}, DType::f64);
+  const Tensor out = matmul(a, base.transpose(1, 2));
+  base.mul_(2.0);
+  CHECK_THROWS_WITH_AS(out.sum().backward(), doctest::Contains("modified by an in-place operation"), Error);
+}
